@@ -1,0 +1,2 @@
+//! diem: placeholder until the service lands.
+fn main() {}

@@ -1,0 +1,820 @@
+//! The supervisor behaviour: an actor that starts, watches and restarts its
+//! children exactly as OTP's `supervisor` does.
+//!
+//! A [`Supervisor`] is a ractor actor. It is started from a
+//! [`SupervisorSpec`] (flags and child specs), starts its children in order
+//! inside its own `pre_start` (so its start fails, naming the child, if one
+//! of them fails), reacts to their exits by the restart strategy, gives up
+//! when the restart intensity is exceeded, and stops its children in reverse
+//! start order when it stops.
+//!
+//! ```
+//! use ractor::{Actor, ActorProcessingErr, ActorRef};
+//! use supervisors::{ChildSpec, EventBus, Strategy, SupervisorFlags, SupervisorSpec, start_root};
+//!
+//! struct Idle;
+//! impl Actor for Idle {
+//!     type Msg = ();
+//!     type State = ();
+//!     type Arguments = ();
+//!     async fn pre_start(&self, _: ActorRef<()>, _: ()) -> Result<(), ActorProcessingErr> {
+//!         Ok(())
+//!     }
+//! }
+//!
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() {
+//! let spec = SupervisorSpec::new(SupervisorFlags::new(Strategy::OneForOne))
+//!     .child(ChildSpec::worker("a", |ctx| async move { ctx.spawn(Idle, ()).await }))
+//!     .child(ChildSpec::worker("b", |ctx| async move { ctx.spawn(Idle, ()).await }));
+//! let root = start_root("app", spec, EventBus::new()).await.unwrap();
+//! let ids: Vec<_> = root.supervisor().which_children().await.unwrap()
+//!     .into_iter().map(|c| c.id).collect();
+//! assert_eq!(ids, ["b", "a"]); // reverse start order, as OTP
+//! root.shutdown().await;
+//! # }
+//! ```
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use ractor::concurrency::JoinHandle;
+use ractor::{
+    Actor, ActorCell, ActorId, ActorProcessingErr, ActorRef, ActorStatus, RpcReplyPort, SupervisionEvent,
+};
+
+use crate::child::{Child, ChildCount, ChildInfo, ChildState};
+use crate::child_spec::{ChildArgs, ChildKind, ChildSpec, Restart, Shutdown, StartCtx};
+use crate::client::SupervisorRef;
+use crate::error::SupervisorError;
+use crate::event::{Event, EventBus};
+use crate::exit_reason::ExitReason;
+use crate::flags::{AutoShutdown, Strategy, SupervisorFlags};
+use crate::intensity::RestartWindow;
+
+/// A supervisor's flags and its children's specs (OTP's `init/1` result).
+/// For [`Strategy::Dynamic`], `children` holds exactly one spec: the
+/// template of every instance.
+#[derive(Clone, Debug)]
+pub struct SupervisorSpec {
+    /// The supervisor flags.
+    pub flags: SupervisorFlags,
+    /// The children, in start order (or the dynamic template).
+    pub children: Vec<ChildSpec>,
+}
+
+impl SupervisorSpec {
+    /// A spec with these flags and no children yet.
+    pub fn new(flags: SupervisorFlags) -> Self {
+        Self {
+            flags,
+            children: Vec::new(),
+        }
+    }
+
+    /// Appends a child (start order is the order of calls).
+    pub fn child(mut self, spec: ChildSpec) -> Self {
+        self.children.push(spec);
+        self
+    }
+
+    /// This supervisor as a child of another one: a permanent child of kind
+    /// supervisor with shutdown `infinity` (OTP's defaults).
+    pub fn into_child_spec(self, id: impl Into<String>) -> ChildSpec {
+        let spec = self;
+        ChildSpec::worker(id, move |ctx: StartCtx| {
+            let args = SupervisorArgs {
+                spec: spec.clone(),
+                path: ctx.path.clone(),
+                events: ctx.events.clone(),
+            };
+            async move { ctx.spawn(Supervisor, args).await }
+        })
+        .kind(ChildKind::Supervisor)
+        .shutdown(Shutdown::Infinity)
+    }
+}
+
+/// What a [`Supervisor`] actor is started with.
+#[derive(Clone, Debug)]
+pub struct SupervisorArgs {
+    /// Flags and children.
+    pub spec: SupervisorSpec,
+    /// The supervisor's path in the tree (e.g. `diem/store`).
+    pub path: String,
+    /// Where the supervisor reports what it does.
+    pub events: EventBus,
+}
+
+/// The first argument of `start_child`.
+#[derive(Clone, Debug)]
+pub enum StartChildArg {
+    /// A new child spec, for a static supervisor.
+    Spec(ChildSpec),
+    /// Extra arguments of a new instance, for a dynamic supervisor.
+    Args(#[allow(missing_debug_implementations)] ArgsBox),
+}
+
+/// Extra arguments of a dynamic instance, wrapped for `Debug`.
+#[derive(Clone)]
+pub struct ArgsBox(pub ChildArgs);
+
+impl std::fmt::Debug for ArgsBox {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("ArgsBox(..)")
+    }
+}
+
+/// A child started by `start_child` or `restart_child`.
+#[derive(Clone, Debug)]
+pub struct StartedChild {
+    /// Its id (for a dynamic instance, the instance number).
+    pub id: String,
+    /// Its process.
+    pub cell: ActorCell,
+}
+
+/// What a supervisor says about itself and its children.
+#[derive(Clone, Debug)]
+pub struct SupervisorInfo {
+    /// Its path.
+    pub path: String,
+    /// Its flags.
+    pub flags: SupervisorFlags,
+    /// When it started.
+    pub started_at: Instant,
+    /// Its children in start order.
+    pub children: Vec<ChildInfo>,
+}
+
+/// The messages a supervisor handles. Use [`SupervisorRef`] rather than
+/// building them by hand.
+#[derive(Debug)]
+pub enum SupervisorMsg {
+    /// OTP's `start_child/2`.
+    StartChild(StartChildArg, RpcReplyPort<Result<StartedChild, SupervisorError>>),
+    /// OTP's `terminate_child/2`.
+    TerminateChild(String, RpcReplyPort<Result<(), SupervisorError>>),
+    /// OTP's `restart_child/2`.
+    RestartChild(String, RpcReplyPort<Result<StartedChild, SupervisorError>>),
+    /// OTP's `delete_child/2`.
+    DeleteChild(String, RpcReplyPort<Result<(), SupervisorError>>),
+    /// OTP's `which_children/1` (reverse start order).
+    WhichChildren(RpcReplyPort<Vec<ChildInfo>>),
+    /// OTP's `count_children/1`.
+    CountChildren(RpcReplyPort<ChildCount>),
+    /// The supervisor's own description and its children in start order.
+    Inspect(RpcReplyPort<SupervisorInfo>),
+    /// Internal: a delayed restart (backoff) or a retry after a failed start.
+    Retry {
+        /// The child's key.
+        key: u64,
+        /// Whether this attempt counts towards the intensity.
+        counts: bool,
+    },
+}
+
+/// The supervisor actor. Start it with [`start_root`](crate::start_root),
+/// as a child with [`SupervisorSpec::into_child_spec`], or spawn it yourself
+/// with [`SupervisorArgs`].
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Supervisor;
+
+impl Supervisor {
+    /// Spawns a supervisor linked to `parent` (or unlinked with `None`).
+    pub async fn spawn_with(
+        args: SupervisorArgs,
+        parent: Option<ActorCell>,
+    ) -> Result<(SupervisorRef, JoinHandle<()>), SupervisorError> {
+        let path = args.path.clone();
+        let spawned = match parent {
+            Some(p) => Actor::spawn_linked(None, Supervisor, args, p).await,
+            None => Actor::spawn(None, Supervisor, args).await,
+        };
+        spawned
+            .map(|(r, h)| (SupervisorRef::from(r), h))
+            .map_err(|e| crate::root::spawn_error(&path, e))
+    }
+}
+
+/// The supervisor's state (OTP's `#state{}`).
+pub struct SupervisorState {
+    myself: ActorCell,
+    flags: SupervisorFlags,
+    path: Arc<str>,
+    events: EventBus,
+    template: Option<ChildSpec>,
+    children: BTreeMap<u64, Child>,
+    by_actor: HashMap<ActorId, u64>,
+    by_id: HashMap<Arc<str>, u64>,
+    next_key: u64,
+    window: RestartWindow,
+    started_at: Instant,
+    stopping: bool,
+}
+
+impl std::fmt::Debug for SupervisorState {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SupervisorState")
+            .field("path", &self.path)
+            .field("flags", &self.flags)
+            .field("children", &self.children.len())
+            .finish_non_exhaustive()
+    }
+}
+
+fn validate(flags: &SupervisorFlags, spec: &ChildSpec) -> Result<(), SupervisorError> {
+    let bad = |reason: &str| {
+        Err(SupervisorError::BadSpec {
+            id: spec.id.clone(),
+            reason: reason.to_owned(),
+        })
+    };
+    if spec.significant && spec.restart == Restart::Permanent {
+        return bad("a significant child must be transient or temporary");
+    }
+    if spec.significant && flags.auto_shutdown == AutoShutdown::Never {
+        return bad("significant children need auto_shutdown any_significant or all_significant");
+    }
+    if spec.id.is_empty() || spec.id.contains('/') {
+        return bad("the id must be non-empty and contain no '/'");
+    }
+    Ok(())
+}
+
+impl SupervisorState {
+    fn child_path(&self, id: &str) -> Arc<str> {
+        Arc::from(format!("{}/{}", self.path, id))
+    }
+
+    fn insert(&mut self, spec: ChildSpec, id: Arc<str>, args: Option<ChildArgs>) -> u64 {
+        let key = self.next_key;
+        self.next_key += 1;
+        let path = self.child_path(&id);
+        self.by_id.insert(id.clone(), key);
+        self.children.insert(key, Child::new(spec, id, path, args));
+        key
+    }
+
+    fn remove(&mut self, key: u64) {
+        if let Some(child) = self.children.remove(&key) {
+            self.by_id.remove(&child.id);
+            if let Some(cell) = &child.actor {
+                self.by_actor.remove(&cell.get_id());
+            }
+        }
+    }
+
+    /// Starts a process for child `key`; `Err` carries the start error text.
+    async fn start_one(&mut self, key: u64) -> Result<ActorCell, String> {
+        let Some(child) = self.children.get(&key) else {
+            return Err("no such child".into());
+        };
+        let ctx = StartCtx {
+            supervisor: self.myself.clone(),
+            id: child.id.to_string(),
+            path: child.path.to_string(),
+            incarnation: child.incarnation + 1,
+            args: child.args.clone(),
+            events: self.events.clone(),
+        };
+        let start = child.spec.start.clone();
+        let started = start(ctx).await;
+        let Some(child) = self.children.get_mut(&key) else {
+            return Err("child removed while starting".into());
+        };
+        match started {
+            Ok(cell) => {
+                child.incarnation += 1;
+                child.actor = Some(cell.clone());
+                child.state = ChildState::Running;
+                child.started_at = Some(Instant::now());
+                self.by_actor.insert(cell.get_id(), key);
+                Ok(cell)
+            }
+            Err(e) => Err(e.to_string()),
+        }
+    }
+
+    /// Terminates child `key`'s process by its shutdown spec, reports the
+    /// exit and leaves the child `Stopped`. Returns the exit reason.
+    async fn terminate_one(&mut self, key: u64) -> Option<ExitReason> {
+        let child = self.children.get_mut(&key)?;
+        child.state = ChildState::Stopped;
+        let cell = child.actor.take()?;
+        let shutdown = child.spec.shutdown;
+        self.by_actor.remove(&cell.get_id());
+        let reason = shutdown_cell(&cell, shutdown).await;
+        let child = self.children.get_mut(&key)?;
+        child.last_exit = Some(reason.clone());
+        child.started_at = None;
+        let path = child.path.clone();
+        self.events.emit_with(|| Event::Exited {
+            path: path.to_string(),
+            actor: cell.get_id().to_string(),
+            reason: reason.clone(),
+        });
+        Some(reason)
+    }
+
+    /// Terminates every child: reverse start order, one at a time, or all at
+    /// once for a dynamic supervisor (as OTP does).
+    async fn terminate_all(&mut self) {
+        if self.flags.strategy == Strategy::Dynamic {
+            let mut stopping = Vec::new();
+            for child in self.children.values_mut() {
+                if let Some(cell) = child.actor.take() {
+                    child.state = ChildState::Stopped;
+                    stopping.push((child.path.clone(), cell, child.spec.shutdown));
+                }
+            }
+            self.by_actor.clear();
+            let waits = stopping.into_iter().map(|(path, cell, shutdown)| async move {
+                let reason = shutdown_cell(&cell, shutdown).await;
+                (path, cell, reason)
+            });
+            for (path, cell, reason) in futures::future::join_all(waits).await {
+                self.events.emit_with(|| Event::Exited {
+                    path: path.to_string(),
+                    actor: cell.get_id().to_string(),
+                    reason,
+                });
+            }
+            return;
+        }
+        let keys: Vec<u64> = self.children.keys().rev().copied().collect();
+        for key in keys {
+            self.terminate_one(key).await;
+        }
+    }
+
+    /// Handles the exit of a child process (OTP's `restart_child/3` path).
+    async fn child_exited(&mut self, key: u64, reason: ExitReason) {
+        let Some(child) = self.children.get_mut(&key) else {
+            return;
+        };
+        let Some(cell) = child.actor.take() else { return };
+        self.by_actor.remove(&cell.get_id());
+        let ran_for = child.started_at.take().map(|t| t.elapsed()).unwrap_or_default();
+        child.last_exit = Some(reason.clone());
+        child.state = ChildState::Stopped;
+        let restart = child.spec.restart;
+        let significant = child.spec.significant;
+        let path = child.path.clone();
+        self.events.emit_with(|| Event::Exited {
+            path: path.to_string(),
+            actor: cell.get_id().to_string(),
+            reason: reason.clone(),
+        });
+
+        let needs_restart = match restart {
+            Restart::Permanent => true,
+            Restart::Transient => !reason.is_normal(),
+            Restart::Temporary => false,
+        };
+        if !needs_restart {
+            if restart == Restart::Temporary || self.flags.strategy == Strategy::Dynamic {
+                self.remove(key);
+            }
+            if significant {
+                self.check_auto_shutdown();
+            }
+            return;
+        }
+
+        if !self.window.add(Instant::now()) {
+            self.give_up();
+            return;
+        }
+
+        let delay = match self.children.get_mut(&key) {
+            Some(child) => match child.spec.backoff {
+                Some(backoff) => {
+                    if ran_for >= backoff.reset_after {
+                        child.backoff_attempt = 0;
+                    }
+                    child.backoff_attempt = child.backoff_attempt.saturating_add(1);
+                    backoff.delay(child.backoff_attempt)
+                }
+                None => Duration::ZERO,
+            },
+            None => return,
+        };
+        if delay.is_zero() {
+            self.restart(key).await;
+        } else {
+            self.schedule_retry(key, false, delay);
+        }
+    }
+
+    fn schedule_retry(&mut self, key: u64, counts: bool, delay: Duration) {
+        if let Some(child) = self.children.get_mut(&key) {
+            child.state = ChildState::Restarting;
+        }
+        let myself = self.myself.clone();
+        let msg = SupervisorMsg::Retry { key, counts };
+        if delay.is_zero() {
+            let _ = myself.send_message(msg);
+        } else {
+            tokio::spawn(async move {
+                tokio::time::sleep(delay).await;
+                let _ = myself.send_message(msg);
+            });
+        }
+    }
+
+    fn check_auto_shutdown(&mut self) {
+        let stop = match self.flags.auto_shutdown {
+            AutoShutdown::Never => false,
+            AutoShutdown::AnySignificant => true,
+            AutoShutdown::AllSignificant => !self
+                .children
+                .values()
+                .any(|c| c.spec.significant && c.actor.is_some()),
+        };
+        if stop {
+            self.stopping = true;
+            self.myself.stop(Some(ExitReason::Shutdown.to_stop_reason()));
+        }
+    }
+
+    fn give_up(&mut self) {
+        self.stopping = true;
+        let path = self.path.clone();
+        self.events.emit(Event::GaveUp {
+            path: path.to_string(),
+        });
+        self.myself.stop(Some(ExitReason::Shutdown.to_stop_reason()));
+    }
+
+    /// Restarts child `key` by the strategy (it has already exited).
+    async fn restart(&mut self, key: u64) {
+        let group: Vec<u64> = match self.flags.strategy {
+            Strategy::OneForOne | Strategy::Dynamic => Vec::new(),
+            Strategy::OneForAll => self.children.keys().copied().filter(|k| *k != key).collect(),
+            Strategy::RestForOne => self.children.range(key + 1..).map(|(k, _)| *k).collect(),
+        };
+        for &k in group.iter().rev() {
+            self.terminate_one(k).await;
+            if self
+                .children
+                .get(&k)
+                .is_some_and(|c| c.spec.restart == Restart::Temporary)
+            {
+                self.remove(k);
+            }
+        }
+        let mut to_start = group;
+        to_start.push(key);
+        to_start.sort_unstable();
+        for (i, &k) in to_start.iter().enumerate() {
+            if !self.children.contains_key(&k) {
+                continue;
+            }
+            match self.start_one(k).await {
+                Ok(cell) => {
+                    if let Some(child) = self.children.get_mut(&k) {
+                        child.restarts += 1;
+                        let (path, restarts) = (child.path.clone(), child.restarts);
+                        self.events.emit_with(|| Event::Restarted {
+                            path: path.to_string(),
+                            actor: cell.get_id().to_string(),
+                            restarts,
+                        });
+                    }
+                }
+                Err(reason) => {
+                    tracing::error!(target: "supervisors", supervisor = %self.path, child = %k, %reason, "restart failed, will retry");
+                    for &rest in &to_start[i..] {
+                        if let Some(child) = self.children.get_mut(&rest) {
+                            child.state = ChildState::Restarting;
+                        }
+                    }
+                    self.schedule_retry(k, true, Duration::ZERO);
+                    return;
+                }
+            }
+        }
+    }
+
+    async fn start_child(&mut self, arg: StartChildArg) -> Result<StartedChild, SupervisorError> {
+        let (spec, id, args) = match (arg, &self.template) {
+            (StartChildArg::Args(ArgsBox(args)), Some(template)) => {
+                let id: Arc<str> = Arc::from(self.next_key.to_string());
+                (template.clone(), id, Some(args))
+            }
+            (StartChildArg::Spec(spec), None) => {
+                validate(&self.flags, &spec)?;
+                if let Some(key) = self.by_id.get(spec.id.as_str()) {
+                    let running = self.children.get(key).is_some_and(|c| c.actor.is_some());
+                    return Err(if running {
+                        SupervisorError::AlreadyStarted(spec.id)
+                    } else {
+                        SupervisorError::AlreadyPresent(spec.id)
+                    });
+                }
+                let id: Arc<str> = Arc::from(spec.id.as_str());
+                (spec, id, None)
+            }
+            (StartChildArg::Args(_), None) => {
+                return Err(SupervisorError::BadStartArgument(
+                    self.path.to_string(),
+                    "a child spec",
+                ))
+            }
+            (StartChildArg::Spec(_), Some(_)) => {
+                return Err(SupervisorError::BadStartArgument(
+                    self.path.to_string(),
+                    "instance arguments",
+                ))
+            }
+        };
+        let key = self.insert(spec, id.clone(), args);
+        match self.start_one(key).await {
+            Ok(cell) => {
+                self.emit_started(key, &cell);
+                Ok(StartedChild {
+                    id: id.to_string(),
+                    cell,
+                })
+            }
+            Err(reason) => {
+                self.remove(key);
+                Err(SupervisorError::StartFailed {
+                    id: id.to_string(),
+                    reason,
+                })
+            }
+        }
+    }
+
+    fn emit_started(&self, key: u64, cell: &ActorCell) {
+        if let Some(child) = self.children.get(&key) {
+            self.events.emit_with(|| Event::Started {
+                path: child.path.to_string(),
+                actor: cell.get_id().to_string(),
+                incarnation: child.incarnation,
+            });
+        }
+    }
+
+    fn key_of(&self, id: &str) -> Result<u64, SupervisorError> {
+        self.by_id
+            .get(id)
+            .copied()
+            .ok_or_else(|| SupervisorError::NotFound(id.to_owned()))
+    }
+
+    async fn terminate_child(&mut self, id: &str) -> Result<(), SupervisorError> {
+        let key = self.key_of(id)?;
+        self.terminate_one(key).await;
+        let remove = self.template.is_some()
+            || self
+                .children
+                .get(&key)
+                .is_some_and(|c| c.spec.restart == Restart::Temporary);
+        if remove {
+            self.remove(key);
+        }
+        Ok(())
+    }
+
+    fn check_stopped(&self, id: &str) -> Result<u64, SupervisorError> {
+        if self.template.is_some() {
+            return Err(SupervisorError::SimpleOneForOne);
+        }
+        let key = self.key_of(id)?;
+        match self.children.get(&key).map(|c| c.state) {
+            Some(ChildState::Running) => Err(SupervisorError::Running(id.to_owned())),
+            Some(ChildState::Restarting) => Err(SupervisorError::Restarting(id.to_owned())),
+            _ => Ok(key),
+        }
+    }
+
+    async fn restart_child(&mut self, id: &str) -> Result<StartedChild, SupervisorError> {
+        let key = self.check_stopped(id)?;
+        match self.start_one(key).await {
+            Ok(cell) => {
+                self.emit_started(key, &cell);
+                Ok(StartedChild {
+                    id: id.to_owned(),
+                    cell,
+                })
+            }
+            Err(reason) => Err(SupervisorError::StartFailed {
+                id: id.to_owned(),
+                reason,
+            }),
+        }
+    }
+
+    fn delete_child(&mut self, id: &str) -> Result<(), SupervisorError> {
+        let key = self.check_stopped(id)?;
+        self.remove(key);
+        Ok(())
+    }
+
+    fn count(&self) -> ChildCount {
+        let mut count = ChildCount {
+            specs: self.children.len(),
+            ..ChildCount::default()
+        };
+        for child in self.children.values() {
+            if child.actor.is_some() {
+                count.active += 1;
+            }
+            match child.spec.kind {
+                ChildKind::Supervisor => count.supervisors += 1,
+                ChildKind::Worker => count.workers += 1,
+            }
+        }
+        count
+    }
+
+    async fn retry(&mut self, key: u64, counts: bool) {
+        if self.children.get(&key).map(|c| c.state) != Some(ChildState::Restarting) {
+            return;
+        }
+        if counts && !self.window.add(Instant::now()) {
+            self.give_up();
+            return;
+        }
+        self.restart(key).await;
+    }
+}
+
+/// Stops `cell` by `shutdown` and waits for it to be gone.
+async fn shutdown_cell(cell: &ActorCell, shutdown: Shutdown) -> ExitReason {
+    if cell.get_status() == ActorStatus::Stopped {
+        return ExitReason::Shutdown;
+    }
+    match shutdown {
+        Shutdown::BrutalKill => {
+            cell.kill();
+            let _ = cell.wait(None).await;
+            ExitReason::Killed
+        }
+        Shutdown::Timeout(limit) => {
+            cell.stop(Some(ExitReason::Shutdown.to_stop_reason()));
+            if cell.wait(Some(limit)).await.is_ok() {
+                ExitReason::Shutdown
+            } else {
+                cell.kill();
+                let _ = cell.wait(None).await;
+                ExitReason::Killed
+            }
+        }
+        Shutdown::Infinity => {
+            cell.stop(Some(ExitReason::Shutdown.to_stop_reason()));
+            let _ = cell.wait(None).await;
+            ExitReason::Shutdown
+        }
+    }
+}
+
+impl Actor for Supervisor {
+    type Msg = SupervisorMsg;
+    type State = SupervisorState;
+    type Arguments = SupervisorArgs;
+
+    async fn pre_start(
+        &self,
+        myself: ActorRef<SupervisorMsg>,
+        args: SupervisorArgs,
+    ) -> Result<SupervisorState, ActorProcessingErr> {
+        let SupervisorArgs { spec, path, events } = args;
+        let flags = spec.flags;
+        if flags.period.is_zero() {
+            return Err(Box::new(SupervisorError::BadSpec {
+                id: path,
+                reason: "period must be positive".into(),
+            }));
+        }
+        let mut state = SupervisorState {
+            myself: myself.get_cell(),
+            flags,
+            path: Arc::from(path),
+            events,
+            template: None,
+            children: BTreeMap::new(),
+            by_actor: HashMap::new(),
+            by_id: HashMap::new(),
+            next_key: 1,
+            window: RestartWindow::new(flags.intensity, flags.period),
+            started_at: Instant::now(),
+            stopping: false,
+        };
+        if flags.strategy == Strategy::Dynamic {
+            let mut children = spec.children.into_iter();
+            let (Some(template), None) = (children.next(), children.next()) else {
+                return Err(Box::new(SupervisorError::BadSpec {
+                    id: state.path.to_string(),
+                    reason: "a simple_one_for_one supervisor needs exactly one child spec".into(),
+                }));
+            };
+            validate(&flags, &template)?;
+            state.template = Some(template);
+            return Ok(state);
+        }
+        for child in spec.children {
+            validate(&flags, &child)?;
+            if state.by_id.contains_key(child.id.as_str()) {
+                return Err(Box::new(SupervisorError::BadSpec {
+                    id: child.id,
+                    reason: "duplicate child id".into(),
+                }));
+            }
+            let id: Arc<str> = Arc::from(child.id.as_str());
+            let key = state.insert(child, id.clone(), None);
+            match state.start_one(key).await {
+                Ok(cell) => state.emit_started(key, &cell),
+                Err(reason) => {
+                    state.remove(key);
+                    state.terminate_all().await;
+                    return Err(Box::new(SupervisorError::StartFailed {
+                        id: id.to_string(),
+                        reason,
+                    }));
+                }
+            }
+        }
+        Ok(state)
+    }
+
+    async fn post_stop(
+        &self,
+        _myself: ActorRef<SupervisorMsg>,
+        state: &mut SupervisorState,
+    ) -> Result<(), ActorProcessingErr> {
+        state.stopping = true;
+        state.terminate_all().await;
+        Ok(())
+    }
+
+    async fn handle(
+        &self,
+        _myself: ActorRef<SupervisorMsg>,
+        msg: SupervisorMsg,
+        state: &mut SupervisorState,
+    ) -> Result<(), ActorProcessingErr> {
+        if state.stopping {
+            return Ok(());
+        }
+        match msg {
+            SupervisorMsg::StartChild(arg, reply) => {
+                let result = state.start_child(arg).await;
+                let _ = reply.send(result);
+            }
+            SupervisorMsg::TerminateChild(id, reply) => {
+                let result = state.terminate_child(&id).await;
+                let _ = reply.send(result);
+            }
+            SupervisorMsg::RestartChild(id, reply) => {
+                let result = state.restart_child(&id).await;
+                let _ = reply.send(result);
+            }
+            SupervisorMsg::DeleteChild(id, reply) => {
+                let _ = reply.send(state.delete_child(&id));
+            }
+            SupervisorMsg::WhichChildren(reply) => {
+                let _ = reply.send(state.children.values().rev().map(Child::info).collect());
+            }
+            SupervisorMsg::CountChildren(reply) => {
+                let _ = reply.send(state.count());
+            }
+            SupervisorMsg::Inspect(reply) => {
+                let _ = reply.send(SupervisorInfo {
+                    path: state.path.to_string(),
+                    flags: state.flags,
+                    started_at: state.started_at,
+                    children: state.children.values().map(Child::info).collect(),
+                });
+            }
+            SupervisorMsg::Retry { key, counts } => state.retry(key, counts).await,
+        }
+        Ok(())
+    }
+
+    async fn handle_supervisor_evt(
+        &self,
+        _myself: ActorRef<SupervisorMsg>,
+        event: SupervisionEvent,
+        state: &mut SupervisorState,
+    ) -> Result<(), ActorProcessingErr> {
+        let (id, reason) = match event {
+            SupervisionEvent::ActorTerminated(cell, _, reason) => {
+                (cell.get_id(), ExitReason::from_stop_reason(reason.as_deref()))
+            }
+            SupervisionEvent::ActorFailed(cell, err) => (cell.get_id(), ExitReason::Error(err.to_string())),
+            _ => return Ok(()),
+        };
+        if state.stopping {
+            return Ok(());
+        }
+        if let Some(key) = state.by_actor.get(&id).copied() {
+            state.child_exited(key, reason).await;
+        }
+        Ok(())
+    }
+}
