@@ -29,10 +29,25 @@ fn diff(expected: &str, actual: &str) -> String {
         .to_string()
 }
 
+/// The shared scenarios (or those of `OTP_SCENARIOS_DIR`).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn otp_conformance() {
-    let scenarios = dir("OTP_SCENARIOS_DIR", "scenarios");
-    let expected = dir("OTP_EXPECTED_DIR", "expected");
+    check(
+        &dir("OTP_SCENARIOS_DIR", "scenarios"),
+        &dir("OTP_EXPECTED_DIR", "expected"),
+    )
+    .await;
+}
+
+/// This crate's own scenarios (tests/otp), whose traces were printed by real
+/// Erlang/OTP 25 with ../shared/otp-conformance/run.sh.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn otp_conformance_own_scenarios() {
+    let own = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/otp");
+    check(&own.join("scenarios"), &own.join("expected")).await;
+}
+
+async fn check(scenarios: &Path, expected: &Path) {
     let mut files: Vec<PathBuf> = std::fs::read_dir(&scenarios)
         .unwrap_or_else(|e| {
             panic!(
