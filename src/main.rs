@@ -1,2 +1,119 @@
-//! diem: placeholder until the service lands.
-fn main() {}
+//! The `diem` binary: parses the command line and runs a subcommand.
+//! Exit codes: 0 success, 1 failure, 2 invalid configuration or usage
+//! (`diem ctl`: 1 error reply, 2 socket unreachable).
+
+use std::process::ExitCode;
+
+use anyhow::Context;
+use clap::Parser;
+use diem::cli::{Cli, Command};
+use diem::config::{Config, LogFormat};
+use diem::node::Node;
+use diem::{control, serve, store, telemetry};
+
+fn runtime(worker_threads: usize) -> anyhow::Result<tokio::runtime::Runtime> {
+    let mut builder = tokio::runtime::Builder::new_multi_thread();
+    if worker_threads > 0 {
+        builder.worker_threads(worker_threads);
+    }
+    builder
+        .enable_all()
+        .build()
+        .context("cannot start the tokio runtime")
+}
+
+fn exit(code: i32) -> ExitCode {
+    ExitCode::from(u8::try_from(code).unwrap_or(1))
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let config = match Config::load(cli.config.as_deref()) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("diem: {e}");
+            return exit(2);
+        }
+    };
+    let format = cli.log_format.unwrap_or(config.log.format);
+    match cli.command.unwrap_or(Command::Serve) {
+        Command::Ctl {
+            socket,
+            json,
+            command,
+        } => {
+            let socket = socket.unwrap_or_else(|| config.control.socket_path());
+            let rt = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
+                Ok(rt) => rt,
+                Err(e) => {
+                    eprintln!("diem ctl: {e}");
+                    return exit(1);
+                }
+            };
+            exit(rt.block_on(control::client::run(&socket, &command, json)))
+        }
+        command => {
+            let (log, guard) = telemetry::init(&config.log.filter, format);
+            let code = match run(command, config, cli.config, log) {
+                Ok(code) => code,
+                Err(e) => {
+                    tracing::error!("{e:#}");
+                    if format == LogFormat::Human {
+                        eprintln!("diem: {e:#}");
+                    }
+                    1
+                }
+            };
+            drop(guard);
+            exit(code)
+        }
+    }
+}
+
+fn run(
+    command: Command,
+    config: Config,
+    config_path: Option<std::path::PathBuf>,
+    log: telemetry::LogControl,
+) -> anyhow::Result<i32> {
+    let rt = runtime(config.runtime.worker_threads)?;
+    match command {
+        Command::Serve => {
+            let node = Node::new(config, config_path, Some(log));
+            rt.block_on(serve::run(node))
+        }
+        Command::Migrate => rt.block_on(async {
+            let mut client = store::postgres_pool::connect(&config.postgres)
+                .await
+                .context("cannot connect to postgres")?;
+            let applied = store::migrations::migrate(&mut client, &config.postgres.schema).await?;
+            println!(
+                "migrations: {} applied now ({:?}), schema `{}` is current",
+                applied.len(),
+                applied,
+                config.postgres.schema
+            );
+            Ok(0)
+        }),
+        Command::Import { dir } => rt.block_on(async {
+            match store::import::import(&config.postgres, &dir).await {
+                Ok(s) => {
+                    println!(
+                        "imported {} sentences from {} files: {} inserted, {} updated, {} unchanged",
+                        s.total, s.files, s.inserted, s.updated, s.unchanged
+                    );
+                    Ok(0)
+                }
+                Err(store::StoreError::Bundle(e)) => {
+                    eprintln!(
+                        "diem import: rejected {}: {e}; nothing was written",
+                        dir.display()
+                    );
+                    Ok(1)
+                }
+                Err(e) => Err(anyhow::Error::new(e).context(format!("importing {}", dir.display()))),
+            }
+        }),
+        Command::Ctl { .. } => Ok(2),
+    }
+}

@@ -56,12 +56,26 @@ use crate::intensity::RestartWindow;
 /// A supervisor's flags and its children's specs (OTP's `init/1` result).
 /// For [`Strategy::Dynamic`], `children` holds exactly one spec: the
 /// template of every instance.
-#[derive(Clone, Debug)]
+#[derive(Clone)]
 pub struct SupervisorSpec {
     /// The supervisor flags.
     pub flags: SupervisorFlags,
     /// The children, in start order (or the dynamic template).
     pub children: Vec<ChildSpec>,
+    /// [`Strategy::Dynamic`] only, not in OTP: instances started (in
+    /// order) when the supervisor starts, as if by `start_child` right
+    /// after `init`. Empty by default, as OTP's `simple_one_for_one`.
+    pub instances: Vec<ChildArgs>,
+}
+
+impl std::fmt::Debug for SupervisorSpec {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SupervisorSpec")
+            .field("flags", &self.flags)
+            .field("children", &self.children)
+            .field("instances", &self.instances.len())
+            .finish()
+    }
 }
 
 impl SupervisorSpec {
@@ -70,7 +84,15 @@ impl SupervisorSpec {
         Self {
             flags,
             children: Vec::new(),
+            instances: Vec::new(),
         }
+    }
+
+    /// Dynamic supervisors: instances to start with (see
+    /// [`SupervisorSpec::instances`]).
+    pub fn with_instances(mut self, instances: impl IntoIterator<Item = ChildArgs>) -> Self {
+        self.instances = instances.into_iter().collect();
+        self
     }
 
     /// Appends a child (start order is the order of calls).
@@ -715,6 +737,12 @@ impl Actor for Supervisor {
             };
             validate(&flags, &template)?;
             state.template = Some(template);
+            for args in spec.instances {
+                if let Err(e) = state.start_child(StartChildArg::Args(ArgsBox(args))).await {
+                    state.terminate_all().await;
+                    return Err(Box::new(e));
+                }
+            }
             return Ok(state);
         }
         for child in spec.children {

@@ -1,6 +1,8 @@
 //! The supervisor API beyond the conformance traces: panics as crashes,
 //! start failures, errors, backoff, snapshots and events.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)] // tests and benches may panic on setup failure
+
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};

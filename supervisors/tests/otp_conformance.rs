@@ -5,6 +5,8 @@
 //! Directories: `OTP_SCENARIOS_DIR` and `OTP_EXPECTED_DIR`, by default
 //! `../shared/otp-conformance/{scenarios,expected}` beside the repository.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)] // tests and benches may panic on setup failure
+
 #[allow(unreachable_pub, dead_code)]
 mod conformance {
     pub mod runner;
@@ -48,7 +50,7 @@ async fn otp_conformance_own_scenarios() {
 }
 
 async fn check(scenarios: &Path, expected: &Path) {
-    let mut files: Vec<PathBuf> = std::fs::read_dir(&scenarios)
+    let mut files: Vec<PathBuf> = std::fs::read_dir(scenarios)
         .unwrap_or_else(|e| {
             panic!(
                 "cannot read scenarios in {}: {e} (set OTP_SCENARIOS_DIR)",

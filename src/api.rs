@@ -1,0 +1,86 @@
+//! The HTTP API, as the workers run it.
+//!
+//! | method and path | handler |
+//! |---|---|
+//! | `GET`/`HEAD /hitokoto/v2/` | [`hitokoto::get`]: a random sentence |
+//! | `POST /hitokoto/v2/` | [`write::post`]: add a sentence |
+//! | `DELETE /hitokoto/v2/{uuid}` | [`write::delete`]: remove one |
+//! | `OPTIONS` on both | CORS preflight |
+//! | `GET /healthz`, `/readyz`, `/metrics` | [`ops`] |
+//!
+//! Every response carries `Access-Control-Allow-Origin: *` (added by the
+//! connection). Errors are JSON ([`response`]).
+
+pub mod hitokoto;
+pub mod ops;
+pub mod query;
+pub mod response;
+pub mod write;
+
+use hyper::header::{HeaderValue, ACCESS_CONTROL_ALLOW_HEADERS, ACCESS_CONTROL_ALLOW_METHODS, ALLOW};
+use hyper::{Method, StatusCode};
+
+use crate::metrics::Route;
+use crate::node::Node;
+use crate::workers::job::{HttpResponse, Request};
+use response::{body, error, TEXT};
+
+/// The route of a path.
+pub fn route(path: &str) -> Route {
+    match path {
+        "/hitokoto/v2/" | "/hitokoto/v2" => Route::Hitokoto,
+        "/healthz" => Route::Healthz,
+        "/readyz" => Route::Readyz,
+        "/metrics" => Route::Metrics,
+        p if p.starts_with("/hitokoto/v2/") => Route::Sentence,
+        _ => Route::Other,
+    }
+}
+
+fn allow(methods: &'static str) -> HttpResponse {
+    let mut r = error(
+        StatusCode::METHOD_NOT_ALLOWED,
+        "method_not_allowed",
+        &format!("allowed methods: {methods}"),
+    );
+    r.headers_mut().insert(ALLOW, HeaderValue::from_static(methods));
+    r
+}
+
+fn preflight(methods: &'static str) -> HttpResponse {
+    let mut r = body(StatusCode::NO_CONTENT, TEXT, bytes::Bytes::new());
+    let h = r.headers_mut();
+    h.insert(ALLOW, HeaderValue::from_static(methods));
+    h.insert(ACCESS_CONTROL_ALLOW_METHODS, HeaderValue::from_static(methods));
+    h.insert(
+        ACCESS_CONTROL_ALLOW_HEADERS,
+        HeaderValue::from_static("Authorization, Content-Type"),
+    );
+    r
+}
+
+/// Handles one request (inside a worker).
+pub async fn handle(node: &Node, request: Request, rng: &mut fastrand::Rng) -> HttpResponse {
+    #[cfg(feature = "faults")]
+    crate::faults::inject(&request.parts.headers).await;
+
+    let method = request.parts.method.clone();
+    let path = request.parts.uri.path();
+    match (route(path), method) {
+        (Route::Hitokoto, Method::GET | Method::HEAD) => hitokoto::get(node, &request, rng).await,
+        (Route::Hitokoto, Method::POST) => write::post(node, &request).await,
+        (Route::Hitokoto, Method::OPTIONS) => preflight("GET, HEAD, POST, OPTIONS"),
+        (Route::Hitokoto, _) => allow("GET, HEAD, POST, OPTIONS"),
+        (Route::Sentence, Method::DELETE) => {
+            let id = path.trim_start_matches("/hitokoto/v2/").to_owned();
+            write::delete(node, &request, &id).await
+        }
+        (Route::Sentence, Method::OPTIONS) => preflight("DELETE, OPTIONS"),
+        (Route::Sentence, _) => allow("DELETE, OPTIONS"),
+        (Route::Healthz, Method::GET | Method::HEAD) => ops::healthz(),
+        (Route::Readyz, Method::GET | Method::HEAD) => ops::readyz(node).await,
+        (Route::Metrics, Method::GET | Method::HEAD) => ops::metrics(node),
+        (Route::Healthz | Route::Readyz | Route::Metrics, _) => allow("GET, HEAD"),
+        (Route::Other, _) => error(StatusCode::NOT_FOUND, "not_found", "no such route"),
+    }
+}

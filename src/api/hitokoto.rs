@@ -1,0 +1,111 @@
+//! `GET /hitokoto/v2/`: one random sentence.
+//!
+//! From the snapshot (the default: an atomic load, a pick, and a body built
+//! when the snapshot was) or, with `postgres.reads = "query"`, from one
+//! PostgreSQL query — falling back to the snapshot when PostgreSQL fails, so
+//! reads go on during an outage either way.
+
+use bytes::{BufMut, Bytes, BytesMut};
+use hyper::StatusCode;
+
+use crate::api::query::{parse, Encode, HitokotoQuery};
+use crate::api::response::{bad_parameter, body, error, JAVASCRIPT, JSON, TEXT};
+use crate::config::ReadMode;
+use crate::node::Node;
+use crate::store::queries;
+use crate::store::sentence::{js_body, json_body, plain_body};
+use crate::store::snapshot::Source;
+use crate::workers::job::{HttpResponse, Request};
+
+/// The three bodies of one sentence (only the one asked for is built when
+/// it comes from a query).
+struct Bodies {
+    plain: Bytes,
+    json: Bytes,
+    js: Bytes,
+}
+
+fn render(q: &HitokotoQuery, b: Bodies) -> HttpResponse {
+    if let Some(callback) = &q.callback {
+        let mut out = BytesMut::with_capacity(callback.len() + b.json.len() + 3);
+        out.put_slice(callback.as_bytes());
+        out.put_u8(b'(');
+        out.put_slice(&b.json);
+        out.put_slice(b");");
+        return body(StatusCode::OK, JAVASCRIPT, out.freeze());
+    }
+    match q.encode {
+        Encode::Text => body(StatusCode::OK, TEXT, b.plain),
+        Encode::Json => body(StatusCode::OK, JSON, b.json),
+        Encode::Js => body(StatusCode::OK, JAVASCRIPT, b.js),
+    }
+}
+
+fn no_match() -> HttpResponse {
+    error(
+        StatusCode::NOT_FOUND,
+        "not_found",
+        "no sentence matches the given parameters",
+    )
+}
+
+fn from_snapshot(node: &Node, q: &HitokotoQuery, rng: &mut fastrand::Rng) -> HttpResponse {
+    let snapshot = node.corpus.load();
+    match snapshot.pick(&q.filter, rng) {
+        Some(e) => render(
+            q,
+            Bodies {
+                plain: e.plain.clone(),
+                json: e.json.clone(),
+                js: e.js.clone(),
+            },
+        ),
+        None => no_match(),
+    }
+}
+
+/// Answers `GET /hitokoto/v2/`.
+pub async fn get(node: &Node, request: &Request, rng: &mut fastrand::Rng) -> HttpResponse {
+    let q = match parse(request.parts.uri.query().unwrap_or("")) {
+        Ok(q) => q,
+        Err(e) => return bad_parameter(e.parameter, &e.message),
+    };
+    if node.with_config(|c| c.postgres.reads) == ReadMode::Snapshot {
+        return from_snapshot(node, &q, rng);
+    }
+    let filter = q.filter;
+    let picked = node
+        .pg
+        .timed(|c| async move { queries::pick(&c, &filter).await })
+        .await;
+    match picked {
+        Ok(Some((text, from))) => {
+            let empty = Bytes::new();
+            let bodies = match (q.callback.is_some(), q.encode) {
+                (true, _) | (false, Encode::Json) => Bodies {
+                    plain: empty.clone(),
+                    json: json_body(&text, &from),
+                    js: empty,
+                },
+                (false, Encode::Text) => Bodies {
+                    plain: plain_body(&text, &from),
+                    json: empty.clone(),
+                    js: empty,
+                },
+                (false, Encode::Js) => Bodies {
+                    plain: empty.clone(),
+                    json: empty,
+                    js: js_body(&text, &from),
+                },
+            };
+            render(&q, bodies)
+        }
+        // An empty table: the snapshot serves the embedded corpus.
+        Ok(None) if *node.corpus.load().source() == Source::Embedded => from_snapshot(node, &q, rng),
+        Ok(None) => no_match(),
+        Err(e) => {
+            tracing::debug!(error = %e, "query read failed; answering from the snapshot");
+            from_snapshot(node, &q, rng)
+        }
+    }
+}

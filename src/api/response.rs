@@ -1,0 +1,79 @@
+//! Building responses: bodies with their content types, and JSON errors.
+//!
+//! Every error body has the same shape: `{"error": CODE, "message": TEXT}`,
+//! plus `"parameter": NAME` when one request parameter is at fault.
+//!
+//! ```
+//! use diem::api::response::error;
+//! use hyper::StatusCode;
+//!
+//! let r = error(StatusCode::NOT_FOUND, "not_found", "no sentence matches");
+//! assert_eq!(r.status(), 404);
+//! assert_eq!(r.headers()["content-type"], "application/json; charset=utf-8");
+//! ```
+
+use bytes::Bytes;
+use http_body_util::Full;
+use hyper::header::{HeaderValue, CONTENT_TYPE, RETRY_AFTER};
+use hyper::{Response, StatusCode};
+
+use crate::workers::job::HttpResponse;
+
+/// `text/plain; charset=utf-8`.
+pub const TEXT: HeaderValue = HeaderValue::from_static("text/plain; charset=utf-8");
+/// `application/json; charset=utf-8`.
+pub const JSON: HeaderValue = HeaderValue::from_static("application/json; charset=utf-8");
+/// `text/javascript; charset=utf-8` (RFC 9239).
+pub const JAVASCRIPT: HeaderValue = HeaderValue::from_static("text/javascript; charset=utf-8");
+
+/// A response with `body` of `content_type`.
+pub fn body(status: StatusCode, content_type: HeaderValue, body: impl Into<Bytes>) -> HttpResponse {
+    let mut r = Response::new(Full::new(body.into()));
+    *r.status_mut() = status;
+    r.headers_mut().insert(CONTENT_TYPE, content_type);
+    r
+}
+
+fn json_error(status: StatusCode, code: &str, message: &str, parameter: Option<&str>) -> HttpResponse {
+    let mut v = serde_json::json!({ "error": code, "message": message });
+    if let Some(p) = parameter {
+        v["parameter"] = serde_json::Value::from(p);
+    }
+    body(status, JSON, v.to_string())
+}
+
+/// A JSON error.
+pub fn error(status: StatusCode, code: &str, message: &str) -> HttpResponse {
+    json_error(status, code, message, None)
+}
+
+/// 400 naming the parameter at fault.
+pub fn bad_parameter(parameter: &str, message: &str) -> HttpResponse {
+    json_error(StatusCode::BAD_REQUEST, "bad_parameter", message, Some(parameter))
+}
+
+/// A JSON error with `Retry-After: secs`.
+pub fn retry_later(status: StatusCode, code: &str, message: &str, secs: u64) -> HttpResponse {
+    let mut r = error(status, code, message);
+    r.headers_mut().insert(RETRY_AFTER, HeaderValue::from(secs));
+    r
+}
+
+/// 503: the node is overloaded; retry in a second.
+pub fn overloaded() -> HttpResponse {
+    retry_later(
+        StatusCode::SERVICE_UNAVAILABLE,
+        "overloaded",
+        "too many requests in flight; retry shortly",
+        1,
+    )
+}
+
+/// 500: the handler of this request crashed (the worker was replaced).
+pub fn crashed() -> HttpResponse {
+    error(
+        StatusCode::INTERNAL_SERVER_ERROR,
+        "internal_error",
+        "the request failed inside its handler",
+    )
+}

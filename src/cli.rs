@@ -1,0 +1,52 @@
+//! The command line (clap).
+
+use std::path::PathBuf;
+
+use clap::{Parser, Subcommand};
+
+use crate::config::LogFormat;
+use crate::control::client::CtlCommand;
+
+/// diem: a random-quote (hitokoto) HTTP API served by an OTP-style
+/// supervision tree.
+#[derive(Debug, Parser)]
+#[command(name = "diem", version, about, long_about = None)]
+pub struct Cli {
+    /// Config file (default: config/diem.toml when it exists). Every key
+    /// can also be set with DIEM_<SECTION>__<KEY>.
+    #[arg(long, global = true, value_name = "PATH")]
+    pub config: Option<PathBuf>,
+    /// Log line format (overrides log.format).
+    #[arg(long, global = true, value_enum)]
+    pub log_format: Option<LogFormat>,
+    /// What to do (default: serve).
+    #[command(subcommand)]
+    pub command: Option<Command>,
+}
+
+/// The subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Serve the API (the default).
+    Serve,
+    /// Apply the database migrations and exit.
+    Migrate,
+    /// Load a sentences-bundle directory into PostgreSQL (idempotent).
+    Import {
+        /// The bundle directory (holding version.json).
+        dir: PathBuf,
+    },
+    /// Operate a running node over its control socket.
+    #[command(disable_help_subcommand = true)]
+    Ctl {
+        /// Control socket (default: control.socket from the config).
+        #[arg(long, value_name = "PATH")]
+        socket: Option<PathBuf>,
+        /// Print the raw JSON reply.
+        #[arg(long)]
+        json: bool,
+        /// The command.
+        #[command(subcommand)]
+        command: CtlCommand,
+    },
+}

@@ -1,0 +1,541 @@
+//! Configuration: every key with its default, loaded in layers.
+//!
+//! Layers, later ones winning: the defaults below, the TOML file
+//! (`--config PATH`, or `config/diem.toml` when it exists), then environment
+//! variables `DIEM_<SECTION>__<KEY>` (for instance `DIEM_HTTP__ADDR`,
+//! `DIEM_LIMITER__BURST`). [figment] does the layering and names the key and
+//! the layer in its errors; [`Config::validate`] then checks what types
+//! cannot express (ranges, relations between keys).
+//!
+//! `config/diem.toml` in the repository documents every key; a test keeps it
+//! equal to [`Config::default`].
+//!
+//! ```
+//! use diem::config::Config;
+//!
+//! let config = Config::from_toml_str("[limiter]\nburst = 5\n").unwrap();
+//! assert_eq!(config.limiter.burst, 5);
+//! assert_eq!(config.http.addr.to_string(), "127.0.0.1:8080");
+//! assert!(Config::from_toml_str("[limiter]\nburst = \"many\"\n").is_err());
+//! ```
+
+use std::net::{IpAddr, SocketAddr};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use figment::providers::{Env, Format, Serialized, Toml};
+use figment::Figment;
+use ipnet::IpNet;
+use serde::{Deserialize, Deserializer, Serialize};
+use thiserror::Error;
+
+/// The default config file, read when it exists and no `--config` is given.
+pub const DEFAULT_CONFIG_PATH: &str = "config/diem.toml";
+
+/// A configuration that cannot be used, with the key and what was expected.
+#[derive(Debug, Error)]
+pub enum ConfigError {
+    /// A layer could not be read or a value has the wrong type.
+    #[error("{0}")]
+    Load(String),
+    /// A value has the right type but is out of range.
+    #[error("invalid config: `{key}`: {expected}")]
+    Invalid {
+        /// The dotted key, e.g. `workers.count`.
+        key: &'static str,
+        /// What was expected.
+        expected: String,
+    },
+}
+
+/// The whole configuration of a node.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Config {
+    /// This node.
+    pub node: NodeConfig,
+    /// The HTTP listener.
+    pub http: HttpConfig,
+    /// The request workers.
+    pub workers: WorkersConfig,
+    /// PostgreSQL.
+    pub postgres: PostgresConfig,
+    /// Redis.
+    pub redis: RedisConfig,
+    /// The rate limiter.
+    pub limiter: LimiterConfig,
+    /// The write API.
+    pub admin: AdminConfig,
+    /// The control socket.
+    pub control: ControlConfig,
+    /// Logging.
+    pub log: LogConfig,
+    /// The tokio runtime.
+    pub runtime: RuntimeConfig,
+}
+
+/// `[node]`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct NodeConfig {
+    /// The node's name in `ping`, logs and metrics (default: the host name).
+    pub name: String,
+}
+
+impl Default for NodeConfig {
+    fn default() -> Self {
+        let name = std::fs::read_to_string("/etc/hostname")
+            .ok()
+            .map(|s| s.trim().to_owned())
+            .filter(|s| !s.is_empty())
+            .unwrap_or_else(|| "diem".to_owned());
+        Self { name }
+    }
+}
+
+/// `[http]`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct HttpConfig {
+    /// Address to listen on; port 0 picks a free port.
+    pub addr: SocketAddr,
+    /// Listen backlog.
+    pub backlog: u32,
+    /// Connections served at once; more wait in the backlog.
+    pub max_connections: usize,
+    /// Time a client has to send a request's headers.
+    pub header_read_timeout_ms: u64,
+    /// Time a client has to send a request's body.
+    pub body_read_timeout_ms: u64,
+    /// Largest request head (request line and headers) in bytes.
+    pub max_header_bytes: usize,
+    /// Largest request body in bytes.
+    pub max_body_bytes: usize,
+    /// Time in-flight requests get to finish on shutdown.
+    pub shutdown_grace_secs: u64,
+}
+
+impl Default for HttpConfig {
+    fn default() -> Self {
+        Self {
+            addr: SocketAddr::from(([127, 0, 0, 1], 8080)),
+            backlog: 1024,
+            max_connections: 10_000,
+            header_read_timeout_ms: 5_000,
+            body_read_timeout_ms: 10_000,
+            max_header_bytes: 16 * 1024,
+            max_body_bytes: 64 * 1024,
+            shutdown_grace_secs: 30,
+        }
+    }
+}
+
+/// `[workers]`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct WorkersConfig {
+    /// Workers started (changeable live with `scale` or `reload`).
+    pub count: usize,
+    /// Upper bound for `count` and `scale`.
+    pub max: usize,
+    /// Requests admitted per worker; past `count * queue_depth` requests
+    /// in flight, new ones get 503 at once.
+    pub queue_depth: usize,
+}
+
+impl Default for WorkersConfig {
+    fn default() -> Self {
+        Self {
+            count: 8,
+            max: 256,
+            queue_depth: 64,
+        }
+    }
+}
+
+/// Where reads of `GET /hitokoto/v2/` come from.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ReadMode {
+    /// The in-memory snapshot kept fresh from PostgreSQL (the default).
+    Snapshot,
+    /// One PostgreSQL query per request.
+    Query,
+}
+
+/// `[postgres]`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct PostgresConfig {
+    /// Connection URL.
+    pub url: String,
+    /// Schema holding diem's tables (created if missing).
+    pub schema: String,
+    /// Connections in the pool.
+    pub pool_size: usize,
+    /// Time to connect or to wait for a pooled connection.
+    pub connect_timeout_ms: u64,
+    /// Longest time a statement may run.
+    pub statement_timeout_ms: u64,
+    /// Longest delay between two connection attempts while PostgreSQL is down.
+    pub retry_max_ms: u64,
+    /// Interval of the health check of the pool.
+    pub health_interval_ms: u64,
+    /// Where reads come from.
+    pub reads: ReadMode,
+}
+
+impl Default for PostgresConfig {
+    fn default() -> Self {
+        Self {
+            url: "postgres://postgres@127.0.0.1:5432/diem".to_owned(),
+            schema: "public".to_owned(),
+            pool_size: 16,
+            connect_timeout_ms: 2_000,
+            statement_timeout_ms: 5_000,
+            retry_max_ms: 5_000,
+            health_interval_ms: 1_000,
+            reads: ReadMode::Snapshot,
+        }
+    }
+}
+
+/// `[redis]`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct RedisConfig {
+    /// Connection URL.
+    pub url: String,
+    /// Prefix of every key diem writes.
+    pub key_prefix: String,
+    /// Longest wait for a reply before the limiter falls back to local.
+    pub command_timeout_ms: u64,
+    /// Interval of the health check while Redis is down.
+    pub health_interval_ms: u64,
+}
+
+impl Default for RedisConfig {
+    fn default() -> Self {
+        Self {
+            url: "redis://127.0.0.1:6379".to_owned(),
+            key_prefix: "diem:".to_owned(),
+            command_timeout_ms: 250,
+            health_interval_ms: 500,
+        }
+    }
+}
+
+/// `[limiter]`: redis-cell's `CL.THROTTLE key burst count period`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct LimiterConfig {
+    /// Whether `GET /hitokoto/v2/` is rate limited.
+    pub enabled: bool,
+    /// Requests allowed at once beyond the steady rate (`max_burst`).
+    pub burst: u64,
+    /// Requests per `period_secs` (`count`).
+    pub count: u64,
+    /// The period of `count`, in seconds.
+    pub period_secs: u64,
+    /// Peers whose `X-Forwarded-For` is believed (CIDRs; in the
+    /// environment a comma-separated list).
+    #[serde(deserialize_with = "cidr_list")]
+    pub trusted_proxies: Vec<IpNet>,
+    /// Most keys checked in one Redis round trip.
+    pub max_batch: usize,
+    /// Most client keys the local fallback remembers.
+    pub local_max_keys: usize,
+}
+
+impl Default for LimiterConfig {
+    fn default() -> Self {
+        Self {
+            enabled: true,
+            burst: 35,
+            count: 36,
+            period_secs: 360,
+            trusted_proxies: Vec::new(),
+            max_batch: 256,
+            local_max_keys: 1_000_000,
+        }
+    }
+}
+
+/// `[admin]`.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct AdminConfig {
+    /// Bearer token of `POST` and `DELETE`; empty disables them.
+    pub token: String,
+}
+
+/// `[control]`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ControlConfig {
+    /// Socket path; empty means `$XDG_RUNTIME_DIR/diem.sock`, or
+    /// `diem.sock` in the working directory without `XDG_RUNTIME_DIR`.
+    pub socket: PathBuf,
+    /// Control connections served at once.
+    pub max_connections: usize,
+    /// A control connection idle this long is closed.
+    pub idle_timeout_ms: u64,
+}
+
+impl Default for ControlConfig {
+    fn default() -> Self {
+        Self {
+            socket: PathBuf::new(),
+            max_connections: 64,
+            idle_timeout_ms: 30_000,
+        }
+    }
+}
+
+impl ControlConfig {
+    /// The socket path in effect (see [`ControlConfig::socket`]).
+    pub fn socket_path(&self) -> PathBuf {
+        if !self.socket.as_os_str().is_empty() {
+            return self.socket.clone();
+        }
+        match std::env::var_os("XDG_RUNTIME_DIR") {
+            Some(dir) if !dir.is_empty() => Path::new(&dir).join("diem.sock"),
+            _ => PathBuf::from("diem.sock"),
+        }
+    }
+}
+
+/// How log lines are written.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "snake_case")]
+pub enum LogFormat {
+    /// Human-readable (coloured on a terminal).
+    Human,
+    /// One JSON object per line.
+    Json,
+}
+
+/// `[log]`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct LogConfig {
+    /// `RUST_LOG`-style filter (`RUST_LOG` wins when set).
+    pub filter: String,
+    /// Line format.
+    pub format: LogFormat,
+    /// One line per request at target `diem::access`.
+    pub access: bool,
+}
+
+impl Default for LogConfig {
+    fn default() -> Self {
+        Self {
+            filter: "info".to_owned(),
+            format: LogFormat::Human,
+            access: true,
+        }
+    }
+}
+
+/// `[runtime]`.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct RuntimeConfig {
+    /// Worker threads of the tokio runtime; 0 means one per core.
+    pub worker_threads: usize,
+}
+
+fn cidr_list<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<IpNet>, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum Raw {
+        List(Vec<String>),
+        Csv(String),
+    }
+    let items = match Raw::deserialize(d)? {
+        Raw::List(v) => v,
+        Raw::Csv(s) => s.split(',').map(str::to_owned).collect(),
+    };
+    items
+        .iter()
+        .map(|s| s.trim())
+        .filter(|s| !s.is_empty())
+        .map(|s| {
+            s.parse::<IpNet>()
+                .or_else(|_| s.parse::<IpAddr>().map(IpNet::from))
+                .map_err(|_| serde::de::Error::custom(format!("`{s}` is not an IP address or CIDR")))
+        })
+        .collect()
+}
+
+impl Config {
+    /// Loads the defaults, then `path` (which must exist when given; without
+    /// it, `config/diem.toml` if present), then the environment; validates.
+    pub fn load(path: Option<&Path>) -> Result<Self, ConfigError> {
+        let mut figment = Figment::from(Serialized::defaults(Config::default()));
+        match path {
+            Some(p) => {
+                if !p.is_file() {
+                    return Err(ConfigError::Load(format!(
+                        "config file {} does not exist",
+                        p.display()
+                    )));
+                }
+                figment = figment.merge(Toml::file_exact(p));
+            }
+            None if Path::new(DEFAULT_CONFIG_PATH).is_file() => {
+                figment = figment.merge(Toml::file_exact(DEFAULT_CONFIG_PATH));
+            }
+            None => {}
+        }
+        figment = figment.merge(Env::prefixed("DIEM_").split("__"));
+        Self::extract(figment)
+    }
+
+    /// Parses a TOML document over the defaults (no environment), validates.
+    pub fn from_toml_str(toml: &str) -> Result<Self, ConfigError> {
+        Self::extract(Figment::from(Serialized::defaults(Config::default())).merge(Toml::string(toml)))
+    }
+
+    fn extract(figment: Figment) -> Result<Self, ConfigError> {
+        let config: Config = figment.extract().map_err(|e| {
+            let errors: Vec<String> = e.into_iter().map(|e| e.to_string()).collect();
+            ConfigError::Load(format!("invalid config: {}", errors.join("; ")))
+        })?;
+        config.validate()?;
+        Ok(config)
+    }
+
+    /// Checks ranges and relations between keys.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        let bad = |key: &'static str, expected: &str| {
+            Err(ConfigError::Invalid {
+                key,
+                expected: expected.to_owned(),
+            })
+        };
+        if self.workers.max == 0 || self.workers.max > 100_000 {
+            return bad("workers.max", "a number from 1 to 100000");
+        }
+        if self.workers.count == 0 || self.workers.count > self.workers.max {
+            return bad(
+                "workers.count",
+                &format!("a number from 1 to workers.max ({})", self.workers.max),
+            );
+        }
+        if self.workers.queue_depth == 0 {
+            return bad("workers.queue_depth", "a number of at least 1");
+        }
+        if self.limiter.count == 0 {
+            return bad("limiter.count", "a number of at least 1");
+        }
+        if self.limiter.period_secs == 0 || self.limiter.period_secs > 366 * 24 * 3600 {
+            return bad("limiter.period_secs", "a number of seconds from 1 to one year");
+        }
+        if self.limiter.burst > 1_000_000_000 {
+            return bad("limiter.burst", "a number up to 1000000000");
+        }
+        if self.limiter.max_batch == 0 || self.limiter.max_batch > 10_000 {
+            return bad("limiter.max_batch", "a number from 1 to 10000");
+        }
+        if self.limiter.local_max_keys == 0 {
+            return bad("limiter.local_max_keys", "a number of at least 1");
+        }
+        if self.postgres.pool_size == 0 {
+            return bad("postgres.pool_size", "a number of at least 1");
+        }
+        if !is_identifier(&self.postgres.schema) {
+            return bad(
+                "postgres.schema",
+                "an identifier of lower-case letters, digits and `_`, starting with a letter or `_`",
+            );
+        }
+        if let Err(e) = self.postgres.url.parse::<tokio_postgres::Config>() {
+            return bad("postgres.url", &format!("a PostgreSQL URL ({e})"));
+        }
+        if let Err(e) = fred::types::config::Config::from_url(&self.redis.url) {
+            return bad("redis.url", &format!("a Redis URL ({e})"));
+        }
+        if self.http.max_header_bytes < 8192 {
+            return bad("http.max_header_bytes", "at least 8192");
+        }
+        if self.http.max_connections == 0 {
+            return bad("http.max_connections", "a number of at least 1");
+        }
+        for (key, ms) in [
+            ("http.header_read_timeout_ms", self.http.header_read_timeout_ms),
+            ("http.body_read_timeout_ms", self.http.body_read_timeout_ms),
+            ("postgres.connect_timeout_ms", self.postgres.connect_timeout_ms),
+            (
+                "postgres.statement_timeout_ms",
+                self.postgres.statement_timeout_ms,
+            ),
+            ("postgres.retry_max_ms", self.postgres.retry_max_ms),
+            ("postgres.health_interval_ms", self.postgres.health_interval_ms),
+            ("redis.command_timeout_ms", self.redis.command_timeout_ms),
+            ("redis.health_interval_ms", self.redis.health_interval_ms),
+            ("control.idle_timeout_ms", self.control.idle_timeout_ms),
+        ] {
+            if ms == 0 {
+                return bad(key, "a number of milliseconds of at least 1");
+            }
+        }
+        if let Err(e) = tracing_subscriber::EnvFilter::try_new(&self.log.filter) {
+            return bad("log.filter", &format!("a tracing filter ({e})"));
+        }
+        if self.control.max_connections == 0 {
+            return bad("control.max_connections", "a number of at least 1");
+        }
+        Ok(())
+    }
+
+    /// `http.header_read_timeout_ms` as a duration (and so on for the others).
+    pub fn header_read_timeout(&self) -> Duration {
+        Duration::from_millis(self.http.header_read_timeout_ms)
+    }
+}
+
+/// Whether `s` is a plain SQL identifier we can interpolate unquoted.
+pub fn is_identifier(s: &str) -> bool {
+    let mut chars = s.chars();
+    matches!(chars.next(), Some(c) if c.is_ascii_lowercase() || c == '_')
+        && chars.all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_')
+        && s.len() <= 48
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_documented_file_is_the_defaults() {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join(DEFAULT_CONFIG_PATH);
+        let text = std::fs::read_to_string(&path).unwrap_or_default();
+        let mut documented = Config::from_toml_str(&text).unwrap_or_else(|e| panic!("{e}"));
+        // The node name defaults to the host name, which the file cannot know.
+        documented.node.name = NodeConfig::default().name;
+        assert_eq!(documented, Config::default());
+    }
+
+    #[test]
+    fn trusted_proxies_accept_a_list_or_a_comma_separated_string() {
+        let c = Config::from_toml_str("[limiter]\ntrusted_proxies = \"10.0.0.0/8, 127.0.0.1\"").unwrap();
+        assert_eq!(c.limiter.trusted_proxies.len(), 2);
+        let c = Config::from_toml_str("[limiter]\ntrusted_proxies = [\"::1\"]").unwrap();
+        assert_eq!(c.limiter.trusted_proxies[0].to_string(), "::1/128");
+        let e = Config::from_toml_str("[limiter]\ntrusted_proxies = \"nope\"").unwrap_err();
+        assert!(e.to_string().contains("nope"), "{e}");
+    }
+
+    #[test]
+    fn errors_name_the_key() {
+        let e = Config::from_toml_str("[workers]\ncount = 0").unwrap_err();
+        assert!(e.to_string().contains("workers.count"), "{e}");
+        let e = Config::from_toml_str("[limiter]\nburst = \"x\"").unwrap_err();
+        assert!(e.to_string().contains("limiter.burst"), "{e}");
+        let e = Config::from_toml_str("[limiter]\nbrust = 3").unwrap_err();
+        assert!(e.to_string().contains("brust"), "{e}");
+        let e = Config::from_toml_str("[postgres]\nschema = \"a;drop\"").unwrap_err();
+        assert!(e.to_string().contains("postgres.schema"), "{e}");
+    }
+}

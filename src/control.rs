@@ -1,0 +1,15 @@
+//! The control socket: operate a running node like `kubectl` and Erlang's
+//! observer.
+//!
+//! * [`socket`]: the control socket actor (`diem/control`).
+//! * [`protocol`]: one JSON object per line each way.
+//! * [`commands`]: what each command does.
+//! * [`client`], [`render`]: `diem ctl`.
+//!
+//! The commands, with an example of each, are in docs/control.md.
+
+pub mod client;
+pub mod commands;
+pub mod protocol;
+pub mod render;
+pub mod socket;

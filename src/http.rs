@@ -1,0 +1,16 @@
+//! The HTTP side: the listening socket, the listener actor that accepts
+//! connections, and the connection tasks that read requests, admit and
+//! rate-limit them and hand them to the workers.
+//!
+//! * [`socket`]: binds the listening socket once per process.
+//! * [`listener`]: the listener actor (`diem/listener`), the accept loop.
+//! * [`connection`]: one HTTP/1.1 connection (hyper), from request to
+//!   response.
+//! * [`client_ip`]: who the client is, behind trusted proxies.
+
+pub mod client_ip;
+pub mod connection;
+pub mod listener;
+pub mod socket;
+
+pub use socket::HttpShared;

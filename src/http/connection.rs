@@ -1,0 +1,184 @@
+//! One HTTP/1.1 connection, from request to response.
+//!
+//! hyper reads each request head (bounded: `http.max_header_bytes`, and
+//! `http.header_read_timeout_ms` against slow clients). Then, in order:
+//!
+//! 1. `/healthz` is answered here, without a worker;
+//! 2. admission: past the pool's bound, 503 with `Retry-After` at once;
+//! 3. rate limit (`GET /hitokoto/v2/` only): 429 with `Retry-After` when
+//!    refused, `X-RateLimit-*` headers either way;
+//! 4. the body is read in full, bounded in size (413) and time (408), so a
+//!    slow or huge upload never reaches a worker;
+//! 5. a worker handles the request ([`WorkerPool::dispatch`]); a crash in
+//!    its handler is answered 500.
+//!
+//! Then `Access-Control-Allow-Origin: *` is added, the request is counted
+//! and, if enabled, logged (target `diem::access`).
+//!
+//! [`WorkerPool::dispatch`]: crate::workers::pool::WorkerPool::dispatch
+
+use std::convert::Infallible;
+use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use http_body_util::{BodyExt, Limited};
+use hyper::body::Incoming;
+use hyper::header::{HeaderValue, ACCESS_CONTROL_ALLOW_ORIGIN, CONNECTION, RETRY_AFTER};
+use hyper::{Method, StatusCode};
+use hyper_util::rt::{TokioIo, TokioTimer};
+use tokio::net::TcpStream;
+use tokio::sync::OwnedSemaphorePermit;
+
+use crate::api::{self, ops, response};
+use crate::http::client_ip::client_ip;
+use crate::limiter::Decision;
+use crate::metrics::Route;
+use crate::node::Node;
+use crate::workers::job::{HttpResponse, Request};
+use crate::workers::pool::DispatchError;
+
+/// Serves one connection until the client closes it, a limit closes it,
+/// or shutdown drains it.
+pub async fn serve(node: Arc<Node>, stream: TcpStream, peer: SocketAddr, slot: Option<OwnedSemaphorePermit>) {
+    let _slot = slot;
+    let _open = node.http.opened();
+    let (header_timeout, max_buf) = node.with_config(|c| (c.header_read_timeout(), c.http.max_header_bytes));
+    let svc_node = node.clone();
+    let service = hyper::service::service_fn(move |req| {
+        let node = svc_node.clone();
+        async move { Ok::<_, Infallible>(respond(&node, peer, req).await) }
+    });
+    let mut builder = hyper::server::conn::http1::Builder::new();
+    builder
+        .timer(TokioTimer::new())
+        .header_read_timeout(header_timeout)
+        .max_buf_size(max_buf)
+        .keep_alive(true);
+    let conn = builder.serve_connection(TokioIo::new(stream), service);
+    let result = match node.http.watcher() {
+        Some(watcher) => watcher.watch(conn).await,
+        None => conn.await,
+    };
+    if let Err(e) = result {
+        tracing::debug!(%peer, error = %e, "connection ended with an error");
+    }
+}
+
+async fn read_body(node: &Node, body: Incoming) -> Result<Bytes, HttpResponse> {
+    let (limit, timeout) = node.with_config(|c| {
+        (
+            c.http.max_body_bytes,
+            Duration::from_millis(c.http.body_read_timeout_ms),
+        )
+    });
+    match tokio::time::timeout(timeout, Limited::new(body, limit).collect()).await {
+        Ok(Ok(collected)) => Ok(collected.to_bytes()),
+        Ok(Err(e)) if e.is::<http_body_util::LengthLimitError>() => Err(response::error(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "body_too_large",
+            &format!("the body must be at most {limit} bytes"),
+        )),
+        Ok(Err(e)) => Err(response::error(
+            StatusCode::BAD_REQUEST,
+            "bad_body",
+            &format!("the body could not be read: {e}"),
+        )),
+        Err(_) => {
+            let mut r = response::error(
+                StatusCode::REQUEST_TIMEOUT,
+                "body_timeout",
+                "the body was not received in time",
+            );
+            r.headers_mut()
+                .insert(CONNECTION, HeaderValue::from_static("close"));
+            Err(r)
+        }
+    }
+}
+
+fn limited(decision: &Decision) -> HttpResponse {
+    let mut r = response::error(
+        StatusCode::TOO_MANY_REQUESTS,
+        "rate_limited",
+        "too many requests from this address; see Retry-After",
+    );
+    r.headers_mut().insert(
+        RETRY_AFTER,
+        HeaderValue::from(decision.throttle.retry_after_secs()),
+    );
+    r
+}
+
+async fn answer(
+    node: &Node,
+    route: Route,
+    client: IpAddr,
+    req: hyper::Request<Incoming>,
+) -> (HttpResponse, Option<Decision>) {
+    let is_get = matches!(*req.method(), Method::GET | Method::HEAD);
+    if route == Route::Healthz && is_get {
+        return (ops::healthz(), None);
+    }
+    let Some(_admission) = node.workers.admit() else {
+        return (response::overloaded(), None);
+    };
+    let decision = if route == Route::Hitokoto && is_get {
+        node.limiter.check(client).await
+    } else {
+        None
+    };
+    if let Some(d) = &decision {
+        node.metrics.decision(d.backend, d.throttle.limited);
+        if d.throttle.limited {
+            return (limited(d), decision);
+        }
+    }
+    let (parts, body) = req.into_parts();
+    let body = match read_body(node, body).await {
+        Ok(b) => b,
+        Err(r) => return (r, decision),
+    };
+    let response = match node.workers.dispatch(Request { parts, body }).await {
+        Ok(r) => r,
+        Err(DispatchError::Crashed) => response::crashed(),
+        Err(DispatchError::Unavailable) => response::overloaded(),
+    };
+    (response, decision)
+}
+
+async fn respond(node: &Node, peer: SocketAddr, req: hyper::Request<Incoming>) -> HttpResponse {
+    let start = Instant::now();
+    let route = api::route(req.uri().path());
+    let client = {
+        let settings = node.limiter.settings();
+        client_ip(peer.ip(), req.headers(), &settings.trusted_proxies)
+    };
+    let access =
+        node.with_config(|c| c.log.access) && tracing::enabled!(target: "diem::access", tracing::Level::INFO);
+    let logged = access.then(|| (req.method().clone(), req.uri().clone()));
+    let (mut response, decision) = answer(node, route, client, req).await;
+    let headers = response.headers_mut();
+    headers.insert(ACCESS_CONTROL_ALLOW_ORIGIN, HeaderValue::from_static("*"));
+    if let Some(d) = decision {
+        headers.insert("x-ratelimit-limit", HeaderValue::from(d.throttle.limit));
+        headers.insert("x-ratelimit-remaining", HeaderValue::from(d.throttle.remaining));
+        headers.insert("x-ratelimit-reset", HeaderValue::from(d.throttle.reset_secs()));
+    }
+    let latency = start.elapsed();
+    let status = response.status().as_u16();
+    node.metrics.request(route, status, latency);
+    if let Some((method, uri)) = logged {
+        tracing::info!(
+            target: "diem::access",
+            %method,
+            uri = %uri,
+            status,
+            latency_us = latency.as_micros() as u64,
+            %client,
+            "request"
+        );
+    }
+    response
+}

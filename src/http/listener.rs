@@ -1,0 +1,110 @@
+//! The HTTP listener actor (`diem/listener`): accepts connections and
+//! starts a connection task for each. Nothing else.
+//!
+//! It accepts on a duplicate of the node's listening socket (see
+//! [`socket`](super::socket)), so a restart loses no connection. The accept
+//! loop runs as a task owned by the actor: it is aborted when the actor
+//! stops, and if it ends by itself (which it should not) the actor crashes,
+//! so that its supervisor restarts it. Connection tasks are not the
+//! listener's children: they keep serving while it restarts and are drained
+//! on shutdown. At most `http.max_connections` are open at once; further
+//! clients wait in the backlog.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use ractor::{Actor, ActorProcessingErr, ActorRef};
+
+use crate::http::connection;
+use crate::node::Node;
+
+/// Messages of the listener.
+#[derive(Debug)]
+pub enum ListenerMsg {
+    /// The accept loop ended (a crash of the listener).
+    LoopEnded(String),
+}
+
+/// The listener actor.
+#[derive(Debug)]
+pub struct Listener {
+    /// The node it serves.
+    pub node: Arc<Node>,
+}
+
+/// Reports the end of the accept loop, however it ends.
+struct LoopGuard(ActorRef<ListenerMsg>);
+
+impl Drop for LoopGuard {
+    fn drop(&mut self) {
+        let reason = if std::thread::panicking() {
+            "the accept loop panicked"
+        } else {
+            "the accept loop ended"
+        };
+        let _ = self.0.send_message(ListenerMsg::LoopEnded(reason.into()));
+    }
+}
+
+/// The listener's state: its accept loop, aborted when dropped.
+#[derive(Debug)]
+pub struct ListenerState {
+    accept: tokio::task::JoinHandle<()>,
+}
+
+impl Drop for ListenerState {
+    fn drop(&mut self) {
+        self.accept.abort();
+    }
+}
+
+async fn accept_loop(node: Arc<Node>, tcp: tokio::net::TcpListener, _guard: LoopGuard) {
+    let slots = node.http.slots();
+    loop {
+        let permit = match &slots {
+            Some(s) => s.clone().acquire_owned().await.ok(),
+            None => None,
+        };
+        match tcp.accept().await {
+            Ok((stream, peer)) => {
+                let _ = stream.set_nodelay(true);
+                tokio::spawn(connection::serve(node.clone(), stream, peer, permit));
+            }
+            Err(e) => {
+                // Out of file descriptors, a connection reset before accept:
+                // none of these is the listener's fault. Pause and go on.
+                tracing::warn!(error = %e, "accept failed");
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            }
+        }
+    }
+}
+
+impl Actor for Listener {
+    type Msg = ListenerMsg;
+    type State = ListenerState;
+    type Arguments = ();
+
+    async fn pre_start(
+        &self,
+        myself: ActorRef<ListenerMsg>,
+        _: (),
+    ) -> Result<ListenerState, ActorProcessingErr> {
+        let tcp = self.node.http.listener()?;
+        let addr = tcp.local_addr()?;
+        tracing::info!("listening on {addr}");
+        let accept = tokio::spawn(accept_loop(self.node.clone(), tcp, LoopGuard(myself)));
+        Ok(ListenerState { accept })
+    }
+
+    async fn handle(
+        &self,
+        _: ActorRef<ListenerMsg>,
+        msg: ListenerMsg,
+        _: &mut ListenerState,
+    ) -> Result<(), ActorProcessingErr> {
+        match msg {
+            ListenerMsg::LoopEnded(reason) => Err(reason.into()),
+        }
+    }
+}

@@ -1,0 +1,135 @@
+//! The listening socket and the connections opened on it.
+//!
+//! The socket is bound once, when the node starts, and kept here rather
+//! than in the listener actor. Each listener incarnation accepts on a
+//! duplicate of it, so killing or restarting the listener never closes the
+//! socket: connections arriving meanwhile wait in the kernel's backlog and
+//! are accepted by the next incarnation. Connections are tracked here too
+//! (hyper-util's graceful-shutdown watcher), so they outlive listener
+//! restarts and can be drained on shutdown.
+
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, OnceLock};
+
+use hyper_util::server::graceful::{GracefulShutdown, Watcher};
+use socket2::{Domain, Protocol, Socket, Type};
+use tokio::sync::Semaphore;
+
+use crate::config::HttpConfig;
+
+/// The socket, the connection tracker and the connection limit.
+#[derive(Debug)]
+pub struct HttpShared {
+    socket: Mutex<Option<std::net::TcpListener>>,
+    addr: OnceLock<SocketAddr>,
+    graceful: Mutex<Option<GracefulShutdown>>,
+    slots: OnceLock<Arc<Semaphore>>,
+    open: Arc<AtomicUsize>,
+}
+
+impl Default for HttpShared {
+    fn default() -> Self {
+        Self {
+            socket: Mutex::new(None),
+            addr: OnceLock::new(),
+            graceful: Mutex::new(None),
+            slots: OnceLock::new(),
+            open: Arc::new(AtomicUsize::new(0)),
+        }
+    }
+}
+
+impl HttpShared {
+    /// Binds `cfg.addr` (port 0 picks one). Fails with the OS error, e.g.
+    /// when the address is in use.
+    pub fn bind(&self, cfg: &HttpConfig) -> std::io::Result<SocketAddr> {
+        let domain = Domain::for_address(cfg.addr);
+        let socket = Socket::new(domain, Type::STREAM, Some(Protocol::TCP))?;
+        socket.set_reuse_address(true)?;
+        socket.set_nonblocking(true)?;
+        socket.bind(&cfg.addr.into())?;
+        socket.listen(i32::try_from(cfg.backlog).unwrap_or(i32::MAX))?;
+        let listener: std::net::TcpListener = socket.into();
+        let addr = listener.local_addr()?;
+        if let Ok(mut g) = self.graceful.lock() {
+            *g = Some(GracefulShutdown::new());
+        }
+        let _ = self.slots.set(Arc::new(Semaphore::new(cfg.max_connections)));
+        let _ = self.addr.set(addr);
+        if let Ok(mut s) = self.socket.lock() {
+            *s = Some(listener);
+        }
+        Ok(addr)
+    }
+
+    /// The bound address.
+    pub fn local_addr(&self) -> Option<SocketAddr> {
+        self.addr.get().copied()
+    }
+
+    /// A duplicate of the socket for one listener incarnation.
+    pub fn listener(&self) -> std::io::Result<tokio::net::TcpListener> {
+        let guard = self
+            .socket
+            .lock()
+            .map_err(|_| std::io::Error::other("socket holder poisoned"))?;
+        let socket = guard
+            .as_ref()
+            .ok_or_else(|| std::io::Error::other("the listening socket is closed"))?;
+        tokio::net::TcpListener::from_std(socket.try_clone()?)
+    }
+
+    /// Closes the socket (new connections are refused once the listener's
+    /// duplicate is gone too).
+    pub fn close(&self) {
+        if let Ok(mut s) = self.socket.lock() {
+            s.take();
+        }
+    }
+
+    /// The connection-slot semaphore (`http.max_connections`).
+    pub fn slots(&self) -> Option<Arc<Semaphore>> {
+        self.slots.get().cloned()
+    }
+
+    /// A watcher for one new connection (`None` once draining began).
+    pub fn watcher(&self) -> Option<Watcher> {
+        self.graceful.lock().ok()?.as_ref().map(GracefulShutdown::watcher)
+    }
+
+    /// Counts a connection as open until the returned guard drops.
+    pub fn opened(&self) -> OpenConnection {
+        self.open.fetch_add(1, Ordering::AcqRel);
+        OpenConnection {
+            open: self.open.clone(),
+        }
+    }
+
+    /// Connections open now.
+    pub fn open_connections(&self) -> usize {
+        self.open.load(Ordering::Acquire)
+    }
+
+    /// Asks every connection to finish its request in flight and close,
+    /// and waits for them all, at most `grace`. Returns whether all closed.
+    pub async fn drain(&self, grace: std::time::Duration) -> bool {
+        let graceful = self.graceful.lock().ok().and_then(|mut g| g.take());
+        match graceful {
+            Some(g) => tokio::time::timeout(grace, g.shutdown()).await.is_ok(),
+            None => true,
+        }
+    }
+}
+
+/// An open connection; the count drops with it.
+#[derive(Debug)]
+pub struct OpenConnection {
+    open: Arc<AtomicUsize>,
+}
+
+impl Drop for OpenConnection {
+    fn drop(&mut self) {
+        self.open.fetch_sub(1, Ordering::AcqRel);
+    }
+}

@@ -1,0 +1,39 @@
+//! # diem
+//!
+//! A random-quote ("hitokoto") HTTP API, compatible with DIEM-API's
+//! `GET /hitokoto/v2/`, served by an Erlang/OTP-style supervision tree of
+//! isolated, message-passing actors (the [`supervisors`] crate on ractor).
+//!
+//! Where things are:
+//!
+//! | concern | module |
+//! |---|---|
+//! | the tree | [`tree`] |
+//! | HTTP listener | [`http::listener`] (socket: [`http::socket`], connections: [`http::connection`]) |
+//! | request workers | [`workers::worker`], [`workers::pool`] |
+//! | API handlers | [`api`] |
+//! | PostgreSQL pool | [`store::postgres_pool`] |
+//! | corpus snapshot | [`store::corpus`], [`store::snapshot`] |
+//! | Redis limiter | [`limiter::redis_limiter`] (math: [`limiter::gcra`], fallback: [`limiter::local`]) |
+//! | control socket | [`control::socket`], `diem ctl`: [`control::client`] |
+//! | config, CLI, logs, metrics | [`config`], [`cli`], [`telemetry`], [`metrics`] |
+//!
+//! docs/architecture.md explains the tree and the choices behind it.
+
+pub mod api;
+pub mod cli;
+pub mod config;
+pub mod control;
+#[cfg(feature = "faults")]
+pub mod faults;
+pub mod health;
+pub mod http;
+pub mod limiter;
+pub mod metrics;
+pub mod metrics_actor;
+pub mod node;
+pub mod serve;
+pub mod store;
+pub mod telemetry;
+pub mod tree;
+pub mod workers;

@@ -1,0 +1,166 @@
+//! Per-client rate limiting: GCRA with redis-cell's `CL.THROTTLE`
+//! semantics, decided in Redis and, while Redis is unreachable, in process.
+//!
+//! [`Limiter`] is what a request sees: one call, [`Limiter::check`], that
+//! answers from Redis when the Redis limiter actor
+//! ([`redis_limiter`]) has published a healthy connection, and from the
+//! [`local`] store otherwise — including for the requests of a Redis round
+//! trip that failed. Requests never wait on a dead Redis for longer than
+//! `redis.command_timeout_ms`, and a Redis outage is never a 5xx.
+//!
+//! Redis decisions are batched: concurrent checks travel to Redis together
+//! in one `EVALSHA` of a script that applies the GCRA to every key of the
+//! batch in turn, so a burst of requests costs one round trip, not one
+//! each, and every decision is still made by Redis, atomically per key.
+
+pub mod gcra;
+pub mod local;
+pub mod redis_limiter;
+
+use std::net::IpAddr;
+
+use arc_swap::{ArcSwap, ArcSwapOption};
+use ipnet::IpNet;
+use serde::Serialize;
+
+use crate::config::LimiterConfig;
+use gcra::{Params, Throttle};
+use local::LocalStore;
+use redis_limiter::RedisHandle;
+
+/// The limiter settings that `reload` can change live.
+#[derive(Debug, Clone, PartialEq)]
+pub struct LimiterSettings {
+    /// Whether requests are limited at all.
+    pub enabled: bool,
+    /// The GCRA parameters.
+    pub params: Params,
+    /// Peers whose `X-Forwarded-For` is believed.
+    pub trusted_proxies: Vec<IpNet>,
+}
+
+impl From<&LimiterConfig> for LimiterSettings {
+    fn from(c: &LimiterConfig) -> Self {
+        Self {
+            enabled: c.enabled,
+            params: Params {
+                burst: c.burst,
+                count: c.count,
+                period_secs: c.period_secs,
+            },
+            trusted_proxies: c.trusted_proxies.clone(),
+        }
+    }
+}
+
+/// Which store decided.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Backend {
+    /// Redis.
+    Redis,
+    /// The in-process fallback.
+    Local,
+}
+
+impl Backend {
+    /// `redis` or `local`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Backend::Redis => "redis",
+            Backend::Local => "local",
+        }
+    }
+}
+
+/// A decision and where it was made.
+#[derive(Debug, Clone, Copy)]
+pub struct Decision {
+    /// The decision.
+    pub throttle: Throttle,
+    /// Who decided.
+    pub backend: Backend,
+}
+
+/// The limiter as requests see it.
+#[derive(Debug)]
+pub struct Limiter {
+    settings: ArcSwap<LimiterSettings>,
+    local: LocalStore,
+    redis: ArcSwapOption<RedisHandle>,
+}
+
+impl Limiter {
+    /// A limiter with these settings, deciding locally until the Redis
+    /// limiter actor publishes a connection.
+    pub fn new(config: &LimiterConfig) -> Self {
+        Self {
+            settings: ArcSwap::from_pointee(LimiterSettings::from(config)),
+            local: LocalStore::new(config.local_max_keys),
+            redis: ArcSwapOption::empty(),
+        }
+    }
+
+    /// The settings in effect.
+    pub fn settings(&self) -> arc_swap::Guard<std::sync::Arc<LimiterSettings>> {
+        self.settings.load()
+    }
+
+    /// Replaces the settings (live reload).
+    pub fn set_settings(&self, settings: LimiterSettings) {
+        self.settings.store(std::sync::Arc::new(settings));
+    }
+
+    /// Which backend decides now.
+    pub fn backend(&self) -> Backend {
+        if self.redis.load().is_some() {
+            Backend::Redis
+        } else {
+            Backend::Local
+        }
+    }
+
+    /// The local store (for sweeping and stats).
+    pub fn local(&self) -> &LocalStore {
+        &self.local
+    }
+
+    pub(crate) fn publish_redis(&self, handle: Option<std::sync::Arc<RedisHandle>>) {
+        self.redis.store(handle);
+    }
+
+    /// Withdraws `handle` if it is the one published (a newer incarnation's
+    /// handle is left alone).
+    pub(crate) fn unpublish_redis(&self, handle: &std::sync::Arc<RedisHandle>) {
+        let current = self.redis.load();
+        if current
+            .as_ref()
+            .is_some_and(|c| std::sync::Arc::ptr_eq(c, handle))
+        {
+            self.redis.compare_and_swap(&*current, None);
+        }
+    }
+
+    /// Decides one request from `client`; `None` when limiting is off.
+    pub async fn check(&self, client: IpAddr) -> Option<Decision> {
+        let settings = self.settings.load();
+        if !settings.enabled {
+            return None;
+        }
+        let params = settings.params;
+        drop(settings);
+        let redis = self.redis.load_full();
+        if let Some(redis) = redis {
+            if let Some(throttle) = redis.check(client).await {
+                return Some(Decision {
+                    throttle,
+                    backend: Backend::Redis,
+                });
+            }
+        }
+        Some(Decision {
+            throttle: self.local.check(client, &params),
+            backend: Backend::Local,
+        })
+    }
+}

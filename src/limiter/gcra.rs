@@ -1,0 +1,168 @@
+//! GCRA, exactly as redis-cell's `CL.THROTTLE key max_burst count period
+//! [quantity]` computes it, in integer microseconds.
+//!
+//! The emission interval is `period / count`; the delay-variation tolerance
+//! is `emission × (max_burst + 1)`. Each key stores one number, its
+//! theoretical arrival time (TAT). A request is allowed when
+//! `max(TAT, now) + emission × quantity − tolerance ≤ now`; the TAT then
+//! advances and the key expires when it falls back to `now`. The Lua script
+//! in [`redis_limiter`](super::redis_limiter) runs the same arithmetic inside
+//! Redis; a property test checks the two agree step for step.
+//!
+//! ```
+//! use diem::limiter::gcra::{decide, Params};
+//!
+//! // The original DIEM-API limit: burst 35, 36 requests per 360 s.
+//! let p = Params { burst: 35, count: 36, period_secs: 360 };
+//! let (first, tat) = decide(&p, None, 0, 1);
+//! assert!(!first.limited);
+//! assert_eq!((first.limit, first.remaining), (36, 35));
+//! let mut tat = tat;
+//! for _ in 1..36 {
+//!     let (t, next) = decide(&p, tat, 0, 1);
+//!     assert!(!t.limited);
+//!     tat = next;
+//! }
+//! let (refused, _) = decide(&p, tat, 0, 1);
+//! assert!(refused.limited);
+//! assert_eq!(refused.retry_after_us, 10_000_000); // one emission interval
+//! ```
+
+use serde::{Deserialize, Serialize};
+
+/// The limit: `max_burst`, `count` per `period_secs`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Params {
+    /// Requests allowed at once beyond the steady rate.
+    pub burst: u64,
+    /// Requests per period.
+    pub count: u64,
+    /// The period in seconds.
+    pub period_secs: u64,
+}
+
+impl Params {
+    /// Time between two requests at the steady rate, µs (at least 1).
+    pub fn emission_us(&self) -> i64 {
+        let us = self.period_secs.saturating_mul(1_000_000) / self.count.max(1);
+        i64::try_from(us).unwrap_or(i64::MAX).max(1)
+    }
+
+    /// The delay-variation tolerance, µs.
+    pub fn tolerance_us(&self) -> i64 {
+        let limit = i64::try_from(self.limit()).unwrap_or(i64::MAX);
+        self.emission_us().saturating_mul(limit)
+    }
+
+    /// `X-RateLimit-Limit`: `max_burst + 1`.
+    pub fn limit(&self) -> u64 {
+        self.burst.saturating_add(1)
+    }
+}
+
+/// One decision, as `CL.THROTTLE` replies it (times in µs here).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+pub struct Throttle {
+    /// Whether the request is refused.
+    pub limited: bool,
+    /// `max_burst + 1`.
+    pub limit: u64,
+    /// Requests left at once.
+    pub remaining: u64,
+    /// When a refused request may retry, µs; -1 when allowed.
+    pub retry_after_us: i64,
+    /// When the key is back to a full burst, µs.
+    pub reset_after_us: i64,
+}
+
+impl Throttle {
+    /// The reply of redis-cell's `CL.THROTTLE`: times in whole seconds,
+    /// truncated, retry -1 when allowed.
+    pub fn cl_throttle_reply(&self) -> [i64; 5] {
+        let secs = |us: i64| if us < 0 { -1 } else { us / 1_000_000 };
+        [
+            i64::from(self.limited),
+            i64::try_from(self.limit).unwrap_or(i64::MAX),
+            i64::try_from(self.remaining).unwrap_or(i64::MAX),
+            secs(self.retry_after_us),
+            secs(self.reset_after_us),
+        ]
+    }
+
+    /// `Retry-After` in whole seconds, rounded up, at least 1.
+    pub fn retry_after_secs(&self) -> u64 {
+        u64::try_from(self.retry_after_us.max(0)).map_or(1, |us| us.div_ceil(1_000_000).max(1))
+    }
+
+    /// `X-RateLimit-Reset` in whole seconds, rounded up.
+    pub fn reset_secs(&self) -> u64 {
+        u64::try_from(self.reset_after_us.max(0)).map_or(0, |us| us.div_ceil(1_000_000))
+    }
+}
+
+/// Decides one request of `quantity` for a key whose stored TAT is `tat`
+/// (`None`: unknown or expired) at time `now` (µs). Returns the decision
+/// and the TAT to store (unchanged when refused).
+pub fn decide(p: &Params, tat: Option<i64>, now: i64, quantity: u64) -> (Throttle, Option<i64>) {
+    let emission = p.emission_us();
+    let tolerance = p.tolerance_us();
+    let increment = emission.saturating_mul(i64::try_from(quantity).unwrap_or(i64::MAX));
+    let current = tat.unwrap_or(now);
+    let new_tat = current.max(now).saturating_add(increment);
+    let diff = now - (new_tat - tolerance);
+    let (limited, retry, ttl, stored) = if diff < 0 {
+        let retry = if increment <= tolerance { -diff } else { -1 };
+        (true, retry, current - now, tat)
+    } else {
+        (false, -1, new_tat - now, Some(new_tat))
+    };
+    let next = tolerance - ttl;
+    let remaining = if next > 0 { next / emission } else { 0 };
+    let throttle = Throttle {
+        limited,
+        limit: p.limit(),
+        remaining: u64::try_from(remaining).unwrap_or(0),
+        retry_after_us: retry,
+        reset_after_us: ttl,
+    };
+    (throttle, stored)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const P: Params = Params {
+        burst: 35,
+        count: 36,
+        period_secs: 360,
+    };
+
+    #[test]
+    fn refills_one_per_emission_interval() {
+        let mut tat = None;
+        for _ in 0..36 {
+            let (t, next) = decide(&P, tat, 0, 1);
+            assert!(!t.limited);
+            tat = next;
+        }
+        let (t, _) = decide(&P, tat, 0, 1);
+        assert!(t.limited);
+        assert_eq!(t.cl_throttle_reply(), [1, 36, 0, 10, 360]);
+        assert_eq!(t.retry_after_secs(), 10);
+        // Ten seconds later exactly one more is allowed.
+        let (t, next) = decide(&P, tat, 10_000_000, 1);
+        assert!(!t.limited);
+        assert_eq!(t.remaining, 0);
+        let (t, _) = decide(&P, next, 10_000_000, 1);
+        assert!(t.limited);
+    }
+
+    #[test]
+    fn an_expired_key_is_a_fresh_key() {
+        let (fresh, _) = decide(&P, None, 5, 1);
+        let (old, _) = decide(&P, Some(1), 5, 1);
+        assert_eq!(fresh, old);
+        assert_eq!(fresh.cl_throttle_reply(), [0, 36, 35, -1, 10]);
+    }
+}

@@ -1,0 +1,134 @@
+//! [`Node`]: what the actors of one running diem share.
+//!
+//! Actors talk by messages; the node holds only what the request path must
+//! read without a message round trip, each piece published by the actor
+//! that owns it and swapped atomically when it changes: the snapshot (the
+//! corpus actor), the PostgreSQL pool (the pool actor), the Redis queue (the
+//! limiter actor), the worker registry (the workers), the listening socket
+//! (bound once at start so that listener restarts never refuse a
+//! connection). None of it needs a lock on the request path.
+
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, OnceLock};
+use std::time::Instant;
+
+use arc_swap::ArcSwap;
+use supervisors::{EventBus, SupervisorRef};
+use tokio::sync::watch;
+
+use crate::config::Config;
+use crate::http::HttpShared;
+use crate::limiter::Limiter;
+use crate::metrics::Metrics;
+use crate::store::corpus::CorpusShared;
+use crate::store::postgres_pool::PgShared;
+use crate::telemetry::LogControl;
+use crate::workers::pool::WorkerPool;
+
+/// A request to stop the node, with its grace period in seconds.
+pub type ShutdownRequest = Option<u64>;
+
+/// The shared state of a running node.
+pub struct Node {
+    config: ArcSwap<Config>,
+    /// The config file given at start (re-read by `reload`).
+    pub config_path: Option<PathBuf>,
+    /// When the node started.
+    pub started_at: Instant,
+    /// The published corpus.
+    pub corpus: CorpusShared,
+    /// The PostgreSQL pool.
+    pub pg: PgShared,
+    /// The rate limiter.
+    pub limiter: Limiter,
+    /// The worker registry and admission bound.
+    pub workers: WorkerPool,
+    /// Workers wanted (`workers.count`, `scale`); a restarted pool starts this many.
+    pub desired_workers: AtomicUsize,
+    /// The listening socket and the open connections.
+    pub http: HttpShared,
+    /// Metric handles.
+    pub metrics: Metrics,
+    /// The live log filter, when this process set up logging.
+    pub log: Option<LogControl>,
+    /// The root supervisor, once started.
+    pub root: OnceLock<SupervisorRef>,
+    /// The supervision events of the tree.
+    pub events: EventBus,
+    /// Set when shutdown begins: `/readyz` answers 503 from then on.
+    pub draining: AtomicBool,
+    shutdown: watch::Sender<ShutdownRequest>,
+}
+
+impl std::fmt::Debug for Node {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Node")
+            .field("name", &self.config().node.name)
+            .field("workers", &self.workers.size())
+            .finish_non_exhaustive()
+    }
+}
+
+impl Node {
+    /// A node for `config` (nothing started yet).
+    pub fn new(config: Config, config_path: Option<PathBuf>, log: Option<LogControl>) -> Arc<Self> {
+        let (shutdown, _) = watch::channel(None);
+        Arc::new(Self {
+            corpus: CorpusShared::default(),
+            pg: PgShared::default(),
+            limiter: Limiter::new(&config.limiter),
+            workers: WorkerPool::new(config.workers.queue_depth),
+            desired_workers: AtomicUsize::new(config.workers.count),
+            http: HttpShared::default(),
+            metrics: Metrics::new(),
+            log,
+            root: OnceLock::new(),
+            events: EventBus::new(),
+            draining: AtomicBool::new(false),
+            shutdown,
+            config: ArcSwap::from_pointee(config),
+            config_path,
+            started_at: Instant::now(),
+        })
+    }
+
+    /// The configuration in effect.
+    pub fn config(&self) -> Arc<Config> {
+        self.config.load_full()
+    }
+
+    /// Reads the configuration without taking a reference count (for the
+    /// request path).
+    pub fn with_config<R>(&self, f: impl FnOnce(&Config) -> R) -> R {
+        f(&self.config.load())
+    }
+
+    /// Replaces the configuration in effect (after `reload` applied it).
+    pub fn set_config(&self, config: Config) {
+        self.config.store(Arc::new(config));
+    }
+
+    /// The root supervisor.
+    pub fn root(&self) -> Option<&SupervisorRef> {
+        self.root.get()
+    }
+
+    /// Asks the node to shut down gracefully (as SIGTERM does).
+    pub fn request_shutdown(&self, grace_secs: Option<u64>) {
+        let grace = grace_secs.unwrap_or(self.config().http.shutdown_grace_secs);
+        self.shutdown.send_replace(Some(grace));
+    }
+
+    /// Waits for a shutdown request; returns its grace period.
+    pub async fn shutdown_requested(&self) -> u64 {
+        let mut rx = self.shutdown.subscribe();
+        let grace = rx.wait_for(Option::is_some).await.map(|v| v.unwrap_or_default());
+        grace.unwrap_or(0)
+    }
+
+    /// Whether shutdown has begun.
+    pub fn is_draining(&self) -> bool {
+        self.draining.load(Ordering::Acquire)
+    }
+}

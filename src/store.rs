@@ -1,0 +1,54 @@
+//! The sentence store: PostgreSQL (the source of truth), the in-memory
+//! snapshot every read is served from, and the actors that keep the two
+//! together.
+//!
+//! * [`postgres_pool`]: the pool actor, owner of the deadpool-postgres pool;
+//!   it applies the migrations and keeps retrying while PostgreSQL is down.
+//! * [`corpus`]: the corpus actor, which loads the snapshot and reloads it
+//!   when PostgreSQL says the sentences changed (LISTEN/NOTIFY).
+//! * [`snapshot`], [`sentence`]: the in-memory corpus and its bodies.
+//! * [`embedded`]: the corpus compiled into the binary.
+//! * [`migrations`], [`queries`], [`bundle`], [`import`]: schema, SQL, and
+//!   `diem import`.
+
+pub mod bundle;
+pub mod corpus;
+pub mod embedded;
+pub mod import;
+pub mod migrations;
+pub mod postgres_pool;
+pub mod queries;
+pub mod sentence;
+pub mod snapshot;
+
+use thiserror::Error;
+
+/// A PostgreSQL error with the server's message, not just "db error".
+fn describe(e: &tokio_postgres::Error) -> String {
+    use std::error::Error as _;
+    match (e.as_db_error(), e.source()) {
+        (Some(db), _) => format!("{}: {}", db.severity(), db.message()),
+        (None, Some(source)) => format!("{e}: {source}"),
+        (None, None) => e.to_string(),
+    }
+}
+
+/// A store operation that failed.
+#[derive(Debug, Error)]
+pub enum StoreError {
+    /// PostgreSQL answered with an error or the connection failed.
+    #[error("postgres: {}", describe(.0))]
+    Postgres(#[from] tokio_postgres::Error),
+    /// No pooled connection could be had.
+    #[error("postgres pool: {0}")]
+    Pool(#[from] deadpool_postgres::PoolError),
+    /// PostgreSQL is not reachable now.
+    #[error("postgres is unavailable: {0}")]
+    Unavailable(String),
+    /// A bundle could not be read.
+    #[error(transparent)]
+    Bundle(#[from] bundle::BundleError),
+    /// Anything else, with a description.
+    #[error("{0}")]
+    Other(String),
+}

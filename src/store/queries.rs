@@ -1,0 +1,100 @@
+//! The SQL diem runs, in one place.
+
+use deadpool_postgres::ClientWrapper;
+use tokio_postgres::{Client, Row};
+use uuid::Uuid;
+
+use crate::store::sentence::Sentence;
+use crate::store::snapshot::Filter;
+
+const ALL: &str = "SELECT id, uuid, hitokoto, type, \"from\", from_who, creator, length, \
+                   extract(epoch FROM created_at)::bigint FROM sentences ORDER BY id";
+
+/// Uniform random pick among the matching rows: count them, skip a random
+/// number of them. Served by the (type, length) index.
+const PICK: &str = "WITH m AS (SELECT uuid FROM sentences \
+                      WHERE (cardinality($1::text[]) = 0 OR type = ANY($1)) AND length BETWEEN $2 AND $3) \
+                    SELECT hitokoto, \"from\" FROM sentences \
+                    WHERE uuid = (SELECT uuid FROM m OFFSET floor(random() * (SELECT count(*) FROM m))::bigint LIMIT 1)";
+
+const INSERT: &str = "INSERT INTO sentences (uuid, id, hitokoto, type, \"from\", from_who, creator, length) \
+                      VALUES ($1, nextval('sentences_api_id'), $2, $3, $4, $5, $6, $7) \
+                      RETURNING id, extract(epoch FROM created_at)::bigint";
+
+const DELETE: &str = "DELETE FROM sentences WHERE uuid = $1";
+
+fn sentence(row: &Row) -> Sentence {
+    let category: String = row.get(3);
+    Sentence {
+        id: row.get(0),
+        uuid: row.get(1),
+        hitokoto: row.get(2),
+        category: category.chars().next().unwrap_or('g'),
+        from: row.get(4),
+        from_who: row.get(5),
+        creator: row.get(6),
+        length: row.get(7),
+        created_at: row.get::<_, Option<i64>>(8).unwrap_or_default(),
+    }
+}
+
+/// Every sentence, by id.
+pub async fn all_sentences(client: &Client) -> Result<Vec<Sentence>, tokio_postgres::Error> {
+    Ok(client.query(ALL, &[]).await?.iter().map(sentence).collect())
+}
+
+fn length_bound(n: u32) -> i32 {
+    i32::try_from(n).unwrap_or(i32::MAX)
+}
+
+/// A uniformly random `(hitokoto, from)` that `filter` accepts.
+pub async fn pick(
+    client: &ClientWrapper,
+    filter: &Filter,
+) -> Result<Option<(String, String)>, tokio_postgres::Error> {
+    let categories: Vec<String> = crate::store::sentence::Category::all()
+        .filter(|c| filter.categories & (1 << c.index()) != 0)
+        .map(|c| c.key().to_string())
+        .collect();
+    let statement = client.prepare_cached(PICK).await?;
+    let row = client
+        .query_opt(
+            &statement,
+            &[
+                &categories,
+                &length_bound(filter.min_len),
+                &length_bound(filter.max_len),
+            ],
+        )
+        .await?;
+    Ok(row.map(|r| (r.get(0), r.get(1))))
+}
+
+/// Inserts a new sentence (its `id` and `created_at` are assigned here) and
+/// returns it as stored.
+pub async fn insert(client: &ClientWrapper, mut s: Sentence) -> Result<Sentence, tokio_postgres::Error> {
+    let statement = client.prepare_cached(INSERT).await?;
+    let row = client
+        .query_one(
+            &statement,
+            &[
+                &s.uuid,
+                &s.hitokoto,
+                &s.category.to_string(),
+                &s.from,
+                &s.from_who,
+                &s.creator,
+                &s.length,
+            ],
+        )
+        .await?;
+    s.id = row.get(0);
+    s.created_at = row.get::<_, Option<i64>>(1).unwrap_or_default();
+    Ok(s)
+}
+
+/// Deletes a sentence; whether it existed.
+pub async fn delete(client: &ClientWrapper, uuid: Uuid) -> Result<bool, tokio_postgres::Error> {
+    let statement = client.prepare_cached(DELETE).await?;
+    Ok(client.execute(&statement, &[&uuid]).await? > 0)
+}

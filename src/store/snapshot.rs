@@ -1,0 +1,286 @@
+//! The in-memory corpus every read is served from.
+//!
+//! A [`Snapshot`] is immutable: the corpus actor builds a new one when the
+//! sentences change and publishes it with one atomic pointer swap, so
+//! readers never lock and never see a half-built corpus. Each category keeps
+//! its sentences sorted by length, so a pick under any filter (categories,
+//! length bounds) costs a binary search per category and no allocation, and
+//! is uniform over exactly the sentences that match.
+//!
+//! ```
+//! use diem::store::snapshot::{Filter, Snapshot, Source};
+//! use diem::store::embedded;
+//!
+//! let snapshot = Snapshot::build(embedded::sentences(), Source::Embedded);
+//! let short = Filter { max_len: 10, ..Filter::default() };
+//! let mut rng = fastrand::Rng::with_seed(7);
+//! let entry = snapshot.pick(&short, &mut rng).unwrap();
+//! assert!(entry.length <= 10);
+//! assert!(snapshot.count(&Filter { min_len: 1000, ..Filter::default() }) == 0);
+//! ```
+
+use std::time::SystemTime;
+
+use bytes::Bytes;
+use serde::Serialize;
+use uuid::Uuid;
+
+use crate::store::sentence::{js_body, json_body, plain_body, Category, Sentence, CATEGORIES};
+
+/// Where a snapshot's sentences came from.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case", tag = "kind")]
+pub enum Source {
+    /// The corpus compiled into the binary.
+    Embedded,
+    /// PostgreSQL, loaded at this time.
+    Postgres {
+        /// Seconds since the Unix epoch.
+        loaded_at: u64,
+    },
+}
+
+impl Source {
+    /// A PostgreSQL source loaded now.
+    pub fn postgres_now() -> Self {
+        let loaded_at = SystemTime::now()
+            .duration_since(SystemTime::UNIX_EPOCH)
+            .map(|d| d.as_secs())
+            .unwrap_or_default();
+        Source::Postgres { loaded_at }
+    }
+}
+
+/// One servable sentence with its pre-built bodies.
+#[derive(Clone, Debug)]
+pub struct Entry {
+    /// The sentence's id.
+    pub id: i64,
+    /// The sentence's uuid.
+    pub uuid: Uuid,
+    /// Its category.
+    pub category: Category,
+    /// Its length in characters.
+    pub length: u32,
+    /// `hitokoto——「from」`.
+    pub plain: Bytes,
+    /// `{"hitokoto":…,"source":…}`, script-safe.
+    pub json: Bytes,
+    /// The `encode=js` script.
+    pub js: Bytes,
+}
+
+impl Entry {
+    /// The entry for a sentence.
+    pub fn new(s: &Sentence) -> Option<Self> {
+        Some(Self {
+            id: s.id,
+            uuid: s.uuid,
+            category: Category::from_key(s.category)?,
+            length: u32::try_from(s.length).unwrap_or(0),
+            plain: plain_body(&s.hitokoto, &s.from),
+            json: json_body(&s.hitokoto, &s.from),
+            js: js_body(&s.hitokoto, &s.from),
+        })
+    }
+}
+
+/// Which sentences a request accepts.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Filter {
+    /// Bit `i` set: category `i` accepted; 0 accepts every category.
+    pub categories: u16,
+    /// Shortest accepted length (inclusive).
+    pub min_len: u32,
+    /// Longest accepted length (inclusive).
+    pub max_len: u32,
+}
+
+impl Default for Filter {
+    fn default() -> Self {
+        Self {
+            categories: 0,
+            min_len: 0,
+            max_len: u32::MAX,
+        }
+    }
+}
+
+impl Filter {
+    fn accepts(&self, category: usize) -> bool {
+        self.categories == 0 || self.categories & (1 << category) != 0
+    }
+}
+
+#[derive(Clone, Debug, Default)]
+struct CategoryIndex {
+    /// Indices into `entries`, sorted by length.
+    order: Vec<u32>,
+    /// `lengths[i]` is the length of `entries[order[i]]`.
+    lengths: Vec<u32>,
+}
+
+impl CategoryIndex {
+    fn range(&self, f: &Filter) -> std::ops::Range<usize> {
+        let lo = self.lengths.partition_point(|&l| l < f.min_len);
+        let hi = self.lengths.partition_point(|&l| l <= f.max_len);
+        lo..hi.max(lo)
+    }
+}
+
+/// An immutable, indexed corpus.
+#[derive(Debug)]
+pub struct Snapshot {
+    entries: Vec<Entry>,
+    by_category: [CategoryIndex; CATEGORIES],
+    source: Source,
+}
+
+impl Snapshot {
+    /// Indexes `sentences` (a sentence with an unknown category is skipped).
+    pub fn build(sentences: impl IntoIterator<Item = Sentence>, source: Source) -> Self {
+        let entries: Vec<Entry> = sentences.into_iter().filter_map(|s| Entry::new(&s)).collect();
+        let mut by_category: [CategoryIndex; CATEGORIES] = Default::default();
+        for (i, e) in entries.iter().enumerate() {
+            by_category[e.category.index()]
+                .order
+                .push(u32::try_from(i).unwrap_or(u32::MAX));
+        }
+        for index in &mut by_category {
+            index.order.sort_by_key(|&i| entries[i as usize].length);
+            index.lengths = index.order.iter().map(|&i| entries[i as usize].length).collect();
+        }
+        Self {
+            entries,
+            by_category,
+            source,
+        }
+    }
+
+    /// Where the sentences came from.
+    pub fn source(&self) -> &Source {
+        &self.source
+    }
+
+    /// Number of sentences.
+    pub fn len(&self) -> usize {
+        self.entries.len()
+    }
+
+    /// Whether there are no sentences.
+    pub fn is_empty(&self) -> bool {
+        self.entries.is_empty()
+    }
+
+    /// Number of sentences `filter` accepts.
+    pub fn count(&self, filter: &Filter) -> usize {
+        self.by_category
+            .iter()
+            .enumerate()
+            .filter(|(c, _)| filter.accepts(*c))
+            .map(|(_, idx)| idx.range(filter).len())
+            .sum()
+    }
+
+    /// A sentence chosen uniformly among those `filter` accepts.
+    pub fn pick(&self, filter: &Filter, rng: &mut fastrand::Rng) -> Option<&Entry> {
+        let total = self.count(filter);
+        if total == 0 {
+            return None;
+        }
+        let mut n = rng.usize(..total);
+        for (c, idx) in self.by_category.iter().enumerate() {
+            if !filter.accepts(c) {
+                continue;
+            }
+            let range = idx.range(filter);
+            if n < range.len() {
+                let i = idx.order[range.start + n];
+                return self.entries.get(i as usize);
+            }
+            n -= range.len();
+        }
+        None
+    }
+
+    /// Every entry, in load order.
+    pub fn entries(&self) -> &[Entry] {
+        &self.entries
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sentence(id: i64, category: char, text: &str) -> Sentence {
+        Sentence {
+            id,
+            uuid: Uuid::new_v4(),
+            hitokoto: text.to_owned(),
+            category,
+            from: "t".into(),
+            from_who: None,
+            creator: "t".into(),
+            length: crate::store::sentence::char_length(text),
+            created_at: 0,
+        }
+    }
+
+    #[test]
+    fn filters_by_category_and_length() {
+        let s = Snapshot::build(
+            vec![
+                sentence(1, 'a', "xx"),
+                sentence(2, 'a', "xxxx"),
+                sentence(3, 'b', "xxx"),
+                sentence(4, 'l', "x"),
+            ],
+            Source::Embedded,
+        );
+        assert_eq!(s.count(&Filter::default()), 4);
+        let a_only = Filter {
+            categories: 1,
+            ..Filter::default()
+        };
+        assert_eq!(s.count(&a_only), 2);
+        let short = Filter {
+            max_len: 3,
+            min_len: 2,
+            ..Filter::default()
+        };
+        assert_eq!(s.count(&short), 2);
+        let mut rng = fastrand::Rng::with_seed(1);
+        for _ in 0..100 {
+            let e = s.pick(&short, &mut rng).unwrap();
+            assert!((2..=3).contains(&e.length));
+        }
+        let none = Filter {
+            min_len: 5,
+            ..Filter::default()
+        };
+        assert!(s.pick(&none, &mut rng).is_none());
+    }
+
+    #[test]
+    fn pick_is_uniform() {
+        let s = Snapshot::build(
+            (0..10).map(|i| sentence(i, ['a', 'c', 'k'][i as usize % 3], &"x".repeat(i as usize + 1))),
+            Source::Embedded,
+        );
+        let mut rng = fastrand::Rng::with_seed(42);
+        let mut hits = [0u32; 10];
+        let n = 100_000;
+        for _ in 0..n {
+            let e = s.pick(&Filter::default(), &mut rng).unwrap();
+            hits[e.id as usize] += 1;
+        }
+        // Chi-square with 9 degrees of freedom; 27.88 is the p = 0.001 point.
+        let expected = f64::from(n) / 10.0;
+        let chi2: f64 = hits
+            .iter()
+            .map(|&h| (f64::from(h) - expected).powi(2) / expected)
+            .sum();
+        assert!(chi2 < 27.88, "chi2 = {chi2}, hits = {hits:?}");
+    }
+}

@@ -1,0 +1,100 @@
+//! Logging: `tracing` with a filter that can be changed while running.
+//!
+//! Lines go to stderr through [`tracing_appender::non_blocking`], so a slow
+//! terminal or pipe never stalls a request; human-readable by default
+//! (coloured only on a terminal), one JSON object per line with
+//! `--log-format json`. The filter has `RUST_LOG` syntax; [`LogControl`]
+//! swaps it live (`diem ctl log-level`, `diem ctl reload`).
+
+use std::io::IsTerminal;
+use std::sync::Mutex;
+
+use tracing_appender::non_blocking::WorkerGuard;
+use tracing_subscriber::filter::filter_fn;
+use tracing_subscriber::layer::SubscriberExt;
+use tracing_subscriber::util::SubscriberInitExt;
+use tracing_subscriber::Layer;
+use tracing_subscriber::{reload, EnvFilter, Registry};
+
+use crate::config::LogFormat;
+
+/// Changes the log filter of the running process.
+pub struct LogControl {
+    handle: reload::Handle<EnvFilter, Registry>,
+    current: Mutex<String>,
+}
+
+impl std::fmt::Debug for LogControl {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("LogControl")
+            .field("filter", &self.current())
+            .finish()
+    }
+}
+
+impl LogControl {
+    /// The filter in effect.
+    pub fn current(&self) -> String {
+        self.current.lock().map(|s| s.clone()).unwrap_or_default()
+    }
+
+    /// Replaces the filter; an invalid one is rejected and nothing changes.
+    pub fn set(&self, filter: &str) -> Result<(), String> {
+        let parsed = EnvFilter::try_new(filter).map_err(|e| format!("invalid filter `{filter}`: {e}"))?;
+        self.handle
+            .reload(parsed)
+            .map_err(|e| format!("cannot change the filter: {e}"))?;
+        if let Ok(mut current) = self.current.lock() {
+            *current = filter.to_owned();
+        }
+        Ok(())
+    }
+}
+
+/// Installs the global subscriber. `filter` is used unless `RUST_LOG` is set.
+/// Keep the returned guard alive until exit: dropping it flushes the lines
+/// still queued.
+pub fn init(filter: &str, format: LogFormat) -> (LogControl, WorkerGuard) {
+    let effective = std::env::var("RUST_LOG")
+        .ok()
+        .filter(|f| EnvFilter::try_new(f).is_ok())
+        .unwrap_or_else(|| filter.to_owned());
+    let env_filter = EnvFilter::try_new(&effective).unwrap_or_else(|_| EnvFilter::new("info"));
+    let (filter_layer, handle) = reload::Layer::new(env_filter);
+    let (writer, guard) = tracing_appender::non_blocking::NonBlockingBuilder::default()
+        .lossy(false)
+        .finish(std::io::stderr());
+    let registry = tracing_subscriber::registry().with(filter_layer);
+    // ractor opens a span per actor; they nest with the tree and would
+    // prefix every line with a chain of actor ids. Lines name their source.
+    let no_actor_spans = filter_fn(|meta| !(meta.is_span() && meta.target().starts_with("ractor")));
+    let result = match format {
+        LogFormat::Json => registry
+            .with(
+                tracing_subscriber::fmt::layer()
+                    .json()
+                    .flatten_event(true)
+                    .with_current_span(false)
+                    .with_span_list(false)
+                    .with_writer(writer)
+                    .with_filter(no_actor_spans),
+            )
+            .try_init(),
+        LogFormat::Human => registry
+            .with(
+                tracing_subscriber::fmt::layer()
+                    .with_ansi(std::io::stderr().is_terminal())
+                    .with_writer(writer)
+                    .with_filter(no_actor_spans),
+            )
+            .try_init(),
+    };
+    if let Err(e) = result {
+        eprintln!("logging was already set up: {e}");
+    }
+    let control = LogControl {
+        handle,
+        current: Mutex::new(effective),
+    };
+    (control, guard)
+}

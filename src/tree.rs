@@ -1,0 +1,113 @@
+//! diem's supervision tree.
+//!
+//! ```text
+//! diem                one_for_one, intensity 10 per 60 s
+//! ├── store           one_for_one, intensity 5 per 10 s     (supervisor)
+//! │   ├── postgres    the pool actor                         shutdown 5 s
+//! │   └── corpus      the snapshot keeper (LISTEN/NOTIFY)     shutdown 2 s
+//! ├── limiter         the Redis limiter actor                shutdown 2 s
+//! ├── metrics         gauge sampling, histogram upkeep       shutdown 1 s
+//! ├── control         the control socket                     shutdown 2 s
+//! ├── workers         simple_one_for_one, intensity 1000 per 5 s (supervisor)
+//! │   ├── 1 … N       request workers                        shutdown 5 s
+//! └── listener        accepts connections                    shutdown 5 s
+//! ```
+//!
+//! Why each choice is in docs/architecture.md; in short: the children of
+//! the root do not depend on each other at start (each reads what it needs
+//! from the [`Node`] and copes with its absence), so one_for_one; the
+//! listener is started last and stopped first, so no request arrives
+//! before the workers exist or after they are gone; the worker pool
+//! tolerates crash storms (a panic is one request's problem) but gives up
+//! on a systemic failure; if the root gives up, the process exits non-zero.
+
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::Duration;
+
+use ractor::Actor;
+use supervisors::{
+    ChildArgs, ChildKind, ChildSpec, Shutdown, StartCtx, Strategy, Supervisor, SupervisorArgs,
+    SupervisorFlags, SupervisorSpec,
+};
+
+use crate::control::socket::ControlSocket;
+use crate::http::listener::Listener;
+use crate::limiter::redis_limiter::RedisLimiter;
+use crate::metrics_actor::MetricsActor;
+use crate::node::Node;
+use crate::store::corpus::Corpus;
+use crate::store::postgres_pool::PostgresPool;
+use crate::workers::worker::Worker;
+
+/// The root's name: every path starts with it.
+pub const ROOT: &str = "diem";
+
+fn ms(n: u64) -> Shutdown {
+    Shutdown::Timeout(Duration::from_millis(n))
+}
+
+/// A permanent worker child running the actor `make` builds.
+fn actor<A>(id: &str, node: &Arc<Node>, make: fn(Arc<Node>) -> A) -> ChildSpec
+where
+    A: Actor<Arguments = ()>,
+{
+    let node = node.clone();
+    ChildSpec::worker(id, move |ctx: StartCtx| {
+        let actor = make(node.clone());
+        async move { ctx.spawn(actor, ()).await }
+    })
+}
+
+/// The store subtree: independent children (the corpus keeps its own
+/// connection, the pool its own), so one_for_one.
+fn store(node: &Arc<Node>) -> ChildSpec {
+    SupervisorSpec::new(
+        SupervisorFlags::new(Strategy::OneForOne)
+            .intensity(5)
+            .period(Duration::from_secs(10)),
+    )
+    .child(actor("postgres", node, |node| PostgresPool { node }).shutdown(ms(5_000)))
+    .child(actor("corpus", node, |node| Corpus { node }).shutdown(ms(2_000)))
+    .into_child_spec("store")
+}
+
+/// The worker pool: a dynamic supervisor that starts with the wanted
+/// number of workers every time it starts.
+fn workers(node: &Arc<Node>) -> ChildSpec {
+    let node = node.clone();
+    ChildSpec::worker("workers", move |ctx: StartCtx| {
+        let wanted = node.desired_workers.load(Ordering::Relaxed);
+        let template = actor("worker", &node, |node| Worker { node }).shutdown(ms(5_000));
+        let spec = SupervisorSpec::new(
+            SupervisorFlags::new(Strategy::Dynamic)
+                .intensity(1_000)
+                .period(Duration::from_secs(5)),
+        )
+        .child(template)
+        .with_instances((0..wanted).map(|_| Arc::new(()) as ChildArgs));
+        let args = SupervisorArgs {
+            spec,
+            path: ctx.path.clone(),
+            events: ctx.events.clone(),
+        };
+        async move { ctx.spawn(Supervisor, args).await }
+    })
+    .kind(ChildKind::Supervisor)
+    .shutdown(Shutdown::Infinity)
+}
+
+/// The whole tree.
+pub fn spec(node: &Arc<Node>) -> SupervisorSpec {
+    SupervisorSpec::new(
+        SupervisorFlags::new(Strategy::OneForOne)
+            .intensity(10)
+            .period(Duration::from_secs(60)),
+    )
+    .child(store(node))
+    .child(actor("limiter", node, |node| RedisLimiter { node }).shutdown(ms(2_000)))
+    .child(actor("metrics", node, |node| MetricsActor { node }).shutdown(ms(1_000)))
+    .child(actor("control", node, |node| ControlSocket { node }).shutdown(ms(2_000)))
+    .child(workers(node))
+    .child(actor("listener", node, |node| Listener { node }).shutdown(ms(5_000)))
+}

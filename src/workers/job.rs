@@ -1,0 +1,122 @@
+//! A request on its way through a worker, and what comes back.
+//!
+//! A [`Job`] carries the request and the reply channel. Its `Drop` decides
+//! what the waiting connection learns if the job never completes:
+//!
+//! * dropped before a worker took the request out (it sat in the mailbox of
+//!   a worker that crashed or was stopped) → [`Outcome::Retry`] with the
+//!   request, which is then given to another worker: a request that never
+//!   reached a handler never fails;
+//! * dropped after a worker took the request (its handler panicked, or the
+//!   worker was killed mid-request) → [`Outcome::Crashed`], answered 500.
+//!
+//! So a worker crash fails exactly the request inside the handler, and
+//! nothing here allocates beyond the reply channel.
+
+use bytes::Bytes;
+use http_body_util::Full;
+use hyper::http::request::Parts;
+use hyper::Response;
+use tokio::sync::oneshot;
+
+/// What a worker needs of a request: its head and its (complete) body.
+#[derive(Debug)]
+pub struct Request {
+    /// Method, URI, headers.
+    pub parts: Parts,
+    /// The body, read in full by the connection (bounded in size and time).
+    pub body: Bytes,
+}
+
+/// The response type of every handler.
+pub type HttpResponse = Response<Full<Bytes>>;
+
+/// How a job ended.
+#[derive(Debug)]
+pub enum Outcome {
+    /// The handler answered.
+    Done(HttpResponse),
+    /// No handler saw the request; here it is back.
+    Retry(Request),
+    /// The handler did not finish (panic or kill).
+    Crashed,
+}
+
+/// A request on its way through a worker.
+#[derive(Debug)]
+pub struct Job {
+    request: Option<Request>,
+    reply: Option<oneshot::Sender<Outcome>>,
+}
+
+impl Job {
+    /// A job for `request` answering on `reply`.
+    pub fn new(request: Request, reply: oneshot::Sender<Outcome>) -> Self {
+        Self {
+            request: Some(request),
+            reply: Some(reply),
+        }
+    }
+
+    /// Takes the request out to handle it: from now on, dropping the job
+    /// reports a crash.
+    pub fn take(&mut self) -> Option<Request> {
+        self.request.take()
+    }
+
+    /// Answers.
+    pub fn finish(mut self, response: HttpResponse) {
+        if let Some(reply) = self.reply.take() {
+            let _ = reply.send(Outcome::Done(response));
+        }
+    }
+
+    /// The request back, when the job could not be delivered at all.
+    pub fn into_request(mut self) -> Option<Request> {
+        self.reply = None;
+        self.request.take()
+    }
+}
+
+impl Drop for Job {
+    fn drop(&mut self) {
+        if let Some(reply) = self.reply.take() {
+            let outcome = match self.request.take() {
+                Some(request) => Outcome::Retry(request),
+                None => Outcome::Crashed,
+            };
+            let _ = reply.send(outcome);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn request() -> Request {
+        let (parts, _) = hyper::Request::new(()).into_parts();
+        Request {
+            parts,
+            body: Bytes::new(),
+        }
+    }
+
+    #[test]
+    fn an_untaken_job_comes_back_a_taken_one_crashed() {
+        let (tx, mut rx) = oneshot::channel();
+        drop(Job::new(request(), tx));
+        assert!(matches!(rx.try_recv(), Ok(Outcome::Retry(_))));
+
+        let (tx, mut rx) = oneshot::channel();
+        let mut job = Job::new(request(), tx);
+        assert!(job.take().is_some());
+        drop(job);
+        assert!(matches!(rx.try_recv(), Ok(Outcome::Crashed)));
+
+        let (tx, mut rx) = oneshot::channel();
+        let job = Job::new(request(), tx);
+        assert!(job.into_request().is_some());
+        assert!(rx.try_recv().is_err());
+    }
+}
