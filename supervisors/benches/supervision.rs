@@ -13,7 +13,7 @@
 //! runtime, inside the runtime (not across `block_on`), so the figures show
 //! what the layout costs. `cargo bench -p supervisors --bench supervision`.
 
-#![allow(clippy::unwrap_used, clippy::expect_used)] // tests and benches may panic on setup failure
+#![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)] // tests and benches may panic on setup failure
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -211,10 +211,5 @@ fn benches(c: &mut Criterion) {
     }
 }
 
-criterion_group! {
-    #[allow(missing_docs)]
-    name = supervision;
-    config = Criterion::default();
-    targets = benches
-}
+criterion_group!(supervision, benches);
 criterion_main!(supervision);
