@@ -1,0 +1,22 @@
+//! End-to-end tests: real diem processes against the real PostgreSQL and
+//! Redis (each test with its own schema and key prefix), plus property
+//! tests of the parsers. Run them all with `scripts/test`.
+
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    missing_docs,
+    unreachable_pub,
+    dead_code
+)]
+
+mod support {
+    pub mod load;
+    pub mod proxy;
+    pub mod server;
+    pub mod services;
+}
+
+mod cases {
+    mod api;
+}

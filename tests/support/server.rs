@@ -1,0 +1,330 @@
+//! A diem process started for one test, on its own port, schema, Redis key
+//! prefix and control socket.
+
+use std::io::{BufRead, BufReader};
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full};
+use hyper::header::HeaderMap;
+use hyper_util::client::legacy::Client;
+use hyper_util::rt::TokioExecutor;
+use serde_json::Value;
+use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader as AsyncBufReader};
+
+use super::services::{drop_schema_blocking, pg_url, redis_url, unique};
+
+/// How a test server is started.
+#[derive(Clone, Debug, Default)]
+pub struct Options {
+    /// PostgreSQL URL (default: the test database).
+    pub pg_url: Option<String>,
+    /// Redis URL (default: the test Redis).
+    pub redis_url: Option<String>,
+    /// Use this schema instead of a fresh one (it is then not dropped).
+    pub schema: Option<String>,
+    /// Extra environment, e.g. `("DIEM_LIMITER__BURST", "2")`.
+    pub env: Vec<(String, String)>,
+    /// A config file's content (passed with --config).
+    pub config: Option<String>,
+}
+
+impl Options {
+    /// Adds an environment variable.
+    pub fn env(mut self, key: &str, value: impl ToString) -> Self {
+        self.env.push((key.to_owned(), value.to_string()));
+        self
+    }
+}
+
+/// An HTTP response, read in full.
+#[derive(Debug)]
+pub struct Resp {
+    /// Status code.
+    pub status: u16,
+    /// Headers.
+    pub headers: HeaderMap,
+    /// Body as text.
+    pub body: String,
+}
+
+impl Resp {
+    /// A header as text ("" if absent).
+    pub fn header(&self, name: &str) -> &str {
+        self.headers.get(name).and_then(|v| v.to_str().ok()).unwrap_or("")
+    }
+
+    /// The body as JSON.
+    pub fn json(&self) -> Value {
+        serde_json::from_str(&self.body).unwrap_or_else(|e| panic!("not JSON ({e}): {}", self.body))
+    }
+}
+
+/// A running diem.
+pub struct TestServer {
+    child: Option<Child>,
+    /// The address it listens on.
+    pub addr: SocketAddr,
+    /// Its schema.
+    pub schema: String,
+    own_schema: bool,
+    /// Its Redis key prefix.
+    pub prefix: String,
+    /// Its control socket.
+    pub socket: PathBuf,
+    /// Its config file, if it has one.
+    pub config_path: Option<PathBuf>,
+    /// Its working directory.
+    pub dir: tempfile::TempDir,
+    logs: Arc<Mutex<Vec<String>>>,
+    client: Client<hyper_util::client::legacy::connect::HttpConnector, Full<Bytes>>,
+}
+
+impl TestServer {
+    /// Starts diem and waits until it listens (not until it is ready).
+    pub async fn start(opts: Options) -> TestServer {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let (schema, own_schema) = match &opts.schema {
+            Some(s) => (s.clone(), false),
+            None => (unique("t_"), true),
+        };
+        let prefix = format!("{}:", unique("t"));
+        let socket = dir.path().join("diem.sock");
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_diem"));
+        cmd.env_clear()
+            .current_dir(dir.path())
+            .env("RUST_BACKTRACE", "1")
+            .env("DIEM_HTTP__ADDR", "127.0.0.1:0")
+            .env("DIEM_POSTGRES__URL", opts.pg_url.clone().unwrap_or_else(pg_url))
+            .env("DIEM_POSTGRES__SCHEMA", &schema)
+            .env("DIEM_POSTGRES__RETRY_MAX_MS", "500")
+            .env("DIEM_POSTGRES__HEALTH_INTERVAL_MS", "200")
+            .env("DIEM_POSTGRES__CONNECT_TIMEOUT_MS", "1000")
+            .env(
+                "DIEM_REDIS__URL",
+                opts.redis_url.clone().unwrap_or_else(redis_url),
+            )
+            .env("DIEM_REDIS__KEY_PREFIX", &prefix)
+            .env("DIEM_REDIS__HEALTH_INTERVAL_MS", "200")
+            .env("DIEM_CONTROL__SOCKET", &socket)
+            .env("DIEM_WORKERS__COUNT", "4")
+            .env("DIEM_LOG__FILTER", "info,diem::access=warn")
+            .env("DIEM_HTTP__SHUTDOWN_GRACE_SECS", "10");
+        for (k, v) in &opts.env {
+            cmd.env(k, v);
+        }
+        let mut config_path = None;
+        if let Some(text) = &opts.config {
+            let path = dir.path().join("diem.toml");
+            std::fs::write(&path, text).expect("write config");
+            cmd.arg("--config").arg(&path);
+            config_path = Some(path);
+        }
+        cmd.arg("serve").stdout(Stdio::null()).stderr(Stdio::piped());
+        let mut child = cmd.spawn().expect("spawn diem");
+        let logs = Arc::new(Mutex::new(Vec::new()));
+        let (tx, rx) = std::sync::mpsc::channel();
+        if let Some(stderr) = child.stderr.take() {
+            let logs = logs.clone();
+            std::thread::spawn(move || {
+                for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                    if let Some(addr) = line.split("listening on ").nth(1) {
+                        let addr = addr.split_whitespace().next().unwrap_or("").to_owned();
+                        let _ = tx.send(addr);
+                    }
+                    logs.lock().expect("logs").push(line);
+                }
+            });
+        }
+        let addr = tokio::task::spawn_blocking(move || rx.recv_timeout(Duration::from_secs(30)))
+            .await
+            .expect("join");
+        let addr: SocketAddr = match addr {
+            Ok(a) => a.parse().expect("listening address"),
+            Err(_) => {
+                let _ = child.kill();
+                panic!(
+                    "diem did not start; its log:\n{}",
+                    logs.lock().expect("logs").join("\n")
+                );
+            }
+        };
+        let client = Client::builder(TokioExecutor::new())
+            .pool_idle_timeout(Duration::from_secs(5))
+            .build_http();
+        TestServer {
+            child: Some(child),
+            addr,
+            schema,
+            own_schema,
+            prefix,
+            socket,
+            config_path,
+            dir,
+            logs,
+            client,
+        }
+    }
+
+    /// Starts diem and waits until `/readyz` says ready.
+    pub async fn start_ready(opts: Options) -> TestServer {
+        let s = Self::start(opts).await;
+        s.wait_ready(Duration::from_secs(30)).await;
+        s
+    }
+
+    /// `http://ADDR{path}`.
+    pub fn url(&self, path: &str) -> String {
+        format!("http://{}{path}", self.addr)
+    }
+
+    /// Sends a request.
+    pub async fn request(&self, method: &str, path: &str, headers: &[(&str, &str)], body: &str) -> Resp {
+        let mut req = hyper::Request::builder().method(method).uri(self.url(path));
+        for (k, v) in headers {
+            req = req.header(*k, *v);
+        }
+        let req = req
+            .body(Full::new(Bytes::from(body.to_owned())))
+            .expect("request");
+        let resp = tokio::time::timeout(Duration::from_secs(30), self.client.request(req))
+            .await
+            .expect("response within 30 s")
+            .expect("response");
+        let (parts, body) = resp.into_parts();
+        let body = body.collect().await.expect("body").to_bytes();
+        Resp {
+            status: parts.status.as_u16(),
+            headers: parts.headers,
+            body: String::from_utf8_lossy(&body).into_owned(),
+        }
+    }
+
+    /// `GET path`.
+    pub async fn get(&self, path: &str) -> Resp {
+        self.request("GET", path, &[], "").await
+    }
+
+    /// Waits until `/readyz` answers 200.
+    pub async fn wait_ready(&self, within: Duration) {
+        let deadline = Instant::now() + within;
+        loop {
+            let r = self.get("/readyz").await;
+            if r.status == 200 {
+                return;
+            }
+            if Instant::now() > deadline {
+                panic!("not ready within {within:?}: {}\nlog:\n{}", r.body, self.logs());
+            }
+            tokio::time::sleep(Duration::from_millis(25)).await;
+        }
+    }
+
+    /// Sends one control request and returns the reply.
+    pub async fn ctl(&self, request: Value) -> Value {
+        let mut stream = tokio::net::UnixStream::connect(&self.socket)
+            .await
+            .expect("control socket");
+        let mut line = request.to_string();
+        line.push('\n');
+        stream.write_all(line.as_bytes()).await.expect("write");
+        let mut reader = AsyncBufReader::new(stream);
+        let mut reply = String::new();
+        tokio::time::timeout(Duration::from_secs(60), reader.read_line(&mut reply))
+            .await
+            .expect("reply within 60 s")
+            .expect("read");
+        serde_json::from_str(&reply).unwrap_or_else(|e| panic!("bad reply ({e}): {reply}"))
+    }
+
+    /// Runs `diem ctl ARGS` against this server; returns (code, stdout, stderr).
+    pub fn ctl_cli(&self, args: &[&str]) -> (i32, String, String) {
+        let out = Command::new(env!("CARGO_BIN_EXE_diem"))
+            .env_clear()
+            .current_dir(self.dir.path())
+            .arg("ctl")
+            .arg("--socket")
+            .arg(&self.socket)
+            .args(args)
+            .output()
+            .expect("run diem ctl");
+        (
+            out.status.code().unwrap_or(-1),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    }
+
+    /// Everything it logged so far.
+    pub fn logs(&self) -> String {
+        self.logs.lock().expect("logs").join("\n")
+    }
+
+    /// Its process id.
+    pub fn pid(&self) -> u32 {
+        self.child.as_ref().map_or(0, Child::id)
+    }
+
+    /// Sends SIGTERM.
+    pub fn sigterm(&self) {
+        let pid = rustix::process::Pid::from_raw(self.pid() as i32).expect("pid");
+        rustix::process::kill_process(pid, rustix::process::Signal::TERM).expect("kill");
+    }
+
+    /// Waits for the process to exit; returns its exit code.
+    pub async fn wait_exit(&mut self, within: Duration) -> i32 {
+        let deadline = Instant::now() + within;
+        let child = self.child.as_mut().expect("running");
+        loop {
+            if let Some(status) = child.try_wait().expect("try_wait") {
+                return status.code().unwrap_or(-1);
+            }
+            if Instant::now() > deadline {
+                panic!("diem did not exit within {within:?}; log:\n{}", self.logs());
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
+    /// Whether the process is still running.
+    pub fn is_running(&mut self) -> bool {
+        self.child
+            .as_mut()
+            .is_some_and(|c| c.try_wait().ok().flatten().is_none())
+    }
+}
+
+impl Drop for TestServer {
+    fn drop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+        if self.own_schema {
+            drop_schema_blocking(self.schema.clone());
+        }
+    }
+}
+
+/// Polls `check` every 10 ms until it returns `Some`, or panics after `within`
+/// with `what`.
+pub async fn eventually<T, F, Fut>(within: Duration, what: &str, mut check: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Option<T>>,
+{
+    let deadline = Instant::now() + within;
+    loop {
+        if let Some(v) = check().await {
+            return v;
+        }
+        if Instant::now() > deadline {
+            panic!("{what}: not within {within:?}");
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
