@@ -19,4 +19,6 @@ mod support {
 
 mod cases {
     mod api;
+    mod limiter;
+    mod store;
 }

@@ -1,10 +1,7 @@
 //! The DIEM API: every encoding and parameter, JSONP, the pick, errors.
 
-use std::collections::HashMap;
-use std::time::Duration;
-
 use crate::support::server::{Options, TestServer};
-use crate::support::services::{import, write_bundle};
+use std::collections::HashMap;
 
 const SMALL: &[(char, &str, &str)] = &[
     ('a', "ab", "src-a"),
@@ -15,13 +12,11 @@ const SMALL: &[(char, &str, &str)] = &[
 
 /// A server whose corpus is exactly `sentences`, limiter off.
 async fn with_corpus(sentences: &[(char, &str, &str)]) -> TestServer {
-    let opts = Options::default().env("DIEM_LIMITER__ENABLED", "false");
-    let server = TestServer::start(opts).await;
-    let bundle = write_bundle(server.dir.path(), sentences);
-    let (code, out, err) = import(&server.schema, &bundle);
-    assert_eq!(code, 0, "{out}{err}");
-    server.wait_ready(Duration::from_secs(20)).await;
-    server
+    TestServer::start_with(
+        Options::default().env("DIEM_LIMITER__ENABLED", "false"),
+        sentences,
+    )
+    .await
 }
 
 #[tokio::test]

@@ -177,6 +177,16 @@ impl TestServer {
         s
     }
 
+    /// Starts diem, imports `sentences` into its schema, waits until ready.
+    pub async fn start_with(opts: Options, sentences: &[super::services::Line<'_>]) -> TestServer {
+        let s = Self::start(opts).await;
+        let bundle = super::services::write_bundle(s.dir.path(), sentences);
+        let (code, out, err) = super::services::import(&s.schema, &bundle);
+        assert_eq!(code, 0, "import: {out}{err}");
+        s.wait_ready(Duration::from_secs(30)).await;
+        s
+    }
+
     /// `http://ADDR{path}`.
     pub fn url(&self, path: &str) -> String {
         format!("http://{}{path}", self.addr)

@@ -1,0 +1,211 @@
+//! The rate limiter: CL.THROTTLE semantics in Redis, headers, trusted
+//! proxies, expiry, and the local fallback while Redis is down.
+
+use std::time::Duration;
+
+use diem::limiter::gcra::{decide, Params};
+use diem::limiter::redis_limiter::{client, eval, SCRIPT};
+use fred::prelude::{ClientLike, KeysInterface, LuaInterface};
+use proptest::prelude::*;
+use serde_json::json;
+
+use crate::support::proxy::{FaultProxy, Mode};
+use crate::support::server::{eventually, Options, TestServer};
+use crate::support::services::{redis_addr, redis_url, unique, via};
+
+/// burst 2 (3 at once), 10 per second: one more every 100 ms.
+fn tight() -> Options {
+    Options::default()
+        .env("DIEM_LIMITER__BURST", 2)
+        .env("DIEM_LIMITER__COUNT", 10)
+        .env("DIEM_LIMITER__PERIOD_SECS", 1)
+}
+
+async fn backend(s: &TestServer) -> String {
+    s.ctl(json!({"cmd": "stats"})).await["limiter"]["backend"]
+        .as_str()
+        .unwrap()
+        .to_owned()
+}
+
+#[tokio::test]
+async fn trips_with_headers_and_refills() {
+    let s = TestServer::start(tight()).await;
+    eventually(Duration::from_secs(10), "limiter on redis", || async {
+        (backend(&s).await == "redis").then_some(())
+    })
+    .await;
+    for remaining in ["2", "1", "0"] {
+        let r = s.get("/hitokoto/v2/").await;
+        assert_eq!(r.status, 200, "{}", r.body);
+        assert_eq!(r.header("x-ratelimit-limit"), "3");
+        assert_eq!(r.header("x-ratelimit-remaining"), remaining);
+        assert_eq!(r.header("x-ratelimit-reset"), "1");
+    }
+    let r = s.get("/hitokoto/v2/").await;
+    assert_eq!(r.status, 429);
+    assert_eq!(r.header("retry-after"), "1");
+    assert_eq!(r.header("x-ratelimit-remaining"), "0");
+    assert_eq!(r.json()["error"], "rate_limited");
+    // Other routes are not limited.
+    assert_eq!(s.get("/healthz").await.status, 200);
+    assert_eq!(s.get("/readyz").await.header("x-ratelimit-limit"), "");
+    tokio::time::sleep(Duration::from_millis(150)).await;
+    assert_eq!(
+        s.get("/hitokoto/v2/").await.status,
+        200,
+        "refilled after one emission interval"
+    );
+    assert_eq!(s.get("/hitokoto/v2/").await.status, 429);
+
+    // Decided in Redis, under this node's prefix, with an expiry.
+    let stats = s.ctl(json!({"cmd": "stats"})).await;
+    assert!(
+        stats["limiter"]["decisions"]["redis_limited"].as_u64().unwrap() >= 2,
+        "{stats}"
+    );
+    assert_eq!(stats["limiter"]["decisions"]["local_allowed"], 0);
+    let redis = client(&redis_url(), Duration::from_secs(2)).unwrap();
+    redis.init().await.unwrap();
+    let ttl: i64 = redis.pttl(format!("{}rl:127.0.0.1", s.prefix)).await.unwrap();
+    assert!(ttl > 0 && ttl <= 1_000, "keys expire: pttl = {ttl}");
+}
+
+#[tokio::test]
+async fn forwarded_for_counts_only_from_trusted_proxies() {
+    let s = TestServer::start(tight().env("DIEM_LIMITER__TRUSTED_PROXIES", "10.0.0.0/8, 127.0.0.1")).await;
+    for client in ["203.0.113.1", "203.0.113.2", "203.0.113.3"] {
+        for _ in 0..3 {
+            let r = s
+                .request("GET", "/hitokoto/v2/", &[("x-forwarded-for", client)], "")
+                .await;
+            assert_eq!(r.status, 200, "{client} has its own budget");
+        }
+        let r = s
+            .request(
+                "GET",
+                "/hitokoto/v2/",
+                &[("x-forwarded-for", &format!("{client}, 10.1.1.1"))],
+                "",
+            )
+            .await;
+        assert_eq!(r.status, 429, "the first address is the client");
+    }
+
+    let untrusting = TestServer::start(tight()).await;
+    for (i, client) in ["203.0.113.1", "203.0.113.2", "203.0.113.3", "203.0.113.4"]
+        .iter()
+        .enumerate()
+    {
+        let r = untrusting
+            .request("GET", "/hitokoto/v2/", &[("x-forwarded-for", client)], "")
+            .await;
+        assert_eq!(
+            r.status,
+            if i < 3 { 200 } else { 429 },
+            "an untrusted peer cannot pick its key"
+        );
+    }
+}
+
+#[tokio::test]
+async fn redis_down_falls_back_locally_and_comes_back() {
+    let proxy = FaultProxy::start(redis_addr()).await;
+    let opts = tight()
+        .env("DIEM_REDIS__COMMAND_TIMEOUT_MS", 100)
+        .env("DIEM_LIMITER__COUNT", 1);
+    let opts = Options {
+        redis_url: Some(via(&redis_url(), proxy.addr)),
+        ..opts
+    };
+    let s = TestServer::start(opts).await;
+    eventually(Duration::from_secs(10), "limiter on redis", || async {
+        (backend(&s).await == "redis").then_some(())
+    })
+    .await;
+
+    proxy.set(Mode::BlackHole);
+    proxy.cut();
+    // Throughout the outage: no 5xx, and the limit still holds (per node).
+    let mut statuses = Vec::new();
+    for _ in 0..6 {
+        statuses.push(s.get("/hitokoto/v2/").await.status);
+    }
+    assert!(statuses.iter().all(|s| *s == 200 || *s == 429), "{statuses:?}");
+    assert_eq!(
+        statuses.iter().filter(|s| **s == 200).count(),
+        3,
+        "burst + 1 allowed: {statuses:?}"
+    );
+    eventually(Duration::from_secs(5), "fallback reported", || async {
+        let r = s.get("/readyz").await;
+        (backend(&s).await == "local" && r.body.contains("limiter: deciding locally")).then_some(())
+    })
+    .await;
+    let r = s.get("/hitokoto/v2/").await;
+    assert_eq!(r.status, 429, "still limited locally");
+    assert!(s
+        .get("/metrics")
+        .await
+        .body
+        .contains("diem_limiter_backend{backend=\"local\"} 1"));
+
+    proxy.set(Mode::Pass);
+    eventually(Duration::from_secs(10), "back on redis", || async {
+        (backend(&s).await == "redis").then_some(())
+    })
+    .await;
+    let stats = s.ctl(json!({"cmd": "stats"})).await;
+    assert!(
+        stats["limiter"]["decisions"]["local_limited"].as_u64().unwrap() >= 1,
+        "{stats}"
+    );
+}
+
+fn script_matches_rust(params: Params, steps: Vec<(u32, u8)>) {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        let redis = client(&redis_url(), Duration::from_secs(2)).unwrap();
+        redis.init().await.unwrap();
+        let sha: String = redis.script_load(SCRIPT).await.unwrap();
+        let key = unique("t_gcra:");
+        let mut now: i64 = 1_700_000_000_000_000;
+        let mut tat = None;
+        for (dt_ms, _) in steps {
+            now += i64::from(dt_ms) * 1_000;
+            let in_redis = eval(
+                &redis,
+                &sha,
+                vec![key.clone()],
+                &params,
+                Some(now),
+                Duration::from_secs(2),
+            )
+            .await
+            .unwrap();
+            let (in_rust, next) = decide(&params, tat.filter(|&t| t > now), now, 1);
+            assert_eq!(in_redis[0], in_rust, "at {now}");
+            if next.is_some() {
+                tat = next;
+            }
+        }
+        let _: i64 = redis.del(&key).await.unwrap();
+    });
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(24))]
+    /// The Lua script in Redis and the local GCRA decide the same, step by step.
+    #[test]
+    fn the_script_and_the_local_gcra_agree(
+        burst in 0u64..6,
+        count in 1u64..20,
+        period_secs in 1u64..5,
+        steps in proptest::collection::vec((0u32..400, 0u8..1), 1..40),
+    ) {
+        script_matches_rust(Params { burst, count, period_secs }, steps);
+    }
+}
