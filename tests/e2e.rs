@@ -21,4 +21,5 @@ mod cases {
     mod api;
     mod limiter;
     mod store;
+    mod workers;
 }

@@ -1,0 +1,197 @@
+//! Workers and the listener: a handler panic fails one request only, the
+//! pool's bound answers 503 at once, graceful shutdown drains, the root
+//! giving up exits non-zero.
+
+use std::time::{Duration, Instant};
+
+use serde_json::json;
+
+use crate::support::load::{by_status, Load, Plan};
+use crate::support::server::{eventually, Options, TestServer};
+
+fn no_limit() -> Options {
+    Options::default().env("DIEM_LIMITER__ENABLED", false)
+}
+
+async fn worker_restarts(s: &TestServer) -> u64 {
+    let tree = s.ctl(json!({"cmd": "tree"})).await;
+    let workers = tree["tree"]["children"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["id"] == "workers")
+        .unwrap()
+        .clone();
+    workers["children"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|w| w["restarts"].as_u64().unwrap())
+        .sum()
+}
+
+#[tokio::test]
+async fn a_handler_panic_fails_that_request_only() {
+    let s = TestServer::start_with(no_limit(), &[('a', "fine", "x")]).await;
+    let load = Load::start(s.addr, Plan::new("/hitokoto/v2/", 8, Duration::from_millis(800)));
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let r = s
+        .request("GET", "/hitokoto/v2/", &[("x-diem-fault", "panic")], "")
+        .await;
+    assert_eq!(r.status, 500);
+    assert_eq!(r.json()["error"], "internal_error");
+    let outcomes = load.join().await;
+    assert!(outcomes.len() > 50, "{}", outcomes.len());
+    assert_eq!(
+        by_status(&outcomes),
+        [(Some(200), outcomes.len())].into_iter().collect()
+    );
+    assert_eq!(worker_restarts(&s).await, 1, "the worker was replaced");
+    let tree = s.ctl(json!({"cmd": "tree"})).await.to_string();
+    assert!(
+        tree.contains("injected fault"),
+        "the exit reason carries the panic: {tree}"
+    );
+    assert!(s
+        .get("/metrics")
+        .await
+        .body
+        .contains("diem_supervisor_restarts_total{path=\"diem/workers/*\"} 1"));
+}
+
+#[tokio::test]
+async fn past_the_pool_bound_requests_get_503_at_once() {
+    let opts = no_limit()
+        .env("DIEM_WORKERS__COUNT", 1)
+        .env("DIEM_WORKERS__QUEUE_DEPTH", 2);
+    let s = TestServer::start_with(opts, &[('a', "x", "y")]).await;
+    // Two slow requests fill the pool (1 worker × depth 2).
+    let slow: Vec<_> = (0..2)
+        .map(|_| {
+            let url = s.addr;
+            tokio::spawn(async move {
+                let mut plan = Plan::new("/hitokoto/v2/", 1, Duration::from_secs(5));
+                plan.max_requests = 1;
+                plan.headers = vec![("x-diem-fault".into(), "stall=800".into())];
+                Load::start(url, plan).join().await
+            })
+        })
+        .collect();
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let started = Instant::now();
+    let r = s.get("/hitokoto/v2/").await;
+    assert_eq!(r.status, 503);
+    assert_eq!(r.header("retry-after"), "1");
+    assert!(
+        started.elapsed() < Duration::from_millis(400),
+        "refused at once, not queued"
+    );
+    assert_eq!(
+        s.get("/healthz").await.status,
+        200,
+        "liveness is answered without a worker"
+    );
+    for t in slow {
+        assert_eq!(t.await.unwrap()[0].status, Some(200));
+    }
+    assert_eq!(s.get("/hitokoto/v2/").await.status, 200);
+}
+
+#[tokio::test]
+async fn sigterm_drains_in_flight_requests_and_exits_0() {
+    let mut s = TestServer::start_with(no_limit(), &[('a', "x", "y")]).await;
+    let mut plan = Plan::new("/hitokoto/v2/", 4, Duration::from_secs(10));
+    plan.max_requests = 4;
+    plan.headers = vec![("x-diem-fault".into(), "stall=1000".into())];
+    let in_flight = Load::start(s.addr, plan);
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    s.sigterm();
+    let outcomes = in_flight.join().await;
+    assert_eq!(
+        by_status(&outcomes),
+        [(Some(200), 4)].into_iter().collect(),
+        "{outcomes:?}"
+    );
+    assert_eq!(s.wait_exit(Duration::from_secs(10)).await, 0);
+    assert!(
+        tokio::net::TcpStream::connect(s.addr).await.is_err(),
+        "the socket is closed"
+    );
+    assert!(!s.socket.exists(), "the control socket is removed at exit");
+    let logs = s.logs();
+    assert!(
+        logs.contains("draining connections") && logs.contains("diem stopped"),
+        "{logs}"
+    );
+}
+
+#[tokio::test]
+async fn ctl_shutdown_is_the_same_graceful_shutdown() {
+    let mut s = TestServer::start_with(no_limit(), &[('a', "x", "y")]).await;
+    let mut plan = Plan::new("/hitokoto/v2/", 2, Duration::from_secs(10));
+    plan.max_requests = 2;
+    plan.headers = vec![("x-diem-fault".into(), "stall=600".into())];
+    let in_flight = Load::start(s.addr, plan);
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let reply = s.ctl(json!({"cmd": "shutdown", "grace_secs": 5})).await;
+    assert_eq!(reply["ok"], true, "{reply}");
+    assert_eq!(
+        by_status(&in_flight.join().await),
+        [(Some(200), 2)].into_iter().collect()
+    );
+    assert_eq!(s.wait_exit(Duration::from_secs(10)).await, 0);
+}
+
+#[tokio::test]
+async fn a_listener_restart_refuses_no_connection() {
+    let s = TestServer::start_with(no_limit(), &[('a', "x", "y")]).await;
+    let mut plan = Plan::new("/hitokoto/v2/", 6, Duration::from_millis(1500));
+    // New connection for each request: a refused connect would show.
+    plan.headers = vec![("connection".into(), "close".into())];
+    let load = Load::start(s.addr, plan);
+    for _ in 0..5 {
+        tokio::time::sleep(Duration::from_millis(150)).await;
+        assert_eq!(
+            s.ctl(json!({"cmd": "kill", "path": "diem/listener"})).await["ok"],
+            true
+        );
+    }
+    let outcomes = load.join().await;
+    assert_eq!(
+        by_status(&outcomes),
+        [(Some(200), outcomes.len())].into_iter().collect()
+    );
+    let tree = s.ctl(json!({"cmd": "tree"})).await;
+    let listener = tree["tree"]["children"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["id"] == "listener")
+        .unwrap()
+        .clone();
+    assert_eq!(listener["restarts"], 5);
+}
+
+#[tokio::test]
+async fn when_the_root_gives_up_the_process_exits_non_zero() {
+    // Intensity 10 in 60 s at the root: the 11th restart of a root child
+    // within a minute makes the root give up.
+    let mut s = TestServer::start(no_limit()).await;
+    for i in 0..10 {
+        let reply = s.ctl(json!({"cmd": "kill", "path": "diem/metrics"})).await;
+        assert_eq!(reply["ok"], true, "kill {i}: {reply}");
+    }
+    // The 11th: the reply may not make it out before the process exits.
+    let (code, _, _) = s.ctl_cli(&["kill", "diem/metrics"]);
+    assert!(code == 0 || code == 1, "{code}");
+    assert_eq!(s.wait_exit(Duration::from_secs(10)).await, 1);
+    let logs = s.logs();
+    assert!(
+        logs.contains("reached max restart intensity") && logs.contains("the root supervisor gave up"),
+        "{logs}"
+    );
+    eventually(Duration::from_secs(2), "control socket removed", || async {
+        (!s.socket.exists()).then_some(())
+    })
+    .await;
+}
