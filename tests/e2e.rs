@@ -19,6 +19,7 @@ mod support {
 
 mod cases {
     mod api;
+    mod control;
     mod limiter;
     mod store;
     mod workers;

@@ -116,17 +116,21 @@ pub async fn call(path: &Path, request: &Value) -> Result<Value, CtlError> {
         path: shown.clone(),
         reason,
     };
-    stream
-        .write_all(line.as_bytes())
-        .await
-        .map_err(|e| bad(e.to_string()))?;
+    // A server that refuses the connection replies and closes before reading:
+    // a failed write is reported only if no reply can be read either.
+    let written = stream.write_all(line.as_bytes()).await;
     let mut reader = BufReader::new(stream);
     let mut reply = String::new();
     match tokio::time::timeout(REPLY_TIMEOUT, reader.read_line(&mut reply)).await {
         Err(_) => return Err(bad(format!("no reply within {REPLY_TIMEOUT:?}"))),
-        Ok(Err(e)) => return Err(bad(e.to_string())),
-        Ok(Ok(0)) => return Err(bad("the connection closed without a reply".into())),
-        Ok(Ok(_)) => {}
+        Ok(Ok(n)) if n > 0 => {}
+        Ok(result) => {
+            let reason = match (written, result) {
+                (Err(e), _) | (Ok(()), Err(e)) => e.to_string(),
+                (Ok(()), Ok(_)) => "the connection closed without a reply".to_owned(),
+            };
+            return Err(bad(reason));
+        }
     }
     serde_json::from_str(&reply).map_err(|e| bad(format!("{e}: {reply}")))
 }

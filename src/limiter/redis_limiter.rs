@@ -367,14 +367,21 @@ impl Actor for RedisLimiter {
         let timeout = Duration::from_millis(config.redis.command_timeout_ms);
         let client = client(&config.redis.url, timeout)?;
         let task = client.connect();
-        myself.send_message(LimiterMsg::Tick)?;
-        myself.send_after(SWEEP_EVERY, || LimiterMsg::Sweep);
-        Ok(LimiterState {
+        let mut state = LimiterState {
             connection: Connection { client, task },
             sha: Arc::from(fred::util::sha1_hash(SCRIPT)),
             published: None,
             error: Some("not connected yet".into()),
-        })
+        };
+        // Decide in Redis from the first request when Redis is up: the
+        // listener starts after the limiter.
+        if self.healthy(&state.connection.client).await.is_ok() {
+            self.publish(&myself, &mut state);
+        }
+        let every = Duration::from_millis(config.redis.health_interval_ms);
+        myself.send_after(every, || LimiterMsg::Tick);
+        myself.send_after(SWEEP_EVERY, || LimiterMsg::Sweep);
+        Ok(state)
     }
 
     async fn handle(

@@ -124,8 +124,12 @@ impl StartCtx {
         actor: A,
         args: A::Arguments,
     ) -> Result<ActorCell, ActorProcessingErr> {
-        let (actor_ref, _join) = self.supervisor.spawn_linked(None, actor, args).await?;
-        Ok(actor_ref.get_cell())
+        match self.supervisor.spawn_linked(None, actor, args).await {
+            Ok((actor_ref, _join)) => Ok(actor_ref.get_cell()),
+            // The child's own start error (or panic message), not ractor's wrapper.
+            Err(ractor::SpawnErr::StartupFailed(inner)) => Err(inner),
+            Err(e) => Err(e.into()),
+        }
     }
 
     /// The extra arguments of a dynamic instance, downcast to `T`.

@@ -43,7 +43,7 @@ async fn without_postgres_the_embedded_corpus_is_served_then_postgres_takes_over
 
     // PostgreSQL appears (with sentences): diem switches over, no restart.
     let bundle = write_bundle(s.dir.path(), &[('a', "from-postgres", "pg")]);
-    let (code, out, err) = import(&s.schema, &bundle);
+    let (code, out, err) = import(&s.schema, &bundle).await;
     assert_eq!(code, 0, "{out}{err}");
     proxy.set(Mode::Pass);
     s.wait_ready(Duration::from_secs(15)).await;
@@ -61,10 +61,10 @@ async fn import_is_idempotent_and_counts_what_changed() {
     let dir = tempfile::tempdir().unwrap();
     let lines = [('a', "one", "x"), ('b', "two", "y"), ('k', "three", "z")];
     let bundle = write_bundle(dir.path(), &lines);
-    let (code, out, err) = import(&schema, &bundle);
+    let (code, out, err) = import(&schema, &bundle).await;
     assert_eq!(code, 0, "{err}");
     assert!(out.contains("3 inserted, 0 updated, 0 unchanged"), "{out}");
-    let (_, out, _) = import(&schema, &bundle);
+    let (_, out, _) = import(&schema, &bundle).await;
     assert!(out.contains("0 inserted, 0 updated, 3 unchanged"), "{out}");
     // The same uuid with another source is an update; a new one an insert.
     let changed = write_bundle(
@@ -76,7 +76,7 @@ async fn import_is_idempotent_and_counts_what_changed() {
             ('c', "four", "w"),
         ],
     );
-    let (_, out, _) = import(&schema, &changed);
+    let (_, out, _) = import(&schema, &changed).await;
     assert!(out.contains("1 inserted, 1 updated, 2 unchanged"), "{out}");
     assert_eq!(count(&schema).await, 4);
     let row = pg()
@@ -99,7 +99,7 @@ async fn a_bad_bundle_is_rejected_whole_with_file_and_position() {
     let schema = unique("t_");
     let dir = tempfile::tempdir().unwrap();
     let good = write_bundle(dir.path(), &[('a', "kept", "x")]);
-    assert_eq!(import(&schema, &good).0, 0);
+    assert_eq!(import(&schema, &good).await.0, 0);
 
     let bad = |edit: &dyn Fn(&std::path::Path)| {
         let b = write_bundle(dir.path(), &[('a', "new one", "x"), ('a', "another", "y")]);
@@ -160,7 +160,7 @@ async fn a_bad_bundle_is_rejected_whole_with_file_and_position() {
         ),
     ];
     for (bundle, expected) in cases {
-        let (code, out, err) = import(&schema, &bundle);
+        let (code, out, err) = import(&schema, &bundle).await;
         assert_eq!(code, 1, "{expected}: {out}{err}");
         assert!(err.contains(expected), "expected `{expected}` in: {err}");
         assert!(err.contains("nothing was written"), "{err}");
@@ -341,7 +341,7 @@ async fn reads_per_query_fall_back_to_the_snapshot() {
     })
     .await;
     let bundle = write_bundle(s.dir.path(), &[('a', "q1", "x"), ('b', "q22", "y")]);
-    assert_eq!(import(&s.schema, &bundle).0, 0);
+    assert_eq!(import(&s.schema, &bundle).await.0, 0);
     s.wait_ready(Duration::from_secs(15)).await;
     assert_eq!(s.get("/hitokoto/v2/?c=b").await.body, "q22——「y」");
     assert_eq!(s.get("/hitokoto/v2/?length=3").await.body, "q1——「x」");

@@ -182,7 +182,7 @@ async fn when_the_root_gives_up_the_process_exits_non_zero() {
         assert_eq!(reply["ok"], true, "kill {i}: {reply}");
     }
     // The 11th: the reply may not make it out before the process exits.
-    let (code, _, _) = s.ctl_cli(&["kill", "diem/metrics"]);
+    let (code, _, _) = s.ctl_cli(&["kill", "diem/metrics"]).await;
     assert!(code == 0 || code == 1, "{code}");
     assert_eq!(s.wait_exit(Duration::from_secs(10)).await, 1);
     let logs = s.logs();

@@ -167,8 +167,10 @@ pub fn uuid_for(text: &str) -> uuid::Uuid {
 }
 
 /// Runs `diem import DIR` into `schema`; returns (exit code, stdout, stderr).
-pub fn import(schema: &str, dir: &Path) -> (i32, String, String) {
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_diem"))
+/// (Async: a test's runtime also drives its fault proxies, so it must not
+/// block on a child process.)
+pub async fn import(schema: &str, dir: &Path) -> (i32, String, String) {
+    let out = tokio::process::Command::new(env!("CARGO_BIN_EXE_diem"))
         .env_clear()
         .env("DIEM_POSTGRES__URL", pg_url())
         .env("DIEM_POSTGRES__SCHEMA", schema)
@@ -176,6 +178,7 @@ pub fn import(schema: &str, dir: &Path) -> (i32, String, String) {
         .arg("import")
         .arg(dir)
         .output()
+        .await
         .expect("run diem import");
     (
         out.status.code().unwrap_or(-1),
