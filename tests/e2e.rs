@@ -21,6 +21,7 @@ mod cases {
     mod api;
     mod control;
     mod limiter;
+    mod properties;
     mod store;
     mod workers;
 }
