@@ -1,10 +1,13 @@
-//! Fault injection in the real request path (cargo feature `faults`, off by
-//! default; the test suite and the chaos bench build with it).
+//! Fault injection (cargo feature `faults`, off by default; the test suite
+//! and the chaos bench build with it). A binary built without the feature
+//! has none of this.
 //!
-//! A request carrying `X-Diem-Fault: panic` makes the handler of the worker
-//! that takes it panic; `X-Diem-Fault: stall=MS` makes it sleep MS
-//! milliseconds (at most 60 s) before answering. A binary built without the
-//! feature ignores the header.
+//! * In the request path: a request carrying `X-Diem-Fault: panic` makes
+//!   the handler of the worker that takes it panic; `X-Diem-Fault:
+//!   stall=MS` makes it sleep MS milliseconds (at most 60 s) first.
+//! * At start: with `FAULT_CRASH_AT_START=PATH@N` in the environment, the
+//!   child at PATH (e.g. `diem/store/corpus`) fails to start from its N-th
+//!   incarnation on, so its supervisor's restarts fail until it gives up.
 
 use std::time::Duration;
 
@@ -24,4 +27,34 @@ pub async fn inject(headers: &HeaderMap) {
     if let Some(ms) = fault.strip_prefix("stall=").and_then(|ms| ms.parse::<u64>().ok()) {
         tokio::time::sleep(Duration::from_millis(ms.min(60_000))).await;
     }
+}
+
+/// Fails the start of `path` if `FAULT_CRASH_AT_START=PATH@N` asks: from
+/// the N-th start of that path in this process on (counted across restarts
+/// of its supervisors, which start fresh child records).
+pub fn check_start(path: &str) -> Result<(), String> {
+    static STARTS: std::sync::Mutex<Option<std::collections::HashMap<String, u64>>> =
+        std::sync::Mutex::new(None);
+    let Ok(spec) = std::env::var("FAULT_CRASH_AT_START") else {
+        return Ok(());
+    };
+    let (target, from) = spec.split_once('@').unwrap_or((spec.as_str(), "1"));
+    if target != path {
+        return Ok(());
+    }
+    let start = match STARTS.lock() {
+        Ok(mut starts) => {
+            let n = starts
+                .get_or_insert_with(Default::default)
+                .entry(path.to_owned())
+                .or_insert(0);
+            *n += 1;
+            *n
+        }
+        Err(_) => u64::MAX,
+    };
+    if start >= from.parse().unwrap_or(1) {
+        return Err(format!("injected fault: {path} fails to start (start {start})"));
+    }
+    Ok(())
 }

@@ -55,7 +55,11 @@ where
     let node = node.clone();
     ChildSpec::worker(id, move |ctx: StartCtx| {
         let actor = make(node.clone());
-        async move { ctx.spawn(actor, ()).await }
+        async move {
+            #[cfg(feature = "faults")]
+            crate::faults::check_start(&ctx.path)?;
+            ctx.spawn(actor, ()).await
+        }
     })
 }
 

@@ -22,6 +22,7 @@ mod cases {
     mod control;
     mod limiter;
     mod properties;
+    mod reliability;
     mod store;
     mod workers;
 }

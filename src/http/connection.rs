@@ -73,13 +73,20 @@ async fn read_body(node: &Node, body: Incoming) -> Result<Bytes, HttpResponse> {
             Duration::from_millis(c.http.body_read_timeout_ms),
         )
     });
-    match tokio::time::timeout(timeout, Limited::new(body, limit).collect()).await {
-        Ok(Ok(collected)) => Ok(collected.to_bytes()),
-        Ok(Err(e)) if e.is::<http_body_util::LengthLimitError>() => Err(response::error(
+    let too_large = || {
+        response::error(
             StatusCode::PAYLOAD_TOO_LARGE,
             "body_too_large",
             &format!("the body must be at most {limit} bytes"),
-        )),
+        )
+    };
+    // A declared length over the limit is refused before reading anything.
+    if usize::try_from(hyper::body::Body::size_hint(&body).lower()).map_or(true, |n| n > limit) {
+        return Err(too_large());
+    }
+    match tokio::time::timeout(timeout, Limited::new(body, limit).collect()).await {
+        Ok(Ok(collected)) => Ok(collected.to_bytes()),
+        Ok(Err(e)) if e.is::<http_body_util::LengthLimitError>() => Err(too_large()),
         Ok(Err(e)) => Err(response::error(
             StatusCode::BAD_REQUEST,
             "bad_body",

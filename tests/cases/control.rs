@@ -437,7 +437,7 @@ async fn the_socket_is_private_checked_replaced_when_stale_and_exclusive_when_li
         env: vec![("DIEM_CONTROL__SOCKET".into(), s.socket.display().to_string())],
         ..no_limit()
     });
-    let Err(err) = tokio::time::timeout(Duration::from_secs(40), tokio::spawn(async move { clash.await }))
+    let Err(err) = tokio::time::timeout(Duration::from_secs(40), tokio::spawn(clash))
         .await
         .unwrap()
     else {
