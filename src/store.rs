@@ -23,6 +23,22 @@ pub mod snapshot;
 
 use thiserror::Error;
 
+/// An error and its sources, joined: "error connecting to server: Connection
+/// refused (os error 111)" rather than the first link alone.
+fn chain(e: &dyn std::error::Error) -> String {
+    let mut text = e.to_string();
+    let mut source = e.source();
+    while let Some(s) = source {
+        let next = s.to_string();
+        if !text.contains(&next) {
+            text.push_str(": ");
+            text.push_str(&next);
+        }
+        source = s.source();
+    }
+    text
+}
+
 /// A PostgreSQL error with the server's message, not just "db error".
 fn describe(e: &tokio_postgres::Error) -> String {
     use std::error::Error as _;
@@ -40,7 +56,7 @@ pub enum StoreError {
     #[error("postgres: {}", describe(.0))]
     Postgres(#[from] tokio_postgres::Error),
     /// No pooled connection could be had.
-    #[error("postgres pool: {0}")]
+    #[error("postgres pool: {}", chain(.0))]
     Pool(#[from] deadpool_postgres::PoolError),
     /// PostgreSQL is not reachable now.
     #[error("postgres is unavailable: {0}")]

@@ -30,6 +30,7 @@ pub enum Strategy {
     /// `simple_one_for_one`: every child is an instance of one template
     /// spec, added at run time with `start_child`; instances are restarted
     /// one for one and terminated all at once on shutdown.
+    #[serde(rename = "simple_one_for_one")]
     Dynamic,
 }
 
