@@ -122,6 +122,9 @@ struct CategoryIndex {
 
 impl CategoryIndex {
     fn range(&self, f: &Filter) -> std::ops::Range<usize> {
+        if f.min_len == 0 && f.max_len == u32::MAX {
+            return 0..self.order.len();
+        }
         let lo = self.lengths.partition_point(|&l| l < f.min_len);
         let hi = self.lengths.partition_point(|&l| l <= f.max_len);
         lo..hi.max(lo)
@@ -184,6 +187,12 @@ impl Snapshot {
 
     /// A sentence chosen uniformly among those `filter` accepts.
     pub fn pick(&self, filter: &Filter, rng: &mut fastrand::Rng) -> Option<&Entry> {
+        if *filter == Filter::default() {
+            return match self.entries.len() {
+                0 => None,
+                n => self.entries.get(rng.usize(..n)),
+            };
+        }
         let total = self.count(filter);
         if total == 0 {
             return None;
