@@ -60,13 +60,19 @@ impl Actor for Counter {
 }
 
 fn runtimes() -> Vec<(&'static str, Arc<Runtime>)> {
-    let current = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    let current = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
     let multi = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
         .build()
         .unwrap();
-    vec![("current_thread", Arc::new(current)), ("multi_thread_2", Arc::new(multi))]
+    vec![
+        ("current_thread", Arc::new(current)),
+        ("multi_thread_2", Arc::new(multi)),
+    ]
 }
 
 fn in_runtime<F, Fut>(rt: &Runtime, iters: u64, f: F) -> Duration
@@ -92,7 +98,10 @@ async fn send_loop(iters: u64) -> Duration {
 }
 
 fn request() -> Request {
-    let (parts, _) = hyper::Request::get("/hitokoto/v2/?encode=json").body(()).unwrap().into_parts();
+    let (parts, _) = hyper::Request::get("/hitokoto/v2/?encode=json")
+        .body(())
+        .unwrap()
+        .into_parts();
     Request {
         parts,
         body: Bytes::new(),
@@ -122,13 +131,16 @@ fn corpus() -> Snapshot {
 fn benches(c: &mut Criterion) {
     for (name, rt) in runtimes() {
         let mut g = c.benchmark_group(name);
-        g.measurement_time(Duration::from_secs(3)).warm_up_time(Duration::from_millis(500));
+        g.measurement_time(Duration::from_secs(3))
+            .warm_up_time(Duration::from_millis(500));
         g.bench_function("send", |b| b.iter_custom(|n| in_runtime(&rt, n, send_loop)));
 
         let node = rt.block_on(async {
             let node = Node::new(Config::default(), None, None);
             for _ in 0..8 {
-                Actor::spawn(None, Worker { node: node.clone() }, ()).await.unwrap();
+                Actor::spawn(None, Worker { node: node.clone() }, ())
+                    .await
+                    .unwrap();
             }
             while node.workers.size() < 8 {
                 tokio::time::sleep(Duration::from_millis(1)).await;
@@ -145,7 +157,8 @@ fn benches(c: &mut Criterion) {
     }
 
     let mut g = c.benchmark_group("sync");
-    g.measurement_time(Duration::from_secs(3)).warm_up_time(Duration::from_millis(500));
+    g.measurement_time(Duration::from_secs(3))
+        .warm_up_time(Duration::from_millis(500));
     let store = LocalStore::new(1_000_000);
     let params = Params {
         burst: 35,
@@ -163,8 +176,21 @@ fn benches(c: &mut Criterion) {
     let mut rng = fastrand::Rng::with_seed(7);
     for (label, filter) in [
         ("all", Filter::default()),
-        ("c=a", Filter { categories: 1, ..Filter::default() }),
-        ("c=a,d,k&length=20", Filter { categories: 1 | 1 << 3 | 1 << 10, max_len: 19, ..Filter::default() }),
+        (
+            "c=a",
+            Filter {
+                categories: 1,
+                ..Filter::default()
+            },
+        ),
+        (
+            "c=a,d,k&length=20",
+            Filter {
+                categories: 1 | 1 << 3 | 1 << 10,
+                max_len: 19,
+                ..Filter::default()
+            },
+        ),
     ] {
         g.bench_with_input(BenchmarkId::new("pick", label), &filter, |b, f| {
             b.iter(|| snapshot.pick(f, &mut rng).map(|e| e.id))

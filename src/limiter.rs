@@ -8,10 +8,10 @@
 //! trip that failed. Requests never wait on a dead Redis for longer than
 //! `redis.command_timeout_ms`, and a Redis outage is never a 5xx.
 //!
-//! Redis decisions are batched: concurrent checks travel to Redis together
-//! in one `EVALSHA` of a script that applies the GCRA to every key of the
-//! batch in turn, so a burst of requests costs one round trip, not one
-//! each, and every decision is still made by Redis, atomically per key.
+//! A Redis decision costs one plain command for a client Redis does not
+//! hold (pipelined with the commands of concurrent requests), and a share
+//! of one batched `EVALSHA` for a client it holds; every decision is still
+//! made by Redis, atomically per key (see [`redis_limiter`]).
 
 pub mod gcra;
 pub mod local;
@@ -151,7 +151,7 @@ impl Limiter {
         drop(settings);
         let redis = self.redis.load_full();
         if let Some(redis) = redis {
-            if let Some(throttle) = redis.check(client).await {
+            if let Some(throttle) = redis.check(client, &params).await {
                 return Some(Decision {
                     throttle,
                     backend: Backend::Redis,

@@ -302,6 +302,7 @@ async fn kill(node: &Node, path: &str, reason: Option<String>) -> Result<Value, 
     let before = child(&parent, &found.id).await;
     let old_id = cell.get_id();
     let shown_reason = reason.clone().unwrap_or_else(|| "killed".to_owned());
+    let killed_at = Instant::now();
     match reason {
         None => cell.kill(),
         Some(r) => cell.stop(Some(r)),
@@ -314,7 +315,10 @@ async fn kill(node: &Node, path: &str, reason: Option<String>) -> Result<Value, 
                 if info.state == ChildState::Running
                     && info.actor.as_ref().map(|a| a.get_id()) != Some(old_id) =>
             {
-                break (Some(incarnation(&info)), "running")
+                let mut new = incarnation(&info);
+                // Kill to replacement running, as seen from here (an upper bound).
+                new["recovery_us"] = json!(killed_at.elapsed().as_micros() as u64);
+                break (Some(new), "running");
             }
             Some(info) if info.state == ChildState::Stopped => break (None, "stopped"),
             None if parent.count_children().await.is_err() => break (None, "its supervisor stopped"),
@@ -386,7 +390,7 @@ fn restart_scope(key: &str) -> Option<&'static str> {
         | "postgres.schema"
         | "postgres.connect_timeout_ms"
         | "postgres.statement_timeout_ms" => Some("diem/store"),
-        "redis.url" => Some("diem/limiter"),
+        "redis.url" | "redis.key_prefix" => Some("diem/limiter"),
         _ => None,
     }
 }

@@ -67,6 +67,9 @@ pub async fn serve(node: Arc<Node>, stream: TcpStream, peer: SocketAddr, slot: O
 }
 
 async fn read_body(node: &Node, body: Incoming) -> Result<Bytes, HttpResponse> {
+    if hyper::body::Body::is_end_stream(&body) {
+        return Ok(Bytes::new());
+    }
     let (limit, timeout) = node.with_config(|c| {
         (
             c.http.max_body_bytes,

@@ -1,15 +1,18 @@
 //! The Redis limiter actor (`diem/limiter`).
 //!
-//! It owns the fred client and, while Redis answers, a batcher task whose
-//! queue it publishes in the node's [`Limiter`](super::Limiter). Requests
-//! put `(client address, reply)` on that queue; the batcher takes everything
-//! queued (up to `limiter.max_batch`) and sends it as one `EVALSHA` of
-//! [`SCRIPT`], which runs the GCRA for each key in turn and returns the five
-//! `CL.THROTTLE` numbers for each. Up to four batches are in flight at once,
-//! so while one round trip is under way the next batch fills.
+//! It owns the fred client and, while Redis answers, publishes a
+//! [`RedisHandle`] in the node's [`Limiter`](super::Limiter). A request's
+//! decision costs one plain Redis command in the common case — a client not
+//! seen within its window — and fred pipelines the commands of concurrent
+//! requests on one connection ([`RedisHandle::check`]). Keys Redis already
+//! holds go to a batcher task that takes everything queued (up to
+//! `limiter.max_batch`) and sends it as one `EVALSHA` of [`SCRIPT`], which
+//! runs the GCRA for each key in turn and returns the five `CL.THROTTLE`
+//! numbers for each; up to four batches are in flight at once. Every
+//! decision is made by Redis, atomically per key.
 //!
-//! A failed or late batch (after `redis.command_timeout_ms`) hands its
-//! requests back to the local fallback, and the actor withdraws the queue:
+//! A failed or late reply (after `redis.command_timeout_ms`) sends that
+//! request to the local fallback and makes the actor withdraw the handle:
 //! from then on requests decide locally at once, until a health check (every
 //! `redis.health_interval_ms`) finds Redis back, when it publishes a new one.
 //! Killing the actor withdraws the queue too (requests then decide locally)
@@ -20,14 +23,15 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use fred::prelude::{
-    Builder, Client, ClientLike, Config as RedisConfigUrl, LuaInterface, Options, ReconnectPolicy, TcpConfig,
+    Builder, Client, ClientLike, Config as RedisConfigUrl, Expiration, KeysInterface, LuaInterface, Options,
+    ReconnectPolicy, SetOptions, TcpConfig,
 };
 use fred::types::config::UnresponsiveConfig;
 use ractor::{Actor, ActorProcessingErr, ActorRef, RpcReplyPort};
 use serde::Serialize;
 use tokio::sync::{mpsc, oneshot, Semaphore};
 
-use crate::limiter::gcra::{Params, Throttle};
+use crate::limiter::gcra::{decide, Params, Throttle};
 use crate::limiter::Backend;
 use crate::node::Node;
 
@@ -52,21 +56,31 @@ local tolerance = emission * (burst + 1)
 local increment = emission * quantity
 local out = {}
 for _, key in ipairs(KEYS) do
-  local tat = now
-  local stored = tonumber(redis.call('GET', key))
-  if stored and stored > now then tat = stored end
-  local new_tat = math.max(tat, now) + increment
-  local diff = now - (new_tat - tolerance)
+  -- A key Redis does not hold is a client not seen within its window: the
+  -- decision is "allowed" and its TAT now + increment (one call, no GET).
+  local fresh_ttl = increment
+  local stored = redis.call('SET', key, now + increment, 'NX', 'GET', 'PX', math.max(1, math.ceil(fresh_ttl / 1000)))
   local limited, retry, ttl
-  if diff < 0 then
-    limited = 1
-    if increment <= tolerance then retry = -diff else retry = -1 end
-    ttl = tat - now
-  else
+  if not stored then
     limited = 0
     retry = -1
-    ttl = new_tat - now
-    redis.call('SET', key, string.format('%d', new_tat), 'PX', math.max(1, math.ceil(ttl / 1000)))
+    ttl = fresh_ttl
+  else
+    local tat = now
+    stored = tonumber(stored)
+    if stored and stored > now then tat = stored end
+    local new_tat = math.max(tat, now) + increment
+    local diff = now - (new_tat - tolerance)
+    if diff < 0 then
+      limited = 1
+      if increment <= tolerance then retry = -diff else retry = -1 end
+      ttl = tat - now
+    else
+      limited = 0
+      retry = -1
+      ttl = new_tat - now
+      redis.call('SET', key, new_tat, 'PX', math.max(1, math.ceil(ttl / 1000)))
+    end
   end
   local next = tolerance - ttl
   local remaining = 0
@@ -84,24 +98,64 @@ const QUEUE: usize = 65_536;
 const BATCHES_IN_FLIGHT: usize = 4;
 const SWEEP_EVERY: Duration = Duration::from_secs(5);
 
+/// A request whose key Redis holds: decided by the script, in a batch.
 struct Pending {
-    ip: IpAddr,
+    key: String,
     reply: oneshot::Sender<Throttle>,
 }
 
-/// The queue to a running batcher.
+/// What requests use while Redis is healthy: the client (for the fast
+/// path) and the queue to the batcher (for keys Redis holds).
 #[derive(Debug)]
 pub struct RedisHandle {
+    client: Client,
+    prefix: String,
+    timeout: Duration,
     tx: mpsc::Sender<Pending>,
+    actor: ActorRef<LimiterMsg>,
 }
 
 impl RedisHandle {
-    /// Redis's decision for `ip`, or `None` if the batch failed (decide
-    /// locally then).
-    pub(crate) async fn check(&self, ip: IpAddr) -> Option<Throttle> {
-        let (reply, rx) = oneshot::channel();
-        self.tx.try_send(Pending { ip, reply }).ok()?;
-        rx.await.ok()
+    /// Redis's decision for `ip`, or `None` if Redis failed (decide locally
+    /// then; the actor is told and withdraws the handle).
+    ///
+    /// One `SET key <now+emission> NX GET PX <emission>`: for a key Redis
+    /// does not hold (a client not seen within its window) that *is* the
+    /// GCRA's decision — allowed, with exactly the TAT and expiry the script
+    /// would store — made atomically by Redis in one plain command. fred
+    /// pipelines the commands of concurrent requests on one connection.
+    /// A key Redis holds (the `GET` returned its TAT and `NX` changed
+    /// nothing) goes to the batcher, which decides all such keys in one
+    /// `EVALSHA` of [`SCRIPT`].
+    pub(crate) async fn check(&self, ip: IpAddr, params: &Params) -> Option<Throttle> {
+        let key = format!("{}rl:{ip}", self.prefix);
+        let now = now_us();
+        let emission = params.emission_us();
+        let set = self.client.set::<Option<String>, _, _>(
+            key.as_str(),
+            now.saturating_add(emission),
+            Some(Expiration::PX((emission + 999) / 1_000)),
+            Some(SetOptions::NX),
+            true,
+        );
+        match tokio::time::timeout(self.timeout, set).await {
+            Ok(Ok(None)) => Some(decide(params, None, now, 1).0),
+            Ok(Ok(Some(_held))) => {
+                let (reply, rx) = oneshot::channel();
+                self.tx.try_send(Pending { key, reply }).ok()?;
+                rx.await.ok()
+            }
+            Ok(Err(e)) => {
+                let _ = self.actor.send_message(LimiterMsg::Failed(e.to_string()));
+                None
+            }
+            Err(_) => {
+                let _ = self
+                    .actor
+                    .send_message(LimiterMsg::Failed(format!("no reply within {:?}", self.timeout)));
+                None
+            }
+        }
     }
 }
 
@@ -151,6 +205,16 @@ pub async fn eval(
     }
     let reply = reply.map_err(|e| e.to_string())?;
     decode(&reply, n).ok_or_else(|| format!("unexpected reply of {} numbers for {n} keys", reply.len()))
+}
+
+/// The node's clock in µs since the Unix epoch. Decisions use the clock of
+/// the node making them (nodes are expected to run NTP: a skew of δ shifts
+/// a client's budget by δ, negligible against emission intervals of
+/// seconds).
+fn now_us() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_micros()).unwrap_or(i64::MAX))
 }
 
 /// Builds a fred client for `url` that gives up on a command after
@@ -290,12 +354,11 @@ async fn batcher(
             }
         }
         let params = node.limiter.settings().params;
-        let prefix = config.redis.key_prefix.clone();
         let timeout = Duration::from_millis(config.redis.command_timeout_ms);
         let (client, sha, me) = (client.clone(), sha.clone(), me.clone());
         tokio::spawn(async move {
-            let keys = batch.iter().map(|p| format!("{prefix}rl:{}", p.ip)).collect();
-            match eval(&client, &sha, keys, &params, None, timeout).await {
+            let keys = batch.iter().map(|p| p.key.clone()).collect();
+            match eval(&client, &sha, keys, &params, Some(now_us()), timeout).await {
                 Ok(decisions) => {
                     for (p, d) in batch.into_iter().zip(decisions) {
                         let _ = p.reply.send(d);
@@ -327,7 +390,14 @@ impl RedisLimiter {
 
     fn publish(&self, myself: &ActorRef<LimiterMsg>, state: &mut LimiterState) {
         let (tx, rx) = mpsc::channel(QUEUE);
-        let handle = Arc::new(RedisHandle { tx });
+        let config = self.node.config();
+        let handle = Arc::new(RedisHandle {
+            client: state.connection.client.clone(),
+            prefix: config.redis.key_prefix.clone(),
+            timeout: Duration::from_millis(config.redis.command_timeout_ms),
+            tx,
+            actor: myself.clone(),
+        });
         let batcher = tokio::spawn(batcher(
             self.node.clone(),
             myself.clone(),

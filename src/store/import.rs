@@ -113,6 +113,8 @@ pub async fn import(cfg: &PostgresConfig, dir: &Path) -> Result<ImportSummary, S
         bar.inc(chunk.len() as u64);
     }
     tx.commit().await.map_err(db_error)?;
+    // Fresh statistics, so the first queries after a large import are planned well.
+    client.batch_execute("ANALYZE sentences").await?;
     bar.finish_and_clear();
     summary.unchanged = summary.total - summary.inserted - summary.updated;
     Ok(summary)

@@ -41,13 +41,24 @@ pub enum DispatchError {
     Unavailable,
 }
 
+/// Round robin per thread: no counter shared between cores.
+fn next_index(len: usize) -> usize {
+    thread_local! {
+        static NEXT: std::cell::Cell<usize> = const { std::cell::Cell::new(0) };
+    }
+    NEXT.with(|n| {
+        let i = n.get().wrapping_add(1);
+        n.set(i);
+        i % len
+    })
+}
+
 /// The registry and the admission bound of the worker pool.
 #[derive(Debug)]
 pub struct WorkerPool {
     workers: ArcSwap<Vec<ActorRef<WorkerMsg>>>,
     update: Mutex<()>,
     changed: Notify,
-    next: AtomicUsize,
     in_flight: AtomicUsize,
     queue_depth: AtomicUsize,
 }
@@ -71,7 +82,6 @@ impl WorkerPool {
             workers: ArcSwap::from_pointee(Vec::new()),
             update: Mutex::new(()),
             changed: Notify::new(),
-            next: AtomicUsize::new(0),
             in_flight: AtomicUsize::new(0),
             queue_depth: AtomicUsize::new(queue_depth.max(1)),
         }
@@ -143,23 +153,40 @@ impl WorkerPool {
     pub async fn dispatch(&self, request: Request) -> Result<HttpResponse, DispatchError> {
         let mut request = request;
         for _ in 0..ATTEMPTS {
-            let workers = match self.workers.load_full() {
-                w if !w.is_empty() => w,
-                _ => self.wait_for_workers().await.ok_or(DispatchError::Unavailable)?,
-            };
-            let i = self.next.fetch_add(1, Ordering::Relaxed) % workers.len();
+            if self.workers.load().is_empty() {
+                self.wait_for_workers().await.ok_or(DispatchError::Unavailable)?;
+            }
             let (tx, rx) = oneshot::channel();
-            match workers[i].send_message(WorkerMsg::Job(Job::new(request, tx))) {
+            // The guard is dropped before waiting: no reference count is
+            // taken on the shared list on this path.
+            let sent = {
+                let workers = self.workers.load();
+                if workers.is_empty() {
+                    Err((request, None))
+                } else {
+                    let worker = &workers[next_index(workers.len())];
+                    match worker.send_message(WorkerMsg::Job(Job::new(request, tx))) {
+                        Ok(()) => Ok(()),
+                        Err(MessagingErr::SendErr(WorkerMsg::Job(job))) => match job.into_request() {
+                            Some(back) => Err((back, Some(worker.get_id()))),
+                            None => return Err(DispatchError::Unavailable),
+                        },
+                        Err(_) => return Err(DispatchError::Unavailable),
+                    }
+                }
+            };
+            match sent {
                 Ok(()) => match rx.await {
                     Ok(Outcome::Done(response)) => return Ok(response),
                     Ok(Outcome::Retry(back)) => request = back,
                     Ok(Outcome::Crashed) | Err(_) => return Err(DispatchError::Crashed),
                 },
-                Err(MessagingErr::SendErr(WorkerMsg::Job(job))) => {
-                    self.unregister(workers[i].get_id());
-                    request = job.into_request().ok_or(DispatchError::Unavailable)?;
+                Err((back, stopped)) => {
+                    if let Some(id) = stopped {
+                        self.unregister(id);
+                    }
+                    request = back;
                 }
-                Err(_) => return Err(DispatchError::Unavailable),
             }
         }
         Err(DispatchError::Unavailable)

@@ -1,0 +1,34 @@
+-- wrk script shared by every target of benches/load.sh, so all get the same
+-- client work: each request carries a distinct X-Forwarded-For (diem, with
+-- 127.0.0.1 as a trusted proxy, then checks every request against the
+-- limiter without refusing any), and the run ends with one machine-readable
+-- line. usage: wrk ... -s benches/wrk.lua URL -- PATH
+local counter = 0
+local threads = 0
+
+function setup(thread)
+  thread:set("tid", threads)
+  threads = threads + 1
+end
+
+function init(args)
+  path = args[1] or "/"
+end
+
+function request()
+  counter = counter + 1
+  local ip = string.format("10.%d.%d.%d", tid % 256, math.floor(counter / 256) % 256, counter % 256)
+  if counter % 65536 == 0 then
+    tid = tid + 16
+  end
+  return wrk.format("GET", path, { ["X-Forwarded-For"] = ip })
+end
+
+function done(summary, latency, requests)
+  local e = summary.errors
+  io.write(string.format(
+    "RESULT rps=%.0f p50_ms=%.3f p99_ms=%.3f p999_ms=%.3f requests=%d non2xx=%d socket_errors=%d\n",
+    summary.requests / (summary.duration / 1e6),
+    latency:percentile(50) / 1000, latency:percentile(99) / 1000, latency:percentile(99.9) / 1000,
+    summary.requests, e.status, e.connect + e.read + e.write + e.timeout))
+end
