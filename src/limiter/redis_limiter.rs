@@ -236,7 +236,7 @@ pub fn client(url: &str, timeout: Duration) -> Result<Client, String> {
             };
         })
         .with_performance_config(|p| p.default_command_timeout = timeout)
-        .set_policy(ReconnectPolicy::new_exponential(0, 100, 2_000, 2))
+        .set_policy(ReconnectPolicy::new_exponential(0, 50, 500, 2))
         .build()
         .map_err(|e| e.to_string())
 }

@@ -37,7 +37,8 @@ pub struct Plan {
     pub max_requests: u64,
     /// Path and query.
     pub path: String,
-    /// Extra headers; `{seq}` in a value is replaced by the sequence number.
+    /// Extra headers; `{seq}` in a value is replaced by the sequence number,
+    /// `{ip}` by an IPv4 address distinct for each request.
     pub headers: Vec<(String, String)>,
     /// Per-request timeout.
     pub timeout: Duration,
@@ -107,7 +108,11 @@ async fn run(addr: SocketAddr, plan: Plan, stop: Arc<AtomicBool>) -> Vec<Outcome
                 }
                 let mut req = hyper::Request::builder().uri(format!("http://{addr}{}", plan.path));
                 for (k, v) in &plan.headers {
-                    req = req.header(k.as_str(), v.replace("{seq}", &n.to_string()));
+                    let ip = format!("10.{}.{}.{}", (n >> 16) & 255, (n >> 8) & 255, n & 255);
+                    req = req.header(
+                        k.as_str(),
+                        v.replace("{seq}", &n.to_string()).replace("{ip}", &ip),
+                    );
                 }
                 let req = req.body(Empty::new()).expect("request");
                 let at = start.elapsed();
