@@ -48,7 +48,9 @@ pub async fn serve(node: Arc<Node>, stream: TcpStream, peer: SocketAddr, slot: O
     let svc_node = node.clone();
     let service = hyper::service::service_fn(move |req| {
         let node = svc_node.clone();
-        async move { Ok::<_, Infallible>(respond(&node, peer, req).await) }
+        // Boxed: the request's future is large (limiter, body, dispatch) and
+        // hyper moves the future it is given; a pointer moves cheaply.
+        Box::pin(async move { Ok::<_, Infallible>(respond(&node, peer, req).await) })
     });
     let mut builder = hyper::server::conn::http1::Builder::new();
     builder
