@@ -4,12 +4,6 @@
 
 use std::process::ExitCode;
 
-/// mimalloc: requests allocate and free small objects on different threads
-/// (a reply is allocated by a worker, freed by a connection), which glibc's
-/// allocator handles with locks; see docs/benchmarks.md.
-#[global_allocator]
-static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
-
 use anyhow::Context;
 use clap::Parser;
 use diem::cli::{Cli, Command};
