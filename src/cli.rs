@@ -13,7 +13,7 @@ use crate::control::client::CtlCommand;
 #[command(name = "diem", version, about, long_about = None)]
 pub struct Cli {
     /// Config file (default: config/diem.toml when it exists). Every key
-    /// can also be set with DIEM_<SECTION>__<KEY>.
+    /// can also be set with `DIEM_<SECTION>__<KEY>`.
     #[arg(long, global = true, value_name = "PATH")]
     pub config: Option<PathBuf>,
     /// Log line format (overrides log.format).

@@ -1,6 +1,6 @@
 //! Logging: `tracing` with a filter that can be changed while running.
 //!
-//! Lines go to stderr through [`tracing_appender::non_blocking`], so a slow
+//! Lines go to stderr through [`tracing_appender::non_blocking()`], so a slow
 //! terminal or pipe never stalls a request; human-readable by default
 //! (coloured only on a terminal), one JSON object per line with
 //! `--log-format json`. The filter has `RUST_LOG` syntax; [`LogControl`]

@@ -4,7 +4,7 @@
 //! [`RedisHandle`] in the node's [`Limiter`](super::Limiter). A request's
 //! decision costs one plain Redis command in the common case — a client not
 //! seen within its window — and fred pipelines the commands of concurrent
-//! requests on one connection ([`RedisHandle::check`]). Keys Redis already
+//! requests on one connection (`RedisHandle::check`). Keys Redis already
 //! holds go to a batcher task that takes everything queued (up to
 //! `limiter.max_batch`) and sends it as one `EVALSHA` of [`SCRIPT`], which
 //! runs the GCRA for each key in turn and returns the five `CL.THROTTLE`
