@@ -140,14 +140,23 @@ impl PgShared {
         let was = self
             .state
             .swap(if ready { READY } else { DOWN }, Ordering::AcqRel);
+        let Ok(mut last) = self.error.lock() else { return };
         if was == READY && !ready {
-            tracing::warn!(error = error.as_deref().unwrap_or(""), "postgres is down");
+            tracing::warn!(
+                error = error.as_deref().unwrap_or(""),
+                "postgres is down; retrying"
+            );
         } else if was != READY && ready {
             tracing::info!("postgres is ready");
+        } else if !ready && last.is_none() {
+            // The first failure since start: say why the embedded corpus is
+            // served (the current error is in /readyz from then on).
+            tracing::warn!(
+                error = error.as_deref().unwrap_or(""),
+                "postgres is unreachable; retrying"
+            );
         }
-        if let Ok(mut e) = self.error.lock() {
-            *e = error;
-        }
+        *last = error;
     }
 
     /// Runs `op` on a pooled connection within the client-side deadline;
