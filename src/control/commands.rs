@@ -229,18 +229,22 @@ async fn as_pool(cell: Option<ractor::ActorCell>) -> Option<SupervisorRef> {
     (info.flags.strategy == Strategy::Dynamic).then_some(sup)
 }
 
-/// Replaces every instance of a pool, one at a time: start the new one,
-/// then stop the old one gracefully (its queued requests go to others).
-async fn rolling(pool: &SupervisorRef) -> Result<usize, ProtoError> {
-    let old: Vec<String> = pool
+/// The pool's running instances, in start order.
+async fn running(pool: &SupervisorRef) -> Result<Vec<ChildInfo>, ProtoError> {
+    Ok(pool
         .inspect()
         .await
         .map_err(failed)?
         .children
         .into_iter()
         .filter(|c| c.actor.is_some())
-        .map(|c| c.id)
-        .collect();
+        .collect())
+}
+
+/// Replaces every instance of a pool, one at a time: start the new one,
+/// then stop the old one gracefully (its queued requests go to others).
+async fn rolling(pool: &SupervisorRef) -> Result<usize, ProtoError> {
+    let old: Vec<String> = running(pool).await?.into_iter().map(|c| c.id).collect();
     for id in &old {
         pool.start_instance(Arc::new(())).await.map_err(failed)?;
         pool.terminate_child(id).await.map_err(failed)?;
@@ -351,14 +355,7 @@ pub async fn scale(node: &Node, pool: &str, n: usize) -> Result<Value, ProtoErro
     if pool == pool_path() {
         node.desired_workers.store(n, Ordering::Relaxed);
     }
-    let running: Vec<ChildInfo> = sup
-        .inspect()
-        .await
-        .map_err(failed)?
-        .children
-        .into_iter()
-        .filter(|c| c.actor.is_some())
-        .collect();
+    let running = running(&sup).await?;
     let from = running.len();
     if n > from {
         for _ in from..n {

@@ -9,20 +9,14 @@ use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::net::UnixStream;
 
 use crate::support::load::{by_status, Load, Plan};
-use crate::support::server::{eventually, Options, TestServer};
+use crate::support::server::{eventually, tree_node, Options, TestServer};
 
 fn no_limit() -> Options {
     Options::default().env("DIEM_LIMITER__ENABLED", false)
 }
 
 fn child<'a>(tree: &'a Value, path: &str) -> &'a Value {
-    fn find<'a>(n: &'a Value, path: &str) -> Option<&'a Value> {
-        if n["path"] == path {
-            return Some(n);
-        }
-        n["children"].as_array()?.iter().find_map(|c| find(c, path))
-    }
-    find(&tree["tree"], path).unwrap_or_else(|| panic!("no {path} in {tree}"))
+    tree_node(tree, path)
 }
 
 async fn all_ok(load: Load) -> usize {

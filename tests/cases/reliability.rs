@@ -17,7 +17,7 @@ use tokio::net::TcpStream;
 
 use crate::support::load::{by_status, Load, Outcome, Plan};
 use crate::support::proxy::{FaultProxy, Mode};
-use crate::support::server::{eventually, Options, TestServer};
+use crate::support::server::{eventually, tree_node, Options, TestServer};
 use crate::support::services::{pg, pg_addr, pg_url, redis_addr, redis_url, via};
 
 fn no_limit() -> Options {
@@ -25,13 +25,7 @@ fn no_limit() -> Options {
 }
 
 fn child<'a>(tree: &'a Value, path: &str) -> &'a Value {
-    fn find<'a>(n: &'a Value, path: &str) -> Option<&'a Value> {
-        if n["path"] == path {
-            return Some(n);
-        }
-        n["children"].as_array()?.iter().find_map(|c| find(c, path))
-    }
-    find(&tree["tree"], path).unwrap_or_else(|| panic!("no {path} in {tree}"))
+    tree_node(tree, path)
 }
 
 /// The longest time between two consecutive successful responses.

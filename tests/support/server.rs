@@ -319,6 +319,17 @@ impl Drop for TestServer {
     }
 }
 
+/// The node at `path` in a `tree` reply (panics if absent).
+pub fn tree_node<'a>(tree: &'a Value, path: &str) -> &'a Value {
+    fn find<'a>(n: &'a Value, path: &str) -> Option<&'a Value> {
+        if n["path"] == path {
+            return Some(n);
+        }
+        n["children"].as_array()?.iter().find_map(|c| find(c, path))
+    }
+    find(&tree["tree"], path).unwrap_or_else(|| panic!("no {path} in {tree}"))
+}
+
 /// Polls `check` every 10 ms until it returns `Some`, or panics after `within`
 /// with `what`.
 pub async fn eventually<T, F, Fut>(within: Duration, what: &str, mut check: F) -> T
