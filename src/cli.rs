@@ -5,7 +5,7 @@ use std::path::PathBuf;
 use clap::{Parser, Subcommand};
 
 use crate::config::LogFormat;
-use crate::control::client::CtlCommand;
+use crate::control::protocol::Command as CtlCommand;
 
 /// diem: a random-quote (hitokoto) HTTP API served by an OTP-style
 /// supervision tree.

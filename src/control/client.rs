@@ -8,77 +8,15 @@ use std::io::IsTerminal;
 use std::path::Path;
 use std::time::Duration;
 
-use serde_json::{json, Value};
+use serde_json::Value;
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 use tokio::net::UnixStream;
 
+use crate::control::protocol::Command;
 use crate::control::render;
 
 /// Longest wait for a reply (a rolling restart of a large pool takes a while).
 const REPLY_TIMEOUT: Duration = Duration::from_secs(120);
-
-/// The `diem ctl` subcommands.
-#[derive(Debug, Clone, clap::Subcommand)]
-#[command(disable_help_subcommand = true)]
-pub enum CtlCommand {
-    /// The supervision tree.
-    Tree,
-    /// Requests, latencies, limiter, PostgreSQL pool, restarts, memory.
-    Stats,
-    /// Version, uptime, node name.
-    Ping,
-    /// The commands of the control protocol.
-    Help,
-    /// Graceful restart of a child or subtree (rolling for the worker pool).
-    Restart {
-        /// e.g. diem/listener, diem/store, diem/workers.
-        path: String,
-    },
-    /// Crash injection: the child exits abnormally and its supervisor reacts.
-    Kill {
-        /// e.g. diem/workers/3, diem/limiter.
-        path: String,
-        /// Exit reason (default: an untrappable kill).
-        reason: Option<String>,
-    },
-    /// Resize a dynamic pool.
-    Scale {
-        /// The pool's path, e.g. diem/workers.
-        pool: String,
-        /// The new size.
-        n: usize,
-    },
-    /// Re-read the config file and apply what can change live.
-    Reload,
-    /// Change the log filter (RUST_LOG syntax).
-    LogLevel {
-        /// e.g. debug, or info,diem::access=warn.
-        filter: String,
-    },
-    /// Graceful shutdown, as SIGTERM.
-    Shutdown {
-        /// Grace period for in-flight requests, in seconds.
-        grace_secs: Option<u64>,
-    },
-}
-
-impl CtlCommand {
-    /// The request object.
-    pub fn request(&self) -> Value {
-        match self {
-            CtlCommand::Tree => json!({ "cmd": "tree" }),
-            CtlCommand::Stats => json!({ "cmd": "stats" }),
-            CtlCommand::Ping => json!({ "cmd": "ping" }),
-            CtlCommand::Help => json!({ "cmd": "help" }),
-            CtlCommand::Restart { path } => json!({ "cmd": "restart", "path": path }),
-            CtlCommand::Kill { path, reason } => json!({ "cmd": "kill", "path": path, "reason": reason }),
-            CtlCommand::Scale { pool, n } => json!({ "cmd": "scale", "pool": pool, "n": n }),
-            CtlCommand::Reload => json!({ "cmd": "reload" }),
-            CtlCommand::LogLevel { filter } => json!({ "cmd": "log-level", "filter": filter }),
-            CtlCommand::Shutdown { grace_secs } => json!({ "cmd": "shutdown", "grace_secs": grace_secs }),
-        }
-    }
-}
 
 /// Why `diem ctl` failed before it got a reply.
 #[derive(Debug, thiserror::Error)]
@@ -136,8 +74,8 @@ pub async fn call(path: &Path, request: &Value) -> Result<Value, CtlError> {
 }
 
 /// Runs `diem ctl`; returns the exit code.
-pub async fn run(socket: &Path, command: &CtlCommand, json_output: bool) -> i32 {
-    let reply = match call(socket, &command.request()).await {
+pub async fn run(socket: &Path, command: &Command, json_output: bool) -> i32 {
+    let reply = match call(socket, &command.to_request()).await {
         Ok(r) => r,
         Err(e @ CtlError::Unreachable { .. }) => {
             eprintln!("diem ctl: {e}");

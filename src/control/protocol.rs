@@ -16,8 +16,10 @@
 
 use serde_json::{Map, Value};
 
-/// A parsed command.
-#[derive(Clone, Debug, PartialEq, Eq)]
+/// A command: parsed from a request line by the server, from the command
+/// line by `diem ctl` (so both always agree on names and arguments).
+#[derive(Clone, Debug, PartialEq, Eq, clap::Subcommand)]
+#[command(disable_help_subcommand = true)]
 pub enum Command {
     /// The commands and their arguments.
     Help,
@@ -27,37 +29,56 @@ pub enum Command {
     Tree,
     /// Counters, latencies, limiter, pool, restarts, memory.
     Stats,
-    /// Graceful restart of a child or subtree.
+    /// Graceful restart of a child or subtree (rolling for the worker pool).
     Restart {
-        /// The node's path.
+        /// The node's path, e.g. diem/listener, diem/store, diem/workers.
         path: String,
     },
-    /// Crash injection.
+    /// Crash injection: the child exits abnormally and its supervisor reacts.
     Kill {
-        /// The node's path.
+        /// The node's path, e.g. diem/workers/3, diem/limiter.
         path: String,
         /// Exit reason (default: an untrappable kill, reason `killed`).
         reason: Option<String>,
     },
     /// Resize a dynamic pool.
     Scale {
-        /// The pool's path.
+        /// The pool's path, e.g. diem/workers.
         pool: String,
         /// The new size.
         n: usize,
     },
     /// Re-read the config file and apply what can change live.
     Reload,
-    /// Change the log filter.
+    /// Change the log filter (RUST_LOG syntax).
     LogLevel {
-        /// The new filter.
+        /// The new filter, e.g. debug, or info,diem::access=warn.
         filter: String,
     },
-    /// Graceful shutdown.
+    /// Graceful shutdown, as SIGTERM.
     Shutdown {
         /// Grace period for in-flight requests (default `http.shutdown_grace_secs`).
         grace_secs: Option<u64>,
     },
+}
+
+impl Command {
+    /// The request object for this command (what `diem ctl` sends).
+    pub fn to_request(&self) -> Value {
+        use serde_json::json;
+        match self {
+            Command::Help => json!({ "cmd": "help" }),
+            Command::Ping => json!({ "cmd": "ping" }),
+            Command::Tree => json!({ "cmd": "tree" }),
+            Command::Stats => json!({ "cmd": "stats" }),
+            Command::Reload => json!({ "cmd": "reload" }),
+            Command::Restart { path } => json!({ "cmd": "restart", "path": path }),
+            Command::Kill { path, reason } => json!({ "cmd": "kill", "path": path, "reason": reason }),
+            Command::Scale { pool, n } => json!({ "cmd": "scale", "pool": pool, "n": n }),
+            Command::LogLevel { filter } => json!({ "cmd": "log-level", "filter": filter }),
+            Command::Shutdown { grace_secs } => json!({ "cmd": "shutdown", "grace_secs": grace_secs }),
+        }
+    }
 }
 
 /// One command of `help`.
@@ -305,6 +326,39 @@ mod tests {
             parse(r#"{"cmd":"scale","pool":"p","n":-1}"#).unwrap_err().1.code,
             "invalid_argument"
         );
+    }
+
+    #[test]
+    fn every_command_round_trips_through_its_request() {
+        for c in [
+            Command::Help,
+            Command::Ping,
+            Command::Tree,
+            Command::Stats,
+            Command::Reload,
+            Command::Restart {
+                path: "diem/store".into(),
+            },
+            Command::Kill {
+                path: "diem/limiter".into(),
+                reason: Some("chaos".into()),
+            },
+            Command::Kill {
+                path: "diem/limiter".into(),
+                reason: None,
+            },
+            Command::Scale {
+                pool: "diem/workers".into(),
+                n: 3,
+            },
+            Command::LogLevel {
+                filter: "debug".into(),
+            },
+            Command::Shutdown { grace_secs: Some(5) },
+            Command::Shutdown { grace_secs: None },
+        ] {
+            assert_eq!(parse(&c.to_request().to_string()).unwrap().1, c);
+        }
     }
 
     #[test]

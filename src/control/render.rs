@@ -7,7 +7,7 @@ use std::fmt::Write;
 
 use serde_json::Value;
 
-use crate::control::client::CtlCommand;
+use crate::control::protocol::Command;
 
 fn duration(ms: u64) -> String {
     let s = ms / 1000;
@@ -82,15 +82,15 @@ fn draw(n: &Value, prefix: &str, out: &mut String, colour: bool) {
 }
 
 /// The text shown for an ok `reply` to `command`.
-pub fn render(command: &CtlCommand, reply: &Value, colour: bool) -> String {
+pub fn render(command: &Command, reply: &Value, colour: bool) -> String {
     let mut out = String::new();
     match command {
-        CtlCommand::Tree => {
+        Command::Tree => {
             let tree = &reply["tree"];
             let _ = writeln!(out, "{}", node_line(tree, colour));
             draw(tree, "", &mut out, colour);
         }
-        CtlCommand::Help => {
+        Command::Help => {
             for c in reply["commands"]
                 .as_array()
                 .map(Vec::as_slice)
@@ -106,7 +106,7 @@ pub fn render(command: &CtlCommand, reply: &Value, colour: bool) -> String {
                 );
             }
         }
-        CtlCommand::Ping => {
+        Command::Ping => {
             let _ = writeln!(
                 out,
                 "diem {} on {} (pid {}), up {}",
@@ -146,7 +146,7 @@ mod tests {
                 {"id": "store", "state": "running", "strategy": "one_for_one", "children": [
                     {"id": "postgres", "state": "running", "restarts": 2, "children": []}]},
                 {"id": "listener", "state": "restarting", "children": []}]}});
-        let text = render(&CtlCommand::Tree, &reply, false);
+        let text = render(&Command::Tree, &reply, false);
         assert_eq!(
             text,
             "diem [one_for_one] running up 1m01s\n\
