@@ -317,6 +317,8 @@ async fn a_child_that_cannot_start_escalates_to_the_root_and_the_process_exits_1
     let opts = no_limit().env("FAULT_CRASH_AT_START", "diem/store/corpus@2");
     let mut s = TestServer::start_with(opts, &[('a', "x", "y")]).await;
     let load = Load::start(s.addr, Plan::new("/hitokoto/v2/", 2, Duration::from_secs(30)));
+    // Let the load get going, so that "it served until the end" means something.
+    tokio::time::sleep(Duration::from_millis(300)).await;
     let (code, _, _) = s.ctl_cli(&["kill", "diem/store/corpus"]).await;
     assert!(code == 0 || code == 1);
     let exit = s.wait_exit(Duration::from_secs(20)).await;
