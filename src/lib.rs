@@ -32,6 +32,7 @@ pub mod limiter;
 pub mod metrics;
 pub mod metrics_actor;
 pub mod node;
+pub mod owned_task;
 pub mod serve;
 pub mod store;
 pub mod telemetry;

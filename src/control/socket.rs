@@ -28,6 +28,7 @@ use tokio_util::codec::{FramedRead, FramedWrite, LinesCodec, LinesCodecError};
 use crate::control::commands;
 use crate::control::protocol::{error, ProtoError};
 use crate::node::Node;
+use crate::owned_task::OwnedTask;
 
 /// Longest request line.
 pub const MAX_LINE: usize = 64 * 1024;
@@ -65,24 +66,8 @@ impl Drop for SocketFile {
 /// The actor's state: the socket file and the accept loop.
 #[derive(Debug)]
 pub struct ControlState {
-    accept: tokio::task::JoinHandle<()>,
+    _accept: OwnedTask,
     _file: SocketFile,
-}
-
-impl Drop for ControlState {
-    fn drop(&mut self) {
-        self.accept.abort();
-    }
-}
-
-struct LoopGuard(ActorRef<ControlMsg>);
-
-impl Drop for LoopGuard {
-    fn drop(&mut self) {
-        let _ = self
-            .0
-            .send_message(ControlMsg::LoopEnded("the control accept loop ended".into()));
-    }
 }
 
 /// Makes room for a socket at `path`: removes a stale one, refuses a live
@@ -130,7 +115,7 @@ async fn refuse(stream: UnixStream, e: ProtoError) {
     let _ = tokio::time::timeout(Duration::from_secs(1), out.send(error(None, &e))).await;
 }
 
-async fn accept_loop(node: Arc<Node>, listener: UnixListener, _guard: LoopGuard) {
+async fn accept_loop(node: Arc<Node>, listener: UnixListener) {
     let max = node.config().control.max_connections;
     let slots = Arc::new(Semaphore::new(max));
     let me = rustix::process::geteuid().as_raw();
@@ -239,8 +224,13 @@ impl Actor for ControlSocket {
         let path = self.node.config().control.socket_path();
         let (listener, file) = bind(&path)?;
         tracing::info!(path = %path.display(), "control socket ready");
-        let accept = tokio::spawn(accept_loop(self.node.clone(), listener, LoopGuard(myself)));
-        Ok(ControlState { accept, _file: file })
+        let accept = OwnedTask::spawn(accept_loop(self.node.clone(), listener), move || {
+            let _ = myself.send_message(ControlMsg::LoopEnded("the control accept loop ended".into()));
+        });
+        Ok(ControlState {
+            _accept: accept,
+            _file: file,
+        })
     }
 
     async fn handle(

@@ -17,6 +17,7 @@ use ractor::{Actor, ActorProcessingErr, ActorRef};
 
 use crate::http::connection;
 use crate::node::Node;
+use crate::owned_task::OwnedTask;
 
 /// Messages of the listener.
 #[derive(Debug)]
@@ -32,33 +33,13 @@ pub struct Listener {
     pub node: Arc<Node>,
 }
 
-/// Reports the end of the accept loop, however it ends.
-struct LoopGuard(ActorRef<ListenerMsg>);
-
-impl Drop for LoopGuard {
-    fn drop(&mut self) {
-        let reason = if std::thread::panicking() {
-            "the accept loop panicked"
-        } else {
-            "the accept loop ended"
-        };
-        let _ = self.0.send_message(ListenerMsg::LoopEnded(reason.into()));
-    }
-}
-
-/// The listener's state: its accept loop, aborted when dropped.
+/// The listener's state: its accept loop.
 #[derive(Debug)]
 pub struct ListenerState {
-    accept: tokio::task::JoinHandle<()>,
+    _accept: OwnedTask,
 }
 
-impl Drop for ListenerState {
-    fn drop(&mut self) {
-        self.accept.abort();
-    }
-}
-
-async fn accept_loop(node: Arc<Node>, tcp: tokio::net::TcpListener, _guard: LoopGuard) {
+async fn accept_loop(node: Arc<Node>, tcp: tokio::net::TcpListener) {
     let slots = node.http.slots();
     loop {
         let permit = match &slots {
@@ -93,8 +74,10 @@ impl Actor for Listener {
         let tcp = self.node.http.listener()?;
         let addr = tcp.local_addr()?;
         tracing::info!("listening on {addr}");
-        let accept = tokio::spawn(accept_loop(self.node.clone(), tcp, LoopGuard(myself)));
-        Ok(ListenerState { accept })
+        let accept = OwnedTask::spawn(accept_loop(self.node.clone(), tcp), move || {
+            let _ = myself.send_message(ListenerMsg::LoopEnded("the accept loop ended".into()));
+        });
+        Ok(ListenerState { _accept: accept })
     }
 
     async fn handle(

@@ -27,13 +27,12 @@ use fred::prelude::{
     ReconnectPolicy, SetOptions, TcpConfig,
 };
 use fred::types::config::UnresponsiveConfig;
-use ractor::{Actor, ActorProcessingErr, ActorRef, RpcReplyPort};
-use serde::Serialize;
+use ractor::{Actor, ActorProcessingErr, ActorRef};
 use tokio::sync::{mpsc, oneshot, Semaphore};
 
 use crate::limiter::gcra::{decide, Params, Throttle};
-use crate::limiter::Backend;
 use crate::node::Node;
+use crate::owned_task::OwnedTask;
 
 /// The GCRA of [`gcra`](super::gcra) for every key of `KEYS`.
 /// `ARGV`: max_burst, count, period (s), quantity, and optionally `now` in
@@ -241,21 +240,6 @@ pub fn client(url: &str, timeout: Duration) -> Result<Client, String> {
         .map_err(|e| e.to_string())
 }
 
-/// What `stats` reports about the limiter.
-#[derive(Debug, Clone, Serialize)]
-pub struct LimiterStatus {
-    /// Whether limiting is on.
-    pub enabled: bool,
-    /// Who decides now.
-    pub backend: Backend,
-    /// Keys the local fallback remembers.
-    pub local_keys: usize,
-    /// Why Redis is not used, if it is not.
-    pub redis_error: Option<String>,
-    /// The parameters in effect.
-    pub params: Params,
-}
-
 /// Messages of the Redis limiter actor.
 #[derive(Debug)]
 pub enum LimiterMsg {
@@ -263,10 +247,8 @@ pub enum LimiterMsg {
     Tick,
     /// Sweep the local store (internal timer).
     Sweep,
-    /// A batch failed (from the batcher).
+    /// A Redis reply failed or came late (from a request or the batcher).
     Failed(String),
-    /// The limiter's state.
-    Status(RpcReplyPort<LimiterStatus>),
 }
 
 /// The Redis limiter actor.
@@ -280,13 +262,12 @@ pub struct RedisLimiter {
 struct Published {
     node: Arc<Node>,
     handle: Arc<RedisHandle>,
-    batcher: tokio::task::JoinHandle<()>,
+    _batcher: OwnedTask,
 }
 
 impl Drop for Published {
     fn drop(&mut self) {
         self.node.limiter.unpublish_redis(&self.handle);
-        self.batcher.abort();
     }
 }
 
@@ -316,14 +297,12 @@ pub struct LimiterState {
     connection: Connection,
     sha: Arc<str>,
     published: Option<Published>,
-    error: Option<String>,
 }
 
 impl std::fmt::Debug for LimiterState {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("LimiterState")
             .field("published", &self.published.is_some())
-            .field("error", &self.error)
             .finish_non_exhaustive()
     }
 }
@@ -398,20 +377,22 @@ impl RedisLimiter {
             tx,
             actor: myself.clone(),
         });
-        let batcher = tokio::spawn(batcher(
-            self.node.clone(),
-            myself.clone(),
-            state.connection.client.clone(),
-            state.sha.clone(),
-            rx,
-        ));
+        let batcher = OwnedTask::spawn(
+            batcher(
+                self.node.clone(),
+                myself.clone(),
+                state.connection.client.clone(),
+                state.sha.clone(),
+                rx,
+            ),
+            || {},
+        );
         self.node.limiter.publish_redis(Some(handle.clone()));
         state.published = Some(Published {
             node: self.node.clone(),
             handle,
-            batcher,
+            _batcher: batcher,
         });
-        state.error = None;
         tracing::info!("rate limiter: deciding in redis");
     }
 
@@ -419,7 +400,6 @@ impl RedisLimiter {
         if state.published.take().is_some() {
             tracing::warn!(%error, "rate limiter: redis unusable, deciding locally");
         }
-        state.error = Some(error);
     }
 }
 
@@ -441,7 +421,6 @@ impl Actor for RedisLimiter {
             connection: Connection { client, task },
             sha: Arc::from(fred::util::sha1_hash(SCRIPT)),
             published: None,
-            error: Some("not connected yet".into()),
         };
         // Decide in Redis from the first request when Redis is up: the
         // listener starts after the limiter.
@@ -475,16 +454,6 @@ impl Actor for RedisLimiter {
                 myself.send_after(SWEEP_EVERY, || LimiterMsg::Sweep);
             }
             LimiterMsg::Failed(e) => self.withdraw(state, e),
-            LimiterMsg::Status(reply) => {
-                let settings = self.node.limiter.settings();
-                let _ = reply.send(LimiterStatus {
-                    enabled: settings.enabled,
-                    backend: self.node.limiter.backend(),
-                    local_keys: self.node.limiter.local().len(),
-                    redis_error: state.error.clone(),
-                    params: settings.params,
-                });
-            }
         }
         Ok(())
     }

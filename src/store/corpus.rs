@@ -19,7 +19,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use arc_swap::ArcSwap;
-use ractor::{Actor, ActorProcessingErr, ActorRef, RpcReplyPort};
+use ractor::{Actor, ActorProcessingErr, ActorRef};
 use serde::Serialize;
 use tokio_postgres::{AsyncMessage, Client};
 
@@ -95,8 +95,6 @@ pub enum CorpusMsg {
     Reload,
     /// The listening connection of this generation ended.
     Disconnected(u64, String),
-    /// The corpus's state.
-    Status(RpcReplyPort<CorpusStatus>),
 }
 
 /// The corpus actor.
@@ -251,9 +249,6 @@ impl Actor for Corpus {
                 if state.client.is_some() && generation == state.generation {
                     self.lost(&myself, state, reason);
                 }
-            }
-            CorpusMsg::Status(reply) => {
-                let _ = reply.send(self.node.corpus.status());
             }
         }
         Ok(())

@@ -20,7 +20,7 @@ use std::time::Duration;
 
 use arc_swap::ArcSwapOption;
 use deadpool_postgres::{Manager, ManagerConfig, Object, Pool, RecyclingMethod, Runtime};
-use ractor::{Actor, ActorProcessingErr, ActorRef, RpcReplyPort};
+use ractor::{Actor, ActorProcessingErr, ActorRef};
 use serde::Serialize;
 use tokio_postgres::{Client, NoTls};
 
@@ -199,8 +199,6 @@ pub enum PgMsg {
     Tick,
     /// Change the pool size (`reload`).
     Resize(usize),
-    /// The pool's state.
-    Status(RpcReplyPort<PgStatus>),
 }
 
 /// The pool actor.
@@ -293,9 +291,6 @@ impl Actor for PostgresPool {
             PgMsg::Resize(size) => {
                 state.pool.resize(size);
                 tracing::info!(size, "postgres pool resized");
-            }
-            PgMsg::Status(reply) => {
-                let _ = reply.send(self.node.pg.status());
             }
         }
         Ok(())
