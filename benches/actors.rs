@@ -22,6 +22,8 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion};
+use diem::api::request::Request;
+use diem::api::route::Endpoint;
 use diem::config::Config;
 use diem::limiter::gcra::Params;
 use diem::limiter::local::LocalStore;
@@ -29,11 +31,11 @@ use diem::node::Node;
 use diem::store::bundle::read_bundle;
 use diem::store::embedded;
 use diem::store::snapshot::{Filter, Snapshot, Source};
-use diem::workers::job::Request;
 use diem::workers::worker::Worker;
 use ractor::{Actor, ActorProcessingErr, ActorRef, RpcReplyPort};
 use tokio::runtime::Runtime;
 
+#[derive(ractor_cluster::RactorMessage)]
 enum Msg {
     Count,
     Sync(RpcReplyPort<u64>),
@@ -103,6 +105,7 @@ fn request() -> Request {
         .unwrap()
         .into_parts();
     Request {
+        endpoint: Endpoint::of(&parts.method, parts.uri.path()),
         parts,
         body: Bytes::new(),
     }

@@ -130,8 +130,8 @@ async fn chaos() {
             .env("DIEM_WORKERS__QUEUE_DEPTH", 8)
             .env("DIEM_LIMITER__TRUSTED_PROXIES", "127.0.0.1")
             .env("DIEM_LOG__FILTER", "warn,diem::http::listener=info")
-            .env("DIEM_POSTGRES__CONNECT_TIMEOUT_MS", 500)
-            .env("DIEM_REDIS__COMMAND_TIMEOUT_MS", 100)
+            .env("DIEM_POSTGRES__CONNECT_TIMEOUT", "500ms")
+            .env("DIEM_REDIS__COMMAND_TIMEOUT", "100ms")
     };
     let server = TestServer::start(opts).await;
     let (code, out, err) = services::import(&server.schema, &corpus).await;

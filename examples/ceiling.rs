@@ -60,8 +60,12 @@ struct Args {
 
 struct Echo;
 
+/// A request for the fixed body.
+#[derive(ractor_cluster::RactorMessage)]
+struct Ask(oneshot::Sender<Bytes>);
+
 impl Actor for Echo {
-    type Msg = oneshot::Sender<Bytes>;
+    type Msg = Ask;
     type State = ();
     type Arguments = ();
     async fn pre_start(&self, _: ActorRef<Self::Msg>, _: ()) -> Result<(), ActorProcessingErr> {
@@ -70,7 +74,7 @@ impl Actor for Echo {
     async fn handle(
         &self,
         _: ActorRef<Self::Msg>,
-        reply: Self::Msg,
+        Ask(reply): Self::Msg,
         _: &mut (),
     ) -> Result<(), ActorProcessingErr> {
         let _ = reply.send(Bytes::from_static(BODY));
@@ -114,7 +118,7 @@ async fn serve(listener: std::net::TcpListener, hop: Hop, workers: usize) {
                     } else {
                         let (tx, rx) = oneshot::channel();
                         let i = next.fetch_add(1, Ordering::Relaxed) % pool.len();
-                        let _ = pool[i].send_message(tx);
+                        let _ = pool[i].send_message(Ask(tx));
                         rx.await.unwrap_or_default()
                     };
                     Ok::<_, Infallible>(Response::new(Full::new(body)))

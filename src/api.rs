@@ -6,36 +6,28 @@
 //! | `POST /hitokoto/v2/` | [`write::post`]: add a sentence |
 //! | `DELETE /hitokoto/v2/{uuid}` | [`write::delete`]: remove one |
 //! | `OPTIONS` on both | CORS preflight |
-//! | `GET /healthz`, `/readyz`, `/metrics` | [`ops`] |
+//! | `GET /readyz`, `/metrics` | [`ops`] |
 //!
-//! Every response carries `Access-Control-Allow-Origin: *` (added by the
-//! connection). Errors are JSON ([`response`]).
+//! `GET /healthz` never reaches a worker: the connection answers it
+//! ([`route`] says which requests are answered where). Every response
+//! carries `Access-Control-Allow-Origin: *` (added by the connection).
+//! Errors are JSON ([`response`]).
 
 pub mod hitokoto;
 pub mod ops;
 pub mod query;
+pub mod request;
 pub mod response;
+pub mod route;
 pub mod write;
 
 use hyper::header::{HeaderValue, ACCESS_CONTROL_ALLOW_HEADERS, ACCESS_CONTROL_ALLOW_METHODS, ALLOW};
 use hyper::{Method, StatusCode};
 
-use crate::metrics::Route;
+use crate::api::request::{HttpResponse, Request};
+use crate::api::response::{body, error, TEXT};
+use crate::api::route::Route;
 use crate::node::Node;
-use crate::workers::job::{HttpResponse, Request};
-use response::{body, error, TEXT};
-
-/// The route of a path.
-pub fn route(path: &str) -> Route {
-    match path {
-        "/hitokoto/v2/" | "/hitokoto/v2" => Route::Hitokoto,
-        "/healthz" => Route::Healthz,
-        "/readyz" => Route::Readyz,
-        "/metrics" => Route::Metrics,
-        p if p.starts_with("/hitokoto/v2/") => Route::Sentence,
-        _ => Route::Other,
-    }
-}
 
 fn allow(methods: &'static str) -> HttpResponse {
     let mut r = error(
@@ -66,7 +58,7 @@ pub async fn handle(node: &Node, request: Request, rng: &mut fastrand::Rng) -> H
 
     let method = request.parts.method.clone();
     let path = request.parts.uri.path();
-    match (route(path), method) {
+    match (request.endpoint.route, method) {
         (Route::Hitokoto, Method::GET | Method::HEAD) => hitokoto::get(node, &request, rng).await,
         (Route::Hitokoto, Method::POST) => write::post(node, &request).await,
         (Route::Hitokoto, Method::OPTIONS) => preflight("GET, HEAD, POST, OPTIONS"),
@@ -77,7 +69,6 @@ pub async fn handle(node: &Node, request: Request, rng: &mut fastrand::Rng) -> H
         }
         (Route::Sentence, Method::OPTIONS) => preflight("DELETE, OPTIONS"),
         (Route::Sentence, _) => allow("DELETE, OPTIONS"),
-        (Route::Healthz, Method::GET | Method::HEAD) => ops::healthz(),
         (Route::Readyz, Method::GET | Method::HEAD) => ops::readyz(node).await,
         (Route::Metrics, Method::GET | Method::HEAD) => ops::metrics(node),
         (Route::Healthz | Route::Readyz | Route::Metrics, _) => allow("GET, HEAD"),

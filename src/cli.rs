@@ -1,8 +1,9 @@
 //! The command line (clap).
 
 use std::path::PathBuf;
+use std::time::Duration;
 
-use clap::{Parser, Subcommand};
+use clap::{Args, Parser, Subcommand};
 
 use crate::config::LogFormat;
 use crate::control::protocol::Command as CtlCommand;
@@ -39,14 +40,29 @@ pub enum Command {
     /// Operate a running node over its control socket.
     #[command(disable_help_subcommand = true)]
     Ctl {
-        /// Control socket (default: control.socket from the config).
-        #[arg(long, value_name = "PATH")]
-        socket: Option<PathBuf>,
-        /// Print the raw JSON reply.
-        #[arg(long)]
-        json: bool,
+        /// How to reach the node and show its reply.
+        #[command(flatten)]
+        options: CtlOptions,
         /// The command.
         #[command(subcommand)]
         command: CtlCommand,
     },
+}
+
+/// The options of `diem ctl`, accepted anywhere on its line.
+#[derive(Debug, Clone, Args)]
+pub struct CtlOptions {
+    /// Control socket (default: control.socket from the config).
+    #[arg(long, global = true, value_name = "PATH")]
+    pub socket: Option<PathBuf>,
+    /// Print the raw JSON reply.
+    #[arg(long, global = true)]
+    pub json: bool,
+    /// Longest wait for the reply, e.g. 5s, 2m.
+    #[arg(long, global = true, value_name = "DURATION", default_value = "5s", value_parser = humantime::parse_duration)]
+    pub timeout: Duration,
+    /// Repeat the command every second and redraw in place, like `watch`
+    /// (for `tree` and `stats`), until interrupted.
+    #[arg(long, global = true)]
+    pub watch: bool,
 }

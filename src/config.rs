@@ -3,28 +3,38 @@
 //! Layers, later ones winning: the defaults below, the TOML file
 //! (`--config PATH`, or `config/diem.toml` when it exists), then environment
 //! variables `DIEM_<SECTION>__<KEY>` (for instance `DIEM_HTTP__ADDR`,
-//! `DIEM_LIMITER__BURST`). [figment] does the layering and names the key and
-//! the layer in its errors; [`Config::validate`] then checks what types
-//! cannot express (ranges, relations between keys).
+//! `DIEM_LIMITER__BURST`; see [`env`]). [figment] does the layering;
+//! [`Config::validate`] then checks what types cannot express (ranges,
+//! relations between keys). Errors name the key one way (`workers.count`)
+//! and where its value came from.
+//!
+//! Durations are written with units (`"250ms"`, `"5s"`, `"6m"`, via
+//! humantime). The keys they replaced (`*_ms`, `*_secs`) are refused with a
+//! message naming the new key.
 //!
 //! `config/diem.toml` in the repository documents every key; a test keeps it
 //! equal to [`Config::default`].
 //!
 //! ```
+//! use std::time::Duration;
 //! use diem::config::Config;
 //!
-//! let config = Config::from_toml_str("[limiter]\nburst = 5\n").unwrap();
+//! let config = Config::from_toml_str("[limiter]\nburst = 5\n[redis]\ncommand_timeout = \"100ms\"\n").unwrap();
 //! assert_eq!(config.limiter.burst, 5);
+//! assert_eq!(config.redis.command_timeout, Duration::from_millis(100));
 //! assert_eq!(config.http.addr.to_string(), "127.0.0.1:8080");
 //! assert!(Config::from_toml_str("[limiter]\nburst = \"many\"\n").is_err());
+//! let old = Config::from_toml_str("[redis]\ncommand_timeout_ms = 100\n").unwrap_err();
+//! assert!(old.to_string().contains("redis.command_timeout"));
 //! ```
+
+pub mod env;
+pub mod load;
 
 use std::net::{IpAddr, SocketAddr};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use figment::providers::{Env, Format, Serialized, Toml};
-use figment::Figment;
 use ipnet::IpNet;
 use serde::{Deserialize, Deserializer, Serialize};
 use thiserror::Error;
@@ -35,9 +45,27 @@ pub const DEFAULT_CONFIG_PATH: &str = "config/diem.toml";
 /// A configuration that cannot be used, with the key and what was expected.
 #[derive(Debug, Error)]
 pub enum ConfigError {
-    /// A layer could not be read or a value has the wrong type.
-    #[error("{0}")]
-    Load(String),
+    /// The config file could not be read.
+    #[error("config file {path}: {reason}")]
+    File {
+        /// The path given.
+        path: PathBuf,
+        /// What is wrong with it.
+        reason: String,
+    },
+    /// Values with the wrong type or unknown keys, one line each.
+    #[error("invalid config: {}", .0.join("; "))]
+    Load(Vec<String>),
+    /// An environment variable that cannot be a config value.
+    #[error("invalid config: `{key}` (from {variable}): {message}")]
+    Env {
+        /// The variable, e.g. `DIEM_WORKERS__COUNT`.
+        variable: String,
+        /// The key it sets, e.g. `workers.count`.
+        key: String,
+        /// What is wrong.
+        message: String,
+    },
     /// A value has the right type but is out of range.
     #[error("invalid config: `{key}`: {expected}")]
     Invalid {
@@ -104,15 +132,18 @@ pub struct HttpConfig {
     /// Connections served at once; more wait in the backlog.
     pub max_connections: usize,
     /// Time a client has to send a request's headers.
-    pub header_read_timeout_ms: u64,
+    #[serde(with = "humantime_serde")]
+    pub header_read_timeout: Duration,
     /// Time a client has to send a request's body.
-    pub body_read_timeout_ms: u64,
+    #[serde(with = "humantime_serde")]
+    pub body_read_timeout: Duration,
     /// Largest request head (request line and headers) in bytes.
     pub max_header_bytes: usize,
     /// Largest request body in bytes.
     pub max_body_bytes: usize,
     /// Time in-flight requests get to finish on shutdown.
-    pub shutdown_grace_secs: u64,
+    #[serde(with = "humantime_serde")]
+    pub shutdown_grace: Duration,
 }
 
 impl Default for HttpConfig {
@@ -121,11 +152,11 @@ impl Default for HttpConfig {
             addr: SocketAddr::from(([127, 0, 0, 1], 8080)),
             backlog: 1024,
             max_connections: 10_000,
-            header_read_timeout_ms: 5_000,
-            body_read_timeout_ms: 10_000,
+            header_read_timeout: Duration::from_secs(5),
+            body_read_timeout: Duration::from_secs(10),
             max_header_bytes: 16 * 1024,
             max_body_bytes: 64 * 1024,
-            shutdown_grace_secs: 30,
+            shutdown_grace: Duration::from_secs(30),
         }
     }
 }
@@ -174,13 +205,17 @@ pub struct PostgresConfig {
     /// Connections in the pool.
     pub pool_size: usize,
     /// Time to connect or to wait for a pooled connection.
-    pub connect_timeout_ms: u64,
+    #[serde(with = "humantime_serde")]
+    pub connect_timeout: Duration,
     /// Longest time a statement may run.
-    pub statement_timeout_ms: u64,
+    #[serde(with = "humantime_serde")]
+    pub statement_timeout: Duration,
     /// Longest delay between two connection attempts while PostgreSQL is down.
-    pub retry_max_ms: u64,
+    #[serde(with = "humantime_serde")]
+    pub retry_max: Duration,
     /// Interval of the health check of the pool.
-    pub health_interval_ms: u64,
+    #[serde(with = "humantime_serde")]
+    pub health_interval: Duration,
     /// Where reads come from.
     pub reads: ReadMode,
 }
@@ -191,12 +226,20 @@ impl Default for PostgresConfig {
             url: "postgres://postgres@127.0.0.1:5432/diem".to_owned(),
             schema: "public".to_owned(),
             pool_size: 16,
-            connect_timeout_ms: 2_000,
-            statement_timeout_ms: 5_000,
-            retry_max_ms: 5_000,
-            health_interval_ms: 1_000,
+            connect_timeout: Duration::from_secs(2),
+            statement_timeout: Duration::from_secs(5),
+            retry_max: Duration::from_secs(5),
+            health_interval: Duration::from_secs(1),
             reads: ReadMode::Snapshot,
         }
+    }
+}
+
+impl PostgresConfig {
+    /// The longest a query may take from the client's side: a connection,
+    /// then the statement.
+    pub fn query_deadline(&self) -> Duration {
+        self.connect_timeout + self.statement_timeout
     }
 }
 
@@ -209,9 +252,11 @@ pub struct RedisConfig {
     /// Prefix of every key diem writes.
     pub key_prefix: String,
     /// Longest wait for a reply before the limiter falls back to local.
-    pub command_timeout_ms: u64,
+    #[serde(with = "humantime_serde")]
+    pub command_timeout: Duration,
     /// Interval of the health check while Redis is down.
-    pub health_interval_ms: u64,
+    #[serde(with = "humantime_serde")]
+    pub health_interval: Duration,
 }
 
 impl Default for RedisConfig {
@@ -219,8 +264,8 @@ impl Default for RedisConfig {
         Self {
             url: "redis://127.0.0.1:6379".to_owned(),
             key_prefix: "diem:".to_owned(),
-            command_timeout_ms: 250,
-            health_interval_ms: 500,
+            command_timeout: Duration::from_millis(250),
+            health_interval: Duration::from_millis(500),
         }
     }
 }
@@ -233,10 +278,11 @@ pub struct LimiterConfig {
     pub enabled: bool,
     /// Requests allowed at once beyond the steady rate (`max_burst`).
     pub burst: u64,
-    /// Requests per `period_secs` (`count`).
+    /// Requests per `period` (`count`).
     pub count: u64,
-    /// The period of `count`, in seconds.
-    pub period_secs: u64,
+    /// The period of `count`, in whole seconds.
+    #[serde(with = "humantime_serde")]
+    pub period: Duration,
     /// Peers whose `X-Forwarded-For` is believed (CIDRs; in the
     /// environment a comma-separated list).
     #[serde(deserialize_with = "cidr_list")]
@@ -253,7 +299,7 @@ impl Default for LimiterConfig {
             enabled: true,
             burst: 35,
             count: 36,
-            period_secs: 360,
+            period: Duration::from_secs(360),
             trusted_proxies: Vec::new(),
             max_batch: 256,
             local_max_keys: 1_000_000,
@@ -273,13 +319,13 @@ pub struct AdminConfig {
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct ControlConfig {
-    /// Socket path; empty means `$XDG_RUNTIME_DIR/diem.sock`, or
-    /// `diem.sock` in the working directory without `XDG_RUNTIME_DIR`.
+    /// Socket path; empty means the default of [`ControlConfig::socket_path`].
     pub socket: PathBuf,
     /// Control connections served at once.
     pub max_connections: usize,
     /// A control connection idle this long is closed.
-    pub idle_timeout_ms: u64,
+    #[serde(with = "humantime_serde")]
+    pub idle_timeout: Duration,
 }
 
 impl Default for ControlConfig {
@@ -287,21 +333,44 @@ impl Default for ControlConfig {
         Self {
             socket: PathBuf::new(),
             max_connections: 64,
-            idle_timeout_ms: 30_000,
+            idle_timeout: Duration::from_secs(30),
         }
     }
 }
 
 impl ControlConfig {
-    /// The socket path in effect (see [`ControlConfig::socket`]).
+    /// The socket path in effect, absolute: `control.socket` when set (made
+    /// absolute against the working directory), else
+    /// `$RUNTIME_DIRECTORY/diem.sock` (systemd's `RuntimeDirectory=`), else
+    /// `$XDG_RUNTIME_DIR/diem.sock`, else `/run/diem/diem.sock` for root and
+    /// `$TMPDIR/diem-<uid>/diem.sock` for anyone else.
     pub fn socket_path(&self) -> PathBuf {
-        if !self.socket.as_os_str().is_empty() {
-            return self.socket.clone();
-        }
-        match std::env::var_os("XDG_RUNTIME_DIR") {
-            Some(dir) if !dir.is_empty() => Path::new(&dir).join("diem.sock"),
-            _ => PathBuf::from("diem.sock"),
-        }
+        let var = |name: &str| {
+            std::env::var_os(name)
+                .filter(|v| !v.is_empty())
+                .map(PathBuf::from)
+        };
+        let path = if !self.socket.as_os_str().is_empty() {
+            self.socket.clone()
+        } else if let Some(dir) = var("RUNTIME_DIRECTORY") {
+            // systemd may list several directories, separated by ':'.
+            let first = dir
+                .to_string_lossy()
+                .split(':')
+                .next()
+                .unwrap_or_default()
+                .to_owned();
+            Path::new(&first).join("diem.sock")
+        } else if let Some(dir) = var("XDG_RUNTIME_DIR") {
+            dir.join("diem.sock")
+        } else if rustix::process::geteuid().is_root() {
+            PathBuf::from("/run/diem/diem.sock")
+        } else {
+            std::env::temp_dir()
+                .join(format!("diem-{}", rustix::process::geteuid().as_raw()))
+                .join("diem.sock")
+        };
+        std::path::absolute(&path).unwrap_or(path)
     }
 }
 
@@ -369,43 +438,6 @@ fn cidr_list<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<IpNet>, D::Error> {
 }
 
 impl Config {
-    /// Loads the defaults, then `path` (which must exist when given; without
-    /// it, `config/diem.toml` if present), then the environment; validates.
-    pub fn load(path: Option<&Path>) -> Result<Self, ConfigError> {
-        let mut figment = Figment::from(Serialized::defaults(Config::default()));
-        match path {
-            Some(p) => {
-                if !p.is_file() {
-                    return Err(ConfigError::Load(format!(
-                        "config file {} does not exist",
-                        p.display()
-                    )));
-                }
-                figment = figment.merge(Toml::file_exact(p));
-            }
-            None if Path::new(DEFAULT_CONFIG_PATH).is_file() => {
-                figment = figment.merge(Toml::file_exact(DEFAULT_CONFIG_PATH));
-            }
-            None => {}
-        }
-        figment = figment.merge(Env::prefixed("DIEM_").split("__"));
-        Self::extract(figment)
-    }
-
-    /// Parses a TOML document over the defaults (no environment), validates.
-    pub fn from_toml_str(toml: &str) -> Result<Self, ConfigError> {
-        Self::extract(Figment::from(Serialized::defaults(Config::default())).merge(Toml::string(toml)))
-    }
-
-    fn extract(figment: Figment) -> Result<Self, ConfigError> {
-        let config: Config = figment.extract().map_err(|e| {
-            let errors: Vec<String> = e.into_iter().map(|e| e.to_string()).collect();
-            ConfigError::Load(format!("invalid config: {}", errors.join("; ")))
-        })?;
-        config.validate()?;
-        Ok(config)
-    }
-
     /// Checks ranges and relations between keys.
     pub fn validate(&self) -> Result<(), ConfigError> {
         let bad = |key: &'static str, expected: &str| {
@@ -429,8 +461,9 @@ impl Config {
         if self.limiter.count == 0 {
             return bad("limiter.count", "a number of at least 1");
         }
-        if self.limiter.period_secs == 0 || self.limiter.period_secs > 366 * 24 * 3600 {
-            return bad("limiter.period_secs", "a number of seconds from 1 to one year");
+        let period = self.limiter.period;
+        if period.subsec_nanos() != 0 || period.is_zero() || period > Duration::from_secs(366 * 24 * 3600) {
+            return bad("limiter.period", "a whole number of seconds from 1s to one year");
         }
         if self.limiter.burst > 1_000_000_000 {
             return bad("limiter.burst", "a number up to 1000000000");
@@ -462,22 +495,19 @@ impl Config {
         if self.http.max_connections == 0 {
             return bad("http.max_connections", "a number of at least 1");
         }
-        for (key, ms) in [
-            ("http.header_read_timeout_ms", self.http.header_read_timeout_ms),
-            ("http.body_read_timeout_ms", self.http.body_read_timeout_ms),
-            ("postgres.connect_timeout_ms", self.postgres.connect_timeout_ms),
-            (
-                "postgres.statement_timeout_ms",
-                self.postgres.statement_timeout_ms,
-            ),
-            ("postgres.retry_max_ms", self.postgres.retry_max_ms),
-            ("postgres.health_interval_ms", self.postgres.health_interval_ms),
-            ("redis.command_timeout_ms", self.redis.command_timeout_ms),
-            ("redis.health_interval_ms", self.redis.health_interval_ms),
-            ("control.idle_timeout_ms", self.control.idle_timeout_ms),
+        for (key, d) in [
+            ("http.header_read_timeout", self.http.header_read_timeout),
+            ("http.body_read_timeout", self.http.body_read_timeout),
+            ("postgres.connect_timeout", self.postgres.connect_timeout),
+            ("postgres.statement_timeout", self.postgres.statement_timeout),
+            ("postgres.retry_max", self.postgres.retry_max),
+            ("postgres.health_interval", self.postgres.health_interval),
+            ("redis.command_timeout", self.redis.command_timeout),
+            ("redis.health_interval", self.redis.health_interval),
+            ("control.idle_timeout", self.control.idle_timeout),
         ] {
-            if ms == 0 {
-                return bad(key, "a number of milliseconds of at least 1");
+            if d < Duration::from_millis(1) {
+                return bad(key, "a duration of at least 1ms");
             }
         }
         if let Err(e) = tracing_subscriber::EnvFilter::try_new(&self.log.filter) {
@@ -487,11 +517,6 @@ impl Config {
             return bad("control.max_connections", "a number of at least 1");
         }
         Ok(())
-    }
-
-    /// `http.header_read_timeout_ms` as a duration (and so on for the others).
-    pub fn header_read_timeout(&self) -> Duration {
-        Duration::from_millis(self.http.header_read_timeout_ms)
     }
 }
 
@@ -532,10 +557,19 @@ mod tests {
         let e = Config::from_toml_str("[workers]\ncount = 0").unwrap_err();
         assert!(e.to_string().contains("workers.count"), "{e}");
         let e = Config::from_toml_str("[limiter]\nburst = \"x\"").unwrap_err();
-        assert!(e.to_string().contains("limiter.burst"), "{e}");
+        assert!(e.to_string().contains("`limiter.burst`"), "{e}");
+        assert!(!e.to_string().contains("default."), "{e}");
         let e = Config::from_toml_str("[limiter]\nbrust = 3").unwrap_err();
-        assert!(e.to_string().contains("brust"), "{e}");
+        assert!(e.to_string().contains("`limiter.brust`: no such key"), "{e}");
         let e = Config::from_toml_str("[postgres]\nschema = \"a;drop\"").unwrap_err();
         assert!(e.to_string().contains("postgres.schema"), "{e}");
+        let e = Config::from_toml_str("[limiter]\nperiod = \"1500ms\"").unwrap_err();
+        assert!(e.to_string().contains("limiter.period"), "{e}");
+    }
+
+    #[test]
+    fn a_directory_is_not_a_config_file() {
+        let e = Config::load(Some(Path::new(env!("CARGO_MANIFEST_DIR")))).unwrap_err();
+        assert!(e.to_string().contains("is a directory"), "{e}");
     }
 }

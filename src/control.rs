@@ -3,7 +3,7 @@
 //!
 //! * [`socket`]: the control socket actor (`diem/control`).
 //! * [`protocol`]: one JSON object per line each way.
-//! * [`commands`]: what each command does.
+//! * [`commands`]: what each command does; [`reply`]: what it answers.
 //! * [`client`], [`render`]: `diem ctl`.
 //!
 //! The commands, with an example of each, are in docs/control.md.
@@ -12,4 +12,5 @@ pub mod client;
 pub mod commands;
 pub mod protocol;
 pub mod render;
+pub mod reply;
 pub mod socket;

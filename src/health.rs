@@ -12,15 +12,15 @@
 //! rotation because a shared Redis is down would turn a degraded limiter
 //! into an outage.
 
-use serde::Serialize;
-use supervisors::{snapshot, ChildState, TreeNode};
+use serde::{Deserialize, Serialize};
+use supervisors::{snapshot, ChildState};
 
-use crate::limiter::Backend;
+use crate::limiter::backend::Backend;
 use crate::node::Node;
 use crate::store::snapshot::Source;
 
 /// The readiness report (`/readyz`).
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Readiness {
     /// Whether the node is ready.
     pub ready: bool,
@@ -28,20 +28,6 @@ pub struct Readiness {
     pub degraded: Vec<String>,
     /// Degradations that do not make it unready.
     pub notes: Vec<String>,
-}
-
-fn walk(node: &TreeNode, out: &mut Vec<String>) {
-    if node.state != ChildState::Running {
-        let state = match node.state {
-            ChildState::Running => "running",
-            ChildState::Stopped => "stopped",
-            ChildState::Restarting => "restarting",
-        };
-        out.push(format!("{}: {state}", node.path));
-    }
-    for child in &node.children {
-        walk(child, out);
-    }
 }
 
 /// Checks the node.
@@ -54,8 +40,12 @@ pub async fn readiness(node: &Node) -> Readiness {
     match node.root() {
         Some(root) => match snapshot(root).await {
             Ok(tree) => {
-                walk(&tree, &mut degraded);
-                let wanted = node.desired_workers.load(std::sync::atomic::Ordering::Relaxed);
+                degraded.extend(
+                    tree.iter()
+                        .filter(|n| n.state != ChildState::Running)
+                        .map(|n| format!("{}: {}", n.path, n.state)),
+                );
+                let wanted = node.workers.target().get();
                 let running = node.workers.size();
                 if running < wanted {
                     degraded.push(format!(

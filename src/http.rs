@@ -12,5 +12,3 @@ pub mod client_ip;
 pub mod connection;
 pub mod listener;
 pub mod socket;
-
-pub use socket::HttpShared;

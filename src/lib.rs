@@ -8,7 +8,7 @@
 //!
 //! | concern | module |
 //! |---|---|
-//! | the tree | [`tree`] |
+//! | the tree | [`tree`] (its paths: [`tree_paths`]) |
 //! | HTTP listener | [`http::listener`] (socket: [`http::socket`], connections: [`http::connection`]) |
 //! | request workers | [`workers::worker`], [`workers::pool`] |
 //! | API handlers | [`api`] |
@@ -16,7 +16,9 @@
 //! | corpus snapshot | [`store::corpus`], [`store::snapshot`] |
 //! | Redis limiter | [`limiter::redis_limiter`] (math: [`limiter::gcra`], fallback: [`limiter::local`]) |
 //! | control socket | [`control::socket`], `diem ctl`: [`control::client`] |
-//! | config, CLI, logs, metrics | [`config`], [`cli`], [`telemetry`], [`metrics`] |
+//! | what the actors share | [`node`] |
+//! | operator reports and actions | [`stats`], [`reload`], [`health`] |
+//! | config, CLI, logs, metrics | [`config`], [`cli`], [`telemetry`], [`metrics`] (sampled by [`metrics_actor`]) |
 //!
 //! docs/architecture.md explains the tree and the choices behind it.
 
@@ -33,8 +35,11 @@ pub mod metrics;
 pub mod metrics_actor;
 pub mod node;
 pub mod owned_task;
+pub mod reload;
 pub mod serve;
+pub mod stats;
 pub mod store;
 pub mod telemetry;
 pub mod tree;
+pub mod tree_paths;
 pub mod workers;

@@ -6,27 +6,30 @@
 //! ([`redis_limiter`]) has published a healthy connection, and from the
 //! [`local`] store otherwise — including for the requests of a Redis round
 //! trip that failed. Requests never wait on a dead Redis for longer than
-//! `redis.command_timeout_ms`, and a Redis outage is never a 5xx.
+//! `redis.command_timeout`, and a Redis outage is never a 5xx.
 //!
 //! A Redis decision costs one plain command for a client Redis does not
 //! hold (pipelined with the commands of concurrent requests), and a share
 //! of one batched `EVALSHA` for a client it holds; every decision is still
 //! made by Redis, atomically per key (see [`redis_limiter`]).
 
+pub mod backend;
 pub mod gcra;
 pub mod local;
+pub mod redis_handle;
 pub mod redis_limiter;
 
 use std::net::IpAddr;
+use std::sync::Arc;
 
 use arc_swap::{ArcSwap, ArcSwapOption};
 use ipnet::IpNet;
-use serde::Serialize;
 
 use crate::config::LimiterConfig;
-use gcra::{Params, Throttle};
-use local::LocalStore;
-use redis_limiter::RedisHandle;
+use crate::limiter::backend::Backend;
+use crate::limiter::gcra::{Params, Throttle};
+use crate::limiter::local::LocalStore;
+use crate::limiter::redis_handle::RedisHandle;
 
 /// The limiter settings that `reload` can change live.
 #[derive(Debug, Clone, PartialEq)]
@@ -46,29 +49,9 @@ impl From<&LimiterConfig> for LimiterSettings {
             params: Params {
                 burst: c.burst,
                 count: c.count,
-                period_secs: c.period_secs,
+                period_secs: c.period.as_secs(),
             },
             trusted_proxies: c.trusted_proxies.clone(),
-        }
-    }
-}
-
-/// Which store decided.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Backend {
-    /// Redis.
-    Redis,
-    /// The in-process fallback.
-    Local,
-}
-
-impl Backend {
-    /// `redis` or `local`.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Backend::Redis => "redis",
-            Backend::Local => "local",
         }
     }
 }
@@ -102,13 +85,13 @@ impl Limiter {
     }
 
     /// The settings in effect.
-    pub fn settings(&self) -> arc_swap::Guard<std::sync::Arc<LimiterSettings>> {
+    pub fn settings(&self) -> arc_swap::Guard<Arc<LimiterSettings>> {
         self.settings.load()
     }
 
     /// Replaces the settings (live reload).
     pub fn set_settings(&self, settings: LimiterSettings) {
-        self.settings.store(std::sync::Arc::new(settings));
+        self.settings.store(Arc::new(settings));
     }
 
     /// Which backend decides now.
@@ -125,18 +108,16 @@ impl Limiter {
         &self.local
     }
 
-    pub(crate) fn publish_redis(&self, handle: Option<std::sync::Arc<RedisHandle>>) {
+    /// Publishes the Redis limiter actor's handle (`None` withdraws it).
+    pub fn publish_redis(&self, handle: Option<Arc<RedisHandle>>) {
         self.redis.store(handle);
     }
 
     /// Withdraws `handle` if it is the one published (a newer incarnation's
     /// handle is left alone).
-    pub(crate) fn unpublish_redis(&self, handle: &std::sync::Arc<RedisHandle>) {
+    pub fn unpublish_redis(&self, handle: &Arc<RedisHandle>) {
         let current = self.redis.load();
-        if current
-            .as_ref()
-            .is_some_and(|c| std::sync::Arc::ptr_eq(c, handle))
-        {
+        if current.as_ref().is_some_and(|c| Arc::ptr_eq(c, handle)) {
             self.redis.compare_and_swap(&*current, None);
         }
     }

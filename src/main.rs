@@ -37,12 +37,11 @@ fn main() -> ExitCode {
     };
     let format = cli.log_format.unwrap_or(config.log.format);
     match cli.command.unwrap_or(Command::Serve) {
-        Command::Ctl {
-            socket,
-            json,
-            command,
-        } => {
-            let socket = socket.unwrap_or_else(|| config.control.socket_path());
+        Command::Ctl { options, command } => {
+            let socket = options
+                .socket
+                .clone()
+                .unwrap_or_else(|| config.control.socket_path());
             let rt = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
                 Ok(rt) => rt,
                 Err(e) => {
@@ -50,7 +49,7 @@ fn main() -> ExitCode {
                     return exit(1);
                 }
             };
-            exit(rt.block_on(control::client::run(&socket, &command, json)))
+            exit(rt.block_on(control::client::run(&socket, &command, &options)))
         }
         command => {
             let (log, guard) = telemetry::init(&config.log.filter, format);
@@ -83,7 +82,7 @@ fn run(
             rt.block_on(serve::run(node))
         }
         Command::Migrate => rt.block_on(async {
-            let mut client = store::postgres_pool::connect(&config.postgres)
+            let mut client = store::connection::connect_detached(&config.postgres)
                 .await
                 .context("cannot connect to postgres")?;
             let applied = store::migrations::migrate(&mut client, &config.postgres.schema).await?;

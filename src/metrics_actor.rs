@@ -1,21 +1,22 @@
-//! The metrics actor (`diem/metrics`): every 5 s it samples the gauges and
-//! drains recorded latencies into their histogram buckets, so memory stays
-//! flat whether or not anything scrapes `/metrics`.
+//! The metrics actor (`diem/metrics`): every second it samples the gauges,
+//! so that what `/metrics`, `ctl stats` and the observer show is at most a
+//! second old even when nobody renders them.
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use ractor::{Actor, ActorProcessingErr, ActorRef};
+use ractor_cluster::RactorMessage;
 
 use crate::api::ops::sample_gauges;
 use crate::node::Node;
 
-const EVERY: Duration = Duration::from_secs(5);
+const EVERY: Duration = Duration::from_secs(1);
 
 /// Messages of the metrics actor.
-#[derive(Debug)]
+#[derive(Debug, RactorMessage)]
 pub enum MetricsMsg {
-    /// Sample and drain (internal timer).
+    /// Sample (internal timer).
     Tick,
 }
 
@@ -45,7 +46,6 @@ impl Actor for MetricsActor {
         match msg {
             MetricsMsg::Tick => {
                 sample_gauges(&self.node);
-                self.node.metrics.upkeep();
                 myself.send_after(EVERY, || MetricsMsg::Tick);
             }
         }

@@ -3,31 +3,32 @@
 //! Actors talk by messages; the node holds only what the request path must
 //! read without a message round trip, each piece published by the actor
 //! that owns it and swapped atomically when it changes: the snapshot (the
-//! corpus actor), the PostgreSQL pool (the pool actor), the Redis queue (the
-//! limiter actor), the worker registry (the workers), the listening socket
-//! (bound once at start so that listener restarts never refuse a
+//! corpus actor), the PostgreSQL pool (the pool actor), the Redis handle
+//! (the limiter actor), the worker registry (the workers), the listening
+//! socket (bound once at start so that listener restarts never refuse a
 //! connection). None of it needs a lock on the request path.
+//!
+//! The node sits below every actor: this module imports what the actors
+//! publish (each in a module of its own that imports nothing of its actor),
+//! never an actor.
 
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, OnceLock};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use arc_swap::ArcSwap;
 use supervisors::{EventBus, SupervisorRef};
 use tokio::sync::watch;
 
 use crate::config::Config;
-use crate::http::HttpShared;
+use crate::http::socket::HttpShared;
 use crate::limiter::Limiter;
 use crate::metrics::Metrics;
-use crate::store::corpus::CorpusShared;
-use crate::store::postgres_pool::PgShared;
+use crate::store::corpus_shared::CorpusShared;
+use crate::store::pg_shared::PgShared;
 use crate::telemetry::LogControl;
 use crate::workers::pool::WorkerPool;
-
-/// A request to stop the node, with its grace period in seconds.
-pub type ShutdownRequest = Option<u64>;
 
 /// The shared state of a running node.
 pub struct Node {
@@ -44,8 +45,6 @@ pub struct Node {
     pub limiter: Limiter,
     /// The worker registry and admission bound.
     pub workers: WorkerPool,
-    /// Workers wanted (`workers.count`, `scale`); a restarted pool starts this many.
-    pub desired_workers: AtomicUsize,
     /// The listening socket and the open connections.
     pub http: HttpShared,
     /// Metric handles.
@@ -56,9 +55,8 @@ pub struct Node {
     pub root: OnceLock<SupervisorRef>,
     /// The supervision events of the tree.
     pub events: EventBus,
-    /// Set when shutdown begins: `/readyz` answers 503 from then on.
-    pub draining: AtomicBool,
-    shutdown: watch::Sender<ShutdownRequest>,
+    draining: AtomicBool,
+    shutdown: watch::Sender<Option<Duration>>,
 }
 
 impl std::fmt::Debug for Node {
@@ -73,20 +71,18 @@ impl std::fmt::Debug for Node {
 impl Node {
     /// A node for `config` (nothing started yet).
     pub fn new(config: Config, config_path: Option<PathBuf>, log: Option<LogControl>) -> Arc<Self> {
-        let (shutdown, _) = watch::channel(None);
         Arc::new(Self {
             corpus: CorpusShared::default(),
             pg: PgShared::default(),
             limiter: Limiter::new(&config.limiter),
-            workers: WorkerPool::new(config.workers.queue_depth),
-            desired_workers: AtomicUsize::new(config.workers.count),
+            workers: WorkerPool::new(config.workers.count, config.workers.queue_depth),
             http: HttpShared::default(),
-            metrics: Metrics::new(),
+            metrics: Metrics::new(&config.node.name),
             log,
             root: OnceLock::new(),
             events: EventBus::new(),
             draining: AtomicBool::new(false),
-            shutdown,
+            shutdown: watch::Sender::new(None),
             config: ArcSwap::from_pointee(config),
             config_path,
             started_at: Instant::now(),
@@ -114,17 +110,24 @@ impl Node {
         self.root.get()
     }
 
-    /// Asks the node to shut down gracefully (as SIGTERM does).
-    pub fn request_shutdown(&self, grace_secs: Option<u64>) {
-        let grace = grace_secs.unwrap_or(self.config().http.shutdown_grace_secs);
+    /// Asks the node to shut down gracefully (as SIGTERM does), with this
+    /// grace period for in-flight requests (default `http.shutdown_grace`).
+    pub fn request_shutdown(&self, grace: Option<Duration>) -> Duration {
+        let grace = grace.unwrap_or(self.config().http.shutdown_grace);
         self.shutdown.send_replace(Some(grace));
+        grace
     }
 
     /// Waits for a shutdown request; returns its grace period.
-    pub async fn shutdown_requested(&self) -> u64 {
+    pub async fn shutdown_requested(&self) -> Duration {
         let mut rx = self.shutdown.subscribe();
         let grace = rx.wait_for(Option::is_some).await.map(|v| v.unwrap_or_default());
-        grace.unwrap_or(0)
+        grace.unwrap_or_default()
+    }
+
+    /// Marks the node as shutting down: `/readyz` answers 503 from now on.
+    pub fn start_draining(&self) {
+        self.draining.store(true, Ordering::Release);
     }
 
     /// Whether shutdown has begun.

@@ -11,16 +11,15 @@
 //! exceeded), the process exits 1 so that systemd or Kubernetes starts it
 //! again, as Erlang's `heart` would.
 
-use std::sync::atomic::Ordering;
 use std::sync::Arc;
-use std::time::Duration;
 
 use anyhow::Context;
 use supervisors::{start_root, Event};
 use tokio::signal::unix::{signal, SignalKind};
 
 use crate::node::Node;
-use crate::tree::{self, ROOT};
+use crate::tree;
+use crate::tree_paths::ROOT;
 
 /// Waits for SIGTERM or SIGINT.
 async fn signalled() -> anyhow::Result<&'static str> {
@@ -40,10 +39,10 @@ pub async fn run(node: Arc<Node>) -> anyhow::Result<i32> {
         .bind(&config.http)
         .with_context(|| format!("cannot listen on {}", config.http.addr))?;
     let metrics_node = node.clone();
-    node.events.add_listener(move |e| {
-        if let Event::Restarted { path, .. } = e {
-            metrics_node.metrics.restart(path);
-        }
+    node.events.add_listener(move |e| match e {
+        Event::Restarted { path, reason, .. } => metrics_node.metrics.restart(path, reason.kind()),
+        Event::Started { path, .. } => metrics_node.metrics.declare_child(path),
+        _ => {}
     });
     let root = start_root(ROOT, tree::spec(&node), node.events.clone())
         .await
@@ -55,7 +54,7 @@ pub async fn run(node: Arc<Node>) -> anyhow::Result<i32> {
         signal = signalled() => {
             let signal = signal?;
             tracing::info!(signal, "shutdown requested");
-            config.http.shutdown_grace_secs
+            config.http.shutdown_grace
         }
         grace = node.shutdown_requested() => grace,
         reason = root.wait() => {
@@ -70,16 +69,16 @@ pub async fn run(node: Arc<Node>) -> anyhow::Result<i32> {
         }
     });
 
-    node.draining.store(true, Ordering::Release);
+    node.start_draining();
     let _ = root.supervisor().terminate_child("listener").await;
     node.http.close();
     let open = node.http.open_connections();
     tracing::info!(
-        grace_secs = grace,
+        grace = ?grace,
         open_connections = open,
         "draining connections"
     );
-    if !node.http.drain(Duration::from_secs(grace)).await {
+    if !node.http.drain(grace).await {
         tracing::warn!(
             open_connections = node.http.open_connections(),
             "grace period over; closing the connections still open"

@@ -4,22 +4,31 @@
 //!
 //! * [`postgres_pool`]: the pool actor, owner of the deadpool-postgres pool;
 //!   it applies the migrations and keeps retrying while PostgreSQL is down.
+//!   It publishes the pool in [`pg_shared`].
 //! * [`corpus`]: the corpus actor, which loads the snapshot and reloads it
-//!   when PostgreSQL says the sentences changed (LISTEN/NOTIFY).
+//!   when PostgreSQL says the sentences changed (LISTEN/NOTIFY). It
+//!   publishes the snapshot in [`corpus_shared`].
+//! * [`connection`]: how every connection to PostgreSQL is made.
 //! * [`snapshot`], [`sentence`]: the in-memory corpus and its bodies.
 //! * [`embedded`]: the corpus compiled into the binary.
 //! * [`migrations`], [`queries`], [`bundle`], [`import`]: schema, SQL, and
 //!   `diem import`.
 
 pub mod bundle;
+pub mod connection;
 pub mod corpus;
+pub mod corpus_shared;
 pub mod embedded;
 pub mod import;
 pub mod migrations;
+pub mod pg_shared;
 pub mod postgres_pool;
 pub mod queries;
 pub mod sentence;
 pub mod snapshot;
+
+use std::future::Future;
+use std::time::Duration;
 
 use thiserror::Error;
 
@@ -67,4 +76,16 @@ pub enum StoreError {
     /// Anything else, with a description.
     #[error("{0}")]
     Other(String),
+}
+
+/// Runs `work` within `deadline`; past it, [`StoreError::Unavailable`]
+/// ("no answer within …"): a network that swallows packets fails the
+/// operation instead of hanging it.
+pub async fn within<T>(
+    deadline: Duration,
+    work: impl Future<Output = Result<T, StoreError>>,
+) -> Result<T, StoreError> {
+    tokio::time::timeout(deadline, work)
+        .await
+        .map_err(|_| StoreError::Unavailable(format!("no answer within {deadline:?}")))?
 }

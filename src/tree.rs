@@ -21,15 +21,11 @@
 //! tolerates crash storms (a panic is one request's problem) but gives up
 //! on a systemic failure; if the root gives up, the process exits non-zero.
 
-use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Duration;
 
 use ractor::Actor;
-use supervisors::{
-    ChildArgs, ChildKind, ChildSpec, Shutdown, StartCtx, Strategy, Supervisor, SupervisorArgs,
-    SupervisorFlags, SupervisorSpec,
-};
+use supervisors::{ChildSpec, Shutdown, StartCtx, Strategy, SupervisorFlags, SupervisorSpec};
 
 use crate::control::socket::ControlSocket;
 use crate::http::listener::Listener;
@@ -39,9 +35,6 @@ use crate::node::Node;
 use crate::store::corpus::Corpus;
 use crate::store::postgres_pool::PostgresPool;
 use crate::workers::worker::Worker;
-
-/// The root's name: every path starts with it.
-pub const ROOT: &str = "diem";
 
 fn ms(n: u64) -> Shutdown {
     Shutdown::Timeout(Duration::from_millis(n))
@@ -76,29 +69,18 @@ fn store(node: &Arc<Node>) -> ChildSpec {
     .into_child_spec("store")
 }
 
-/// The worker pool: a dynamic supervisor that starts with the wanted
-/// number of workers every time it starts.
+/// The worker pool: a dynamic supervisor sized by the node's pool target
+/// (`workers.count` at start, then `scale`), so a restarted pool comes back
+/// at its last size.
 fn workers(node: &Arc<Node>) -> ChildSpec {
-    let node = node.clone();
-    ChildSpec::worker("workers", move |ctx: StartCtx| {
-        let wanted = node.desired_workers.load(Ordering::Relaxed);
-        let template = actor("worker", &node, |node| Worker { node }).shutdown(ms(5_000));
-        let spec = SupervisorSpec::new(
-            SupervisorFlags::new(Strategy::Dynamic)
-                .intensity(1_000)
-                .period(Duration::from_secs(5)),
-        )
-        .child(template)
-        .with_instances((0..wanted).map(|_| Arc::new(()) as ChildArgs));
-        let args = SupervisorArgs {
-            spec,
-            path: ctx.path.clone(),
-            events: ctx.events.clone(),
-        };
-        async move { ctx.spawn(Supervisor, args).await }
-    })
-    .kind(ChildKind::Supervisor)
-    .shutdown(Shutdown::Infinity)
+    let mut pool = SupervisorSpec::new(
+        SupervisorFlags::new(Strategy::Dynamic)
+            .intensity(1_000)
+            .period(Duration::from_secs(5)),
+    )
+    .child(actor("worker", node, |node| Worker { node }).shutdown(ms(5_000)));
+    pool.size = Some(node.workers.target().clone());
+    pool.into_child_spec("workers")
 }
 
 /// The whole tree.

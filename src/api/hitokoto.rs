@@ -9,13 +9,13 @@ use bytes::{BufMut, Bytes, BytesMut};
 use hyper::StatusCode;
 
 use crate::api::query::{parse, Encode, HitokotoQuery};
+use crate::api::request::{HttpResponse, Request};
 use crate::api::response::{bad_parameter, body, error, JAVASCRIPT, JSON, TEXT};
 use crate::config::ReadMode;
 use crate::node::Node;
 use crate::store::queries;
 use crate::store::sentence::{js_body, json_body, plain_body};
 use crate::store::snapshot::Source;
-use crate::workers::job::{HttpResponse, Request};
 
 /// The three bodies of one sentence (only the one asked for is built when
 /// it comes from a query).

@@ -1,17 +1,15 @@
 //! `/healthz`, `/readyz` and `/metrics`.
 
-use std::sync::atomic::Ordering;
-
 use hyper::header::HeaderValue;
 use hyper::StatusCode;
 
+use crate::api::request::HttpResponse;
 use crate::api::response::{body, JSON, TEXT};
 use crate::health::readiness;
-use crate::limiter::Backend;
-use crate::metrics::{gauge, rss_bytes};
+use crate::limiter::backend::Backend;
+use crate::metrics::{rss_bytes, BackendLabel, SourceLabel, StateLabel};
 use crate::node::Node;
 use crate::store::snapshot::Source;
-use crate::workers::job::HttpResponse;
 
 /// `/healthz`: the process answers. (The connection answers it itself,
 /// without a worker, so that an overloaded pool is not mistaken for a
@@ -31,70 +29,57 @@ pub async fn readyz(node: &Node) -> HttpResponse {
     body(status, JSON, serde_json::to_vec(&report).unwrap_or_default())
 }
 
+fn gauge_value(n: usize) -> i64 {
+    i64::try_from(n).unwrap_or(i64::MAX)
+}
+
 /// Samples the gauges (pool, workers, corpus, limiter, memory).
 pub fn sample_gauges(node: &Node) {
+    let g = &node.metrics.gauges;
     let pg = node.pg.status();
-    gauge("diem_postgres_up", &[], f64::from(u8::from(pg.ready)));
+    g.postgres_up.set(i64::from(pg.ready));
     for (state, n) in [
         ("max", pg.max_size),
         ("open", pg.size),
         ("idle", pg.available),
         ("waiting", pg.waiting),
     ] {
-        gauge(
-            "diem_postgres_pool_connections",
-            &[("state", state.into())],
-            n as f64,
-        );
+        g.postgres_pool
+            .get_or_create(&StateLabel { state })
+            .set(gauge_value(n));
     }
-    gauge("diem_workers", &[], node.workers.size() as f64);
-    gauge(
-        "diem_workers_desired",
-        &[],
-        node.desired_workers.load(Ordering::Relaxed) as f64,
-    );
-    gauge("diem_requests_in_flight", &[], node.workers.in_flight() as f64);
-    gauge(
-        "diem_http_connections_open",
-        &[],
-        node.http.open_connections() as f64,
-    );
+    g.workers.set(gauge_value(node.workers.size()));
+    g.workers_desired.set(gauge_value(node.workers.target().get()));
+    g.in_flight.set(gauge_value(node.workers.in_flight()));
+    g.connections_open.set(gauge_value(node.http.open_connections()));
     let corpus = node.corpus.status();
-    gauge("diem_corpus_sentences", &[], corpus.sentences as f64);
+    g.corpus_sentences.set(gauge_value(corpus.sentences));
     let from_pg = matches!(corpus.source, Source::Postgres { .. });
     for (source, on) in [("postgres", from_pg), ("embedded", !from_pg)] {
-        gauge(
-            "diem_corpus_source",
-            &[("source", source.into())],
-            f64::from(u8::from(on)),
-        );
+        g.corpus_source
+            .get_or_create(&SourceLabel { source })
+            .set(i64::from(on));
     }
     let backend = node.limiter.backend();
-    for b in [Backend::Redis, Backend::Local] {
-        gauge(
-            "diem_limiter_backend",
-            &[("backend", b.as_str().into())],
-            f64::from(u8::from(backend == b)),
-        );
+    for b in Backend::ALL {
+        g.limiter_backend
+            .get_or_create(&BackendLabel { backend: b.as_str() })
+            .set(i64::from(backend == b));
     }
-    gauge("diem_limiter_local_keys", &[], node.limiter.local().len() as f64);
+    g.limiter_local_keys.set(gauge_value(node.limiter.local().len()));
     if let Some(rss) = rss_bytes() {
-        gauge("process_resident_memory_bytes", &[], rss as f64);
+        g.rss_bytes.set(i64::try_from(rss).unwrap_or(i64::MAX));
     }
-    gauge(
-        "diem_uptime_seconds",
-        &[],
-        node.started_at.elapsed().as_secs_f64(),
-    );
+    g.uptime_seconds
+        .set(i64::try_from(node.started_at.elapsed().as_secs()).unwrap_or(i64::MAX));
 }
 
 /// `/metrics`: Prometheus text.
 pub fn metrics(node: &Node) -> HttpResponse {
     sample_gauges(node);
-    node.metrics.upkeep();
     body(
         StatusCode::OK,
-        HeaderValue::from_static("text/plain; version=0.0.4; charset=utf-8"),
+        HeaderValue::from_static(prometheus_client::encoding::prometheus_text::CONTENT_TYPE),
         node.metrics.render(),
     )
 }

@@ -17,7 +17,7 @@ use http_body_util::Full;
 use hyper::header::{HeaderValue, CONTENT_TYPE, RETRY_AFTER};
 use hyper::{Response, StatusCode};
 
-use crate::workers::job::HttpResponse;
+use crate::api::request::HttpResponse;
 
 /// `text/plain; charset=utf-8`.
 pub const TEXT: HeaderValue = HeaderValue::from_static("text/plain; charset=utf-8");

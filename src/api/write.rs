@@ -17,13 +17,13 @@ use hyper::StatusCode;
 use serde::Deserialize;
 use uuid::Uuid;
 
+use crate::api::request::{HttpResponse, Request};
 use crate::api::response::{bad_parameter, body, error, retry_later, JSON};
 use crate::node::Node;
 use crate::store::bundle::MAX_SENTENCE_CHARS;
 use crate::store::queries;
 use crate::store::sentence::{char_length, Category, Sentence};
 use crate::store::StoreError;
-use crate::workers::job::{HttpResponse, Request};
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]

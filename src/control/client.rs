@@ -1,8 +1,10 @@
 //! `diem ctl`: send one command over the control socket and show the
 //! reply.
 //!
-//! Exit codes: 0 when the reply is ok, 1 when it is an error, 2 when the
-//! socket cannot be reached (the message names the path).
+//! Exit codes: 0 when the reply is ok, 1 when it is an error (or no reply
+//! came within `--timeout`), 2 when the socket cannot be reached (the
+//! message names the path). `help` is answered offline, from the same
+//! definition the server uses.
 
 use std::io::IsTerminal;
 use std::path::Path;
@@ -12,11 +14,10 @@ use serde_json::Value;
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 use tokio::net::UnixStream;
 
-use crate::control::protocol::Command;
+use crate::cli::CtlOptions;
+use crate::control::protocol::{help, Command, ErrorReply};
 use crate::control::render;
-
-/// Longest wait for a reply (a rolling restart of a large pool takes a while).
-const REPLY_TIMEOUT: Duration = Duration::from_secs(120);
+use crate::control::reply::HelpReply;
 
 /// Why `diem ctl` failed before it got a reply.
 #[derive(Debug, thiserror::Error)]
@@ -29,7 +30,7 @@ pub enum CtlError {
         /// What happened.
         reason: String,
     },
-    /// The server closed or answered garbage.
+    /// The server closed, answered garbage, or did not answer in time.
     #[error("bad reply from {path}: {reason}")]
     BadReply {
         /// The path used.
@@ -39,15 +40,26 @@ pub enum CtlError {
     },
 }
 
-/// Sends `request` to the socket at `path` and returns the reply.
-pub async fn call(path: &Path, request: &Value) -> Result<Value, CtlError> {
+/// Sends `request` to the socket at `path` and returns the reply, waiting
+/// at most `timeout` for it.
+pub async fn call(path: &Path, request: &Value, timeout: Duration) -> Result<Value, CtlError> {
     let shown = path.display().to_string();
-    let mut stream = UnixStream::connect(path)
-        .await
-        .map_err(|e| CtlError::Unreachable {
-            path: shown.clone(),
-            reason: e.to_string(),
-        })?;
+    let connect = tokio::time::timeout(timeout, UnixStream::connect(path)).await;
+    let mut stream = match connect {
+        Ok(Ok(stream)) => stream,
+        Ok(Err(e)) => {
+            return Err(CtlError::Unreachable {
+                path: shown,
+                reason: e.to_string(),
+            })
+        }
+        Err(_) => {
+            return Err(CtlError::Unreachable {
+                path: shown,
+                reason: format!("no connection within {timeout:?}"),
+            })
+        }
+    };
     let mut line = request.to_string();
     line.push('\n');
     let bad = |reason: String| CtlError::BadReply {
@@ -59,8 +71,8 @@ pub async fn call(path: &Path, request: &Value) -> Result<Value, CtlError> {
     let written = stream.write_all(line.as_bytes()).await;
     let mut reader = BufReader::new(stream);
     let mut reply = String::new();
-    match tokio::time::timeout(REPLY_TIMEOUT, reader.read_line(&mut reply)).await {
-        Err(_) => return Err(bad(format!("no reply within {REPLY_TIMEOUT:?}"))),
+    match tokio::time::timeout(timeout, reader.read_line(&mut reply)).await {
+        Err(_) => return Err(bad(format!("no reply within {timeout:?} (see --timeout)"))),
         Ok(Ok(n)) if n > 0 => {}
         Ok(result) => {
             let reason = match (written, result) {
@@ -73,9 +85,15 @@ pub async fn call(path: &Path, request: &Value) -> Result<Value, CtlError> {
     serde_json::from_str(&reply).map_err(|e| bad(format!("{e}: {reply}")))
 }
 
-/// Runs `diem ctl`; returns the exit code.
-pub async fn run(socket: &Path, command: &Command, json_output: bool) -> i32 {
-    let reply = match call(socket, &command.to_request()).await {
+/// Whether to colour the output: on a terminal, unless `NO_COLOR` is set
+/// (<https://no-color.org>).
+fn colour() -> bool {
+    std::io::stdout().is_terminal() && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty())
+}
+
+/// Sends the command once and prints the reply; returns the exit code.
+async fn once(socket: &Path, command: &Command, options: &CtlOptions) -> i32 {
+    let reply = match call(socket, &command.to_request(), options.timeout).await {
         Ok(r) => r,
         Err(e @ CtlError::Unreachable { .. }) => {
             eprintln!("diem ctl: {e}");
@@ -86,24 +104,51 @@ pub async fn run(socket: &Path, command: &Command, json_output: bool) -> i32 {
             return 1;
         }
     };
-    let ok = reply["ok"] == Value::Bool(true);
-    if json_output {
-        println!("{reply}");
-    } else if ok {
-        print!(
-            "{}",
-            render::render(command, &reply, std::io::stdout().is_terminal())
-        );
-    } else {
-        eprintln!(
-            "diem ctl: {} ({})",
-            reply["error"]["message"].as_str().unwrap_or("error"),
-            reply["error"]["code"].as_str().unwrap_or("?")
-        );
+    if reply["ok"] != Value::Bool(true) {
+        let e: ErrorReply = serde_json::from_value(reply["error"].clone()).unwrap_or(ErrorReply {
+            code: "?".into(),
+            message: reply.to_string(),
+        });
+        if options.json {
+            println!("{reply}");
+        }
+        eprintln!("diem ctl: {} ({})", e.message, e.code);
+        return 1;
     }
-    if ok {
-        0
+    if options.json {
+        println!("{reply}");
     } else {
-        1
+        print!("{}", render::render(command, &reply, colour()));
+    }
+    0
+}
+
+/// Runs `diem ctl`; returns the exit code.
+pub async fn run(socket: &Path, command: &Command, options: &CtlOptions) -> i32 {
+    if *command == Command::Help {
+        let reply = HelpReply { commands: help() };
+        if options.json {
+            println!("{}", crate::control::protocol::ok(None, &reply));
+        } else {
+            print!("{}", render::help(&reply));
+        }
+        return 0;
+    }
+    if !options.watch {
+        return once(socket, command, options).await;
+    }
+    loop {
+        if std::io::stdout().is_terminal() {
+            // Home and clear, as `watch` does.
+            print!("\x1b[H\x1b[2J");
+        }
+        let code = once(socket, command, options).await;
+        if code == 2 {
+            return code;
+        }
+        tokio::select! {
+            _ = tokio::time::sleep(Duration::from_secs(1)) => {}
+            _ = tokio::signal::ctrl_c() => return code,
+        }
     }
 }

@@ -4,21 +4,30 @@
 //! echoed back). Reply: `{"ok": true, "id": …, ...}` or
 //! `{"ok": false, "id": …, "error": {"code": "...", "message": "..."}}`.
 //!
+//! [`Command`] is the one definition of the commands: serde reads and
+//! writes the requests, clap parses `diem ctl`'s command line, and `help`
+//! is drawn from clap's description of it ([`help`]) — so the three never
+//! disagree.
+//!
 //! ```
 //! use diem::control::protocol::{parse, Command};
 //!
 //! let (id, cmd) = parse(r#"{"cmd":"scale","pool":"diem/workers","n":4,"id":7}"#).unwrap();
 //! assert_eq!(id, Some(serde_json::json!(7)));
 //! assert_eq!(cmd, Command::Scale { pool: "diem/workers".into(), n: 4 });
+//! assert_eq!(serde_json::to_value(&cmd).unwrap()["cmd"], "scale");
 //! let (_, e) = parse(r#"{"cmd":"scale","pool":"diem/workers","n":"four"}"#).unwrap_err();
 //! assert_eq!(e.code, "invalid_argument");
 //! ```
 
+use clap::Subcommand;
+use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
 /// A command: parsed from a request line by the server, from the command
-/// line by `diem ctl` (so both always agree on names and arguments).
-#[derive(Clone, Debug, PartialEq, Eq, clap::Subcommand)]
+/// line by `diem ctl`, written back as a request by `diem ctl`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, Subcommand)]
+#[serde(tag = "cmd", rename_all = "kebab-case")]
 #[command(disable_help_subcommand = true)]
 pub enum Command {
     /// The commands and their arguments.
@@ -34,12 +43,20 @@ pub enum Command {
         /// The node's path, e.g. diem/listener, diem/store, diem/workers.
         path: String,
     },
-    /// Crash injection: the child exits abnormally and its supervisor reacts.
+    /// Fault injection: the child exits abnormally (recorded as injected)
+    /// and its supervisor reacts; refused when the restart would exceed the
+    /// supervisor's restart intensity, unless --force.
     Kill {
         /// The node's path, e.g. diem/workers/3, diem/limiter.
         path: String,
         /// Exit reason (default: an untrappable kill, reason `killed`).
+        #[serde(default)]
         reason: Option<String>,
+        /// Kill even if the supervisor would give up (taking its subtree,
+        /// or for the root the process, down).
+        #[arg(long)]
+        #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+        force: bool,
     },
     /// Resize a dynamic pool.
     Scale {
@@ -57,109 +74,58 @@ pub enum Command {
     },
     /// Graceful shutdown, as SIGTERM.
     Shutdown {
-        /// Grace period for in-flight requests (default `http.shutdown_grace_secs`).
+        /// Grace period for in-flight requests, seconds (default `http.shutdown_grace`).
+        #[serde(default)]
         grace_secs: Option<u64>,
     },
 }
 
-impl Command {
-    /// The request object for this command (what `diem ctl` sends).
-    pub fn to_request(&self) -> Value {
-        use serde_json::json;
-        match self {
-            Command::Help => json!({ "cmd": "help" }),
-            Command::Ping => json!({ "cmd": "ping" }),
-            Command::Tree => json!({ "cmd": "tree" }),
-            Command::Stats => json!({ "cmd": "stats" }),
-            Command::Reload => json!({ "cmd": "reload" }),
-            Command::Restart { path } => json!({ "cmd": "restart", "path": path }),
-            Command::Kill { path, reason } => json!({ "cmd": "kill", "path": path, "reason": reason }),
-            Command::Scale { pool, n } => json!({ "cmd": "scale", "pool": pool, "n": n }),
-            Command::LogLevel { filter } => json!({ "cmd": "log-level", "filter": filter }),
-            Command::Shutdown { grace_secs } => json!({ "cmd": "shutdown", "grace_secs": grace_secs }),
-        }
-    }
-}
-
 /// One command of `help`.
-#[derive(Debug, Clone, Copy, serde::Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct CommandHelp {
     /// The command name.
-    pub cmd: &'static str,
-    /// Its arguments (JSON fields).
-    pub args: &'static str,
-    /// `read` (changes nothing) or `change`.
-    pub kind: &'static str,
+    pub cmd: String,
+    /// Its arguments (JSON fields; `?` marks an optional one).
+    pub args: String,
     /// What it does.
-    pub description: &'static str,
+    pub description: String,
 }
 
-/// Every command, reads first.
-pub const COMMANDS: &[CommandHelp] = &[
-    CommandHelp {
-        cmd: "help",
-        args: "",
-        kind: "read",
-        description: "the commands with their arguments",
-    },
-    CommandHelp {
-        cmd: "ping",
-        args: "",
-        kind: "read",
-        description: "version, uptime and node name",
-    },
-    CommandHelp {
-        cmd: "tree",
-        args: "",
-        kind: "read",
-        description: "the supervision tree with state, restarts and uptime",
-    },
-    CommandHelp {
-        cmd: "stats",
-        args: "",
-        kind: "read",
-        description: "requests, latencies, limiter, postgres pool, restarts, memory",
-    },
-    CommandHelp {
-        cmd: "restart",
-        args: "path",
-        kind: "change",
-        description: "graceful restart of a child or subtree (rolling for the worker pool)",
-    },
-    CommandHelp {
-        cmd: "kill",
-        args: "path, reason?",
-        kind: "change",
-        description: "crash injection: the child exits abnormally and its supervisor reacts",
-    },
-    CommandHelp {
-        cmd: "scale",
-        args: "pool, n",
-        kind: "change",
-        description: "resize a dynamic pool (up to workers.max)",
-    },
-    CommandHelp {
-        cmd: "reload",
-        args: "",
-        kind: "change",
-        description: "re-read the config file and apply what can change live",
-    },
-    CommandHelp {
-        cmd: "log-level",
-        args: "filter",
-        kind: "change",
-        description: "change the log filter (RUST_LOG syntax)",
-    },
-    CommandHelp {
-        cmd: "shutdown",
-        args: "grace_secs?",
-        kind: "change",
-        description: "graceful shutdown, as SIGTERM",
-    },
-];
+/// Every command with its arguments and description, from clap's
+/// description of [`Command`].
+pub fn help() -> Vec<CommandHelp> {
+    Command::augment_subcommands(clap::Command::new("ctl"))
+        .get_subcommands()
+        .map(|sub| CommandHelp {
+            cmd: sub.get_name().to_owned(),
+            args: sub
+                .get_arguments()
+                .filter(|a| a.get_id() != "help")
+                .map(|a| {
+                    let name = a.get_id().as_str().replace('-', "_");
+                    if a.is_required_set() {
+                        name
+                    } else {
+                        format!("{name}?")
+                    }
+                })
+                .collect::<Vec<_>>()
+                .join(", "),
+            description: sub.get_about().map(|a| a.to_string()).unwrap_or_default(),
+        })
+        .collect()
+}
+
+/// The names of every command.
+fn names() -> Vec<String> {
+    Command::augment_subcommands(clap::Command::new("ctl"))
+        .get_subcommands()
+        .map(|s| s.get_name().to_owned())
+        .collect()
+}
 
 /// A request that cannot be carried out, as the reply's `error`.
-#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error, Serialize)]
 #[error("{code}: {message}")]
 pub struct ProtoError {
     /// Machine-readable code, e.g. `unknown_command`.
@@ -178,41 +144,39 @@ impl ProtoError {
     }
 }
 
-fn string(args: &Map<String, Value>, name: &str) -> Result<String, ProtoError> {
-    match args.get(name) {
-        Some(Value::String(s)) if !s.is_empty() => Ok(s.clone()),
-        Some(other) => Err(ProtoError::new(
-            "invalid_argument",
-            format!("`{name}` must be a non-empty string, found {other}"),
-        )),
-        None => Err(ProtoError::new(
-            "invalid_argument",
-            format!("`{name}` is required"),
-        )),
-    }
+/// An error reply as `diem ctl` reads it.
+#[derive(Clone, Debug, PartialEq, Eq, Deserialize)]
+pub struct ErrorReply {
+    /// Machine-readable code.
+    pub code: String,
+    /// What went wrong.
+    pub message: String,
 }
 
-fn optional_string(args: &Map<String, Value>, name: &str) -> Result<Option<String>, ProtoError> {
-    match args.get(name) {
-        None | Some(Value::Null) => Ok(None),
-        Some(_) => string(args, name).map(Some),
+impl Command {
+    /// The request object for this command (what `diem ctl` sends).
+    pub fn to_request(&self) -> Value {
+        serde_json::to_value(self).unwrap_or_else(|_| serde_json::json!({ "cmd": "help" }))
     }
-}
 
-fn number(args: &Map<String, Value>, name: &str, required: bool) -> Result<Option<u64>, ProtoError> {
-    match args.get(name) {
-        None | Some(Value::Null) if !required => Ok(None),
-        None => Err(ProtoError::new(
-            "invalid_argument",
-            format!("`{name}` is required"),
-        )),
-        Some(Value::Number(n)) if n.as_u64().is_some() => Ok(n.as_u64()),
-        // Accept "4" as well as 4, for hand-typed requests.
-        Some(Value::String(s)) if s.parse::<u64>().is_ok() => Ok(s.parse().ok()),
-        Some(other) => Err(ProtoError::new(
-            "invalid_argument",
-            format!("`{name}` must be a whole number, found {other}"),
-        )),
+    /// Arguments serde accepts but the command does not: empty names.
+    fn check(&self) -> Result<(), ProtoError> {
+        let empty = |name: &str, value: &str| {
+            if value.is_empty() {
+                Err(ProtoError::new(
+                    "invalid_argument",
+                    format!("`{name}` must be a non-empty string"),
+                ))
+            } else {
+                Ok(())
+            }
+        };
+        match self {
+            Command::Restart { path } | Command::Kill { path, .. } => empty("path", path),
+            Command::Scale { pool, .. } => empty("pool", pool),
+            Command::LogLevel { filter } => empty("filter", filter),
+            _ => Ok(()),
+        }
     }
 }
 
@@ -233,8 +197,14 @@ pub fn parse(line: &str) -> Result<(Option<Value>, Command), (Option<Value>, Pro
     };
     let id = args.remove("id");
     let fail = |e: ProtoError| (id.clone(), e);
-    let cmd = match args.remove("cmd") {
-        Some(Value::String(c)) => c,
+    match args.get("cmd") {
+        Some(Value::String(c)) if names().contains(c) => {}
+        Some(Value::String(c)) => {
+            return Err(fail(ProtoError::new(
+                "unknown_command",
+                format!("unknown command `{c}`; `help` lists them"),
+            )))
+        }
         Some(other) => {
             return Err(fail(ProtoError::new(
                 "bad_request",
@@ -242,52 +212,23 @@ pub fn parse(line: &str) -> Result<(Option<Value>, Command), (Option<Value>, Pro
             )))
         }
         None => return Err(fail(ProtoError::new("bad_request", "`cmd` is required"))),
-    };
-    let command = match cmd.as_str() {
-        "help" => Command::Help,
-        "ping" => Command::Ping,
-        "tree" => Command::Tree,
-        "stats" => Command::Stats,
-        "reload" => Command::Reload,
-        "restart" => Command::Restart {
-            path: string(&args, "path").map_err(fail)?,
-        },
-        "kill" => Command::Kill {
-            path: string(&args, "path").map_err(fail)?,
-            reason: optional_string(&args, "reason").map_err(fail)?,
-        },
-        "scale" => Command::Scale {
-            pool: string(&args, "pool").map_err(fail)?,
-            n: number(&args, "n", true)
-                .map_err(fail)?
-                .and_then(|n| usize::try_from(n).ok())
-                .unwrap_or(usize::MAX),
-        },
-        "log-level" => Command::LogLevel {
-            filter: string(&args, "filter").map_err(fail)?,
-        },
-        "shutdown" => Command::Shutdown {
-            grace_secs: number(&args, "grace_secs", false).map_err(fail)?,
-        },
-        other => {
-            return Err(fail(ProtoError::new(
-                "unknown_command",
-                format!("unknown command `{other}`; `help` lists them"),
-            )))
-        }
-    };
+    }
+    let command: Command = serde_json::from_value(Value::Object(args))
+        .map_err(|e| fail(ProtoError::new("invalid_argument", e.to_string())))?;
+    command.check().map_err(fail)?;
     Ok((id, command))
 }
 
-/// A successful reply line (no newline): `{"ok":true,"id":…}` plus `fields`.
-pub fn ok(id: Option<Value>, fields: Value) -> String {
-    let mut reply = Map::new();
-    reply.insert("ok".into(), Value::Bool(true));
-    reply.insert("id".into(), id.unwrap_or(Value::Null));
-    if let Value::Object(fields) = fields {
-        reply.extend(fields);
+/// A successful reply line (no newline): `{"ok":true,"id":…}` plus the
+/// fields of `reply`.
+pub fn ok(id: Option<Value>, reply: &impl Serialize) -> String {
+    let mut out = Map::new();
+    out.insert("ok".into(), Value::Bool(true));
+    out.insert("id".into(), id.unwrap_or(Value::Null));
+    if let Ok(Value::Object(fields)) = serde_json::to_value(reply) {
+        out.extend(fields);
     }
-    Value::Object(reply).to_string()
+    Value::Object(out).to_string()
 }
 
 /// An error reply line (no newline).
@@ -295,7 +236,7 @@ pub fn error(id: Option<Value>, e: &ProtoError) -> String {
     serde_json::json!({
         "ok": false,
         "id": id.unwrap_or(Value::Null),
-        "error": { "code": e.code, "message": e.message },
+        "error": e,
     })
     .to_string()
 }
@@ -323,13 +264,17 @@ mod tests {
             "invalid_argument"
         );
         assert_eq!(
+            parse(r#"{"cmd":"kill","path":""}"#).unwrap_err().1.code,
+            "invalid_argument"
+        );
+        assert_eq!(
             parse(r#"{"cmd":"scale","pool":"p","n":-1}"#).unwrap_err().1.code,
             "invalid_argument"
         );
     }
 
     #[test]
-    fn every_command_round_trips_through_its_request() {
+    fn requests_round_trip() {
         for c in [
             Command::Help,
             Command::Ping,
@@ -342,10 +287,12 @@ mod tests {
             Command::Kill {
                 path: "diem/limiter".into(),
                 reason: Some("chaos".into()),
+                force: false,
             },
             Command::Kill {
                 path: "diem/limiter".into(),
                 reason: None,
+                force: true,
             },
             Command::Scale {
                 pool: "diem/workers".into(),
@@ -362,8 +309,32 @@ mod tests {
     }
 
     #[test]
+    fn help_is_drawn_from_the_definition() {
+        let h = help();
+        let names: Vec<_> = h.iter().map(|c| c.cmd.as_str()).collect();
+        assert_eq!(
+            names,
+            [
+                "help",
+                "ping",
+                "tree",
+                "stats",
+                "restart",
+                "kill",
+                "scale",
+                "reload",
+                "log-level",
+                "shutdown"
+            ]
+        );
+        let kill = h.iter().find(|c| c.cmd == "kill").unwrap();
+        assert_eq!(kill.args, "path, reason?, force?");
+        assert!(kill.description.starts_with("Fault injection"));
+    }
+
+    #[test]
     fn replies_echo_the_id() {
-        let r: Value = serde_json::from_str(&ok(Some("a".into()), serde_json::json!({"x": 1}))).unwrap();
+        let r: Value = serde_json::from_str(&ok(Some("a".into()), &serde_json::json!({"x": 1}))).unwrap();
         assert_eq!(r, serde_json::json!({"ok": true, "id": "a", "x": 1}));
         let e: Value = serde_json::from_str(&error(None, &ProtoError::new("c", "m"))).unwrap();
         assert_eq!(e["error"]["code"], "c");

@@ -1,13 +1,19 @@
 //! Human-readable output of `diem ctl` (`--json` prints the raw reply).
 //!
-//! `tree` is drawn like `pstree`, with each node's state, restarts and
-//! uptime; colour (the state) only when stdout is a terminal.
+//! Each reply is read back into its type ([`reply`](super::reply)) and
+//! drawn: `tree` like `pstree`, with each node's state, restarts and
+//! uptime; `stats` as aligned sections. Colour (the state) only when asked
+//! for: on a terminal, and not with `NO_COLOR` set.
 
 use std::fmt::Write;
 
+use serde::de::DeserializeOwned;
 use serde_json::Value;
+use supervisors::{ChildState, TreeNode};
 
 use crate::control::protocol::Command;
+use crate::control::reply::{HelpReply, PingReply, TreeReply};
+use crate::stats::{LatencySummary, Stats};
 
 fn duration(ms: u64) -> String {
     let s = ms / 1000;
@@ -27,45 +33,47 @@ fn paint(text: &str, colour: &str, on: bool) -> String {
     }
 }
 
-fn node_line(n: &Value, colour: bool) -> String {
-    let state = n["state"].as_str().unwrap_or("?");
+fn node_line(n: &TreeNode, colour: bool) -> String {
     let state = paint(
-        state,
-        match state {
-            "running" => "32",
-            "restarting" => "33",
-            _ => "31",
+        &n.state.to_string(),
+        match n.state {
+            ChildState::Running => "32",
+            ChildState::Restarting => "33",
+            ChildState::Stopped => "31",
         },
         colour,
     );
-    let mut line = n["id"].as_str().unwrap_or("?").to_owned();
-    if let Some(strategy) = n["strategy"].as_str() {
+    let mut line = n.id.clone();
+    if let Some(strategy) = n.strategy {
+        let strategy = serde_json::to_value(strategy)
+            .ok()
+            .and_then(|v| v.as_str().map(str::to_owned))
+            .unwrap_or_default();
         let _ = write!(line, " [{strategy}");
-        if let Some(size) = n["size"].as_u64() {
+        if let Some(size) = n.size {
             let _ = write!(line, ", {size} running");
         }
-        if let Some(q) = n["queue_depth"].as_u64() {
+        if let Some(q) = n.annotations.get("queue_depth") {
             let _ = write!(line, ", {q} in flight");
         }
         line.push(']');
     }
     let _ = write!(line, " {state}");
-    if let Some(r) = n["restarts"].as_u64().filter(|r| *r > 0) {
-        let _ = write!(line, " restarts={r}");
+    if n.restarts > 0 {
+        let _ = write!(line, " restarts={}", n.restarts);
     }
-    if let Some(up) = n["uptime_ms"].as_u64() {
+    if let Some(up) = n.uptime_ms {
         let _ = write!(line, " up {}", duration(up));
     }
-    if let Some(exit) = n["last_exit"].as_str() {
+    if let Some(exit) = &n.last_exit {
         let _ = write!(line, " (last exit: {exit})");
     }
     line
 }
 
-fn draw(n: &Value, prefix: &str, out: &mut String, colour: bool) {
-    let children = n["children"].as_array().map(Vec::as_slice).unwrap_or_default();
-    for (i, c) in children.iter().enumerate() {
-        let last = i + 1 == children.len();
+fn draw(n: &TreeNode, prefix: &str, out: &mut String, colour: bool) {
+    for (i, c) in n.children.iter().enumerate() {
+        let last = i + 1 == n.children.len();
         let _ = writeln!(
             out,
             "{prefix}{}{}",
@@ -81,58 +89,154 @@ fn draw(n: &Value, prefix: &str, out: &mut String, colour: bool) {
     }
 }
 
-/// The text shown for an ok `reply` to `command`.
-pub fn render(command: &Command, reply: &Value, colour: bool) -> String {
+/// A tree drawn like `pstree`.
+pub fn tree(tree: &TreeNode, colour: bool) -> String {
     let mut out = String::new();
-    match command {
-        Command::Tree => {
-            let tree = &reply["tree"];
-            let _ = writeln!(out, "{}", node_line(tree, colour));
-            draw(tree, "", &mut out, colour);
-        }
-        Command::Help => {
-            for c in reply["commands"]
-                .as_array()
-                .map(Vec::as_slice)
-                .unwrap_or_default()
-            {
-                let _ = writeln!(
-                    out,
-                    "{:<10} {:<16} {:<7} {}",
-                    c["cmd"].as_str().unwrap_or(""),
-                    c["args"].as_str().unwrap_or(""),
-                    c["kind"].as_str().unwrap_or(""),
-                    c["description"].as_str().unwrap_or("")
-                );
-            }
-        }
-        Command::Ping => {
-            let _ = writeln!(
-                out,
-                "diem {} on {} (pid {}), up {}",
-                reply["version"].as_str().unwrap_or("?"),
-                reply["node"].as_str().unwrap_or("?"),
-                reply["pid"],
-                duration(reply["uptime_ms"].as_u64().unwrap_or(0))
-            );
-        }
-        _ => {
-            // Everything else: the reply's fields, one per line.
-            if let Value::Object(map) = reply {
-                for (k, v) in map.iter().filter(|(k, _)| *k != "ok" && *k != "id") {
-                    match v {
-                        Value::String(s) => {
-                            let _ = writeln!(out, "{k}: {s}");
-                        }
-                        other => {
-                            let _ = writeln!(out, "{k}: {other}");
-                        }
-                    }
+    let _ = writeln!(out, "{}", node_line(tree, colour));
+    draw(tree, "", &mut out, colour);
+    out
+}
+
+/// The help table.
+pub fn help(reply: &HelpReply) -> String {
+    let mut out = String::new();
+    for c in &reply.commands {
+        let _ = writeln!(out, "{:<10} {:<16} {}", c.cmd, c.args, c.description);
+    }
+    out
+}
+
+fn ms(v: Option<f64>) -> String {
+    v.map_or_else(|| "-".to_owned(), |v| format!("{v:.3}"))
+}
+
+/// `stats` as aligned sections.
+pub fn stats(s: &Stats) -> String {
+    let mut out = String::new();
+    let _ = writeln!(out, "uptime {}", duration(s.uptime_ms));
+    let _ = writeln!(out, "\nrequests");
+    for (route, statuses) in &s.requests {
+        let counts: Vec<String> = statuses.iter().map(|(st, n)| format!("{st}: {n}")).collect();
+        let _ = writeln!(out, "  {route:<10} {}", counts.join("  "));
+    }
+    let _ = writeln!(
+        out,
+        "\nlatency      {:>8} {:>9} {:>9} {:>9} {:>9}",
+        "count", "p50 ms", "p90 ms", "p99 ms", "p99.9 ms"
+    );
+    for (
+        route,
+        LatencySummary {
+            count,
+            p50_ms,
+            p90_ms,
+            p99_ms,
+            p999_ms,
+        },
+    ) in &s.latency
+    {
+        let _ = writeln!(
+            out,
+            "  {route:<10} {count:>8} {:>9} {:>9} {:>9} {:>9}",
+            ms(*p50_ms),
+            ms(*p90_ms),
+            ms(*p99_ms),
+            ms(*p999_ms)
+        );
+    }
+    let l = &s.limiter;
+    let _ = writeln!(out, "\nlimiter");
+    let _ = writeln!(out, "  {:<12} {}", "enabled", l.enabled);
+    let _ = writeln!(out, "  {:<12} {}", "backend", l.backend.as_str());
+    let _ = writeln!(
+        out,
+        "  {:<12} burst {}, {} per {} s",
+        "limit", l.params.burst, l.params.count, l.params.period_secs
+    );
+    for (k, v) in &l.decisions {
+        let _ = writeln!(out, "  {k:<12} {v}");
+    }
+    let _ = writeln!(out, "  {:<12} {}", "local keys", l.local_keys);
+    let p = &s.postgres;
+    let _ = writeln!(out, "\npostgres");
+    let _ = writeln!(out, "  {:<12} {}", "ready", p.ready);
+    let _ = writeln!(
+        out,
+        "  {:<12} {} open, {} idle, {} waiting, max {}",
+        "pool", p.size, p.available, p.waiting, p.max_size
+    );
+    if let Some(e) = &p.error {
+        let _ = writeln!(out, "  {:<12} {e}", "error");
+    }
+    let c = &s.corpus;
+    let source = serde_json::to_value(&c.source)
+        .ok()
+        .and_then(|v| v["kind"].as_str().map(str::to_owned))
+        .unwrap_or_default();
+    let _ = writeln!(out, "\ncorpus");
+    let _ = writeln!(out, "  {:<12} {} sentences from {source}", "served", c.sentences);
+    let _ = writeln!(out, "  {:<12} {}", "listening", c.listening);
+    let w = &s.workers;
+    let _ = writeln!(out, "\nworkers");
+    let _ = writeln!(out, "  {:<12} {} of {} wanted", "running", w.size, w.desired);
+    let _ = writeln!(out, "  {:<12} {} of {}", "in flight", w.in_flight, w.capacity);
+    let _ = writeln!(out, "\nhttp");
+    let _ = writeln!(out, "  {:<12} {}", "connections", s.http.connections_open);
+    let _ = writeln!(out, "\nrestarts");
+    for (path, n) in s.restarts.iter().filter(|(_, n)| **n > 0) {
+        let _ = writeln!(out, "  {path:<24} {n}");
+    }
+    if s.restarts.values().all(|n| *n == 0) {
+        let _ = writeln!(out, "  none");
+    }
+    let _ = writeln!(out, "\nmemory");
+    if let Some(rss) = s.memory.rss_bytes {
+        let _ = writeln!(out, "  {:<12} {:.1} MiB", "rss", rss as f64 / (1024.0 * 1024.0));
+    }
+    out
+}
+
+fn typed<T: DeserializeOwned>(reply: &Value) -> Option<T> {
+    serde_json::from_value(reply.clone()).ok()
+}
+
+/// The reply's fields, one per line (commands without a drawing of their
+/// own).
+fn fields(reply: &Value) -> String {
+    let mut out = String::new();
+    if let Value::Object(map) = reply {
+        for (k, v) in map.iter().filter(|(k, _)| *k != "ok" && *k != "id") {
+            match v {
+                Value::String(s) => {
+                    let _ = writeln!(out, "{k}: {s}");
+                }
+                other => {
+                    let _ = writeln!(out, "{k}: {other}");
                 }
             }
         }
     }
     out
+}
+
+/// The text shown for an ok `reply` to `command`.
+pub fn render(command: &Command, reply: &Value, colour: bool) -> String {
+    let drawn = match command {
+        Command::Tree => typed::<TreeReply>(reply).map(|r| tree(&r.tree, colour)),
+        Command::Help => typed::<HelpReply>(reply).map(|r| help(&r)),
+        Command::Stats => typed::<Stats>(reply).map(|s| stats(&s)),
+        Command::Ping => typed::<PingReply>(reply).map(|p| {
+            format!(
+                "diem {} on {} (pid {}), up {}\n",
+                p.version,
+                p.node,
+                p.pid,
+                duration(p.uptime_ms)
+            )
+        }),
+        _ => None,
+    };
+    drawn.unwrap_or_else(|| fields(reply))
 }
 
 #[cfg(test)]
@@ -141,11 +245,15 @@ mod tests {
 
     #[test]
     fn draws_a_tree() {
-        let reply = serde_json::json!({"tree": {"id": "diem", "state": "running", "strategy": "one_for_one", "uptime_ms": 61000,
+        let reply = serde_json::json!({"tree": {"path": "diem", "id": "diem", "actor": "0.1", "kind": "supervisor",
+            "state": "running", "restarts": 0, "last_exit": null, "strategy": "one_for_one", "uptime_ms": 61000,
             "children": [
-                {"id": "store", "state": "running", "strategy": "one_for_one", "children": [
-                    {"id": "postgres", "state": "running", "restarts": 2, "children": []}]},
-                {"id": "listener", "state": "restarting", "children": []}]}});
+                {"path": "diem/store", "id": "store", "actor": "0.2", "kind": "supervisor", "state": "running",
+                 "restarts": 0, "last_exit": null, "uptime_ms": null, "strategy": "one_for_one", "children": [
+                    {"path": "diem/store/postgres", "id": "postgres", "actor": "0.3", "kind": "worker",
+                     "state": "running", "restarts": 2, "last_exit": null, "uptime_ms": null, "children": []}]},
+                {"path": "diem/listener", "id": "listener", "actor": null, "kind": "worker", "state": "restarting",
+                 "restarts": 0, "last_exit": null, "uptime_ms": null, "children": []}]}});
         let text = render(&Command::Tree, &reply, false);
         assert_eq!(
             text,

@@ -4,7 +4,7 @@
 //! control connections. Each connection is a task of its own that checks
 //! the peer's credentials (`SO_PEERCRED`: the server's own uid or root, else
 //! refused with a logged reason), then reads one JSON request per line
-//! (at most 64 KiB; nothing for `control.idle_timeout_ms` closes it) and
+//! (at most 64 KiB; nothing for `control.idle_timeout` closes it) and
 //! writes one reply per line. At most `control.max_connections` are served
 //! at once; more are told so and closed.
 //!
@@ -21,6 +21,7 @@ use std::time::Duration;
 
 use futures::{SinkExt, StreamExt};
 use ractor::{Actor, ActorProcessingErr, ActorRef};
+use ractor_cluster::RactorMessage;
 use tokio::net::{UnixListener, UnixStream};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio_util::codec::{FramedRead, FramedWrite, LinesCodec, LinesCodecError};
@@ -34,7 +35,7 @@ use crate::owned_task::OwnedTask;
 pub const MAX_LINE: usize = 64 * 1024;
 
 /// Messages of the control socket actor.
-#[derive(Debug)]
+#[derive(Debug, RactorMessage)]
 pub enum ControlMsg {
     /// The accept loop ended (a crash of the actor).
     LoopEnded(String),
@@ -167,7 +168,7 @@ async fn accept_loop(node: Arc<Node>, listener: UnixListener) {
 
 /// Serves one control connection.
 async fn session(node: Arc<Node>, stream: UnixStream, _permit: OwnedSemaphorePermit) {
-    let idle = Duration::from_millis(node.config().control.idle_timeout_ms);
+    let idle = node.config().control.idle_timeout;
     let (read, write) = stream.into_split();
     let mut lines = FramedRead::new(read, LinesCodec::new_with_max_length(MAX_LINE));
     let mut out = FramedWrite::new(write, LinesCodec::new());

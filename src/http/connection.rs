@@ -1,12 +1,14 @@
 //! One HTTP/1.1 connection, from request to response.
 //!
 //! hyper reads each request head (bounded: `http.max_header_bytes`, and
-//! `http.header_read_timeout_ms` against slow clients). Then, in order:
+//! `http.header_read_timeout` against slow clients). Its [`Endpoint`] is
+//! decided once ([`route`](crate::api::route)) and carried with it. Then, in
+//! order:
 //!
-//! 1. `/healthz` is answered here, without a worker;
+//! 1. an inline endpoint (`GET /healthz`) is answered here, without a worker;
 //! 2. admission: past the pool's bound, 503 with `Retry-After` at once;
-//! 3. rate limit (`GET /hitokoto/v2/` only): 429 with `Retry-After` when
-//!    refused, `X-RateLimit-*` headers either way;
+//! 3. rate limit (a limited endpoint: `GET /hitokoto/v2/`): 429 with
+//!    `Retry-After` when refused, `X-RateLimit-*` headers either way;
 //! 4. the body is read in full, bounded in size (413) and time (408), so a
 //!    slow or huge upload never reaches a worker;
 //! 5. a worker handles the request ([`WorkerPool::dispatch`]); a crash in
@@ -20,23 +22,24 @@
 use std::convert::Infallible;
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use bytes::Bytes;
 use http_body_util::{BodyExt, Limited};
 use hyper::body::Incoming;
 use hyper::header::{HeaderValue, ACCESS_CONTROL_ALLOW_ORIGIN, CONNECTION, RETRY_AFTER};
-use hyper::{Method, StatusCode};
+use hyper::StatusCode;
 use hyper_util::rt::{TokioIo, TokioTimer};
 use tokio::net::TcpStream;
 use tokio::sync::OwnedSemaphorePermit;
 
-use crate::api::{self, ops, response};
+use crate::api::request::{HttpResponse, Request};
+use crate::api::route::Endpoint;
+use crate::api::{ops, response};
 use crate::http::client_ip::client_ip;
 use crate::limiter::Decision;
-use crate::metrics::Route;
+use crate::metrics::MethodClass;
 use crate::node::Node;
-use crate::workers::job::{HttpResponse, Request};
 use crate::workers::pool::DispatchError;
 
 /// Serves one connection until the client closes it, a limit closes it,
@@ -44,7 +47,8 @@ use crate::workers::pool::DispatchError;
 pub async fn serve(node: Arc<Node>, stream: TcpStream, peer: SocketAddr, slot: Option<OwnedSemaphorePermit>) {
     let _slot = slot;
     let _open = node.http.opened();
-    let (header_timeout, max_buf) = node.with_config(|c| (c.header_read_timeout(), c.http.max_header_bytes));
+    let (header_timeout, max_buf) =
+        node.with_config(|c| (c.http.header_read_timeout, c.http.max_header_bytes));
     let svc_node = node.clone();
     let service = hyper::service::service_fn(move |req| {
         let node = svc_node.clone();
@@ -72,12 +76,7 @@ async fn read_body(node: &Node, body: Incoming) -> Result<Bytes, HttpResponse> {
     if hyper::body::Body::is_end_stream(&body) {
         return Ok(Bytes::new());
     }
-    let (limit, timeout) = node.with_config(|c| {
-        (
-            c.http.max_body_bytes,
-            Duration::from_millis(c.http.body_read_timeout_ms),
-        )
-    });
+    let (limit, timeout) = node.with_config(|c| (c.http.max_body_bytes, c.http.body_read_timeout));
     let too_large = || {
         response::error(
             StatusCode::PAYLOAD_TOO_LARGE,
@@ -125,18 +124,17 @@ fn limited(decision: &Decision) -> HttpResponse {
 
 async fn answer(
     node: &Node,
-    route: Route,
+    endpoint: Endpoint,
     client: IpAddr,
     req: hyper::Request<Incoming>,
 ) -> (HttpResponse, Option<Decision>) {
-    let is_get = matches!(*req.method(), Method::GET | Method::HEAD);
-    if route == Route::Healthz && is_get {
+    if endpoint.inline {
         return (ops::healthz(), None);
     }
     let Some(_admission) = node.workers.admit() else {
         return (response::overloaded(), None);
     };
-    let decision = if route == Route::Hitokoto && is_get {
+    let decision = if endpoint.limited {
         node.limiter.check(client).await
     } else {
         None
@@ -152,7 +150,15 @@ async fn answer(
         Ok(b) => b,
         Err(r) => return (r, decision),
     };
-    let response = match node.workers.dispatch(Request { parts, body }).await {
+    let response = match node
+        .workers
+        .dispatch(Request {
+            parts,
+            body,
+            endpoint,
+        })
+        .await
+    {
         Ok(r) => r,
         Err(DispatchError::Crashed) => response::crashed(),
         Err(DispatchError::Unavailable) => response::overloaded(),
@@ -162,7 +168,8 @@ async fn answer(
 
 async fn respond(node: &Node, peer: SocketAddr, req: hyper::Request<Incoming>) -> HttpResponse {
     let start = Instant::now();
-    let route = api::route(req.uri().path());
+    let endpoint = Endpoint::of(req.method(), req.uri().path());
+    let method = MethodClass::of(req.method());
     let client = {
         let settings = node.limiter.settings();
         client_ip(peer.ip(), req.headers(), &settings.trusted_proxies)
@@ -170,7 +177,7 @@ async fn respond(node: &Node, peer: SocketAddr, req: hyper::Request<Incoming>) -
     let access =
         node.with_config(|c| c.log.access) && tracing::enabled!(target: "diem::access", tracing::Level::INFO);
     let logged = access.then(|| (req.method().clone(), req.uri().clone()));
-    let (mut response, decision) = answer(node, route, client, req).await;
+    let (mut response, decision) = answer(node, endpoint, client, req).await;
     let headers = response.headers_mut();
     headers.insert(ACCESS_CONTROL_ALLOW_ORIGIN, HeaderValue::from_static("*"));
     if let Some(d) = decision {
@@ -180,7 +187,7 @@ async fn respond(node: &Node, peer: SocketAddr, req: hyper::Request<Incoming>) -
     }
     let latency = start.elapsed();
     let status = response.status().as_u16();
-    node.metrics.request(route, status, latency);
+    node.metrics.request(endpoint.route, method, status, latency);
     if let Some((method, uri)) = logged {
         tracing::info!(
             target: "diem::access",

@@ -14,13 +14,14 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use ractor::{Actor, ActorProcessingErr, ActorRef};
+use ractor_cluster::RactorMessage;
 
 use crate::http::connection;
 use crate::node::Node;
 use crate::owned_task::OwnedTask;
 
 /// Messages of the listener.
-#[derive(Debug)]
+#[derive(Debug, RactorMessage)]
 pub enum ListenerMsg {
     /// The accept loop ended (a crash of the listener).
     LoopEnded(String),

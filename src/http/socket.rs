@@ -63,11 +63,6 @@ impl HttpShared {
         Ok(addr)
     }
 
-    /// The bound address.
-    pub fn local_addr(&self) -> Option<SocketAddr> {
-        self.addr.get().copied()
-    }
-
     /// A duplicate of the socket for one listener incarnation.
     pub fn listener(&self) -> std::io::Result<tokio::net::TcpListener> {
         let guard = self

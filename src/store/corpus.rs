@@ -3,91 +3,39 @@
 //!
 //! It holds its own PostgreSQL connection (outside the pool: LISTEN needs a
 //! connection that stays), listens on `<schema>.sentences`, loads the whole
-//! table into a new [`Snapshot`] and publishes it in [`CorpusShared`]. A
+//! table into a new [`Snapshot`] and publishes it in the node's
+//! [`CorpusShared`](crate::store::corpus_shared::CorpusShared). A
 //! notification (sent by a trigger on every change, from any node) triggers
 //! a reload after a 20 ms pause that gathers bursts. When the connection
 //! drops it reconnects with a backoff and reloads in full, since
 //! notifications sent meanwhile are lost.
 //!
-//! The published snapshot lives in the node, not in the actor: while the
-//! actor restarts, or PostgreSQL is down, reads go on from the last
-//! snapshot. Until a PostgreSQL snapshot has been loaded (or while the
-//! table is empty) the embedded corpus is served.
+//! The table exists once the pool actor has applied the migrations: the
+//! corpus waits for that ([`PgShared::ready`]) before it connects — a
+//! dependency stated, not polled.
+//!
+//! [`PgShared::ready`]: crate::store::pg_shared::PgShared::ready
 
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
-use arc_swap::ArcSwap;
 use ractor::{Actor, ActorProcessingErr, ActorRef};
-use serde::Serialize;
+use ractor_cluster::RactorMessage;
+use supervisors::Backoff;
 use tokio_postgres::{AsyncMessage, Client};
 
 use crate::node::Node;
+use crate::owned_task::OwnedTask;
+use crate::store::connection::connect;
 use crate::store::snapshot::{Snapshot, Source};
-use crate::store::{embedded, postgres_pool, queries, StoreError};
+use crate::store::{embedded, queries, within, StoreError};
 
 const DEBOUNCE: Duration = Duration::from_millis(20);
 
-/// The published corpus and the corpus actor's view of PostgreSQL.
-#[derive(Debug)]
-pub struct CorpusShared {
-    snapshot: ArcSwap<Snapshot>,
-    listening: AtomicBool,
-    error: Mutex<Option<String>>,
-}
-
-impl Default for CorpusShared {
-    fn default() -> Self {
-        Self {
-            snapshot: ArcSwap::from_pointee(Snapshot::build(embedded::sentences(), Source::Embedded)),
-            listening: AtomicBool::new(false),
-            error: Mutex::new(None),
-        }
-    }
-}
-
-/// What `stats` and `/readyz` report about the corpus.
-#[derive(Debug, Clone, Serialize)]
-pub struct CorpusStatus {
-    /// Where the served sentences come from.
-    pub source: Source,
-    /// How many there are.
-    pub sentences: usize,
-    /// Whether the actor is connected and listening for changes.
-    pub listening: bool,
-    /// The last error, if any.
-    pub error: Option<String>,
-}
-
-impl CorpusShared {
-    /// The snapshot reads are served from (one atomic load).
-    pub fn load(&self) -> arc_swap::Guard<Arc<Snapshot>> {
-        self.snapshot.load()
-    }
-
-    /// The corpus's state.
-    pub fn status(&self) -> CorpusStatus {
-        let s = self.snapshot.load();
-        CorpusStatus {
-            source: s.source().clone(),
-            sentences: s.len(),
-            listening: self.listening.load(Ordering::Acquire),
-            error: self.error.lock().ok().and_then(|e| e.clone()),
-        }
-    }
-
-    fn set_error(&self, error: Option<String>) {
-        if let Ok(mut e) = self.error.lock() {
-            *e = error;
-        }
-    }
-}
-
 /// Messages of the corpus actor.
-#[derive(Debug)]
+#[derive(Debug, RactorMessage)]
 pub enum CorpusMsg {
-    /// (Re)connect and listen.
+    /// (Re)connect and listen, once the schema is migrated.
     Connect,
     /// PostgreSQL says the sentences changed.
     Changed,
@@ -110,17 +58,14 @@ pub struct CorpusState {
     client: Option<Client>,
     generation: u64,
     reload_pending: bool,
-    backoff: Duration,
+    failures: u32,
+    waiting: Option<OwnedTask>,
 }
 
 impl Corpus {
     async fn connect(&self, myself: &ActorRef<CorpusMsg>, generation: u64) -> Result<Client, StoreError> {
         let cfg = self.node.config().postgres.clone();
-        let config = postgres_pool::pg_config(&cfg)?;
-        let deadline = Duration::from_millis(cfg.connect_timeout_ms);
-        let (client, mut connection) = tokio::time::timeout(deadline, config.connect(tokio_postgres::NoTls))
-            .await
-            .map_err(|_| StoreError::Unavailable(format!("no answer within {deadline:?}")))??;
+        let (client, mut connection) = connect(&cfg).await?;
         // Drive the connection and turn notifications into messages. The
         // task ends with the connection, or when this incarnation is gone.
         let me = myself.clone();
@@ -139,21 +84,17 @@ impl Corpus {
             };
             let _ = me.send_message(CorpusMsg::Disconnected(generation, reason));
         });
-        let channel = format!("{}.sentences", cfg.schema);
-        let statement = format!("LISTEN \"{channel}\"");
-        let listen = client.batch_execute(&statement);
-        tokio::time::timeout(deadline, listen)
-            .await
-            .map_err(|_| StoreError::Unavailable(format!("no answer within {deadline:?}")))??;
+        let listen = format!("LISTEN \"{}.sentences\"", cfg.schema);
+        within(cfg.connect_timeout, async {
+            Ok(client.batch_execute(&listen).await?)
+        })
+        .await?;
         Ok(client)
     }
 
     async fn reload(&self, client: &Client) -> Result<(), StoreError> {
-        let cfg = self.node.config().postgres.clone();
-        let deadline = Duration::from_millis(cfg.connect_timeout_ms + cfg.statement_timeout_ms);
-        let sentences = tokio::time::timeout(deadline, queries::all_sentences(client))
-            .await
-            .map_err(|_| StoreError::Unavailable(format!("no answer within {deadline:?}")))??;
+        let deadline = self.node.config().postgres.query_deadline();
+        let sentences = within(deadline, async { Ok(queries::all_sentences(client).await?) }).await?;
         let count = sentences.len();
         // Building renders three bodies per sentence: off the async threads.
         let snapshot = tokio::task::spawn_blocking(move || {
@@ -170,18 +111,17 @@ impl Corpus {
         } else {
             tracing::info!(sentences = count, "corpus loaded from postgres");
         }
-        self.node.corpus.snapshot.store(Arc::new(snapshot));
+        self.node.corpus.publish(snapshot);
         Ok(())
     }
 
     fn lost(&self, myself: &ActorRef<CorpusMsg>, state: &mut CorpusState, reason: String) {
         tracing::warn!(%reason, "corpus lost its postgres connection; serving the last snapshot");
-        self.node.corpus.listening.store(false, Ordering::Release);
-        self.node.corpus.set_error(Some(reason));
+        self.node.corpus.set_listening(false, Some(reason));
         state.client = None;
-        let retry_max = Duration::from_millis(self.node.config().postgres.retry_max_ms);
-        let wait = state.backoff;
-        state.backoff = (wait * 2).min(retry_max);
+        state.failures = state.failures.saturating_add(1);
+        let retry_max = self.node.config().postgres.retry_max;
+        let wait = Backoff::new(Duration::from_millis(100), retry_max).delay(state.failures);
         myself.send_after(wait, || CorpusMsg::Connect);
     }
 }
@@ -197,7 +137,8 @@ impl Actor for Corpus {
             client: None,
             generation: 0,
             reload_pending: false,
-            backoff: Duration::from_millis(100),
+            failures: 0,
+            waiting: None,
         })
     }
 
@@ -214,17 +155,26 @@ impl Actor for Corpus {
                 }
                 if !self.node.pg.is_ready() {
                     // The pool actor applies the migrations; until then the
-                    // table may not exist. Ask again shortly.
-                    myself.send_after(Duration::from_millis(50), || CorpusMsg::Connect);
+                    // table may not exist. Connect once it says ready.
+                    let mut ready = self.node.pg.ready();
+                    let me = myself.clone();
+                    state.waiting = Some(OwnedTask::spawn(
+                        async move {
+                            if ready.wait_for(|r| *r).await.is_ok() {
+                                let _ = me.send_message(CorpusMsg::Connect);
+                            }
+                        },
+                        || {},
+                    ));
                     return Ok(());
                 }
+                state.waiting = None;
                 state.generation += 1;
                 match self.connect(&myself, state.generation).await {
                     Ok(client) => {
                         state.client = Some(client);
-                        self.node.corpus.listening.store(true, Ordering::Release);
-                        self.node.corpus.set_error(None);
-                        state.backoff = Duration::from_millis(100);
+                        self.node.corpus.set_listening(true, None);
+                        state.failures = 0;
                         myself.send_message(CorpusMsg::Reload)?;
                     }
                     Err(e) => self.lost(&myself, state, e.to_string()),
@@ -255,7 +205,7 @@ impl Actor for Corpus {
     }
 
     async fn post_stop(&self, _: ActorRef<CorpusMsg>, _: &mut CorpusState) -> Result<(), ActorProcessingErr> {
-        self.node.corpus.listening.store(false, Ordering::Release);
+        self.node.corpus.set_listening(false, None);
         Ok(())
     }
 }

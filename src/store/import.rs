@@ -17,7 +17,7 @@ use serde::Serialize;
 use crate::config::PostgresConfig;
 use crate::store::bundle::read_bundle;
 use crate::store::sentence::Sentence;
-use crate::store::{migrations, postgres_pool, StoreError};
+use crate::store::{connection, migrations, StoreError};
 
 const CHUNK: usize = 1_000;
 
@@ -91,7 +91,7 @@ async fn upsert(
 /// first). Shows a progress bar when stderr is a terminal.
 pub async fn import(cfg: &PostgresConfig, dir: &Path) -> Result<ImportSummary, StoreError> {
     let bundle = read_bundle(dir, |_| {})?;
-    let mut client = postgres_pool::connect(cfg).await?;
+    let mut client = connection::connect_detached(cfg).await?;
     migrations::migrate(&mut client, &cfg.schema).await?;
     let bar = ProgressBar::new(bundle.sentences.len() as u64);
     bar.set_style(

@@ -22,13 +22,13 @@
 use std::time::SystemTime;
 
 use bytes::Bytes;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
 use crate::store::sentence::{js_body, json_body, plain_body, Category, Sentence, CATEGORIES};
 
 /// Where a snapshot's sentences came from.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case", tag = "kind")]
 pub enum Source {
     /// The corpus compiled into the binary.
@@ -210,11 +210,6 @@ impl Snapshot {
             n -= range.len();
         }
         None
-    }
-
-    /// Every entry, in load order.
-    pub fn entries(&self) -> &[Entry] {
-        &self.entries
     }
 }
 

@@ -12,24 +12,21 @@
 //!
 //! So a worker crash fails exactly the request inside the handler, and
 //! nothing here allocates beyond the reply channel.
+//!
+//! [`WorkerMsg`], the worker's mailbox type, lives here too: the pool sends
+//! jobs without knowing the worker actor.
 
-use bytes::Bytes;
-use http_body_util::Full;
-use hyper::http::request::Parts;
-use hyper::Response;
+use ractor_cluster::RactorMessage;
 use tokio::sync::oneshot;
 
-/// What a worker needs of a request: its head and its (complete) body.
-#[derive(Debug)]
-pub struct Request {
-    /// Method, URI, headers.
-    pub parts: Parts,
-    /// The body, read in full by the connection (bounded in size and time).
-    pub body: Bytes,
-}
+use crate::api::request::{HttpResponse, Request};
 
-/// The response type of every handler.
-pub type HttpResponse = Response<Full<Bytes>>;
+/// Messages of a worker.
+#[derive(Debug, RactorMessage)]
+pub enum WorkerMsg {
+    /// Handle a request.
+    Job(Job),
+}
 
 /// How a job ended.
 #[derive(Debug)]
@@ -97,8 +94,9 @@ mod tests {
     fn request() -> Request {
         let (parts, _) = hyper::Request::new(()).into_parts();
         Request {
+            endpoint: crate::api::route::Endpoint::of(&parts.method, parts.uri.path()),
             parts,
-            body: Bytes::new(),
+            body: bytes::Bytes::new(),
         }
     }
 

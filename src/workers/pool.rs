@@ -7,6 +7,11 @@
 //! list: a dispatch is one load, one round-robin counter increment and one
 //! message send, with no lock.
 //!
+//! The number of workers wanted is the pool supervisor's [`PoolSize`],
+//! held here so that readiness and metrics read it without a message; only
+//! the supervisor changes it (`scale_to`), and a restarted pool starts that
+//! many.
+//!
 //! Admission is bounded: at most `count × queue_depth` requests are in
 //! flight; beyond that [`WorkerPool::admit`] refuses at once and the
 //! connection answers 503 with `Retry-After`, so an overload costs memory
@@ -18,10 +23,11 @@ use std::time::Duration;
 
 use arc_swap::ArcSwap;
 use ractor::{ActorId, ActorRef, MessagingErr};
+use supervisors::PoolSize;
 use tokio::sync::{oneshot, Notify};
 
-use crate::workers::job::{HttpResponse, Job, Outcome, Request};
-use crate::workers::worker::WorkerMsg;
+use crate::api::request::{HttpResponse, Request};
+use crate::workers::job::{Job, Outcome, WorkerMsg};
 
 /// Longest a request waits for the pool to have a worker at all (while
 /// the whole pool restarts).
@@ -61,6 +67,7 @@ pub struct WorkerPool {
     changed: Notify,
     in_flight: AtomicUsize,
     queue_depth: AtomicUsize,
+    target: PoolSize,
 }
 
 /// An admitted request; dropping it frees its slot.
@@ -76,15 +83,22 @@ impl Drop for Admission<'_> {
 }
 
 impl WorkerPool {
-    /// An empty pool admitting `queue_depth` requests per worker.
-    pub fn new(queue_depth: usize) -> Self {
+    /// An empty pool wanting `count` workers and admitting `queue_depth`
+    /// requests per worker.
+    pub fn new(count: usize, queue_depth: usize) -> Self {
         Self {
             workers: ArcSwap::from_pointee(Vec::new()),
             update: Mutex::new(()),
             changed: Notify::new(),
             in_flight: AtomicUsize::new(0),
             queue_depth: AtomicUsize::new(queue_depth.max(1)),
+            target: PoolSize::new(count),
         }
+    }
+
+    /// The pool supervisor's size: workers wanted.
+    pub fn target(&self) -> &PoolSize {
+        &self.target
     }
 
     /// Adds a started worker.

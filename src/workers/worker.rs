@@ -15,14 +15,7 @@ use ractor::{Actor, ActorId, ActorProcessingErr, ActorRef};
 
 use crate::api;
 use crate::node::Node;
-use crate::workers::job::Job;
-
-/// Messages of a worker.
-#[derive(Debug)]
-pub enum WorkerMsg {
-    /// Handle a request.
-    Job(Job),
-}
+use crate::workers::job::WorkerMsg;
 
 /// A request worker.
 #[derive(Debug)]

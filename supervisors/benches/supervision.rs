@@ -29,6 +29,9 @@ enum Msg {
     Crash,
 }
 
+#[cfg(feature = "cluster")]
+impl ractor::Message for Msg {}
+
 /// A worker that reports its start to the bench (like `init` notifying the
 /// Erlang bench), answers pings, and stops with `crash` on demand.
 struct Worker;

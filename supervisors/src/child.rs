@@ -21,6 +21,17 @@ pub enum ChildState {
     Restarting,
 }
 
+impl std::fmt::Display for ChildState {
+    /// `running`, `stopped` or `restarting`, as in JSON.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Self::Running => "running",
+            Self::Stopped => "stopped",
+            Self::Restarting => "restarting",
+        })
+    }
+}
+
 /// One child as returned by `which_children` and `inspect`.
 #[derive(Clone, Debug)]
 pub struct ChildInfo {

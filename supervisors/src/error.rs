@@ -1,5 +1,8 @@
 //! Errors of the supervisor API, named after OTP's.
 
+use std::time::Duration;
+
+use ractor::SpawnErr;
 use thiserror::Error;
 
 /// An error returned by a supervisor call or a supervisor start.
@@ -45,6 +48,31 @@ pub enum SupervisorError {
     /// The supervisor is not running (or stopped during the call).
     #[error("supervisor unavailable: {0}")]
     Unavailable(String),
+    /// The call needs a dynamic (`simple_one_for_one`) supervisor.
+    #[error("`{0}` is not a simple_one_for_one supervisor")]
+    NotDynamic(String),
+    /// `kill`: the restart it causes would exceed the supervisor's restart
+    /// intensity, so the supervisor would give up (and take its siblings
+    /// down with it).
+    #[error(
+        "killing `{id}` would make `{supervisor}` give up: {in_window} of its {intensity} restarts \
+         per {period:?} are used"
+    )]
+    WouldExceedIntensity {
+        /// The child.
+        id: String,
+        /// Its supervisor's path.
+        supervisor: String,
+        /// Restarts inside the window now.
+        in_window: usize,
+        /// The supervisor's intensity.
+        intensity: u32,
+        /// The supervisor's period.
+        period: Duration,
+    },
+    /// The child has no running process.
+    #[error("child `{0}` has no running process")]
+    NotRunning(String),
 }
 
 impl SupervisorError {
@@ -61,6 +89,23 @@ impl SupervisorError {
             Self::BadSpec { .. } => "bad_child_spec",
             Self::StartFailed { .. } => "start_failed",
             Self::Unavailable(_) => "noproc",
+            Self::NotDynamic(_) => "not_simple_one_for_one",
+            Self::WouldExceedIntensity { .. } => "would_exceed_intensity",
+            Self::NotRunning(_) => "not_running",
         }
+    }
+}
+
+/// Turns a ractor spawn error back into a [`SupervisorError`] (the child's
+/// own start error when it was one).
+pub(crate) fn spawn_error(id: &str, err: SpawnErr) -> SupervisorError {
+    if let SpawnErr::StartupFailed(inner) = &err {
+        if let Some(e) = inner.downcast_ref::<SupervisorError>() {
+            return e.clone();
+        }
+    }
+    SupervisorError::StartFailed {
+        id: id.to_owned(),
+        reason: err.to_string(),
     }
 }

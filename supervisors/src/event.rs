@@ -56,6 +56,9 @@ pub enum Event {
         actor: String,
         /// Restarts of this child so far.
         restarts: u64,
+        /// Why it was restarted: its own exit reason, or `shutdown` for a
+        /// sibling restarted with it by `one_for_all` / `rest_for_one`.
+        reason: ExitReason,
     },
     /// A supervisor exceeded its restart intensity and is shutting down.
     GaveUp {
@@ -148,6 +151,13 @@ impl EventBus {
             Event::Exited { path, actor, reason } if reason.is_normal() => {
                 tracing::debug!(target: "supervisors", %path, %actor, %reason, "child exited")
             }
+            Event::Exited {
+                path,
+                actor,
+                reason: reason @ ExitReason::Injected(_),
+            } => {
+                tracing::info!(target: "supervisors", %path, %actor, %reason, "child exited (injected fault)")
+            }
             Event::Exited { path, actor, reason } => {
                 tracing::warn!(target: "supervisors", %path, %actor, %reason, "child exited")
             }
@@ -155,8 +165,9 @@ impl EventBus {
                 path,
                 actor,
                 restarts,
+                reason,
             } => {
-                tracing::info!(target: "supervisors", %path, %actor, restarts, "child restarted")
+                tracing::info!(target: "supervisors", %path, %actor, restarts, %reason, "child restarted")
             }
             Event::GaveUp { path } => {
                 tracing::error!(target: "supervisors", %path, "reached max restart intensity, shutting down")

@@ -4,7 +4,8 @@
 //! kill) or as a failure (an `Err` or a panic in a handler). OTP decides
 //! restarts on a small vocabulary of reasons: `normal`, `shutdown` and
 //! `{shutdown, Term}` are *normal* exits, everything else (including
-//! `killed`) is *abnormal*. [`ExitReason`] is that vocabulary.
+//! `killed`) is *abnormal*. [`ExitReason`] is that vocabulary, plus
+//! `{injected, Term}` for exits an operator caused on purpose.
 //!
 //! ```
 //! use supervisors::ExitReason;
@@ -32,6 +33,10 @@ pub enum ExitReason {
     ShutdownWith(String),
     /// `killed`: the actor was killed without running its cleanup.
     Killed,
+    /// `{injected, Reason}`: an operator injected this exit on purpose (a
+    /// fault drill, `kill`). Abnormal, so restarted like a crash, but told
+    /// apart from one in logs and metrics.
+    Injected(String),
     /// Any other reason: a crash. Panics carry their message here.
     Error(String),
 }
@@ -54,13 +59,28 @@ impl ExitReason {
             None | Some("normal") | Some("Drained") => Self::Normal,
             Some("shutdown") => Self::Shutdown,
             Some("killed") | Some("actor_task_cancelled") => Self::Killed,
-            Some(other) => match other
-                .strip_prefix("{shutdown,")
-                .and_then(|rest| rest.strip_suffix('}'))
-            {
-                Some(term) => Self::ShutdownWith(term.to_owned()),
-                None => Self::Error(other.to_owned()),
-            },
+            Some(other) => {
+                let term = |prefix: &str| other.strip_prefix(prefix).and_then(|rest| rest.strip_suffix('}'));
+                if let Some(term) = term("{shutdown,") {
+                    Self::ShutdownWith(term.to_owned())
+                } else if let Some(term) = term("{injected,") {
+                    Self::Injected(term.to_owned())
+                } else {
+                    Self::Error(other.to_owned())
+                }
+            }
+        }
+    }
+
+    /// A short class of the reason for metric labels: `normal`,
+    /// `shutdown`, `killed`, `injected` or `error`.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Self::Normal => "normal",
+            Self::Shutdown | Self::ShutdownWith(_) => "shutdown",
+            Self::Killed => "killed",
+            Self::Injected(_) => "injected",
+            Self::Error(_) => "error",
         }
     }
 
@@ -80,6 +100,7 @@ impl fmt::Display for ExitReason {
             Self::Shutdown => f.write_str("shutdown"),
             Self::ShutdownWith(term) => write!(f, "{{shutdown,{term}}}"),
             Self::Killed => f.write_str("killed"),
+            Self::Injected(term) => write!(f, "{{injected,{term}}}"),
             Self::Error(text) => f.write_str(text),
         }
     }
@@ -96,6 +117,7 @@ mod tests {
             ExitReason::Shutdown,
             ExitReason::ShutdownWith("bye".into()),
             ExitReason::Killed,
+            ExitReason::Injected("killed".into()),
             ExitReason::Error("boom".into()),
         ] {
             assert_eq!(ExitReason::from_stop_reason(Some(&r.to_stop_reason())), r);
@@ -109,6 +131,7 @@ mod tests {
         assert!(ExitReason::Shutdown.is_normal());
         assert!(ExitReason::ShutdownWith("x".into()).is_normal());
         assert!(!ExitReason::Killed.is_normal());
+        assert!(!ExitReason::Injected("chaos".into()).is_normal());
         assert!(!ExitReason::Error("shutdown_not".into()).is_normal());
     }
 }

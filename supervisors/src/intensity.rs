@@ -58,7 +58,21 @@ impl RestartWindow {
         true
     }
 
-    /// Restarts currently inside the window.
+    /// Restarts inside the window at `now` (expired ones not counted).
+    pub fn in_window(&self, now: Instant) -> usize {
+        self.stamps
+            .iter()
+            .filter(|&&t| now.saturating_duration_since(t) <= self.period)
+            .count()
+    }
+
+    /// Whether one more restart at `now` would exceed the intensity (the
+    /// supervisor would give up).
+    pub fn would_exceed(&self, now: Instant) -> bool {
+        self.in_window(now) + 1 > self.intensity as usize
+    }
+
+    /// Restarts recorded (some may have left the window since).
     pub fn len(&self) -> usize {
         self.stamps.len()
     }
@@ -86,6 +100,19 @@ mod tests {
         assert!(w.add(t));
         assert!(w.add(t + Duration::from_millis(150)));
         assert!(!w.add(t + Duration::from_millis(200)));
+    }
+
+    #[test]
+    fn tells_whether_the_next_restart_would_give_up() {
+        let mut w = RestartWindow::new(2, Duration::from_millis(100));
+        let t = Instant::now();
+        assert!(!w.would_exceed(t));
+        w.add(t);
+        assert!(!w.would_exceed(t));
+        w.add(t);
+        assert!(w.would_exceed(t));
+        assert_eq!(w.in_window(t + Duration::from_millis(150)), 0);
+        assert!(!w.would_exceed(t + Duration::from_millis(150)));
     }
 
     #[test]

@@ -15,8 +15,15 @@
 //! real Erlang. What differs from OTP, and why, is in `docs/supervisors.md`.
 //!
 //! Beyond OTP, and off unless asked for: per-child restart [`Backoff`],
-//! a serialisable [`snapshot`] of the whole tree, and an [`EventBus`] of
-//! supervision events.
+//! a serialisable [`snapshot`] of the whole tree, an [`EventBus`] of
+//! supervision events, and the operations an operator runs on a live tree
+//! ([`SupervisorRef::scale_to`] with a [`PoolSize`] kept across restarts,
+//! [`SupervisorRef::kill_child`] answered once the replacement runs,
+//! [`Resolved::restart`], rolling for a pool).
+//!
+//! With the `cluster` feature (for programs that enable ractor's `cluster`
+//! feature, e.g. through ractor_cluster), the crate's message types
+//! implement `ractor::Message` themselves, as that feature requires.
 //!
 //! ```
 //! use ractor::{Actor, ActorProcessingErr, ActorRef};
@@ -59,6 +66,8 @@ mod event;
 mod exit_reason;
 mod flags;
 mod intensity;
+mod message;
+mod pool_size;
 mod root;
 mod snapshot;
 mod supervisor;
@@ -72,9 +81,11 @@ pub use event::{Event, EventBus};
 pub use exit_reason::ExitReason;
 pub use flags::{AutoShutdown, Strategy, SupervisorFlags};
 pub use intensity::RestartWindow;
-pub use root::{start_root, Root};
-pub use snapshot::{resolve, snapshot, Resolved, TreeNode};
-pub use supervisor::{
-    ArgsBox, StartChildArg, StartedChild, Supervisor, SupervisorArgs, SupervisorInfo, SupervisorMsg,
-    SupervisorSpec, SupervisorState,
+pub use message::{
+    ArgsBox, Incarnation, KillOutcome, Killed, Scaled, StartChildArg, StartedChild, SupervisorInfo,
+    SupervisorMsg,
 };
+pub use pool_size::PoolSize;
+pub use root::{start_root, Root};
+pub use snapshot::{resolve, snapshot, Intensity, Resolved, Restarted, TreeNode};
+pub use supervisor::{Supervisor, SupervisorArgs, SupervisorSpec, SupervisorState};

@@ -9,11 +9,11 @@
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
-use ractor::{Actor, ActorProcessingErr, ActorRef, SpawnErr, SupervisionEvent};
+use ractor::{Actor, ActorProcessingErr, ActorRef, SupervisionEvent};
 use tokio::sync::{oneshot, watch};
 
 use crate::client::SupervisorRef;
-use crate::error::SupervisorError;
+use crate::error::{spawn_error, SupervisorError};
 use crate::event::EventBus;
 use crate::exit_reason::ExitReason;
 use crate::supervisor::{Supervisor, SupervisorArgs, SupervisorSpec};
@@ -82,27 +82,20 @@ impl Root {
     }
 }
 
-/// Turns a ractor spawn error back into a [`SupervisorError`].
-pub(crate) fn spawn_error(id: &str, err: SpawnErr) -> SupervisorError {
-    if let SpawnErr::StartupFailed(inner) = &err {
-        if let Some(e) = inner.downcast_ref::<SupervisorError>() {
-            return e.clone();
-        }
-    }
-    SupervisorError::StartFailed {
-        id: id.to_owned(),
-        reason: err.to_string(),
-    }
-}
-
 struct Keeper;
+
+/// The keeper takes no messages: it only watches the root.
+enum KeeperMsg {}
+
+#[cfg(feature = "cluster")]
+impl ractor::Message for KeeperMsg {}
 
 struct KeeperState {
     exit: watch::Sender<Option<ExitReason>>,
 }
 
 impl Actor for Keeper {
-    type Msg = ();
+    type Msg = KeeperMsg;
     type State = KeeperState;
     type Arguments = (
         SupervisorArgs,
@@ -112,7 +105,7 @@ impl Actor for Keeper {
 
     async fn pre_start(
         &self,
-        myself: ActorRef<()>,
+        myself: ActorRef<KeeperMsg>,
         args: Self::Arguments,
     ) -> Result<KeeperState, ActorProcessingErr> {
         let (args, started, exit) = args;
@@ -123,7 +116,7 @@ impl Actor for Keeper {
 
     async fn handle_supervisor_evt(
         &self,
-        myself: ActorRef<()>,
+        myself: ActorRef<KeeperMsg>,
         event: SupervisionEvent,
         state: &mut KeeperState,
     ) -> Result<(), ActorProcessingErr> {

@@ -5,6 +5,10 @@
 //! messages and never wait on each other, so a busy subtree delays only the
 //! snapshot. [`resolve`] finds a node by path, for operator commands.
 //!
+//! A [`TreeNode`] serialises to JSON and back (an operator tool draws what
+//! a node sent it), [`TreeNode::iter`] walks it depth first and
+//! [`TreeNode::find`] looks a path up.
+//!
 //! ```
 //! # use ractor::{Actor, ActorProcessingErr, ActorRef};
 //! # use supervisors::*;
@@ -21,25 +25,31 @@
 //! let root = start_root("app", spec, EventBus::new()).await.unwrap();
 //! let tree = snapshot(root.supervisor()).await.unwrap();
 //! assert_eq!(tree.children[0].children[0].path, "app/store/pool");
+//! assert_eq!(tree.find("app/store/pool").unwrap().state, ChildState::Running);
+//! assert_eq!(tree.iter().count(), 3);
+//! let back: TreeNode = serde_json::from_str(&serde_json::to_string(&tree).unwrap()).unwrap();
+//! assert_eq!(back.find("app/store").unwrap().strategy, Some(Strategy::OneForOne));
 //! root.shutdown().await;
 //! # }
 //! ```
 
+use std::collections::BTreeMap;
 use std::future::Future;
 use std::pin::Pin;
 use std::time::Instant;
 
 use ractor::ActorCell;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::child::{ChildInfo, ChildState};
 use crate::child_spec::ChildKind;
 use crate::client::SupervisorRef;
 use crate::error::SupervisorError;
 use crate::flags::Strategy;
+use crate::message::{Incarnation, Killed, SupervisorInfo};
 
 /// One node of a tree snapshot.
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct TreeNode {
     /// Path from the root, e.g. `diem/workers/3`.
     pub path: String,
@@ -58,13 +68,61 @@ pub struct TreeNode {
     /// How long the current process has run, in milliseconds.
     pub uptime_ms: Option<u64>,
     /// A supervisor's strategy.
-    #[serde(skip_serializing_if = "Option::is_none")]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub strategy: Option<Strategy>,
+    /// A supervisor's restart intensity and period (ms), and the restarts
+    /// its window holds now: at `intensity`, the next restart gives up.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub intensity: Option<Intensity>,
     /// A dynamic supervisor's number of running instances.
-    #[serde(skip_serializing_if = "Option::is_none")]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub size: Option<usize>,
+    /// A sized dynamic supervisor's wanted number of instances.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub target: Option<usize>,
+    /// Figures the application attaches to this node (e.g. a pool's
+    /// requests in flight); serialised as fields of the node.
+    #[serde(flatten)]
+    pub annotations: BTreeMap<String, u64>,
     /// Its children in start order.
     pub children: Vec<TreeNode>,
+}
+
+/// A supervisor's restart budget as a snapshot shows it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Intensity {
+    /// Restarts allowed within the period.
+    pub intensity: u32,
+    /// The period, in milliseconds.
+    pub period_ms: u64,
+    /// Restarts inside the window now.
+    pub in_window: usize,
+}
+
+impl TreeNode {
+    /// This node and every node below it, depth first, parents before
+    /// children.
+    pub fn iter(&self) -> impl Iterator<Item = &TreeNode> {
+        let mut stack = vec![self];
+        std::iter::from_fn(move || {
+            let node = stack.pop()?;
+            stack.extend(node.children.iter().rev());
+            Some(node)
+        })
+    }
+
+    /// The node at `path`, if it is this one or below.
+    pub fn find(&self, path: &str) -> Option<&TreeNode> {
+        self.iter().find(|n| n.path == path)
+    }
+
+    /// The node at `path`, mutably.
+    pub fn find_mut(&mut self, path: &str) -> Option<&mut TreeNode> {
+        if self.path == path {
+            return Some(self);
+        }
+        self.children.iter_mut().find_map(|c| c.find_mut(path))
+    }
 }
 
 fn uptime(started: Option<Instant>) -> Option<u64> {
@@ -82,26 +140,41 @@ fn leaf(info: &ChildInfo) -> TreeNode {
         last_exit: info.last_exit.as_ref().map(ToString::to_string),
         uptime_ms: uptime(info.started_at),
         strategy: None,
+        intensity: None,
         size: None,
+        target: None,
+        annotations: BTreeMap::new(),
         children: Vec::new(),
+    }
+}
+
+/// Fills a supervisor node's own fields from what it says about itself.
+fn describe(node: &mut TreeNode, info: &SupervisorInfo) {
+    node.strategy = Some(info.flags.strategy);
+    node.intensity = Some(Intensity {
+        intensity: info.flags.intensity,
+        period_ms: u64::try_from(info.flags.period.as_millis()).unwrap_or(u64::MAX),
+        in_window: info.restarts_in_window,
+    });
+    if info.flags.strategy == Strategy::Dynamic {
+        node.size = Some(info.running().count());
+        node.target = info.target;
     }
 }
 
 type NodeFuture<'a> = Pin<Box<dyn Future<Output = Result<(), SupervisorError>> + Send + 'a>>;
 
-fn fill(node: &mut TreeNode, sup: SupervisorRef) -> NodeFuture<'_> {
+fn fill(node: &mut TreeNode, info: SupervisorInfo) -> NodeFuture<'_> {
     Box::pin(async move {
-        let info = sup.inspect().await?;
-        node.strategy = Some(info.flags.strategy);
-        if info.flags.strategy == Strategy::Dynamic {
-            node.size = Some(info.children.iter().filter(|c| c.actor.is_some()).count());
-        }
+        describe(node, &info);
         for child in &info.children {
             let mut sub = leaf(child);
             if child.kind == ChildKind::Supervisor {
                 if let Some(sup) = child.actor.clone().and_then(SupervisorRef::from_cell) {
                     // A subtree that stops while we look is shown without children.
-                    let _ = fill(&mut sub, sup).await;
+                    if let Ok(info) = sup.inspect().await {
+                        let _ = fill(&mut sub, info).await;
+                    }
                 }
             }
             node.children.push(sub);
@@ -124,10 +197,13 @@ pub async fn snapshot(root: &SupervisorRef) -> Result<TreeNode, SupervisorError>
         last_exit: None,
         uptime_ms: uptime(Some(info.started_at)),
         strategy: None,
+        intensity: None,
         size: None,
+        target: None,
+        annotations: BTreeMap::new(),
         children: Vec::new(),
     };
-    fill(&mut node, root.clone()).await?;
+    fill(&mut node, info).await?;
     Ok(node)
 }
 
@@ -136,12 +212,100 @@ pub async fn snapshot(root: &SupervisorRef) -> Result<TreeNode, SupervisorError>
 pub struct Resolved {
     /// The supervisor the node belongs to (`None` for the root itself).
     pub parent: Option<SupervisorRef>,
+    /// The parent's strategy (`None` for the root).
+    pub parent_strategy: Option<Strategy>,
     /// The node's id within that supervisor.
     pub id: String,
+    /// The node's path.
+    pub path: String,
     /// The node's running process, if any.
     pub cell: Option<ActorCell>,
     /// Worker or supervisor.
     pub kind: ChildKind,
+}
+
+/// What [`Resolved::restart`] did.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Restarted {
+    /// A dynamic supervisor's instances were replaced one at a time.
+    Rolling {
+        /// How many.
+        replaced: usize,
+    },
+    /// An instance of a dynamic supervisor was replaced by a new one.
+    Replaced {
+        /// The new instance's path.
+        by: String,
+    },
+    /// The child was terminated and started again.
+    Restarted {
+        /// The process before.
+        old: Option<Incarnation>,
+        /// The process after.
+        new: Option<Incarnation>,
+    },
+}
+
+fn incarnation(info: &ChildInfo) -> Option<Incarnation> {
+    info.actor.as_ref().map(|a| Incarnation {
+        actor: a.get_id().to_string(),
+        incarnation: info.incarnation,
+    })
+}
+
+impl Resolved {
+    /// The node as a supervisor, if it is one and runs.
+    pub fn supervisor(&self) -> Option<SupervisorRef> {
+        self.cell.clone().and_then(SupervisorRef::from_cell)
+    }
+
+    fn parent(&self) -> Result<&SupervisorRef, SupervisorError> {
+        self.parent.as_ref().ok_or_else(|| {
+            SupervisorError::BadStartArgument(self.path.clone(), "a child (the root has no supervisor)")
+        })
+    }
+
+    async fn child_info(&self) -> Result<Option<ChildInfo>, SupervisorError> {
+        Ok(self
+            .parent()?
+            .inspect()
+            .await?
+            .children
+            .into_iter()
+            .find(|c| c.id == self.id))
+    }
+
+    /// A graceful restart: a dynamic supervisor's instances are replaced
+    /// one at a time ([`SupervisorRef::rolling_restart`]); an instance of
+    /// one is replaced by a new instance; any other child is terminated by
+    /// its shutdown spec and started again (OTP's `terminate_child` then
+    /// `restart_child`). The root cannot be restarted this way.
+    pub async fn restart(&self) -> Result<Restarted, SupervisorError> {
+        let parent = self.parent()?;
+        if let Some(sup) = self.supervisor() {
+            if sup.is_dynamic().await? {
+                let replaced = sup.rolling_restart().await?;
+                return Ok(Restarted::Rolling { replaced });
+            }
+        }
+        if self.parent_strategy == Some(Strategy::Dynamic) {
+            let started = parent.replace_instance(&self.id).await?;
+            let base = self.path.rsplit_once('/').map_or("", |(p, _)| p);
+            return Ok(Restarted::Replaced {
+                by: format!("{base}/{}", started.id),
+            });
+        }
+        let old = self.child_info().await?.as_ref().and_then(incarnation);
+        parent.terminate_child(&self.id).await?;
+        parent.restart_child(&self.id).await?;
+        let new = self.child_info().await?.as_ref().and_then(incarnation);
+        Ok(Restarted::Restarted { old, new })
+    }
+
+    /// Kills the node as an injected fault (see [`SupervisorRef::kill_child`]).
+    pub async fn kill(&self, reason: Option<String>, force: bool) -> Result<Killed, SupervisorError> {
+        self.parent()?.kill_child(&self.id, reason, force).await
+    }
 }
 
 /// Finds the node at `path` (e.g. `diem/workers/3`) under `root`.
@@ -152,7 +316,9 @@ pub async fn resolve(root: &SupervisorRef, path: &str) -> Result<Resolved, Super
         Some("") => {
             return Ok(Resolved {
                 parent: None,
+                parent_strategy: None,
                 id: info.path.clone(),
+                path: info.path.clone(),
                 cell: Some(root.actor().get_cell()),
                 kind: ChildKind::Supervisor,
             })
@@ -161,17 +327,21 @@ pub async fn resolve(root: &SupervisorRef, path: &str) -> Result<Resolved, Super
         None => return Err(not_found()),
     };
     let mut sup = root.clone();
-    let mut children = info.children;
+    let mut info = info;
     let mut segments = rest.split('/').peekable();
     while let Some(segment) = segments.next() {
-        let child = children
+        let strategy = info.flags.strategy;
+        let child = info
+            .children
             .into_iter()
             .find(|c| c.id == segment)
             .ok_or_else(not_found)?;
         if segments.peek().is_none() {
             return Ok(Resolved {
                 parent: Some(sup),
+                parent_strategy: Some(strategy),
                 id: child.id,
+                path: child.path,
                 cell: child.actor,
                 kind: child.kind,
             });
@@ -180,7 +350,7 @@ pub async fn resolve(root: &SupervisorRef, path: &str) -> Result<Resolved, Super
             .actor
             .and_then(SupervisorRef::from_cell)
             .ok_or_else(not_found)?;
-        children = sup.inspect().await?.children;
+        info = sup.inspect().await?;
     }
     Err(not_found())
 }

@@ -44,38 +44,34 @@ use ractor::{
     Actor, ActorCell, ActorId, ActorProcessingErr, ActorRef, ActorStatus, RpcReplyPort, SupervisionEvent,
 };
 
-use crate::child::{Child, ChildCount, ChildInfo, ChildState};
+use crate::child::{Child, ChildCount, ChildState};
 use crate::child_spec::{ChildArgs, ChildKind, ChildSpec, Restart, Shutdown, StartCtx};
 use crate::client::SupervisorRef;
-use crate::error::SupervisorError;
+use crate::error::{spawn_error, SupervisorError};
 use crate::event::{Event, EventBus};
 use crate::exit_reason::ExitReason;
 use crate::flags::{AutoShutdown, Strategy, SupervisorFlags};
 use crate::intensity::RestartWindow;
+use crate::message::{
+    ArgsBox, Incarnation, KillOutcome, Killed, Scaled, StartChildArg, StartedChild, SupervisorInfo,
+    SupervisorMsg,
+};
+use crate::pool_size::PoolSize;
 
 /// A supervisor's flags and its children's specs (OTP's `init/1` result).
 /// For [`Strategy::Dynamic`], `children` holds exactly one spec: the
 /// template of every instance.
-#[derive(Clone)]
+#[derive(Clone, Debug)]
 pub struct SupervisorSpec {
     /// The supervisor flags.
     pub flags: SupervisorFlags,
     /// The children, in start order (or the dynamic template).
     pub children: Vec<ChildSpec>,
-    /// [`Strategy::Dynamic`] only, not in OTP: instances started (in
-    /// order) when the supervisor starts, as if by `start_child` right
-    /// after `init`. Empty by default, as OTP's `simple_one_for_one`.
-    pub instances: Vec<ChildArgs>,
-}
-
-impl std::fmt::Debug for SupervisorSpec {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("SupervisorSpec")
-            .field("flags", &self.flags)
-            .field("children", &self.children)
-            .field("instances", &self.instances.len())
-            .finish()
-    }
+    /// [`Strategy::Dynamic`] only, not in OTP: how many instances (without
+    /// extra arguments) the supervisor runs, at every start and after
+    /// [`SupervisorRef::scale_to`]. `None` starts empty, as OTP's
+    /// `simple_one_for_one`.
+    pub size: Option<PoolSize>,
 }
 
 impl SupervisorSpec {
@@ -84,14 +80,14 @@ impl SupervisorSpec {
         Self {
             flags,
             children: Vec::new(),
-            instances: Vec::new(),
+            size: None,
         }
     }
 
-    /// Dynamic supervisors: instances to start with (see
-    /// [`SupervisorSpec::instances`]).
-    pub fn with_instances(mut self, instances: impl IntoIterator<Item = ChildArgs>) -> Self {
-        self.instances = instances.into_iter().collect();
+    /// Dynamic supervisors: run `n` instances, at every start (see
+    /// [`SupervisorSpec::size`]).
+    pub fn sized(mut self, n: usize) -> Self {
+        self.size = Some(PoolSize::new(n));
         self
     }
 
@@ -129,74 +125,6 @@ pub struct SupervisorArgs {
     pub events: EventBus,
 }
 
-/// The first argument of `start_child`.
-#[derive(Clone, Debug)]
-pub enum StartChildArg {
-    /// A new child spec, for a static supervisor.
-    Spec(ChildSpec),
-    /// Extra arguments of a new instance, for a dynamic supervisor.
-    Args(#[allow(missing_debug_implementations)] ArgsBox),
-}
-
-/// Extra arguments of a dynamic instance, wrapped for `Debug`.
-#[derive(Clone)]
-pub struct ArgsBox(pub ChildArgs);
-
-impl std::fmt::Debug for ArgsBox {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("ArgsBox(..)")
-    }
-}
-
-/// A child started by `start_child` or `restart_child`.
-#[derive(Clone, Debug)]
-pub struct StartedChild {
-    /// Its id (for a dynamic instance, the instance number).
-    pub id: String,
-    /// Its process.
-    pub cell: ActorCell,
-}
-
-/// What a supervisor says about itself and its children.
-#[derive(Clone, Debug)]
-pub struct SupervisorInfo {
-    /// Its path.
-    pub path: String,
-    /// Its flags.
-    pub flags: SupervisorFlags,
-    /// When it started.
-    pub started_at: Instant,
-    /// Its children in start order.
-    pub children: Vec<ChildInfo>,
-}
-
-/// The messages a supervisor handles. Use [`SupervisorRef`] rather than
-/// building them by hand.
-#[derive(Debug)]
-pub enum SupervisorMsg {
-    /// OTP's `start_child/2`.
-    StartChild(StartChildArg, RpcReplyPort<Result<StartedChild, SupervisorError>>),
-    /// OTP's `terminate_child/2`.
-    TerminateChild(String, RpcReplyPort<Result<(), SupervisorError>>),
-    /// OTP's `restart_child/2`.
-    RestartChild(String, RpcReplyPort<Result<StartedChild, SupervisorError>>),
-    /// OTP's `delete_child/2`.
-    DeleteChild(String, RpcReplyPort<Result<(), SupervisorError>>),
-    /// OTP's `which_children/1` (reverse start order).
-    WhichChildren(RpcReplyPort<Vec<ChildInfo>>),
-    /// OTP's `count_children/1`.
-    CountChildren(RpcReplyPort<ChildCount>),
-    /// The supervisor's own description and its children in start order.
-    Inspect(RpcReplyPort<SupervisorInfo>),
-    /// Internal: a delayed restart (backoff) or a retry after a failed start.
-    Retry {
-        /// The child's key.
-        key: u64,
-        /// Whether this attempt counts towards the intensity.
-        counts: bool,
-    },
-}
-
 /// The supervisor actor. Start it with [`start_root`](crate::start_root),
 /// as a child with [`SupervisorSpec::into_child_spec`], or spawn it yourself
 /// with [`SupervisorArgs`].
@@ -216,7 +144,28 @@ impl Supervisor {
         };
         spawned
             .map(|(r, h)| (SupervisorRef::from(r), h))
-            .map_err(|e| crate::root::spawn_error(&path, e))
+            .map_err(|e| spawn_error(&path, e))
+    }
+}
+
+/// A `kill` waiting for its supervisor's reaction.
+struct KillWaiter {
+    reply: RpcReplyPort<Result<Killed, SupervisorError>>,
+    died: Incarnation,
+    reason: ExitReason,
+    at: Instant,
+}
+
+impl KillWaiter {
+    fn answer(self, outcome: KillOutcome) {
+        let recovery_us = matches!(outcome, KillOutcome::Replaced(_))
+            .then(|| u64::try_from(self.at.elapsed().as_micros()).unwrap_or(u64::MAX));
+        let _ = self.reply.send(Ok(Killed {
+            died: self.died,
+            reason: self.reason,
+            outcome,
+            recovery_us,
+        }));
     }
 }
 
@@ -227,6 +176,8 @@ pub struct SupervisorState {
     path: Arc<str>,
     events: EventBus,
     template: Option<ChildSpec>,
+    size: PoolSize,
+    kills: HashMap<u64, KillWaiter>,
     children: BTreeMap<u64, Child>,
     by_actor: HashMap<ActorId, u64>,
     by_id: HashMap<Arc<str>, u64>,
@@ -280,6 +231,9 @@ impl SupervisorState {
     }
 
     fn remove(&mut self, key: u64) {
+        if let Some(waiter) = self.kills.remove(&key) {
+            waiter.answer(KillOutcome::NotRestarted);
+        }
         if let Some(child) = self.children.remove(&key) {
             self.by_id.remove(&child.id);
             if let Some(cell) = &child.actor {
@@ -343,31 +297,45 @@ impl SupervisorState {
     /// Terminates every child: reverse start order, one at a time, or all at
     /// once for a dynamic supervisor (as OTP does).
     async fn terminate_all(&mut self) {
+        let keys: Vec<u64> = self.children.keys().rev().copied().collect();
         if self.flags.strategy == Strategy::Dynamic {
-            let mut stopping = Vec::new();
-            for child in self.children.values_mut() {
-                if let Some(cell) = child.actor.take() {
-                    child.state = ChildState::Stopped;
-                    stopping.push((child.path.clone(), cell, child.spec.shutdown));
-                }
-            }
-            self.by_actor.clear();
-            let waits = stopping.into_iter().map(|(path, cell, shutdown)| async move {
-                let reason = shutdown_cell(&cell, shutdown).await;
-                (path, cell, reason)
-            });
-            for (path, cell, reason) in futures::future::join_all(waits).await {
-                self.events.emit_with(|| Event::Exited {
-                    path: path.to_string(),
-                    actor: cell.get_id().to_string(),
-                    reason,
-                });
-            }
+            self.terminate_keys(&keys).await;
             return;
         }
-        let keys: Vec<u64> = self.children.keys().rev().copied().collect();
         for key in keys {
             self.terminate_one(key).await;
+        }
+    }
+
+    /// Terminates the children `keys` all at once (dynamic instances) and
+    /// reports their exits.
+    async fn terminate_keys(&mut self, keys: &[u64]) {
+        let mut stopping = Vec::new();
+        for key in keys {
+            if let Some(child) = self.children.get_mut(key) {
+                if let Some(cell) = child.actor.take() {
+                    child.state = ChildState::Stopped;
+                    child.started_at = None;
+                    self.by_actor.remove(&cell.get_id());
+                    stopping.push((*key, child.path.clone(), cell, child.spec.shutdown));
+                }
+            }
+        }
+        let waits = stopping
+            .into_iter()
+            .map(|(key, path, cell, shutdown)| async move {
+                let reason = shutdown_cell(&cell, shutdown).await;
+                (key, path, cell, reason)
+            });
+        for (key, path, cell, reason) in futures::future::join_all(waits).await {
+            if let Some(child) = self.children.get_mut(&key) {
+                child.last_exit = Some(reason.clone());
+            }
+            self.events.emit_with(|| Event::Exited {
+                path: path.to_string(),
+                actor: cell.get_id().to_string(),
+                reason,
+            });
         }
     }
 
@@ -378,6 +346,11 @@ impl SupervisorState {
         };
         let Some(cell) = child.actor.take() else { return };
         self.by_actor.remove(&cell.get_id());
+        // An operator's kill is recorded as injected, whatever ractor reports.
+        let reason = match self.kills.get(&key) {
+            Some(waiter) => waiter.reason.clone(),
+            None => reason,
+        };
         let ran_for = child.started_at.take().map(|t| t.elapsed()).unwrap_or_default();
         child.last_exit = Some(reason.clone());
         child.state = ChildState::Stopped;
@@ -396,6 +369,9 @@ impl SupervisorState {
             Restart::Temporary => false,
         };
         if !needs_restart {
+            if let Some(waiter) = self.kills.remove(&key) {
+                waiter.answer(KillOutcome::NotRestarted);
+            }
             if restart == Restart::Temporary || self.flags.strategy == Strategy::Dynamic {
                 self.remove(key);
             }
@@ -424,8 +400,11 @@ impl SupervisorState {
             None => return,
         };
         if delay.is_zero() {
-            self.restart(key).await;
+            self.restart(key, reason).await;
         } else {
+            if let Some(waiter) = self.kills.remove(&key) {
+                waiter.answer(KillOutcome::NotRestarted);
+            }
             self.schedule_retry(key, false, delay);
         }
     }
@@ -463,6 +442,12 @@ impl SupervisorState {
 
     fn give_up(&mut self) {
         self.stopping = true;
+        for (_, waiter) in self.kills.drain() {
+            let _ = waiter.reply.send(Err(SupervisorError::Unavailable(format!(
+                "`{}` reached its restart intensity and gave up",
+                self.path
+            ))));
+        }
         let path = self.path.clone();
         self.events.emit(Event::GaveUp {
             path: path.to_string(),
@@ -470,8 +455,9 @@ impl SupervisorState {
         self.myself.stop(Some(ExitReason::Shutdown.to_stop_reason()));
     }
 
-    /// Restarts child `key` by the strategy (it has already exited).
-    async fn restart(&mut self, key: u64) {
+    /// Restarts child `key` by the strategy (it has already exited with
+    /// `reason`).
+    async fn restart(&mut self, key: u64, reason: ExitReason) {
         let group: Vec<u64> = match self.flags.strategy {
             Strategy::OneForOne | Strategy::Dynamic => Vec::new(),
             Strategy::OneForAll => self.children.keys().copied().filter(|k| *k != key).collect(),
@@ -498,12 +484,25 @@ impl SupervisorState {
                 Ok(cell) => {
                     if let Some(child) = self.children.get_mut(&k) {
                         child.restarts += 1;
-                        let (path, restarts) = (child.path.clone(), child.restarts);
+                        let (path, restarts, incarnation) =
+                            (child.path.clone(), child.restarts, child.incarnation);
+                        let reason = if k == key {
+                            reason.clone()
+                        } else {
+                            ExitReason::Shutdown
+                        };
                         self.events.emit_with(|| Event::Restarted {
                             path: path.to_string(),
                             actor: cell.get_id().to_string(),
                             restarts,
+                            reason,
                         });
+                        if let Some(waiter) = self.kills.remove(&k) {
+                            waiter.answer(KillOutcome::Replaced(Incarnation {
+                                actor: cell.get_id().to_string(),
+                                incarnation,
+                            }));
+                        }
                     }
                 }
                 Err(reason) => {
@@ -513,6 +512,8 @@ impl SupervisorState {
                             child.state = ChildState::Restarting;
                         }
                     }
+                    // A kill waiting on these children is answered when
+                    // the retry starts them (or the supervisor gives up).
                     self.schedule_retry(k, true, Duration::ZERO);
                     return;
                 }
@@ -524,7 +525,7 @@ impl SupervisorState {
         let (spec, id, args) = match (arg, &self.template) {
             (StartChildArg::Args(ArgsBox(args)), Some(template)) => {
                 let id: Arc<str> = Arc::from(self.next_key.to_string());
-                (template.clone(), id, Some(args))
+                (template.clone(), id, args)
             }
             (StartChildArg::Spec(spec), None) => {
                 validate(&self.flags, &spec)?;
@@ -654,6 +655,102 @@ impl SupervisorState {
         count
     }
 
+    fn info(&self) -> SupervisorInfo {
+        SupervisorInfo {
+            path: self.path.to_string(),
+            flags: self.flags,
+            started_at: self.started_at,
+            restarts_in_window: self.window.in_window(Instant::now()),
+            target: self.template.is_some().then(|| self.size.get()),
+            children: self.children.values().map(Child::info).collect(),
+        }
+    }
+
+    /// Starts or stops instances of a dynamic supervisor until `n` run;
+    /// the newest go first, all at once, as OTP stops a dynamic
+    /// supervisor's children.
+    async fn scale(&mut self, n: usize) -> Result<Scaled, SupervisorError> {
+        if self.template.is_none() {
+            return Err(SupervisorError::NotDynamic(self.path.to_string()));
+        }
+        self.size.set(n);
+        let running: Vec<u64> = self
+            .children
+            .iter()
+            .filter(|(_, c)| c.actor.is_some())
+            .map(|(k, _)| *k)
+            .collect();
+        let from = running.len();
+        for _ in from..n {
+            self.start_child(StartChildArg::Args(ArgsBox(None))).await?;
+        }
+        if n < from {
+            let surplus: Vec<u64> = running[n..].to_vec();
+            self.terminate_keys(&surplus).await;
+            for key in surplus {
+                self.remove(key);
+            }
+        }
+        Ok(Scaled { from, to: n })
+    }
+
+    /// Kills child `id` as an injected fault; the answer waits for the
+    /// supervisor's reaction (see [`KillWaiter`]).
+    fn kill(
+        &mut self,
+        id: &str,
+        reason: Option<String>,
+        force: bool,
+        reply: RpcReplyPort<Result<Killed, SupervisorError>>,
+    ) {
+        let refuse = |reply: RpcReplyPort<_>, e| {
+            let _ = reply.send(Err(e));
+        };
+        let key = match self.key_of(id) {
+            Ok(key) => key,
+            Err(e) => return refuse(reply, e),
+        };
+        let Some(child) = self.children.get(&key) else {
+            return refuse(reply, SupervisorError::NotFound(id.to_owned()));
+        };
+        let Some(cell) = child.actor.clone() else {
+            return refuse(reply, SupervisorError::NotRunning(id.to_owned()));
+        };
+        let restarts = child.spec.restart != Restart::Temporary;
+        if restarts && !force && self.window.would_exceed(Instant::now()) {
+            return refuse(
+                reply,
+                SupervisorError::WouldExceedIntensity {
+                    id: id.to_owned(),
+                    supervisor: self.path.to_string(),
+                    in_window: self.window.in_window(Instant::now()),
+                    intensity: self.flags.intensity,
+                    period: self.flags.period,
+                },
+            );
+        }
+        if self.kills.contains_key(&key) {
+            return refuse(reply, SupervisorError::Restarting(id.to_owned()));
+        }
+        let injected = ExitReason::Injected(reason.clone().unwrap_or_else(|| "killed".to_owned()));
+        self.kills.insert(
+            key,
+            KillWaiter {
+                reply,
+                died: Incarnation {
+                    actor: cell.get_id().to_string(),
+                    incarnation: child.incarnation,
+                },
+                reason: injected.clone(),
+                at: Instant::now(),
+            },
+        );
+        match reason {
+            None => cell.kill(),
+            Some(_) => cell.stop(Some(injected.to_stop_reason())),
+        }
+    }
+
     async fn retry(&mut self, key: u64, counts: bool) {
         if self.children.get(&key).map(|c| c.state) != Some(ChildState::Restarting) {
             return;
@@ -662,7 +759,12 @@ impl SupervisorState {
             self.give_up();
             return;
         }
-        self.restart(key).await;
+        let reason = self
+            .children
+            .get(&key)
+            .and_then(|c| c.last_exit.clone())
+            .unwrap_or(ExitReason::Shutdown);
+        self.restart(key, reason).await;
     }
 }
 
@@ -719,6 +821,8 @@ impl Actor for Supervisor {
             path: Arc::from(path),
             events,
             template: None,
+            size: spec.size.clone().unwrap_or_default(),
+            kills: HashMap::new(),
             children: BTreeMap::new(),
             by_actor: HashMap::new(),
             by_id: HashMap::new(),
@@ -737,8 +841,8 @@ impl Actor for Supervisor {
             };
             validate(&flags, &template)?;
             state.template = Some(template);
-            for args in spec.instances {
-                if let Err(e) = state.start_child(StartChildArg::Args(ArgsBox(args))).await {
+            for _ in 0..state.size.get() {
+                if let Err(e) = state.start_child(StartChildArg::Args(ArgsBox(None))).await {
                     state.terminate_all().await;
                     return Err(Box::new(e));
                 }
@@ -812,13 +916,18 @@ impl Actor for Supervisor {
                 let _ = reply.send(state.count());
             }
             SupervisorMsg::Inspect(reply) => {
-                let _ = reply.send(SupervisorInfo {
-                    path: state.path.to_string(),
-                    flags: state.flags,
-                    started_at: state.started_at,
-                    children: state.children.values().map(Child::info).collect(),
-                });
+                let _ = reply.send(state.info());
             }
+            SupervisorMsg::Scale(n, reply) => {
+                let result = state.scale(n).await;
+                let _ = reply.send(result);
+            }
+            SupervisorMsg::Kill {
+                id,
+                reason,
+                force,
+                reply,
+            } => state.kill(&id, reason, force, reply),
             SupervisorMsg::Retry { key, counts } => state.retry(key, counts).await,
         }
         Ok(())

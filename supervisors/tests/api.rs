@@ -18,6 +18,9 @@ enum ProbeMsg {
     Ping(ractor::RpcReplyPort<()>),
 }
 
+#[cfg(feature = "cluster")]
+impl ractor::Message for ProbeMsg {}
+
 impl Actor for Probe {
     type Msg = ProbeMsg;
     type State = ();
@@ -279,5 +282,152 @@ async fn snapshot_and_resolve_walk_the_tree() {
         resolve(root.supervisor(), "diem/nope").await,
         Err(SupervisorError::NotFound(_))
     ));
+    root.shutdown().await;
+}
+
+#[tokio::test]
+async fn a_sized_pool_scales_and_restarts_at_its_scaled_size() {
+    let pool = SupervisorSpec::new(SupervisorFlags::new(Strategy::Dynamic).intensity(5))
+        .child(probe("w"))
+        .sized(3);
+    let spec = SupervisorSpec::new(SupervisorFlags::new(Strategy::OneForOne).intensity(5))
+        .child(pool.into_child_spec("pool"));
+    let root = start_root("t", spec, EventBus::new()).await.expect("start");
+    let pool = resolve(root.supervisor(), "t/pool").await.expect("pool");
+    let sup = pool.supervisor().expect("a supervisor");
+    assert_eq!(sup.inspect().await.expect("inspect").running().count(), 3);
+    assert_eq!(sup.scale_to(5).await.expect("up"), Scaled { from: 3, to: 5 });
+    assert_eq!(sup.scale_to(2).await.expect("down"), Scaled { from: 5, to: 2 });
+    let info = sup.inspect().await.expect("inspect");
+    let ids: Vec<_> = info.running().map(|c| c.id.clone()).collect();
+    assert_eq!(ids, ["1", "2"], "the newest instances stop first");
+    assert_eq!(info.target, Some(2));
+    // Killed, the pool comes back at the scaled size.
+    let killed = pool.kill(None, false).await.expect("kill");
+    assert!(matches!(killed.outcome, KillOutcome::Replaced(_)), "{killed:?}");
+    let sup = resolve(root.supervisor(), "t/pool")
+        .await
+        .expect("pool")
+        .supervisor()
+        .expect("a supervisor");
+    assert_eq!(sup.inspect().await.expect("inspect").running().count(), 2);
+    assert!(matches!(
+        root.supervisor().scale_to(1).await,
+        Err(SupervisorError::NotDynamic(_))
+    ));
+    root.shutdown().await;
+}
+
+#[tokio::test]
+async fn kill_answers_with_the_replacement_and_refuses_to_exceed_the_intensity() {
+    let events = EventBus::new();
+    let mut rx = events.subscribe();
+    let spec = SupervisorSpec::new(SupervisorFlags::new(Strategy::OneForOne).intensity(2)).child(probe("a"));
+    let root = start_root("t", spec, events).await.expect("start");
+    let sup = root.supervisor();
+    let before = cell_of(sup, "a").await;
+    let killed = sup.kill_child("a", None, false).await.expect("kill");
+    assert_eq!(killed.died.actor, before.get_id().to_string());
+    assert_eq!(killed.reason, ExitReason::Injected("killed".into()));
+    let KillOutcome::Replaced(new) = killed.outcome else {
+        panic!("not replaced: {killed:?}")
+    };
+    assert_eq!(new.incarnation, 2);
+    assert_eq!(
+        new.actor,
+        cell_of(sup, "a").await.get_id().to_string(),
+        "running when answered"
+    );
+    assert!(killed.recovery_us.is_some());
+    let restarted = loop {
+        match rx.recv().await.expect("event") {
+            Event::Restarted { reason, .. } => break reason,
+            _ => continue,
+        }
+    };
+    assert_eq!(restarted.kind(), "injected");
+    let graceful = sup
+        .kill_child("a", Some("drill".into()), false)
+        .await
+        .expect("kill");
+    assert_eq!(graceful.reason.to_string(), "{injected,drill}");
+    // Two restarts used of two: a third would make the supervisor give up.
+    let refused = sup.kill_child("a", None, false).await;
+    assert!(
+        matches!(
+            refused,
+            Err(SupervisorError::WouldExceedIntensity {
+                in_window: 2,
+                intensity: 2,
+                ..
+            })
+        ),
+        "{refused:?}"
+    );
+    let tree = snapshot(sup).await.expect("snapshot");
+    assert_eq!(
+        tree.find("t/a").expect("a").last_exit.as_deref(),
+        Some("{injected,drill}")
+    );
+    assert_eq!(tree.intensity.expect("intensity").in_window, 2);
+    // Forced, it goes through and the supervisor gives up as OTP's would.
+    let forced = sup.kill_child("a", None, true).await;
+    assert!(
+        matches!(forced, Err(SupervisorError::Unavailable(_))),
+        "{forced:?}"
+    );
+    assert_eq!(root.wait().await, ExitReason::Shutdown);
+    assert!(matches!(
+        sup.kill_child("nope", None, false).await,
+        Err(SupervisorError::Unavailable(_))
+    ));
+}
+
+#[tokio::test]
+async fn restart_by_path_is_rolling_for_a_pool_and_graceful_for_a_child() {
+    let pool = SupervisorSpec::new(SupervisorFlags::new(Strategy::Dynamic).intensity(5))
+        .child(probe("w"))
+        .sized(2);
+    let spec = SupervisorSpec::new(SupervisorFlags::new(Strategy::OneForOne))
+        .child(probe("db"))
+        .child(pool.into_child_spec("pool"));
+    let root = start_root("t", spec, EventBus::new()).await.expect("start");
+    let r = resolve(root.supervisor(), "t/pool").await.expect("pool");
+    assert_eq!(
+        r.restart().await.expect("rolling"),
+        Restarted::Rolling { replaced: 2 }
+    );
+    let r = resolve(root.supervisor(), "t/pool/3").await.expect("instance");
+    assert_eq!(
+        r.restart().await.expect("replace"),
+        Restarted::Replaced {
+            by: "t/pool/5".into()
+        }
+    );
+    let r = resolve(root.supervisor(), "t/db").await.expect("db");
+    let Restarted::Restarted { old, new } = r.restart().await.expect("restart") else {
+        panic!("a plain restart")
+    };
+    assert_eq!(
+        (old.expect("old").incarnation, new.expect("new").incarnation),
+        (1, 2)
+    );
+    let tree = snapshot(root.supervisor()).await.expect("snapshot");
+    assert_eq!(
+        tree.find("t/db").expect("db").restarts,
+        0,
+        "a graceful restart is not a crash restart"
+    );
+    let ids: Vec<_> = tree.iter().map(|n| n.path.as_str()).collect();
+    assert_eq!(ids, ["t", "t/db", "t/pool", "t/pool/4", "t/pool/5"]);
+    let json = serde_json::to_string(&tree).expect("json");
+    let back: TreeNode = serde_json::from_str(&json).expect("back");
+    assert_eq!(back, tree);
+    assert!(resolve(root.supervisor(), "t")
+        .await
+        .expect("root")
+        .restart()
+        .await
+        .is_err());
     root.shutdown().await;
 }

@@ -4,7 +4,8 @@
 use std::time::Duration;
 
 use diem::limiter::gcra::{decide, Params};
-use diem::limiter::redis_limiter::{client, eval, SCRIPT};
+use diem::limiter::redis_handle::{eval, SCRIPT};
+use diem::limiter::redis_limiter::client;
 use fred::prelude::{ClientLike, KeysInterface, LuaInterface};
 use proptest::prelude::*;
 use serde_json::json;
@@ -19,7 +20,7 @@ fn tight(period_secs: u64) -> Options {
     Options::default()
         .env("DIEM_LIMITER__BURST", 2)
         .env("DIEM_LIMITER__COUNT", 1)
-        .env("DIEM_LIMITER__PERIOD_SECS", period_secs)
+        .env("DIEM_LIMITER__PERIOD", format!("{period_secs}s"))
 }
 
 async fn backend(s: &TestServer) -> String {
@@ -112,7 +113,7 @@ async fn forwarded_for_counts_only_from_trusted_proxies() {
 #[tokio::test]
 async fn redis_down_falls_back_locally_and_comes_back() {
     let proxy = FaultProxy::start(redis_addr()).await;
-    let opts = tight(60).env("DIEM_REDIS__COMMAND_TIMEOUT_MS", 100);
+    let opts = tight(60).env("DIEM_REDIS__COMMAND_TIMEOUT", "100ms");
     let opts = Options {
         redis_url: Some(via(&redis_url(), proxy.addr)),
         ..opts

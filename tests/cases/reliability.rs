@@ -17,12 +17,8 @@ use tokio::net::TcpStream;
 
 use crate::support::load::{by_status, Load, Outcome, Plan};
 use crate::support::proxy::{FaultProxy, Mode};
-use crate::support::server::{eventually, tree_node, Options, TestServer};
+use crate::support::server::{eventually, restarts_under, tree_node, Options, TestServer};
 use crate::support::services::{pg, pg_addr, pg_url, redis_addr, redis_url, via};
-
-fn no_limit() -> Options {
-    Options::default().env("DIEM_LIMITER__ENABLED", false)
-}
 
 fn child<'a>(tree: &'a Value, path: &str) -> &'a Value {
     tree_node(tree, path)
@@ -41,7 +37,7 @@ fn longest_gap(outcomes: &[Outcome]) -> Duration {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn worker_crash_storm_fails_only_the_crashing_requests() {
-    let s = TestServer::start_with(no_limit(), &[('a', "x", "y")]).await;
+    let s = TestServer::start_with(Options::no_limit(), &[('a', "x", "y")]).await;
     let load = Load::start(s.addr, Plan::new("/hitokoto/v2/", 8, Duration::from_secs(3)));
     let mut crash_plan = Plan::new("/hitokoto/v2/", 2, Duration::from_secs(10));
     crash_plan.max_requests = 40;
@@ -71,12 +67,7 @@ async fn worker_crash_storm_fails_only_the_crashing_requests() {
     let tree = s.ctl(json!({"cmd": "tree"})).await;
     let pool = child(&tree, "diem/workers");
     assert_eq!(pool["size"], 4, "the pool is whole again");
-    let restarts: u64 = pool["children"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|w| w["restarts"].as_u64().unwrap())
-        .sum();
+    let restarts = restarts_under(&tree, "diem/workers");
     assert_eq!(restarts, 40 + kills as u64, "every crash was a restart");
     assert_eq!(pool["restarts"], 0, "the pool itself never gave up");
 }
@@ -84,7 +75,11 @@ async fn worker_crash_storm_fails_only_the_crashing_requests() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_long_lived_actor_killed_in_turn_under_load() {
     const TOKEN: &str = "t0ken";
-    let s = TestServer::start_with(no_limit().env("DIEM_ADMIN__TOKEN", TOKEN), &[('a', "x", "y")]).await;
+    let s = TestServer::start_with(
+        Options::no_limit().env("DIEM_ADMIN__TOKEN", TOKEN),
+        &[('a', "x", "y")],
+    )
+    .await;
     let load = Load::start(s.addr, Plan::new("/hitokoto/v2/", 6, Duration::from_secs(6)));
     // A writer: every 201 it gets must be in PostgreSQL at the end.
     let (writer_addr, auth) = (s.addr, format!("Bearer {TOKEN}"));
@@ -181,7 +176,7 @@ async fn postgres_outage_reads_go_on_writes_refused_readiness_follows() {
     let proxy = FaultProxy::start(pg_addr()).await;
     let opts = Options {
         pg_url: Some(via(&pg_url(), proxy.addr)),
-        ..no_limit().env("DIEM_ADMIN__TOKEN", TOKEN)
+        ..Options::no_limit().env("DIEM_ADMIN__TOKEN", TOKEN)
     };
     let s = TestServer::start_with(opts, &[('a', "x", "y"), ('b', "z", "w")]).await;
     let load = Load::start(
@@ -257,9 +252,9 @@ async fn redis_outage_no_5xx_limits_held_per_node() {
         ..Options::default()
             .env("DIEM_LIMITER__BURST", 4)
             .env("DIEM_LIMITER__COUNT", 1)
-            .env("DIEM_LIMITER__PERIOD_SECS", 3600)
+            .env("DIEM_LIMITER__PERIOD", "1h")
             .env("DIEM_LIMITER__TRUSTED_PROXIES", "127.0.0.1")
-            .env("DIEM_REDIS__COMMAND_TIMEOUT_MS", 100)
+            .env("DIEM_REDIS__COMMAND_TIMEOUT", "100ms")
     };
     let s = TestServer::start_with(opts, &[('a', "x", "y")]).await;
     // Many clients (distinct X-Forwarded-For), 20 requests each, over the outage.
@@ -314,7 +309,7 @@ async fn redis_outage_no_5xx_limits_held_per_node() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_child_that_cannot_start_escalates_to_the_root_and_the_process_exits_1() {
-    let opts = no_limit().env("FAULT_CRASH_AT_START", "diem/store/corpus@2");
+    let opts = Options::no_limit().env("FAULT_CRASH_AT_START", "diem/store/corpus@2");
     let mut s = TestServer::start_with(opts, &[('a', "x", "y")]).await;
     let load = Load::start(s.addr, Plan::new("/hitokoto/v2/", 2, Duration::from_secs(30)));
     // Let the load get going, so that "it served until the end" means something.
@@ -350,7 +345,7 @@ async fn a_child_that_cannot_start_escalates_to_the_root_and_the_process_exits_1
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn overload_is_refused_at_once_and_leaves_the_node_healthy() {
-    let opts = no_limit()
+    let opts = Options::no_limit()
         .env("DIEM_WORKERS__COUNT", 2)
         .env("DIEM_WORKERS__QUEUE_DEPTH", 4);
     let s = TestServer::start_with(opts, &[('a', "x", "y")]).await;
@@ -405,9 +400,9 @@ fn status_of(response: &str) -> Option<u16> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn hostile_http_gets_4xx_or_a_closed_connection() {
-    let opts = no_limit()
-        .env("DIEM_HTTP__HEADER_READ_TIMEOUT_MS", 500)
-        .env("DIEM_HTTP__BODY_READ_TIMEOUT_MS", 500)
+    let opts = Options::no_limit()
+        .env("DIEM_HTTP__HEADER_READ_TIMEOUT", "500ms")
+        .env("DIEM_HTTP__BODY_READ_TIMEOUT", "500ms")
         .env("DIEM_ADMIN__TOKEN", "t");
     let s = TestServer::start_with(opts, &[('a', "x", "y")]).await;
     let bystander = Load::start(s.addr, Plan::new("/hitokoto/v2/", 2, Duration::from_secs(4)));
@@ -514,7 +509,11 @@ async fn hostile_http_gets_4xx_or_a_closed_connection() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sigterm_under_load_drops_no_request_in_flight() {
-    let mut s = TestServer::start_with(no_limit().env("DIEM_WORKERS__COUNT", 8), &[('a', "x", "y")]).await;
+    let mut s = TestServer::start_with(
+        Options::no_limit().env("DIEM_WORKERS__COUNT", 8),
+        &[('a', "x", "y")],
+    )
+    .await;
     let mut plan = Plan::new("/hitokoto/v2/", 16, Duration::from_secs(10));
     plan.headers = vec![("x-diem-fault".into(), "stall=150".into())];
     let load = Load::start(s.addr, plan);

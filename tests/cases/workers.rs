@@ -7,34 +7,17 @@ use std::time::{Duration, Instant};
 use serde_json::json;
 
 use crate::support::load::{by_status, Load, Plan};
-use crate::support::server::{eventually, Options, TestServer};
-
-fn no_limit() -> Options {
-    Options::default().env("DIEM_LIMITER__ENABLED", false)
-}
+use crate::support::server::{eventually, restarts_under, tree_node, Options, TestServer};
 
 async fn worker_restarts(s: &TestServer) -> u64 {
-    let tree = s.ctl(json!({"cmd": "tree"})).await;
-    let workers = tree["tree"]["children"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|c| c["id"] == "workers")
-        .unwrap()
-        .clone();
-    workers["children"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|w| w["restarts"].as_u64().unwrap())
-        .sum()
+    restarts_under(&s.ctl(json!({"cmd": "tree"})).await, "diem/workers")
 }
 
 #[tokio::test]
 async fn a_handler_panic_fails_that_request_only() {
-    let s = TestServer::start_with(no_limit(), &[('a', "fine", "x")]).await;
+    let s = TestServer::start_with(Options::no_limit(), &[('a', "fine", "x")]).await;
     let load = Load::start(s.addr, Plan::new("/hitokoto/v2/", 8, Duration::from_millis(800)));
-    tokio::time::sleep(Duration::from_millis(200)).await;
+    s.wait_answered(8).await;
     let r = s
         .request("GET", "/hitokoto/v2/", &[("x-diem-fault", "panic")], "")
         .await;
@@ -56,12 +39,12 @@ async fn a_handler_panic_fails_that_request_only() {
         .get("/metrics")
         .await
         .body
-        .contains("diem_supervisor_restarts_total{path=\"diem/workers/*\"} 1"));
+        .contains("diem_supervisor_restarts_total{path=\"diem/workers/*\",reason=\"error\"} 1"));
 }
 
 #[tokio::test]
 async fn past_the_pool_bound_requests_get_503_at_once() {
-    let opts = no_limit()
+    let opts = Options::no_limit()
         .env("DIEM_WORKERS__COUNT", 1)
         .env("DIEM_WORKERS__QUEUE_DEPTH", 2);
     let s = TestServer::start_with(opts, &[('a', "x", "y")]).await;
@@ -77,7 +60,7 @@ async fn past_the_pool_bound_requests_get_503_at_once() {
             })
         })
         .collect();
-    tokio::time::sleep(Duration::from_millis(200)).await;
+    s.wait_in_flight(2).await;
     let started = Instant::now();
     let r = s.get("/hitokoto/v2/").await;
     assert_eq!(r.status, 503);
@@ -99,12 +82,12 @@ async fn past_the_pool_bound_requests_get_503_at_once() {
 
 #[tokio::test]
 async fn sigterm_drains_in_flight_requests_and_exits_0() {
-    let mut s = TestServer::start_with(no_limit(), &[('a', "x", "y")]).await;
+    let mut s = TestServer::start_with(Options::no_limit(), &[('a', "x", "y")]).await;
     let mut plan = Plan::new("/hitokoto/v2/", 4, Duration::from_secs(10));
     plan.max_requests = 4;
     plan.headers = vec![("x-diem-fault".into(), "stall=1000".into())];
     let in_flight = Load::start(s.addr, plan);
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    s.wait_in_flight(4).await;
     s.sigterm();
     let outcomes = in_flight.join().await;
     assert_eq!(
@@ -127,12 +110,12 @@ async fn sigterm_drains_in_flight_requests_and_exits_0() {
 
 #[tokio::test]
 async fn ctl_shutdown_is_the_same_graceful_shutdown() {
-    let mut s = TestServer::start_with(no_limit(), &[('a', "x", "y")]).await;
+    let mut s = TestServer::start_with(Options::no_limit(), &[('a', "x", "y")]).await;
     let mut plan = Plan::new("/hitokoto/v2/", 2, Duration::from_secs(10));
     plan.max_requests = 2;
     plan.headers = vec![("x-diem-fault".into(), "stall=600".into())];
     let in_flight = Load::start(s.addr, plan);
-    tokio::time::sleep(Duration::from_millis(200)).await;
+    s.wait_in_flight(2).await;
     let reply = s.ctl(json!({"cmd": "shutdown", "grace_secs": 5})).await;
     assert_eq!(reply["ok"], true, "{reply}");
     assert_eq!(
@@ -144,7 +127,7 @@ async fn ctl_shutdown_is_the_same_graceful_shutdown() {
 
 #[tokio::test]
 async fn a_listener_restart_refuses_no_connection() {
-    let s = TestServer::start_with(no_limit(), &[('a', "x", "y")]).await;
+    let s = TestServer::start_with(Options::no_limit(), &[('a', "x", "y")]).await;
     let mut plan = Plan::new("/hitokoto/v2/", 6, Duration::from_millis(1500));
     // New connection for each request: a refused connect would show.
     plan.headers = vec![("connection".into(), "close".into())];
@@ -162,27 +145,28 @@ async fn a_listener_restart_refuses_no_connection() {
         [(Some(200), outcomes.len())].into_iter().collect()
     );
     let tree = s.ctl(json!({"cmd": "tree"})).await;
-    let listener = tree["tree"]["children"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|c| c["id"] == "listener")
-        .unwrap()
-        .clone();
-    assert_eq!(listener["restarts"], 5);
+    assert_eq!(tree_node(&tree, "diem/listener")["restarts"], 5);
 }
 
 #[tokio::test]
 async fn when_the_root_gives_up_the_process_exits_non_zero() {
     // Intensity 10 in 60 s at the root: the 11th restart of a root child
     // within a minute makes the root give up.
-    let mut s = TestServer::start(no_limit()).await;
+    let mut s = TestServer::start(Options::no_limit()).await;
     for i in 0..10 {
         let reply = s.ctl(json!({"cmd": "kill", "path": "diem/metrics"})).await;
         assert_eq!(reply["ok"], true, "kill {i}: {reply}");
     }
-    // The 11th: the reply may not make it out before the process exits.
-    let (code, _, _) = s.ctl_cli(&["kill", "diem/metrics"]).await;
+    // The 11th would exceed the intensity: refused, and the node serves on.
+    let (code, _, err) = s.ctl_cli(&["kill", "diem/metrics"]).await;
+    assert_eq!(code, 1, "{err}");
+    assert!(
+        err.contains("would_exceed_intensity") && err.contains("10 of its 10"),
+        "{err}"
+    );
+    assert!(s.is_running());
+    // Forced, it goes through: the reply may not make it out before the process exits.
+    let (code, _, _) = s.ctl_cli(&["kill", "diem/metrics", "--force"]).await;
     assert!(code == 0 || code == 1, "{code}");
     assert_eq!(s.wait_exit(Duration::from_secs(10)).await, 1);
     let logs = s.logs();

@@ -34,6 +34,12 @@ pub struct Options {
 }
 
 impl Options {
+    /// A node with rate limiting off (most tests send many requests from
+    /// one address).
+    pub fn no_limit() -> Self {
+        Self::default().env("DIEM_LIMITER__ENABLED", false)
+    }
+
     /// Adds an environment variable.
     pub fn env(mut self, key: &str, value: impl ToString) -> Self {
         self.env.push((key.to_owned(), value.to_string()));
@@ -101,19 +107,19 @@ impl TestServer {
             .env("DIEM_HTTP__ADDR", "127.0.0.1:0")
             .env("DIEM_POSTGRES__URL", opts.pg_url.clone().unwrap_or_else(pg_url))
             .env("DIEM_POSTGRES__SCHEMA", &schema)
-            .env("DIEM_POSTGRES__RETRY_MAX_MS", "500")
-            .env("DIEM_POSTGRES__HEALTH_INTERVAL_MS", "200")
-            .env("DIEM_POSTGRES__CONNECT_TIMEOUT_MS", "1000")
+            .env("DIEM_POSTGRES__RETRY_MAX", "500ms")
+            .env("DIEM_POSTGRES__HEALTH_INTERVAL", "200ms")
+            .env("DIEM_POSTGRES__CONNECT_TIMEOUT", "1s")
             .env(
                 "DIEM_REDIS__URL",
                 opts.redis_url.clone().unwrap_or_else(redis_url),
             )
             .env("DIEM_REDIS__KEY_PREFIX", &prefix)
-            .env("DIEM_REDIS__HEALTH_INTERVAL_MS", "200")
+            .env("DIEM_REDIS__HEALTH_INTERVAL", "200ms")
             .env("DIEM_CONTROL__SOCKET", &socket)
             .env("DIEM_WORKERS__COUNT", "4")
             .env("DIEM_LOG__FILTER", "info,diem::access=warn")
-            .env("DIEM_HTTP__SHUTDOWN_GRACE_SECS", "10");
+            .env("DIEM_HTTP__SHUTDOWN_GRACE", "10s");
         for (k, v) in &opts.env {
             cmd.env(k, v);
         }
@@ -328,6 +334,55 @@ pub fn tree_node<'a>(tree: &'a Value, path: &str) -> &'a Value {
         n["children"].as_array()?.iter().find_map(|c| find(c, path))
     }
     find(&tree["tree"], path).unwrap_or_else(|| panic!("no {path} in {tree}"))
+}
+
+/// Restarts of the node at `path` and of everything below it, in a `tree`
+/// reply.
+pub fn restarts_under(tree: &Value, path: &str) -> u64 {
+    fn sum(n: &Value) -> u64 {
+        n["restarts"].as_u64().unwrap_or(0) + n["children"].as_array().map_or(0, |c| c.iter().map(sum).sum())
+    }
+    let node = tree_node(tree, path);
+    sum(node) - node["restarts"].as_u64().unwrap_or(0)
+}
+
+impl TestServer {
+    /// Waits until the worker pool has `n` requests in flight (admitted,
+    /// not yet answered).
+    pub async fn wait_in_flight(&self, n: u64) {
+        eventually(
+            Duration::from_secs(10),
+            &format!("{n} requests in flight"),
+            || async {
+                let stats = self.ctl(serde_json::json!({"cmd": "stats"})).await;
+                (stats["workers"]["in_flight"].as_u64() >= Some(n)).then_some(())
+            },
+        )
+        .await
+    }
+
+    /// Waits until the node has answered at least `n` requests.
+    pub async fn wait_answered(&self, n: u64) {
+        eventually(
+            Duration::from_secs(10),
+            &format!("{n} requests answered"),
+            || async {
+                let stats = self.ctl(serde_json::json!({"cmd": "stats"})).await;
+                let answered: u64 = stats["requests"]
+                    .as_object()
+                    .map(|routes| {
+                        routes
+                            .values()
+                            .filter_map(|s| s.as_object())
+                            .flat_map(|s| s.values().filter_map(Value::as_u64))
+                            .sum()
+                    })
+                    .unwrap_or(0);
+                (answered >= n).then_some(())
+            },
+        )
+        .await
+    }
 }
 
 /// Polls `check` every 10 ms until it returns `Some`, or panics after `within`

@@ -1,0 +1,110 @@
+//! The route table: what a request is for and how it is served, decided
+//! once from its method and path and carried with it.
+//!
+//! | path | route | policy |
+//! |---|---|---|
+//! | `/hitokoto/v2/`, `/hitokoto/v2` | [`Route::Hitokoto`] | a worker; `GET`/`HEAD` rate-limited |
+//! | `/hitokoto/v2/{uuid}` | [`Route::Sentence`] | a worker |
+//! | `/healthz` | [`Route::Healthz`] | `GET`/`HEAD` answered by the connection (no worker: an overloaded pool is not a dead process) |
+//! | `/readyz`, `/metrics` | [`Route::Readyz`], [`Route::Metrics`] | a worker |
+//! | anything else | [`Route::Other`] | a worker (404) |
+//!
+//! ```
+//! use hyper::Method;
+//! use diem::api::route::{Endpoint, Route};
+//!
+//! let e = Endpoint::of(&Method::GET, "/hitokoto/v2/");
+//! assert_eq!((e.route, e.limited, e.inline), (Route::Hitokoto, true, false));
+//! assert!(!Endpoint::of(&Method::POST, "/hitokoto/v2/").limited);
+//! assert!(Endpoint::of(&Method::HEAD, "/healthz").inline);
+//! assert!(!Endpoint::of(&Method::POST, "/healthz").inline);
+//! assert_eq!(Endpoint::of(&Method::GET, "/hitokoto/v2/4f1c").route, Route::Sentence);
+//! ```
+
+use hyper::Method;
+
+/// The routes requests are counted by.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Route {
+    /// `/hitokoto/v2/` (GET, HEAD, POST, OPTIONS).
+    Hitokoto,
+    /// `/hitokoto/v2/{uuid}`.
+    Sentence,
+    /// `/healthz`.
+    Healthz,
+    /// `/readyz`.
+    Readyz,
+    /// `/metrics`.
+    Metrics,
+    /// Anything else.
+    Other,
+}
+
+impl Route {
+    /// Every route, in label order.
+    pub const ALL: [Route; 6] = [
+        Route::Hitokoto,
+        Route::Sentence,
+        Route::Healthz,
+        Route::Readyz,
+        Route::Metrics,
+        Route::Other,
+    ];
+
+    /// The route of a path.
+    pub fn of(path: &str) -> Route {
+        match path {
+            "/hitokoto/v2/" | "/hitokoto/v2" => Route::Hitokoto,
+            "/healthz" => Route::Healthz,
+            "/readyz" => Route::Readyz,
+            "/metrics" => Route::Metrics,
+            p if p.starts_with("/hitokoto/v2/") => Route::Sentence,
+            _ => Route::Other,
+        }
+    }
+
+    /// The `route` label.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Route::Hitokoto => "hitokoto",
+            Route::Sentence => "sentence",
+            Route::Healthz => "healthz",
+            Route::Readyz => "readyz",
+            Route::Metrics => "metrics",
+            Route::Other => "other",
+        }
+    }
+
+    /// Its position in [`Route::ALL`].
+    pub fn index(self) -> usize {
+        self as usize
+    }
+}
+
+/// A request's route and how it is served.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Endpoint {
+    /// The route.
+    pub route: Route,
+    /// Whether the client's rate limit applies (`GET`/`HEAD /hitokoto/v2/`).
+    pub limited: bool,
+    /// Whether the connection answers it without a worker (`GET`/`HEAD
+    /// /healthz`).
+    pub inline: bool,
+    /// Whether the method only reads (`GET`, `HEAD`).
+    pub read: bool,
+}
+
+impl Endpoint {
+    /// The endpoint of `method` on `path`.
+    pub fn of(method: &Method, path: &str) -> Endpoint {
+        let route = Route::of(path);
+        let read = matches!(*method, Method::GET | Method::HEAD);
+        Endpoint {
+            route,
+            limited: read && route == Route::Hitokoto,
+            inline: read && route == Route::Healthz,
+            read,
+        }
+    }
+}

@@ -1,0 +1,128 @@
+//! Loading the config: its layers, and errors that name each key once.
+//!
+//! [`Config::layers`] stacks the defaults, the TOML file and the
+//! environment ([`env`](super::env)); [`Config::extract`] turns them into a
+//! validated [`Config`], each problem described as
+//! `` `key`: what is wrong (where the value came from) ``.
+
+use std::path::Path;
+
+use figment::providers::{Format, Serialized, Toml};
+use figment::Figment;
+
+use crate::config::env::{variable_of, Environment};
+use crate::config::{Config, ConfigError, DEFAULT_CONFIG_PATH};
+
+/// Keys that were renamed when durations got units: (old, new, example).
+pub(crate) const RENAMED: &[(&str, &str, &str)] = &[
+    ("http.header_read_timeout_ms", "http.header_read_timeout", "5s"),
+    ("http.body_read_timeout_ms", "http.body_read_timeout", "10s"),
+    ("http.shutdown_grace_secs", "http.shutdown_grace", "30s"),
+    ("postgres.connect_timeout_ms", "postgres.connect_timeout", "2s"),
+    (
+        "postgres.statement_timeout_ms",
+        "postgres.statement_timeout",
+        "5s",
+    ),
+    ("postgres.retry_max_ms", "postgres.retry_max", "5s"),
+    ("postgres.health_interval_ms", "postgres.health_interval", "1s"),
+    ("redis.command_timeout_ms", "redis.command_timeout", "250ms"),
+    ("redis.health_interval_ms", "redis.health_interval", "500ms"),
+    ("limiter.period_secs", "limiter.period", "360s"),
+    ("control.idle_timeout_ms", "control.idle_timeout", "30s"),
+];
+
+/// One figment error as one line: the key, what is wrong, and where the
+/// value came from.
+fn describe(e: &figment::error::Error) -> String {
+    use figment::error::Kind;
+    let path = e.path.join(".");
+    let what = match &e.kind {
+        Kind::UnknownField(..) => match RENAMED.iter().find(|(old, _, _)| *old == path) {
+            Some((_, new, example)) => {
+                format!("was renamed: use `{new}`, a duration with its unit such as \"{example}\"")
+            }
+            None => "no such key".to_owned(),
+        },
+        other => other.to_string(),
+    };
+    let origin = match &e.metadata {
+        Some(m) if m.name == "environment" => format!(" (from {})", variable_of(&path)),
+        Some(m) => match &m.source {
+            Some(source) => format!(" (in {source})"),
+            None => format!(" (in {})", m.name),
+        },
+        None => String::new(),
+    };
+    if path.is_empty() {
+        format!("{what}{origin}")
+    } else {
+        format!("`{path}`: {what}{origin}")
+    }
+}
+
+impl Config {
+    /// The layers of a node's config: the defaults, `path` (which must be
+    /// a file when given; without it, `config/diem.toml` if present), then
+    /// the environment of this process.
+    pub fn layers(path: Option<&Path>) -> Result<Figment, ConfigError> {
+        let mut figment = Figment::from(Serialized::defaults(Config::default()));
+        match path {
+            Some(p) if p.is_dir() => {
+                return Err(ConfigError::File {
+                    path: p.to_owned(),
+                    reason: "is a directory; give the path of a TOML file".to_owned(),
+                })
+            }
+            Some(p) if !p.is_file() => {
+                return Err(ConfigError::File {
+                    path: p.to_owned(),
+                    reason: "does not exist".to_owned(),
+                })
+            }
+            Some(p) => figment = figment.merge(Toml::file_exact(p)),
+            None if Path::new(DEFAULT_CONFIG_PATH).is_file() => {
+                figment = figment.merge(Toml::file_exact(DEFAULT_CONFIG_PATH));
+            }
+            None => {}
+        }
+        Ok(figment.merge(Environment::from_process()?))
+    }
+
+    /// Loads and validates the layers of [`Config::layers`].
+    pub fn load(path: Option<&Path>) -> Result<Self, ConfigError> {
+        Self::extract(Self::layers(path)?)
+    }
+
+    /// Parses a TOML document over the defaults (no environment), validates.
+    pub fn from_toml_str(toml: &str) -> Result<Self, ConfigError> {
+        Self::extract(Figment::from(Serialized::defaults(Config::default())).merge(Toml::string(toml)))
+    }
+
+    /// Extracts and validates a config from its layers.
+    pub fn extract(figment: Figment) -> Result<Self, ConfigError> {
+        let config: Config = figment
+            .extract()
+            .map_err(|e| ConfigError::Load(e.into_iter().map(|e| describe(&e)).collect()))?;
+        config.validate()?;
+        Ok(config)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::*;
+
+    #[test]
+    fn durations_take_units_and_old_keys_name_the_new_one() {
+        let c = Config::from_toml_str("[http]\nshutdown_grace = \"1m 30s\"").unwrap();
+        assert_eq!(c.http.shutdown_grace, Duration::from_secs(90));
+        for (old, new, _) in RENAMED {
+            let (section, key) = old.split_once('.').unwrap();
+            let e = Config::from_toml_str(&format!("[{section}]\n{key} = 5")).unwrap_err();
+            assert!(e.to_string().contains(&format!("use `{new}`")), "{old}: {e}");
+        }
+    }
+}

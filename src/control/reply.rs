@@ -1,0 +1,147 @@
+//! The replies of the control commands, one type per command: the server
+//! serialises them, `diem ctl` reads them back to draw them.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+use supervisors::{Incarnation, TreeNode};
+
+use crate::control::protocol::CommandHelp;
+
+/// `help`.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct HelpReply {
+    /// Every command.
+    pub commands: Vec<CommandHelp>,
+}
+
+/// `ping`.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct PingReply {
+    /// diem's version.
+    pub version: String,
+    /// The node's name.
+    pub node: String,
+    /// The process id.
+    pub pid: u32,
+    /// Milliseconds since the node started.
+    pub uptime_ms: u64,
+}
+
+/// `tree`.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct TreeReply {
+    /// The tree; the worker pool carries `queue_depth` (requests admitted
+    /// and not yet answered) and `capacity` (the admission bound).
+    pub tree: TreeNode,
+}
+
+/// `restart`: what was done, by the kind of node.
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+pub struct RestartReply {
+    /// The node restarted.
+    pub path: String,
+    /// A pool: its instances were replaced one at a time.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rolling: Option<bool>,
+    /// A pool: how many instances were replaced.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub replaced: Option<usize>,
+    /// An instance of a pool: the path of the instance that replaced it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub replaced_by: Option<String>,
+    /// Any other child: its process before.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub old: Option<Incarnation>,
+    /// Any other child: its process after.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub new: Option<Incarnation>,
+}
+
+/// The process a `kill` ended.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct Died {
+    /// Its actor id.
+    pub actor: String,
+    /// Which start of the child it was.
+    pub incarnation: u64,
+    /// The reason given (`killed` for an outright kill).
+    pub reason: String,
+}
+
+/// The process that replaced it.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct Replacement {
+    /// Its actor id.
+    pub actor: String,
+    /// Which start of the child it is.
+    pub incarnation: u64,
+    /// From the kill to the replacement running, µs, measured by the
+    /// supervisor.
+    pub recovery_us: Option<u64>,
+}
+
+/// `kill`.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct KillReply {
+    /// The node killed.
+    pub path: String,
+    /// The process killed.
+    pub died: Died,
+    /// Its replacement, when the supervisor restarted it.
+    pub replaced_by: Option<Replacement>,
+    /// The child's state after the supervisor reacted.
+    pub state: String,
+}
+
+/// `scale`.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct ScaleReply {
+    /// The pool.
+    pub pool: String,
+    /// Instances before.
+    pub from: usize,
+    /// Instances now.
+    pub to: usize,
+}
+
+/// A changed key that `reload` could not apply, and what restart would.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NeedsRestart {
+    /// The key.
+    pub key: String,
+    /// `process`, or the path of the subtree to restart.
+    pub restart: String,
+}
+
+/// `reload`.
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+pub struct ReloadReply {
+    /// Keys whose value changed.
+    pub changed: Vec<String>,
+    /// Keys applied live.
+    pub applied: Vec<String>,
+    /// Keys that need a restart.
+    pub needs_restart: Vec<NeedsRestart>,
+}
+
+/// `log-level`.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct LogLevelReply {
+    /// The filter now.
+    pub filter: String,
+    /// The filter before.
+    pub previous: String,
+}
+
+/// `shutdown`.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct ShutdownReply {
+    /// Always true.
+    pub shutting_down: bool,
+    /// The grace period, seconds.
+    pub grace_secs: u64,
+}
+
+/// Figures by name, for sections of `stats`.
+pub type Figures = BTreeMap<String, u64>;

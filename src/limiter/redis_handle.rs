@@ -1,0 +1,232 @@
+//! What requests use while Redis is healthy: the [`RedisHandle`] the Redis
+//! limiter actor ([`redis_limiter`](super::redis_limiter)) publishes in the
+//! node's [`Limiter`](super::Limiter), the GCRA script Redis runs, and the
+//! messages through which requests report a failed Redis to the actor.
+//!
+//! A request's decision costs one plain Redis command in the common case — a
+//! client not seen within its window — and fred pipelines the commands of
+//! concurrent requests on one connection ([`RedisHandle::check`]). Keys
+//! Redis already holds go to the actor's batcher, which decides all of them
+//! in one `EVALSHA` of [`SCRIPT`]. Every decision is made by Redis,
+//! atomically per key.
+
+use std::net::IpAddr;
+use std::time::Duration;
+
+use fred::prelude::{Client, ClientLike, Expiration, KeysInterface, LuaInterface, Options, SetOptions};
+use ractor::ActorRef;
+use ractor_cluster::RactorMessage;
+use tokio::sync::{mpsc, oneshot};
+
+use crate::limiter::gcra::{decide, Params, Throttle};
+
+/// The GCRA of [`gcra`](super::gcra) for every key of `KEYS`.
+/// `ARGV`: max_burst, count, period (s), quantity, and optionally `now` in
+/// µs (tests; otherwise Redis's `TIME`). Returns, per key: limited (0/1),
+/// limit, remaining, retry after (µs, -1 when allowed), reset after (µs).
+pub const SCRIPT: &str = r#"
+local burst = tonumber(ARGV[1])
+local count = tonumber(ARGV[2])
+local period = tonumber(ARGV[3])
+local quantity = tonumber(ARGV[4])
+local now
+if ARGV[5] then
+  now = tonumber(ARGV[5])
+else
+  local t = redis.call('TIME')
+  now = tonumber(t[1]) * 1000000 + tonumber(t[2])
+end
+local emission = math.max(1, math.floor(period * 1000000 / count))
+local tolerance = emission * (burst + 1)
+local increment = emission * quantity
+local out = {}
+for _, key in ipairs(KEYS) do
+  -- A key Redis does not hold is a client not seen within its window: the
+  -- decision is "allowed" and its TAT now + increment (one call, no GET).
+  local fresh_ttl = increment
+  local stored = redis.call('SET', key, now + increment, 'NX', 'GET', 'PX', math.max(1, math.ceil(fresh_ttl / 1000)))
+  local limited, retry, ttl
+  if not stored then
+    limited = 0
+    retry = -1
+    ttl = fresh_ttl
+  else
+    local tat = now
+    stored = tonumber(stored)
+    if stored and stored > now then tat = stored end
+    local new_tat = math.max(tat, now) + increment
+    local diff = now - (new_tat - tolerance)
+    if diff < 0 then
+      limited = 1
+      if increment <= tolerance then retry = -diff else retry = -1 end
+      ttl = tat - now
+    else
+      limited = 0
+      retry = -1
+      ttl = new_tat - now
+      redis.call('SET', key, new_tat, 'PX', math.max(1, math.ceil(ttl / 1000)))
+    end
+  end
+  local next = tolerance - ttl
+  local remaining = 0
+  if next > 0 then remaining = math.floor(next / emission) end
+  out[#out + 1] = limited
+  out[#out + 1] = burst + 1
+  out[#out + 1] = remaining
+  out[#out + 1] = retry
+  out[#out + 1] = ttl
+end
+return out
+"#;
+
+/// A request whose key Redis holds: decided by the script, in a batch.
+#[derive(Debug)]
+pub struct Pending {
+    /// The Redis key.
+    pub key: String,
+    /// Where the decision goes.
+    pub reply: oneshot::Sender<Throttle>,
+}
+
+/// What requests use while Redis is healthy: the client (for the fast
+/// path) and the queue to the batcher (for keys Redis holds).
+#[derive(Debug)]
+pub struct RedisHandle {
+    client: Client,
+    prefix: String,
+    timeout: Duration,
+    tx: mpsc::Sender<Pending>,
+    actor: ActorRef<LimiterMsg>,
+}
+
+impl RedisHandle {
+    /// A handle deciding on `client` (keys `<prefix>rl:<address>`), giving
+    /// up on a reply after `timeout`, sending held keys to the batcher on
+    /// `tx` and failures to `actor`.
+    pub fn new(
+        client: Client,
+        prefix: String,
+        timeout: Duration,
+        tx: mpsc::Sender<Pending>,
+        actor: ActorRef<LimiterMsg>,
+    ) -> Self {
+        Self {
+            client,
+            prefix,
+            timeout,
+            tx,
+            actor,
+        }
+    }
+
+    /// Redis's decision for `ip`, or `None` if Redis failed (decide locally
+    /// then; the actor is told and withdraws the handle).
+    ///
+    /// One `SET key <now+emission> NX GET PX <emission>`: for a key Redis
+    /// does not hold (a client not seen within its window) that *is* the
+    /// GCRA's decision — allowed, with exactly the TAT and expiry the script
+    /// would store — made atomically by Redis in one plain command. fred
+    /// pipelines the commands of concurrent requests on one connection.
+    /// A key Redis holds (the `GET` returned its TAT and `NX` changed
+    /// nothing) goes to the batcher, which decides all such keys in one
+    /// `EVALSHA` of [`SCRIPT`].
+    pub async fn check(&self, ip: IpAddr, params: &Params) -> Option<Throttle> {
+        let key = format!("{}rl:{ip}", self.prefix);
+        let now = now_us();
+        let emission = params.emission_us();
+        let set = self.client.set::<Option<String>, _, _>(
+            key.as_str(),
+            now.saturating_add(emission),
+            Some(Expiration::PX((emission + 999) / 1_000)),
+            Some(SetOptions::NX),
+            true,
+        );
+        match tokio::time::timeout(self.timeout, set).await {
+            Ok(Ok(None)) => Some(decide(params, None, now, 1).0),
+            Ok(Ok(Some(_held))) => {
+                let (reply, rx) = oneshot::channel();
+                self.tx.try_send(Pending { key, reply }).ok()?;
+                rx.await.ok()
+            }
+            Ok(Err(e)) => {
+                let _ = self.actor.send_message(LimiterMsg::Failed(e.to_string()));
+                None
+            }
+            Err(_) => {
+                let _ = self
+                    .actor
+                    .send_message(LimiterMsg::Failed(format!("no reply within {:?}", self.timeout)));
+                None
+            }
+        }
+    }
+}
+
+/// Decodes the script's reply for `n` keys.
+pub fn decode(reply: &[i64], n: usize) -> Option<Vec<Throttle>> {
+    if reply.len() != n * 5 {
+        return None;
+    }
+    Some(
+        reply
+            .chunks_exact(5)
+            .map(|c| Throttle {
+                limited: c[0] != 0,
+                limit: u64::try_from(c[1]).unwrap_or(0),
+                remaining: u64::try_from(c[2]).unwrap_or(0),
+                retry_after_us: c[3],
+                reset_after_us: c[4],
+            })
+            .collect(),
+    )
+}
+
+/// Runs the script for `keys` with `params` (and `now`, µs, if given).
+pub async fn eval(
+    client: &Client,
+    sha: &str,
+    keys: Vec<String>,
+    params: &Params,
+    now: Option<i64>,
+    timeout: Duration,
+) -> Result<Vec<Throttle>, String> {
+    let i = |v: u64| i64::try_from(v).unwrap_or(i64::MAX);
+    let mut args = vec![i(params.burst), i(params.count), i(params.period_secs), 1];
+    args.extend(now);
+    let opts = Options {
+        timeout: Some(timeout),
+        fail_fast: true,
+        max_attempts: Some(1),
+        ..Options::default()
+    };
+    let c = client.with_options(&opts);
+    let n = keys.len();
+    let mut reply: Result<Vec<i64>, _> = c.evalsha(sha, keys.clone(), args.clone()).await;
+    if matches!(&reply, Err(e) if e.details().contains("NOSCRIPT")) {
+        let _: String = c.script_load(SCRIPT).await.map_err(|e| e.to_string())?;
+        reply = c.evalsha(sha, keys, args).await;
+    }
+    let reply = reply.map_err(|e| e.to_string())?;
+    decode(&reply, n).ok_or_else(|| format!("unexpected reply of {} numbers for {n} keys", reply.len()))
+}
+
+/// The node's clock in µs since the Unix epoch. Decisions use the clock of
+/// the node making them (nodes are expected to run NTP: a skew of δ shifts
+/// a client's budget by δ, negligible against emission intervals of
+/// seconds).
+pub fn now_us() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_micros()).unwrap_or(i64::MAX))
+}
+
+/// Messages of the Redis limiter actor.
+#[derive(Debug, RactorMessage)]
+pub enum LimiterMsg {
+    /// Health check (internal timer).
+    Tick,
+    /// Sweep the local store (internal timer).
+    Sweep,
+    /// A Redis reply failed or came late (from a request or the batcher).
+    Failed(String),
+}

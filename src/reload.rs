@@ -1,0 +1,179 @@
+//! `reload`: re-read the config and apply what a running node can change.
+//!
+//! The new file is loaded with the same layers as at start (so keys set in
+//! the environment still win) and validated as a whole: an invalid file
+//! changes nothing. Changed keys are compared with the config *in effect*;
+//! those a running node applies (limits, log filter, pool sizes, queue
+//! depth) take effect at once, the others are reported with the restart
+//! that would apply them — and stay reported on every later `reload` until
+//! that restart, because the config in effect keeps their old values.
+
+use std::collections::BTreeMap;
+
+use ractor::ActorRef;
+use serde_json::Value;
+use supervisors::resolve;
+
+use crate::config::{Config, ConfigError};
+use crate::control::reply::{NeedsRestart, ReloadReply};
+use crate::limiter::LimiterSettings;
+use crate::node::Node;
+use crate::store::postgres_pool::PgMsg;
+use crate::tree_paths::{POOL, POSTGRES};
+
+/// Why a reload changed nothing.
+#[derive(Debug, thiserror::Error)]
+pub enum ReloadError {
+    /// The new config is invalid.
+    #[error("{0} (nothing was applied)")]
+    Invalid(#[from] ConfigError),
+    /// Applying a key failed.
+    #[error("applying `{key}` failed: {reason}")]
+    Apply {
+        /// The key.
+        key: &'static str,
+        /// What went wrong.
+        reason: String,
+    },
+}
+
+/// Which keys a running node cannot apply by itself, and what restart
+/// applies them; every other key is applied by `reload`.
+fn restart_scope(key: &str) -> Option<&'static str> {
+    match key {
+        "http.addr"
+        | "http.backlog"
+        | "http.max_connections"
+        | "runtime.worker_threads"
+        | "log.format"
+        | "node.name"
+        | "control.socket"
+        | "control.max_connections"
+        | "limiter.local_max_keys" => Some("process"),
+        "postgres.url" | "postgres.schema" | "postgres.connect_timeout" | "postgres.statement_timeout" => {
+            Some("diem/store")
+        }
+        "redis.url" | "redis.key_prefix" => Some("diem/limiter"),
+        _ => None,
+    }
+}
+
+/// `section.key` → value, for every key of `config`.
+fn flatten(config: &Config) -> BTreeMap<String, Value> {
+    let mut out = BTreeMap::new();
+    if let Ok(Value::Object(sections)) = serde_json::to_value(config) {
+        for (section, keys) in sections {
+            if let Value::Object(keys) = keys {
+                for (key, value) in keys {
+                    out.insert(format!("{section}.{key}"), value);
+                }
+            }
+        }
+    }
+    out
+}
+
+/// `new` with the keys in `keep` set back to their values in `old`.
+fn keep_old(new: &Config, old: &Config, keep: &[String]) -> Config {
+    let (Ok(mut new_v), Ok(old_v)) = (serde_json::to_value(new), serde_json::to_value(old)) else {
+        return old.clone();
+    };
+    for key in keep {
+        if let Some((section, name)) = key.split_once('.') {
+            new_v[section][name] = old_v[section][name].clone();
+        }
+    }
+    serde_json::from_value(new_v).unwrap_or_else(|_| old.clone())
+}
+
+/// Re-reads the config and applies what can change live.
+pub async fn reload(node: &Node) -> Result<ReloadReply, ReloadError> {
+    let new = Config::load(node.config_path.as_deref())?;
+    let old = node.config();
+    let (before, after) = (flatten(&old), flatten(&new));
+    let changed: Vec<String> = after
+        .iter()
+        .filter(|(k, v)| before.get(*k) != Some(*v))
+        .map(|(k, _)| k.clone())
+        .collect();
+    let mut reply = ReloadReply {
+        changed: changed.clone(),
+        ..ReloadReply::default()
+    };
+    let mut unapplied = Vec::new();
+    for key in &changed {
+        match restart_scope(key) {
+            Some(scope) => {
+                reply.needs_restart.push(NeedsRestart {
+                    key: key.clone(),
+                    restart: scope.to_owned(),
+                });
+                unapplied.push(key.clone());
+            }
+            None => reply.applied.push(key.clone()),
+        }
+    }
+    let effective = keep_old(&new, &old, &unapplied);
+    if old.log.filter != effective.log.filter {
+        if let Some(log) = &node.log {
+            log.set(&effective.log.filter)
+                .map_err(|reason| ReloadError::Apply {
+                    key: "log.filter",
+                    reason,
+                })?;
+        }
+    }
+    let limiter = LimiterSettings::from(&effective.limiter);
+    if *node.limiter.settings().as_ref() != limiter {
+        node.limiter.set_settings(limiter);
+    }
+    if old.workers.queue_depth != effective.workers.queue_depth {
+        node.workers.set_queue_depth(effective.workers.queue_depth);
+    }
+    if let Some(root) = node.root() {
+        if old.postgres.pool_size != effective.postgres.pool_size {
+            if let Some(cell) = resolve(root, POSTGRES).await.ok().and_then(|r| r.cell) {
+                let pool: ActorRef<PgMsg> = cell.into();
+                ractor::call!(pool, PgMsg::Resize, effective.postgres.pool_size).map_err(|e| {
+                    ReloadError::Apply {
+                        key: "postgres.pool_size",
+                        reason: e.to_string(),
+                    }
+                })?;
+            }
+        }
+        if old.workers.count != effective.workers.count {
+            let pool = resolve(root, POOL).await.ok().and_then(|r| r.supervisor());
+            let result = match pool {
+                Some(pool) => pool
+                    .scale_to(effective.workers.count)
+                    .await
+                    .map_err(|e| e.to_string()),
+                None => Err("the worker pool is not running".to_owned()),
+            };
+            result.map_err(|reason| ReloadError::Apply {
+                key: "workers.count",
+                reason,
+            })?;
+        }
+    }
+    node.set_config(effective);
+    tracing::info!(?changed, "config reloaded");
+    Ok(reply)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn unapplied_keys_keep_their_value_in_effect() {
+        let old = Config::default();
+        let mut new = Config::default();
+        new.http.backlog = 7;
+        new.limiter.burst = 3;
+        let effective = keep_old(&new, &old, &["http.backlog".to_owned()]);
+        assert_eq!(effective.http.backlog, old.http.backlog);
+        assert_eq!(effective.limiter.burst, 3);
+    }
+}
