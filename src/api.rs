@@ -13,13 +13,13 @@
 //! carries `Access-Control-Allow-Origin: *` (added by the connection).
 //! Errors are JSON ([`response`]).
 
-pub mod hitokoto;
-pub mod ops;
+pub(crate) mod hitokoto;
+pub(crate) mod ops;
 pub mod query;
 pub mod request;
 pub mod response;
 pub mod route;
-pub mod write;
+pub(crate) mod write;
 
 use hyper::header::{HeaderValue, ACCESS_CONTROL_ALLOW_HEADERS, ACCESS_CONTROL_ALLOW_METHODS, ALLOW};
 use hyper::{Method, StatusCode};

@@ -9,8 +9,8 @@
 //! The commands, with an example of each, are in docs/control.md.
 
 pub mod client;
-pub mod commands;
+pub(crate) mod commands;
 pub mod protocol;
-pub mod render;
-pub mod reply;
-pub mod socket;
+pub(crate) mod render;
+pub(crate) mod reply;
+pub(crate) mod socket;

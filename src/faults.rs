@@ -14,10 +14,10 @@ use std::time::Duration;
 use hyper::header::HeaderMap;
 
 /// The header that selects a fault.
-pub const HEADER: &str = "x-diem-fault";
+pub(crate) const HEADER: &str = "x-diem-fault";
 
 /// Applies the fault the headers ask for, if any.
-pub async fn inject(headers: &HeaderMap) {
+pub(crate) async fn inject(headers: &HeaderMap) {
     let Some(fault) = headers.get(HEADER).and_then(|v| v.to_str().ok()) else {
         return;
     };
@@ -29,10 +29,20 @@ pub async fn inject(headers: &HeaderMap) {
     }
 }
 
+/// A start that fault injection made fail.
+#[derive(Debug, thiserror::Error)]
+#[error("injected fault: {path} fails to start (start {start})")]
+pub(crate) struct StartFault {
+    /// The child.
+    pub path: String,
+    /// Which start of it this was.
+    pub start: u64,
+}
+
 /// Fails the start of `path` if `FAULT_CRASH_AT_START=PATH@N` asks: from
 /// the N-th start of that path in this process on (counted across restarts
 /// of its supervisors, which start fresh child records).
-pub fn check_start(path: &str) -> Result<(), String> {
+pub(crate) fn check_start(path: &str) -> Result<(), StartFault> {
     static STARTS: std::sync::Mutex<Option<std::collections::HashMap<String, u64>>> =
         std::sync::Mutex::new(None);
     let Ok(spec) = std::env::var("FAULT_CRASH_AT_START") else {
@@ -54,7 +64,10 @@ pub fn check_start(path: &str) -> Result<(), String> {
         Err(_) => u64::MAX,
     };
     if start >= from.parse().unwrap_or(1) {
-        return Err(format!("injected fault: {path} fails to start (start {start})"));
+        return Err(StartFault {
+            path: path.to_owned(),
+            start,
+        });
     }
     Ok(())
 }

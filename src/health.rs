@@ -21,7 +21,7 @@ use crate::store::snapshot::Source;
 
 /// The readiness report (`/readyz`).
 #[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct Readiness {
+pub(crate) struct Readiness {
     /// Whether the node is ready.
     pub ready: bool,
     /// What keeps it from being ready.
@@ -31,7 +31,7 @@ pub struct Readiness {
 }
 
 /// Checks the node.
-pub async fn readiness(node: &Node) -> Readiness {
+pub(crate) async fn readiness(node: &Node) -> Readiness {
     let mut degraded = Vec::new();
     let mut notes = Vec::new();
     if node.is_draining() {

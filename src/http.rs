@@ -9,6 +9,6 @@
 //! * [`client_ip`]: who the client is, behind trusted proxies.
 
 pub mod client_ip;
-pub mod connection;
-pub mod listener;
-pub mod socket;
+pub(crate) mod connection;
+pub(crate) mod listener;
+pub(crate) mod socket;

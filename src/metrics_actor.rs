@@ -15,14 +15,14 @@ const EVERY: Duration = Duration::from_secs(1);
 
 /// Messages of the metrics actor.
 #[derive(Debug, RactorMessage)]
-pub enum MetricsMsg {
+pub(crate) enum MetricsMsg {
     /// Sample (internal timer).
     Tick,
 }
 
 /// The metrics actor.
 #[derive(Debug)]
-pub struct MetricsActor {
+pub(crate) struct MetricsActor {
     /// The node it serves.
     pub node: Arc<Node>,
 }

@@ -38,23 +38,23 @@ pub struct Node {
     /// When the node started.
     pub started_at: Instant,
     /// The published corpus.
-    pub corpus: CorpusShared,
+    pub(crate) corpus: CorpusShared,
     /// The PostgreSQL pool.
-    pub pg: PgShared,
+    pub(crate) pg: PgShared,
     /// The rate limiter.
-    pub limiter: Limiter,
+    pub(crate) limiter: Limiter,
     /// The worker registry and admission bound.
     pub workers: WorkerPool,
     /// The listening socket and the open connections.
-    pub http: HttpShared,
+    pub(crate) http: HttpShared,
     /// Metric handles.
-    pub metrics: Metrics,
+    pub(crate) metrics: Metrics,
     /// The live log filter, when this process set up logging.
-    pub log: Option<LogControl>,
+    pub(crate) log: Option<LogControl>,
     /// The root supervisor, once started.
-    pub root: OnceLock<SupervisorRef>,
+    pub(crate) root: OnceLock<SupervisorRef>,
     /// The supervision events of the tree.
-    pub events: EventBus,
+    pub(crate) events: EventBus,
     draining: AtomicBool,
     shutdown: watch::Sender<Option<Duration>>,
 }

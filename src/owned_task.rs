@@ -13,7 +13,7 @@ use tokio::task::JoinHandle;
 
 /// A spawned task, aborted when dropped.
 #[derive(Debug)]
-pub struct OwnedTask(JoinHandle<()>);
+pub(crate) struct OwnedTask(JoinHandle<()>);
 
 struct OnEnd<F: FnOnce()>(Option<F>);
 
@@ -27,7 +27,7 @@ impl<F: FnOnce()> Drop for OnEnd<F> {
 
 impl OwnedTask {
     /// Spawns `work`; `on_end` runs when it returns, panics or is aborted.
-    pub fn spawn<W, E>(work: W, on_end: E) -> Self
+    pub(crate) fn spawn<W, E>(work: W, on_end: E) -> Self
     where
         W: Future<Output = ()> + Send + 'static,
         E: FnOnce() + Send + 'static,

@@ -23,7 +23,7 @@ use crate::tree_paths::{POOL, POSTGRES};
 
 /// Why a reload changed nothing.
 #[derive(Debug, thiserror::Error)]
-pub enum ReloadError {
+pub(crate) enum ReloadError {
     /// The new config is invalid.
     #[error("{0} (nothing was applied)")]
     Invalid(#[from] ConfigError),
@@ -87,7 +87,7 @@ fn keep_old(new: &Config, old: &Config, keep: &[String]) -> Config {
 }
 
 /// Re-reads the config and applies what can change live.
-pub async fn reload(node: &Node) -> Result<ReloadReply, ReloadError> {
+pub(crate) async fn reload(node: &Node) -> Result<ReloadReply, ReloadError> {
     let new = Config::load(node.config_path.as_deref())?;
     let old = node.config();
     let (before, after) = (flatten(&old), flatten(&new));
@@ -116,11 +116,10 @@ pub async fn reload(node: &Node) -> Result<ReloadReply, ReloadError> {
     let effective = keep_old(&new, &old, &unapplied);
     if old.log.filter != effective.log.filter {
         if let Some(log) = &node.log {
-            log.set(&effective.log.filter)
-                .map_err(|reason| ReloadError::Apply {
-                    key: "log.filter",
-                    reason,
-                })?;
+            log.set(&effective.log.filter).map_err(|e| ReloadError::Apply {
+                key: "log.filter",
+                reason: e.to_string(),
+            })?;
         }
     }
     let limiter = LimiterSettings::from(&effective.limiter);

@@ -18,7 +18,7 @@ use crate::store::pg_shared::PgStatus;
 
 /// Latency of one route (all methods) or of all routes.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
-pub struct LatencySummary {
+pub(crate) struct LatencySummary {
     /// Requests measured.
     pub count: u64,
     /// Median, ms.
@@ -33,7 +33,7 @@ pub struct LatencySummary {
 
 impl LatencySummary {
     /// The summary of per-bucket `counts`.
-    pub fn of(counts: &[u64]) -> Self {
+    pub(crate) fn of(counts: &[u64]) -> Self {
         let ms = |q| quantile(counts, q).map(|s| (s * 1e6).round() / 1e3);
         Self {
             count: counts.iter().sum(),
@@ -47,7 +47,7 @@ impl LatencySummary {
 
 /// The limiter's section.
 #[derive(Clone, Debug, Serialize, Deserialize)]
-pub struct LimiterStats {
+pub(crate) struct LimiterStats {
     /// Whether requests are limited.
     pub enabled: bool,
     /// Which store decides now.
@@ -62,7 +62,7 @@ pub struct LimiterStats {
 
 /// The worker pool's section.
 #[derive(Clone, Debug, Serialize, Deserialize)]
-pub struct WorkerStats {
+pub(crate) struct WorkerStats {
     /// Workers running.
     pub size: usize,
     /// Workers wanted.
@@ -75,21 +75,21 @@ pub struct WorkerStats {
 
 /// The HTTP listener's section.
 #[derive(Clone, Debug, Serialize, Deserialize)]
-pub struct HttpStats {
+pub(crate) struct HttpStats {
     /// Connections open.
     pub connections_open: usize,
 }
 
 /// The memory section.
 #[derive(Clone, Debug, Serialize, Deserialize)]
-pub struct MemoryStats {
+pub(crate) struct MemoryStats {
     /// Resident set size.
     pub rss_bytes: Option<u64>,
 }
 
 /// The whole report.
 #[derive(Clone, Debug, Serialize, Deserialize)]
-pub struct Stats {
+pub(crate) struct Stats {
     /// Milliseconds since the node started.
     pub uptime_ms: u64,
     /// Requests answered, by route and status.
@@ -113,7 +113,7 @@ pub struct Stats {
 }
 
 /// The node's report now.
-pub async fn collect(node: &Node) -> Stats {
+pub(crate) async fn collect(node: &Node) -> Stats {
     sample_gauges(node);
     let mut requests: BTreeMap<String, BTreeMap<String, u64>> = BTreeMap::new();
     for (route, status, n) in node.metrics.request_counts() {

@@ -16,14 +16,14 @@
 
 pub mod bundle;
 pub mod connection;
-pub mod corpus;
-pub mod corpus_shared;
+pub(crate) mod corpus;
+pub(crate) mod corpus_shared;
 pub mod embedded;
 pub mod import;
 pub mod migrations;
-pub mod pg_shared;
-pub mod postgres_pool;
-pub mod queries;
+pub(crate) mod pg_shared;
+pub(crate) mod postgres_pool;
+pub(crate) mod queries;
 pub mod sentence;
 pub mod snapshot;
 

@@ -18,6 +18,22 @@ use tracing_subscriber::{reload, EnvFilter, Registry};
 
 use crate::config::LogFormat;
 
+/// A log filter that could not be set.
+#[derive(Debug, thiserror::Error)]
+pub enum FilterError {
+    /// Not `RUST_LOG` syntax.
+    #[error("invalid filter `{filter}`: {reason}")]
+    Invalid {
+        /// The filter given.
+        filter: String,
+        /// What is wrong with it.
+        reason: String,
+    },
+    /// The subscriber refused the new filter.
+    #[error("cannot change the filter: {0}")]
+    Reload(String),
+}
+
 /// Changes the log filter of the running process.
 pub struct LogControl {
     handle: reload::Handle<EnvFilter, Registry>,
@@ -39,11 +55,14 @@ impl LogControl {
     }
 
     /// Replaces the filter; an invalid one is rejected and nothing changes.
-    pub fn set(&self, filter: &str) -> Result<(), String> {
-        let parsed = EnvFilter::try_new(filter).map_err(|e| format!("invalid filter `{filter}`: {e}"))?;
+    pub fn set(&self, filter: &str) -> Result<(), FilterError> {
+        let parsed = EnvFilter::try_new(filter).map_err(|e| FilterError::Invalid {
+            filter: filter.to_owned(),
+            reason: e.to_string(),
+        })?;
         self.handle
             .reload(parsed)
-            .map_err(|e| format!("cannot change the filter: {e}"))?;
+            .map_err(|e| FilterError::Reload(e.to_string()))?;
         if let Ok(mut current) = self.current.lock() {
             *current = filter.to_owned();
         }

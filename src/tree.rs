@@ -84,7 +84,7 @@ fn workers(node: &Arc<Node>) -> ChildSpec {
 }
 
 /// The whole tree.
-pub fn spec(node: &Arc<Node>) -> SupervisorSpec {
+pub(crate) fn spec(node: &Arc<Node>) -> SupervisorSpec {
     SupervisorSpec::new(
         SupervisorFlags::new(Strategy::OneForOne)
             .intensity(10)

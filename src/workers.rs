@@ -5,6 +5,6 @@
 //! * [`pool`]: the registry, admission bound and dispatch.
 //! * [`job`]: a request in flight and what a crash makes of it.
 
-pub mod job;
+pub(crate) mod job;
 pub mod pool;
 pub mod worker;

@@ -24,5 +24,6 @@ mod cases {
     mod properties;
     mod reliability;
     mod store;
+    mod structure;
     mod workers;
 }

@@ -65,7 +65,7 @@ fn from_snapshot(node: &Node, q: &HitokotoQuery, rng: &mut fastrand::Rng) -> Htt
 }
 
 /// Answers `GET /hitokoto/v2/`.
-pub async fn get(node: &Node, request: &Request, rng: &mut fastrand::Rng) -> HttpResponse {
+pub(crate) async fn get(node: &Node, request: &Request, rng: &mut fastrand::Rng) -> HttpResponse {
     let q = match parse(request.parts.uri.query().unwrap_or("")) {
         Ok(q) => q,
         Err(e) => return bad_parameter(e.parameter, &e.message),

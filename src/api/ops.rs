@@ -14,12 +14,12 @@ use crate::store::snapshot::Source;
 /// `/healthz`: the process answers. (The connection answers it itself,
 /// without a worker, so that an overloaded pool is not mistaken for a
 /// dead process.)
-pub fn healthz() -> HttpResponse {
+pub(crate) fn healthz() -> HttpResponse {
     body(StatusCode::OK, TEXT, "ok\n")
 }
 
 /// `/readyz`: 200 when ready, else 503; the report as JSON either way.
-pub async fn readyz(node: &Node) -> HttpResponse {
+pub(crate) async fn readyz(node: &Node) -> HttpResponse {
     let report = readiness(node).await;
     let status = if report.ready {
         StatusCode::OK
@@ -34,7 +34,7 @@ fn gauge_value(n: usize) -> i64 {
 }
 
 /// Samples the gauges (pool, workers, corpus, limiter, memory).
-pub fn sample_gauges(node: &Node) {
+pub(crate) fn sample_gauges(node: &Node) {
     let g = &node.metrics.gauges;
     let pg = node.pg.status();
     g.postgres_up.set(i64::from(pg.ready));
@@ -75,7 +75,7 @@ pub fn sample_gauges(node: &Node) {
 }
 
 /// `/metrics`: Prometheus text.
-pub fn metrics(node: &Node) -> HttpResponse {
+pub(crate) fn metrics(node: &Node) -> HttpResponse {
     sample_gauges(node);
     body(
         StatusCode::OK,

@@ -144,18 +144,10 @@ pub fn parse(query: &str) -> Result<HitokotoQuery, ParamError> {
                     }
                 }
             }
-            "c" => {
-                let mut chars = value.chars();
-                match (chars.next().and_then(Category::from_key), chars.next()) {
-                    (Some(c), None) => categories |= 1 << c.index(),
-                    _ => {
-                        return Err(err(
-                            "c",
-                            format!("must be a category key from a to l, found `{}`", shown(&value)),
-                        ))
-                    }
-                }
-            }
+            "c" => match value.parse::<Category>() {
+                Ok(c) => categories |= 1 << c.index(),
+                Err(e) => return Err(err("c", format!("{e}, found `{}`", shown(&value)))),
+            },
             "min_length" => min_len = bound("min_length", &value)?,
             "max_length" => max_len = bound("max_length", &value)?,
             _ => {}

@@ -97,20 +97,10 @@ fn validate(n: NewSentence) -> Result<Sentence, Box<HttpResponse>> {
             &format!("must be at most {MAX_SENTENCE_CHARS} characters"),
         )));
     }
-    let category = match n.category.as_deref() {
+    let category = match n.category.as_deref().map(str::parse::<Category>) {
         None => 'g',
-        Some(key) => {
-            let mut chars = key.chars();
-            match (chars.next(), chars.next()) {
-                (Some(c), None) if Category::from_key(c).is_some() => c,
-                _ => {
-                    return Err(Box::new(bad_parameter(
-                        "type",
-                        "must be a category key from a to l",
-                    )))
-                }
-            }
-        }
+        Some(Ok(c)) => c.key(),
+        Some(Err(e)) => return Err(Box::new(bad_parameter("type", &e.to_string()))),
     };
     Ok(Sentence {
         id: 0,
@@ -126,7 +116,7 @@ fn validate(n: NewSentence) -> Result<Sentence, Box<HttpResponse>> {
 }
 
 /// Answers `POST /hitokoto/v2/`.
-pub async fn post(node: &Node, request: &Request) -> HttpResponse {
+pub(crate) async fn post(node: &Node, request: &Request) -> HttpResponse {
     if let Some(refusal) = authorize(node, request) {
         return refusal;
     }
@@ -169,7 +159,7 @@ pub async fn post(node: &Node, request: &Request) -> HttpResponse {
 }
 
 /// Answers `DELETE /hitokoto/v2/{uuid}`.
-pub async fn delete(node: &Node, request: &Request, id: &str) -> HttpResponse {
+pub(crate) async fn delete(node: &Node, request: &Request, id: &str) -> HttpResponse {
     if let Some(refusal) = authorize(node, request) {
         return refusal;
     }

@@ -22,7 +22,7 @@ use crate::stats;
 use crate::tree_paths::POOL;
 
 /// Runs one request line and returns the reply line.
-pub async fn execute(node: &Arc<Node>, line: &str) -> String {
+pub(crate) async fn execute(node: &Arc<Node>, line: &str) -> String {
     match protocol::parse(line) {
         Err((id, e)) => protocol::error(id, &e),
         Ok((id, command)) => match run(node, command).await {
@@ -63,7 +63,7 @@ fn millis(d: Duration) -> u64 {
 }
 
 /// Runs a parsed command.
-pub async fn run(node: &Arc<Node>, command: Command) -> Result<Value, ProtoError> {
+pub(crate) async fn run(node: &Arc<Node>, command: Command) -> Result<Value, ProtoError> {
     match command {
         Command::Help => reply(HelpReply {
             commands: protocol::help(),
@@ -93,7 +93,7 @@ pub async fn run(node: &Arc<Node>, command: Command) -> Result<Value, ProtoError
                 .ok_or_else(|| ProtoError::new("unsupported", "this process does not own its logging"))?;
             let previous = log.current();
             log.set(&filter)
-                .map_err(|e| ProtoError::new("invalid_argument", e))?;
+                .map_err(|e| ProtoError::new("invalid_argument", e.to_string()))?;
             tracing::info!(%filter, %previous, "log filter changed");
             reply(LogLevelReply { filter, previous })
         }
@@ -196,7 +196,7 @@ async fn kill(node: &Node, path: &str, reason: Option<String>, force: bool) -> R
 }
 
 /// Resizes the pool at `pool` to `n` instances (1 to `workers.max`).
-pub async fn scale(node: &Node, pool: &str, n: usize) -> Result<ScaleReply, ProtoError> {
+pub(crate) async fn scale(node: &Node, pool: &str, n: usize) -> Result<ScaleReply, ProtoError> {
     let max = node.config().workers.max;
     if n == 0 || n > max {
         return Err(ProtoError::new(

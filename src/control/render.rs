@@ -90,7 +90,7 @@ fn draw(n: &TreeNode, prefix: &str, out: &mut String, colour: bool) {
 }
 
 /// A tree drawn like `pstree`.
-pub fn tree(tree: &TreeNode, colour: bool) -> String {
+pub(crate) fn tree(tree: &TreeNode, colour: bool) -> String {
     let mut out = String::new();
     let _ = writeln!(out, "{}", node_line(tree, colour));
     draw(tree, "", &mut out, colour);
@@ -98,7 +98,7 @@ pub fn tree(tree: &TreeNode, colour: bool) -> String {
 }
 
 /// The help table.
-pub fn help(reply: &HelpReply) -> String {
+pub(crate) fn help(reply: &HelpReply) -> String {
     let mut out = String::new();
     for c in &reply.commands {
         let _ = writeln!(out, "{:<10} {:<16} {}", c.cmd, c.args, c.description);
@@ -111,7 +111,7 @@ fn ms(v: Option<f64>) -> String {
 }
 
 /// `stats` as aligned sections.
-pub fn stats(s: &Stats) -> String {
+pub(crate) fn stats(s: &Stats) -> String {
     let mut out = String::new();
     let _ = writeln!(out, "uptime {}", duration(s.uptime_ms));
     let _ = writeln!(out, "\nrequests");
@@ -220,7 +220,7 @@ fn fields(reply: &Value) -> String {
 }
 
 /// The text shown for an ok `reply` to `command`.
-pub fn render(command: &Command, reply: &Value, colour: bool) -> String {
+pub(crate) fn render(command: &Command, reply: &Value, colour: bool) -> String {
     let drawn = match command {
         Command::Tree => typed::<TreeReply>(reply).map(|r| tree(&r.tree, colour)),
         Command::Help => typed::<HelpReply>(reply).map(|r| help(&r)),

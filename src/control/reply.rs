@@ -1,8 +1,6 @@
 //! The replies of the control commands, one type per command: the server
 //! serialises them, `diem ctl` reads them back to draw them.
 
-use std::collections::BTreeMap;
-
 use serde::{Deserialize, Serialize};
 use supervisors::{Incarnation, TreeNode};
 
@@ -10,14 +8,14 @@ use crate::control::protocol::CommandHelp;
 
 /// `help`.
 #[derive(Clone, Debug, Serialize, Deserialize)]
-pub struct HelpReply {
+pub(crate) struct HelpReply {
     /// Every command.
     pub commands: Vec<CommandHelp>,
 }
 
 /// `ping`.
 #[derive(Clone, Debug, Serialize, Deserialize)]
-pub struct PingReply {
+pub(crate) struct PingReply {
     /// diem's version.
     pub version: String,
     /// The node's name.
@@ -30,7 +28,7 @@ pub struct PingReply {
 
 /// `tree`.
 #[derive(Clone, Debug, Serialize, Deserialize)]
-pub struct TreeReply {
+pub(crate) struct TreeReply {
     /// The tree; the worker pool carries `queue_depth` (requests admitted
     /// and not yet answered) and `capacity` (the admission bound).
     pub tree: TreeNode,
@@ -38,7 +36,7 @@ pub struct TreeReply {
 
 /// `restart`: what was done, by the kind of node.
 #[derive(Clone, Debug, Default, Serialize, Deserialize)]
-pub struct RestartReply {
+pub(crate) struct RestartReply {
     /// The node restarted.
     pub path: String,
     /// A pool: its instances were replaced one at a time.
@@ -60,7 +58,7 @@ pub struct RestartReply {
 
 /// The process a `kill` ended.
 #[derive(Clone, Debug, Serialize, Deserialize)]
-pub struct Died {
+pub(crate) struct Died {
     /// Its actor id.
     pub actor: String,
     /// Which start of the child it was.
@@ -71,7 +69,7 @@ pub struct Died {
 
 /// The process that replaced it.
 #[derive(Clone, Debug, Serialize, Deserialize)]
-pub struct Replacement {
+pub(crate) struct Replacement {
     /// Its actor id.
     pub actor: String,
     /// Which start of the child it is.
@@ -83,7 +81,7 @@ pub struct Replacement {
 
 /// `kill`.
 #[derive(Clone, Debug, Serialize, Deserialize)]
-pub struct KillReply {
+pub(crate) struct KillReply {
     /// The node killed.
     pub path: String,
     /// The process killed.
@@ -96,7 +94,7 @@ pub struct KillReply {
 
 /// `scale`.
 #[derive(Clone, Debug, Serialize, Deserialize)]
-pub struct ScaleReply {
+pub(crate) struct ScaleReply {
     /// The pool.
     pub pool: String,
     /// Instances before.
@@ -107,7 +105,7 @@ pub struct ScaleReply {
 
 /// A changed key that `reload` could not apply, and what restart would.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub struct NeedsRestart {
+pub(crate) struct NeedsRestart {
     /// The key.
     pub key: String,
     /// `process`, or the path of the subtree to restart.
@@ -116,7 +114,7 @@ pub struct NeedsRestart {
 
 /// `reload`.
 #[derive(Clone, Debug, Default, Serialize, Deserialize)]
-pub struct ReloadReply {
+pub(crate) struct ReloadReply {
     /// Keys whose value changed.
     pub changed: Vec<String>,
     /// Keys applied live.
@@ -127,7 +125,7 @@ pub struct ReloadReply {
 
 /// `log-level`.
 #[derive(Clone, Debug, Serialize, Deserialize)]
-pub struct LogLevelReply {
+pub(crate) struct LogLevelReply {
     /// The filter now.
     pub filter: String,
     /// The filter before.
@@ -136,12 +134,9 @@ pub struct LogLevelReply {
 
 /// `shutdown`.
 #[derive(Clone, Debug, Serialize, Deserialize)]
-pub struct ShutdownReply {
+pub(crate) struct ShutdownReply {
     /// Always true.
     pub shutting_down: bool,
     /// The grace period, seconds.
     pub grace_secs: u64,
 }
-
-/// Figures by name, for sections of `stats`.
-pub type Figures = BTreeMap<String, u64>;

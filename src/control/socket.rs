@@ -32,18 +32,18 @@ use crate::node::Node;
 use crate::owned_task::OwnedTask;
 
 /// Longest request line.
-pub const MAX_LINE: usize = 64 * 1024;
+pub(crate) const MAX_LINE: usize = 64 * 1024;
 
 /// Messages of the control socket actor.
 #[derive(Debug, RactorMessage)]
-pub enum ControlMsg {
+pub(crate) enum ControlMsg {
     /// The accept loop ended (a crash of the actor).
     LoopEnded(String),
 }
 
 /// The control socket actor.
 #[derive(Debug)]
-pub struct ControlSocket {
+pub(crate) struct ControlSocket {
     /// The node it controls.
     pub node: Arc<Node>,
 }
@@ -66,39 +66,64 @@ impl Drop for SocketFile {
 
 /// The actor's state: the socket file and the accept loop.
 #[derive(Debug)]
-pub struct ControlState {
+pub(crate) struct ControlState {
     _accept: OwnedTask,
     _file: SocketFile,
 }
 
+/// Why the control socket cannot be bound.
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum SocketError {
+    /// Something that is not a socket is at the path.
+    #[error("control socket path {0} exists and is not a socket; remove it or set control.socket")]
+    NotASocket(String),
+    /// Another process answers on the socket.
+    #[error(
+        "control socket {0} is in use by a running process (another diem?); stop it or set control.socket"
+    )]
+    InUse(String),
+    /// A file operation failed.
+    #[error("cannot {action} {path}: {source}")]
+    Io {
+        /// What was tried.
+        action: &'static str,
+        /// The path.
+        path: String,
+        /// The OS error.
+        source: std::io::Error,
+    },
+}
+
+fn io(action: &'static str, path: &Path) -> impl FnOnce(std::io::Error) -> SocketError {
+    let path = path.display().to_string();
+    move |source| SocketError::Io { action, path, source }
+}
+
 /// Makes room for a socket at `path`: removes a stale one, refuses a live
 /// one or anything that is not a socket.
-fn clear_stale(path: &Path) -> Result<(), String> {
+fn clear_stale(path: &Path) -> Result<(), SocketError> {
     let Ok(meta) = std::fs::symlink_metadata(path) else {
         return Ok(());
     };
     if !meta.file_type().is_socket() {
-        return Err(format!(
-            "control socket path {} exists and is not a socket; remove it or set control.socket",
-            path.display()
-        ));
+        return Err(SocketError::NotASocket(path.display().to_string()));
     }
     match std::os::unix::net::UnixStream::connect(path) {
-        Ok(_) => Err(format!(
-            "control socket {} is in use by a running process (another diem?); stop it or set control.socket",
-            path.display()
-        )),
-        Err(_) => std::fs::remove_file(path)
-            .map_err(|e| format!("cannot remove the stale control socket {}: {e}", path.display())),
+        Ok(_) => Err(SocketError::InUse(path.display().to_string())),
+        Err(_) => std::fs::remove_file(path).map_err(io("remove the stale control socket", path)),
     }
 }
 
-fn bind(path: &Path) -> Result<(UnixListener, SocketFile), String> {
+fn bind(path: &Path) -> Result<(UnixListener, SocketFile), SocketError> {
     clear_stale(path)?;
-    let listener = UnixListener::bind(path)
-        .map_err(|e| format!("cannot bind the control socket {}: {e}", path.display()))?;
+    if let Some(dir) = path.parent().filter(|d| !d.exists()) {
+        std::fs::create_dir_all(dir).map_err(io("create the directory of", path))?;
+        std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700))
+            .map_err(io("set the mode of the directory of", path))?;
+    }
+    let listener = UnixListener::bind(path).map_err(io("bind the control socket", path))?;
     std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600))
-        .map_err(|e| format!("cannot set the mode of {}: {e}", path.display()))?;
+        .map_err(io("set the mode of", path))?;
     let inode = std::fs::symlink_metadata(path)
         .map(|m| m.ino())
         .unwrap_or_default();

@@ -44,7 +44,12 @@ use crate::workers::pool::DispatchError;
 
 /// Serves one connection until the client closes it, a limit closes it,
 /// or shutdown drains it.
-pub async fn serve(node: Arc<Node>, stream: TcpStream, peer: SocketAddr, slot: Option<OwnedSemaphorePermit>) {
+pub(crate) async fn serve(
+    node: Arc<Node>,
+    stream: TcpStream,
+    peer: SocketAddr,
+    slot: Option<OwnedSemaphorePermit>,
+) {
     let _slot = slot;
     let _open = node.http.opened();
     let (header_timeout, max_buf) =

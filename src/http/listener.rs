@@ -22,21 +22,21 @@ use crate::owned_task::OwnedTask;
 
 /// Messages of the listener.
 #[derive(Debug, RactorMessage)]
-pub enum ListenerMsg {
+pub(crate) enum ListenerMsg {
     /// The accept loop ended (a crash of the listener).
     LoopEnded(String),
 }
 
 /// The listener actor.
 #[derive(Debug)]
-pub struct Listener {
+pub(crate) struct Listener {
     /// The node it serves.
     pub node: Arc<Node>,
 }
 
 /// The listener's state: its accept loop.
 #[derive(Debug)]
-pub struct ListenerState {
+pub(crate) struct ListenerState {
     _accept: OwnedTask,
 }
 

@@ -20,7 +20,7 @@ use crate::config::HttpConfig;
 
 /// The socket, the connection tracker and the connection limit.
 #[derive(Debug)]
-pub struct HttpShared {
+pub(crate) struct HttpShared {
     socket: Mutex<Option<std::net::TcpListener>>,
     addr: OnceLock<SocketAddr>,
     graceful: Mutex<Option<GracefulShutdown>>,
@@ -43,7 +43,7 @@ impl Default for HttpShared {
 impl HttpShared {
     /// Binds `cfg.addr` (port 0 picks one). Fails with the OS error, e.g.
     /// when the address is in use.
-    pub fn bind(&self, cfg: &HttpConfig) -> std::io::Result<SocketAddr> {
+    pub(crate) fn bind(&self, cfg: &HttpConfig) -> std::io::Result<SocketAddr> {
         let domain = Domain::for_address(cfg.addr);
         let socket = Socket::new(domain, Type::STREAM, Some(Protocol::TCP))?;
         socket.set_reuse_address(true)?;
@@ -64,7 +64,7 @@ impl HttpShared {
     }
 
     /// A duplicate of the socket for one listener incarnation.
-    pub fn listener(&self) -> std::io::Result<tokio::net::TcpListener> {
+    pub(crate) fn listener(&self) -> std::io::Result<tokio::net::TcpListener> {
         let guard = self
             .socket
             .lock()
@@ -77,24 +77,24 @@ impl HttpShared {
 
     /// Closes the socket (new connections are refused once the listener's
     /// duplicate is gone too).
-    pub fn close(&self) {
+    pub(crate) fn close(&self) {
         if let Ok(mut s) = self.socket.lock() {
             s.take();
         }
     }
 
     /// The connection-slot semaphore (`http.max_connections`).
-    pub fn slots(&self) -> Option<Arc<Semaphore>> {
+    pub(crate) fn slots(&self) -> Option<Arc<Semaphore>> {
         self.slots.get().cloned()
     }
 
     /// A watcher for one new connection (`None` once draining began).
-    pub fn watcher(&self) -> Option<Watcher> {
+    pub(crate) fn watcher(&self) -> Option<Watcher> {
         self.graceful.lock().ok()?.as_ref().map(GracefulShutdown::watcher)
     }
 
     /// Counts a connection as open until the returned guard drops.
-    pub fn opened(&self) -> OpenConnection {
+    pub(crate) fn opened(&self) -> OpenConnection {
         self.open.fetch_add(1, Ordering::AcqRel);
         OpenConnection {
             open: self.open.clone(),
@@ -102,13 +102,13 @@ impl HttpShared {
     }
 
     /// Connections open now.
-    pub fn open_connections(&self) -> usize {
+    pub(crate) fn open_connections(&self) -> usize {
         self.open.load(Ordering::Acquire)
     }
 
     /// Asks every connection to finish its request in flight and close,
     /// and waits for them all, at most `grace`. Returns whether all closed.
-    pub async fn drain(&self, grace: std::time::Duration) -> bool {
+    pub(crate) async fn drain(&self, grace: std::time::Duration) -> bool {
         let graceful = self.graceful.lock().ok().and_then(|mut g| g.take());
         match graceful {
             Some(g) => tokio::time::timeout(grace, g.shutdown()).await.is_ok(),
@@ -119,7 +119,7 @@ impl HttpShared {
 
 /// An open connection; the count drops with it.
 #[derive(Debug)]
-pub struct OpenConnection {
+pub(crate) struct OpenConnection {
     open: Arc<AtomicUsize>,
 }
 

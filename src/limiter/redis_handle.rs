@@ -181,6 +181,22 @@ pub fn decode(reply: &[i64], n: usize) -> Option<Vec<Throttle>> {
     )
 }
 
+/// A Redis round trip that failed.
+#[derive(Debug, thiserror::Error)]
+pub enum RedisFailure {
+    /// Redis (or the connection to it) failed.
+    #[error("redis: {0}")]
+    Redis(#[from] fred::error::Error),
+    /// Redis answered something the script does not return.
+    #[error("unexpected reply of {got} numbers for {keys} keys")]
+    Reply {
+        /// Numbers received.
+        got: usize,
+        /// Keys asked.
+        keys: usize,
+    },
+}
+
 /// Runs the script for `keys` with `params` (and `now`, µs, if given).
 pub async fn eval(
     client: &Client,
@@ -189,7 +205,7 @@ pub async fn eval(
     params: &Params,
     now: Option<i64>,
     timeout: Duration,
-) -> Result<Vec<Throttle>, String> {
+) -> Result<Vec<Throttle>, RedisFailure> {
     let i = |v: u64| i64::try_from(v).unwrap_or(i64::MAX);
     let mut args = vec![i(params.burst), i(params.count), i(params.period_secs), 1];
     args.extend(now);
@@ -203,11 +219,14 @@ pub async fn eval(
     let n = keys.len();
     let mut reply: Result<Vec<i64>, _> = c.evalsha(sha, keys.clone(), args.clone()).await;
     if matches!(&reply, Err(e) if e.details().contains("NOSCRIPT")) {
-        let _: String = c.script_load(SCRIPT).await.map_err(|e| e.to_string())?;
+        let _: String = c.script_load(SCRIPT).await?;
         reply = c.evalsha(sha, keys, args).await;
     }
-    let reply = reply.map_err(|e| e.to_string())?;
-    decode(&reply, n).ok_or_else(|| format!("unexpected reply of {} numbers for {n} keys", reply.len()))
+    let reply = reply?;
+    decode(&reply, n).ok_or(RedisFailure::Reply {
+        got: reply.len(),
+        keys: n,
+    })
 }
 
 /// The node's clock in µs since the Unix epoch. Decisions use the clock of

@@ -25,7 +25,7 @@ use fred::types::config::UnresponsiveConfig;
 use ractor::{Actor, ActorProcessingErr, ActorRef};
 use tokio::sync::{mpsc, Semaphore};
 
-use crate::limiter::redis_handle::{eval, now_us, LimiterMsg, Pending, RedisHandle, SCRIPT};
+use crate::limiter::redis_handle::{eval, now_us, LimiterMsg, Pending, RedisFailure, RedisHandle, SCRIPT};
 use crate::node::Node;
 use crate::owned_task::OwnedTask;
 
@@ -35,8 +35,8 @@ const SWEEP_EVERY: Duration = Duration::from_secs(5);
 
 /// Builds a fred client for `url` that gives up on a command after
 /// `timeout` and reconnects forever in the background.
-pub fn client(url: &str, timeout: Duration) -> Result<Client, String> {
-    let config = RedisConfigUrl::from_url(url).map_err(|e| e.to_string())?;
+pub fn client(url: &str, timeout: Duration) -> Result<Client, RedisFailure> {
+    let config = RedisConfigUrl::from_url(url)?;
     Builder::from_config(config)
         .with_connection_config(|c| {
             c.connection_timeout = timeout.max(Duration::from_millis(500));
@@ -54,14 +54,14 @@ pub fn client(url: &str, timeout: Duration) -> Result<Client, String> {
         .with_performance_config(|p| p.default_command_timeout = timeout)
         .set_policy(ReconnectPolicy::new_exponential(0, 50, 500, 2))
         .build()
-        .map_err(|e| e.to_string())
+        .map_err(RedisFailure::from)
 }
 
 /// The Redis limiter actor.
 #[derive(Debug)]
-pub struct RedisLimiter {
+pub(crate) struct RedisLimiter {
     /// The node it serves.
-    pub node: Arc<Node>,
+    pub(crate) node: Arc<Node>,
 }
 
 /// A published queue and its batcher; withdrawn when dropped.
@@ -99,7 +99,7 @@ impl Drop for Connection {
 }
 
 /// The Redis limiter actor's state.
-pub struct LimiterState {
+pub(crate) struct LimiterState {
     connection: Connection,
     sha: Arc<str>,
     published: Option<Published>,
@@ -151,7 +151,7 @@ async fn batcher(
                 }
                 // Dropping the replies sends these requests to the local store.
                 Err(e) => {
-                    let _ = me.send_message(LimiterMsg::Failed(e));
+                    let _ = me.send_message(LimiterMsg::Failed(e.to_string()));
                 }
             }
             drop(permit);
@@ -160,7 +160,7 @@ async fn batcher(
 }
 
 impl RedisLimiter {
-    async fn healthy(&self, client: &Client) -> Result<(), String> {
+    async fn healthy(&self, client: &Client) -> Result<(), RedisFailure> {
         let timeout = self
             .node
             .config()
@@ -173,8 +173,8 @@ impl RedisLimiter {
             ..Options::default()
         };
         let c = client.with_options(&opts);
-        let _: String = c.ping(None).await.map_err(|e| e.to_string())?;
-        let _: String = c.script_load(SCRIPT).await.map_err(|e| e.to_string())?;
+        let _: String = c.ping(None).await?;
+        let _: String = c.script_load(SCRIPT).await?;
         Ok(())
     }
 
@@ -255,7 +255,7 @@ impl Actor for RedisLimiter {
                 match self.healthy(&state.connection.client).await {
                     Ok(()) if state.published.is_none() => self.publish(&myself, state),
                     Ok(()) => {}
-                    Err(e) => self.withdraw(state, e),
+                    Err(e) => self.withdraw(state, e.to_string()),
                 }
                 let every = self.node.config().redis.health_interval;
                 myself.send_after(every, || LimiterMsg::Tick);

@@ -133,10 +133,8 @@ fn check_entry(r: RawEntry, file: &str, n: usize, expected: Option<char>) -> Res
     let Ok(uuid) = Uuid::parse_str(&r.uuid) else {
         return bad(format!("`uuid` is not a UUID: `{}`", r.uuid));
     };
-    let mut chars = r.category.chars();
-    let category = match (chars.next(), chars.next()) {
-        (Some(c), None) if Category::from_key(c).is_some() => c,
-        _ => return bad(format!("`type` must be one of a to l, found `{}`", r.category)),
+    let Ok(category) = r.category.parse::<Category>().map(Category::key) else {
+        return bad(format!("`type` must be one of a to l, found `{}`", r.category));
     };
     if let Some(want) = expected {
         if category != want {
@@ -207,15 +205,12 @@ pub fn read_bundle(dir: &Path, mut progress: impl FnMut(usize)) -> Result<Bundle
     let mut sentences = Vec::new();
     let mut seen = HashSet::new();
     for f in &version.sentences {
-        let key = match (f.key.chars().next(), f.key.chars().count()) {
-            (Some(c), 1) if Category::from_key(c).is_some() => c,
-            _ => {
-                return Err(BundleError::new(
-                    "version.json",
-                    String::new(),
-                    format!("category key `{}` must be one of a to l", f.key),
-                ))
-            }
+        let Ok(key) = f.key.parse::<Category>().map(Category::key) else {
+            return Err(BundleError::new(
+                "version.json",
+                String::new(),
+                format!("category key `{}` must be one of a to l", f.key),
+            ));
         };
         let text = read(dir, &f.path, "version.json")?;
         let name = f.path.trim_start_matches("./");

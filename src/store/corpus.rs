@@ -34,7 +34,7 @@ const DEBOUNCE: Duration = Duration::from_millis(20);
 
 /// Messages of the corpus actor.
 #[derive(Debug, RactorMessage)]
-pub enum CorpusMsg {
+pub(crate) enum CorpusMsg {
     /// (Re)connect and listen, once the schema is migrated.
     Connect,
     /// PostgreSQL says the sentences changed.
@@ -47,14 +47,14 @@ pub enum CorpusMsg {
 
 /// The corpus actor.
 #[derive(Debug)]
-pub struct Corpus {
+pub(crate) struct Corpus {
     /// The node it serves.
     pub node: Arc<Node>,
 }
 
 /// The corpus actor's state.
 #[derive(Debug)]
-pub struct CorpusState {
+pub(crate) struct CorpusState {
     client: Option<Client>,
     generation: u64,
     reload_pending: bool,

@@ -19,7 +19,7 @@ use crate::store::snapshot::{Snapshot, Source};
 
 /// The snapshot and the corpus actor's state.
 #[derive(Debug)]
-pub struct CorpusShared {
+pub(crate) struct CorpusShared {
     snapshot: ArcSwap<Snapshot>,
     listening: AtomicBool,
     error: Mutex<Option<String>>,
@@ -37,7 +37,7 @@ impl Default for CorpusShared {
 
 /// What `stats` and `/readyz` report about the corpus.
 #[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct CorpusStatus {
+pub(crate) struct CorpusStatus {
     /// Where the served sentences come from.
     pub source: Source,
     /// How many there are.
@@ -50,17 +50,17 @@ pub struct CorpusStatus {
 
 impl CorpusShared {
     /// The snapshot reads are served from (one atomic load).
-    pub fn load(&self) -> arc_swap::Guard<Arc<Snapshot>> {
+    pub(crate) fn load(&self) -> arc_swap::Guard<Arc<Snapshot>> {
         self.snapshot.load()
     }
 
     /// Publishes a new snapshot.
-    pub fn publish(&self, snapshot: Snapshot) {
+    pub(crate) fn publish(&self, snapshot: Snapshot) {
         self.snapshot.store(Arc::new(snapshot));
     }
 
     /// The corpus's state.
-    pub fn status(&self) -> CorpusStatus {
+    pub(crate) fn status(&self) -> CorpusStatus {
         let s = self.snapshot.load();
         CorpusStatus {
             source: s.source().clone(),
@@ -71,7 +71,7 @@ impl CorpusShared {
     }
 
     /// Records whether the actor is listening, and why not.
-    pub fn set_listening(&self, listening: bool, error: Option<String>) {
+    pub(crate) fn set_listening(&self, listening: bool, error: Option<String>) {
         self.listening.store(listening, Ordering::Release);
         if let Ok(mut e) = self.error.lock() {
             *e = error;

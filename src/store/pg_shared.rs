@@ -23,7 +23,7 @@ use crate::store::{within, StoreError};
 
 /// The pool, whether PostgreSQL is ready, and the last error.
 #[derive(Debug)]
-pub struct PgShared {
+pub(crate) struct PgShared {
     pool: ArcSwapOption<Pool>,
     ready: watch::Sender<bool>,
     error: Mutex<Option<String>>,
@@ -43,7 +43,7 @@ impl Default for PgShared {
 
 /// What `stats` and `/readyz` report about the pool.
 #[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct PgStatus {
+pub(crate) struct PgStatus {
     /// Whether the last probe succeeded (migrations applied).
     pub ready: bool,
     /// The last error while not ready.
@@ -60,7 +60,7 @@ pub struct PgStatus {
 
 impl PgShared {
     /// The pool, when PostgreSQL is ready.
-    pub fn pool(&self) -> Option<Arc<Pool>> {
+    pub(crate) fn pool(&self) -> Option<Arc<Pool>> {
         if self.is_ready() {
             self.pool.load_full()
         } else {
@@ -69,18 +69,18 @@ impl PgShared {
     }
 
     /// Whether PostgreSQL is ready.
-    pub fn is_ready(&self) -> bool {
+    pub(crate) fn is_ready(&self) -> bool {
         *self.ready.borrow()
     }
 
     /// A receiver that sees readiness change (`wait_for(|r| *r)` waits for
     /// the migrated schema).
-    pub fn ready(&self) -> watch::Receiver<bool> {
+    pub(crate) fn ready(&self) -> watch::Receiver<bool> {
         self.ready.subscribe()
     }
 
     /// The pool's state.
-    pub fn status(&self) -> PgStatus {
+    pub(crate) fn status(&self) -> PgStatus {
         let status = self.pool.load().as_ref().map(|p| p.status());
         PgStatus {
             ready: self.is_ready(),
@@ -94,7 +94,7 @@ impl PgShared {
 
     /// Publishes a new pool (the pool actor, at start) and the client-side
     /// deadline of its queries.
-    pub fn publish(&self, pool: Pool, deadline: Duration) {
+    pub(crate) fn publish(&self, pool: Pool, deadline: Duration) {
         let ms = u64::try_from(deadline.as_millis()).unwrap_or(u64::MAX).max(1);
         self.deadline_ms.store(ms, Ordering::Relaxed);
         self.pool.store(Some(Arc::new(pool)));
@@ -102,12 +102,12 @@ impl PgShared {
 
     /// Marks the pool unusable while its actor is gone (no log line: the
     /// supervisor reports the exit).
-    pub fn withdraw(&self) {
+    pub(crate) fn withdraw(&self) {
         self.ready.send_replace(false);
     }
 
     /// Records a probe's outcome, logging each change once.
-    pub fn set(&self, ready: bool, error: Option<String>) {
+    pub(crate) fn set(&self, ready: bool, error: Option<String>) {
         let was = self.ready.send_replace(ready);
         let Ok(mut last) = self.error.lock() else { return };
         if was && !ready {
@@ -130,7 +130,7 @@ impl PgShared {
 
     /// Runs `op` on a pooled connection within the client-side deadline;
     /// on a timeout or a broken connection the connection is discarded.
-    pub async fn timed<T, F, Fut>(&self, op: F) -> Result<T, StoreError>
+    pub(crate) async fn timed<T, F, Fut>(&self, op: F) -> Result<T, StoreError>
     where
         F: FnOnce(Arc<Object>) -> Fut,
         Fut: Future<Output = Result<T, tokio_postgres::Error>>,

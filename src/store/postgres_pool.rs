@@ -23,7 +23,7 @@ use crate::store::{migrations, within, StoreError};
 
 /// Messages of the pool actor.
 #[derive(Debug, RactorMessage)]
-pub enum PgMsg {
+pub(crate) enum PgMsg {
     /// Probe PostgreSQL (internal timer).
     Tick,
     /// Change the pool size (`reload`); answered once it is changed.
@@ -32,14 +32,14 @@ pub enum PgMsg {
 
 /// The pool actor.
 #[derive(Debug)]
-pub struct PostgresPool {
+pub(crate) struct PostgresPool {
     /// The node it serves.
     pub node: Arc<Node>,
 }
 
 /// The pool actor's state.
 #[derive(Debug)]
-pub struct PgState {
+pub(crate) struct PgState {
     pool: Pool,
     migrated: bool,
     failures: u32,

@@ -42,7 +42,7 @@ fn sentence(row: &Row) -> Sentence {
 }
 
 /// Every sentence, by id.
-pub async fn all_sentences(client: &Client) -> Result<Vec<Sentence>, tokio_postgres::Error> {
+pub(crate) async fn all_sentences(client: &Client) -> Result<Vec<Sentence>, tokio_postgres::Error> {
     Ok(client.query(ALL, &[]).await?.iter().map(sentence).collect())
 }
 
@@ -51,7 +51,7 @@ fn length_bound(n: u32) -> i32 {
 }
 
 /// A uniformly random `(hitokoto, from)` that `filter` accepts.
-pub async fn pick(
+pub(crate) async fn pick(
     client: &ClientWrapper,
     filter: &Filter,
 ) -> Result<Option<(String, String)>, tokio_postgres::Error> {
@@ -75,7 +75,10 @@ pub async fn pick(
 
 /// Inserts a new sentence (its `id` and `created_at` are assigned here) and
 /// returns it as stored.
-pub async fn insert(client: &ClientWrapper, mut s: Sentence) -> Result<Sentence, tokio_postgres::Error> {
+pub(crate) async fn insert(
+    client: &ClientWrapper,
+    mut s: Sentence,
+) -> Result<Sentence, tokio_postgres::Error> {
     let statement = client.prepare_cached(INSERT).await?;
     let row = client
         .query_one(
@@ -97,7 +100,7 @@ pub async fn insert(client: &ClientWrapper, mut s: Sentence) -> Result<Sentence,
 }
 
 /// Deletes a sentence; whether it existed.
-pub async fn delete(client: &ClientWrapper, uuid: Uuid) -> Result<bool, tokio_postgres::Error> {
+pub(crate) async fn delete(client: &ClientWrapper, uuid: Uuid) -> Result<bool, tokio_postgres::Error> {
     let statement = client.prepare_cached(DELETE).await?;
     Ok(client.execute(&statement, &[&uuid]).await? > 0)
 }

@@ -13,6 +13,8 @@
 //!
 //! assert_eq!(Category::from_key('c').unwrap().key(), 'c');
 //! assert!(Category::from_key('m').is_none());
+//! assert_eq!("k".parse::<Category>().unwrap().key(), 'k');
+//! assert!("ab".parse::<Category>().is_err());
 //! assert_eq!(js_string("</script>"), r#""\u003c/script\u003e""#);
 //! ```
 
@@ -47,6 +49,24 @@ impl Category {
     /// Every category, in key order.
     pub fn all() -> impl Iterator<Item = Category> {
         (0..CATEGORIES as u8).map(Category)
+    }
+}
+
+/// A text that is not a category key.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("must be a category key from a to l")]
+pub struct NotACategory;
+
+impl std::str::FromStr for Category {
+    type Err = NotACategory;
+
+    /// One of `a` to `l`, nothing else.
+    fn from_str(s: &str) -> Result<Self, NotACategory> {
+        let mut chars = s.chars();
+        match (chars.next(), chars.next()) {
+            (Some(c), None) => Category::from_key(c).ok_or(NotACategory),
+            _ => Err(NotACategory),
+        }
     }
 }
 

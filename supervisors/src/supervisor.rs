@@ -242,11 +242,17 @@ impl SupervisorState {
         }
     }
 
-    /// Starts a process for child `key`; `Err` carries the start error text.
-    async fn start_one(&mut self, key: u64) -> Result<ActorCell, String> {
-        let Some(child) = self.children.get(&key) else {
-            return Err("no such child".into());
+    /// Starts a process for child `key`; `Err` is
+    /// [`SupervisorError::StartFailed`] with the child's own start error.
+    async fn start_one(&mut self, key: u64) -> Result<ActorCell, SupervisorError> {
+        let failed = |id: &str, reason: String| SupervisorError::StartFailed {
+            id: id.to_owned(),
+            reason,
         };
+        let Some(child) = self.children.get(&key) else {
+            return Err(failed(&key.to_string(), "no such child".into()));
+        };
+        let id = child.id.clone();
         let ctx = StartCtx {
             supervisor: self.myself.clone(),
             id: child.id.to_string(),
@@ -258,7 +264,7 @@ impl SupervisorState {
         let start = child.spec.start.clone();
         let started = start(ctx).await;
         let Some(child) = self.children.get_mut(&key) else {
-            return Err("child removed while starting".into());
+            return Err(failed(&id, "child removed while starting".into()));
         };
         match started {
             Ok(cell) => {
@@ -269,7 +275,7 @@ impl SupervisorState {
                 self.by_actor.insert(cell.get_id(), key);
                 Ok(cell)
             }
-            Err(e) => Err(e.to_string()),
+            Err(e) => Err(failed(&id, e.to_string())),
         }
     }
 
@@ -506,7 +512,7 @@ impl SupervisorState {
                     }
                 }
                 Err(reason) => {
-                    tracing::error!(target: "supervisors", supervisor = %self.path, child = %k, %reason, "restart failed, will retry");
+                    tracing::error!(target: "supervisors", supervisor = %self.path, %reason, "restart failed, will retry");
                     for &rest in &to_start[i..] {
                         if let Some(child) = self.children.get_mut(&rest) {
                             child.state = ChildState::Restarting;
@@ -562,12 +568,9 @@ impl SupervisorState {
                     cell,
                 })
             }
-            Err(reason) => {
+            Err(e) => {
                 self.remove(key);
-                Err(SupervisorError::StartFailed {
-                    id: id.to_string(),
-                    reason,
-                })
+                Err(e)
             }
         }
     }
@@ -617,19 +620,12 @@ impl SupervisorState {
 
     async fn restart_child(&mut self, id: &str) -> Result<StartedChild, SupervisorError> {
         let key = self.check_stopped(id)?;
-        match self.start_one(key).await {
-            Ok(cell) => {
-                self.emit_started(key, &cell);
-                Ok(StartedChild {
-                    id: id.to_owned(),
-                    cell,
-                })
-            }
-            Err(reason) => Err(SupervisorError::StartFailed {
-                id: id.to_owned(),
-                reason,
-            }),
-        }
+        let cell = self.start_one(key).await?;
+        self.emit_started(key, &cell);
+        Ok(StartedChild {
+            id: id.to_owned(),
+            cell,
+        })
     }
 
     fn delete_child(&mut self, id: &str) -> Result<(), SupervisorError> {
@@ -861,13 +857,10 @@ impl Actor for Supervisor {
             let key = state.insert(child, id.clone(), None);
             match state.start_one(key).await {
                 Ok(cell) => state.emit_started(key, &cell),
-                Err(reason) => {
+                Err(e) => {
                     state.remove(key);
                     state.terminate_all().await;
-                    return Err(Box::new(SupervisorError::StartFailed {
-                        id: id.to_string(),
-                        reason,
-                    }));
+                    return Err(Box::new(e));
                 }
             }
         }
