@@ -172,7 +172,7 @@ fn benches(c: &mut Criterion) {
     g.bench_function("limiter_local", |b| {
         b.iter(|| {
             i = i.wrapping_add(1) % 100_000;
-            store.check(IpAddr::from(i.to_be_bytes()), &params)
+            store.check(ipnet::IpNet::from(IpAddr::from(i.to_be_bytes())), &params)
         })
     });
     let snapshot = corpus();

@@ -3,6 +3,11 @@
 #
 #   benches/load.sh [SECONDS_PER_RUN] [ROUNDS]      (default 10 s, 3 rounds)
 #
+# MODES selects and orders the modes (default: ceiling limiter_on
+# limiter_off pg_query); BASELINE=/path/to/an/older/diem adds the mode
+# baseline_off (that binary, limiter off) to compare two builds in one run;
+# CONNS sets the connection counts (default "64 256").
+#
 # 1. builds release binaries (diem and examples/ceiling.rs);
 # 2. runs the ceiling: a minimal hyper 1 server answering a fixed body;
 # 3. runs diem against the real PostgreSQL and Redis with the corpus of
@@ -23,6 +28,11 @@ cd "$(dirname "$0")/.."
 SECS=${1:-10}
 ROUNDS=${2:-3}
 CONNS=${CONNS:-"64 256"}
+MODES=${MODES:-"ceiling limiter_on limiter_off pg_query"}
+BASELINE=${BASELINE:-}
+if [ -n "$BASELINE" ] && [[ " $MODES " != *" baseline_off "* ]]; then
+    MODES="$MODES baseline_off"
+fi
 PORT=18180
 . scripts/services.sh
 ensure_services
@@ -31,11 +41,12 @@ if ! command -v wrk >/dev/null 2>&1; then
         || { echo "error: wrk is not installed (apt-get install wrk)" >&2; exit 1; }
 fi
 cargo build -q --release --bin diem --example ceiling
-DIEM=target/release/diem
-CEILING=target/release/examples/ceiling
+DIEM=$PWD/target/release/diem
+CEILING=$PWD/target/release/examples/ceiling
 PG_URL=${DIEM_TEST_PG_URL:-postgres://postgres@127.0.0.1:5432/postgres}
 SCHEMA=bench_load
 OUT=$(mktemp -d)
+mkdir -p "$OUT/run"
 trap 'kill $(jobs -p) 2>/dev/null || true; rm -rf "$OUT"' EXIT
 
 DIEM_POSTGRES__URL=$PG_URL DIEM_POSTGRES__SCHEMA=$SCHEMA "$DIEM" import ../shared/data/hitokoto-sentences >&2
@@ -54,9 +65,12 @@ wait_port() {
 # run_mode NAME -- command...
 run_mode() {
     local name=$1; shift
-    "$@" >"$OUT/$name.log" 2>&1 &
+    # From an empty directory: every diem runs on its built-in defaults plus
+    # the environment below (an older build would not read today's
+    # config/diem.toml).
+    (cd "$OUT/run" && exec "$@") >"$OUT/$name.log" 2>&1 &
     local pid=$!
-    wait_port
+    wait_port || { tail -5 "$OUT/$name.log" >&2; exit 1; }
     sleep 1
     for conns in $CONNS; do
         for path in "/hitokoto/v2/?encode=json" "/hitokoto/v2/"; do
@@ -81,10 +95,16 @@ for round in $(seq 1 "$ROUNDS"); do
     # first round (keys of earlier rounds would still be held).
     diem_env=(env DIEM_HTTP__ADDR=127.0.0.1:$PORT DIEM_POSTGRES__URL=$PG_URL DIEM_POSTGRES__SCHEMA=$SCHEMA
         DIEM_REDIS__KEY_PREFIX=bench$round$$: DIEM_LOG__FILTER=warn DIEM_CONTROL__SOCKET=$OUT/diem.sock)
-    run_mode ceiling "$CEILING" --addr 127.0.0.1:$PORT --layout multi
-    run_mode limiter_on "${diem_env[@]}" DIEM_LIMITER__TRUSTED_PROXIES=127.0.0.1 "$DIEM"
-    run_mode limiter_off "${diem_env[@]}" DIEM_LIMITER__ENABLED=false "$DIEM"
-    run_mode pg_query "${diem_env[@]}" DIEM_LIMITER__ENABLED=false DIEM_POSTGRES__READS=query "$DIEM"
+    for mode in $MODES; do
+        case $mode in
+            ceiling) run_mode ceiling "$CEILING" --addr 127.0.0.1:$PORT --layout multi ;;
+            limiter_on) run_mode limiter_on "${diem_env[@]}" DIEM_LIMITER__TRUSTED_PROXIES=127.0.0.1 "$DIEM" ;;
+            limiter_off) run_mode limiter_off "${diem_env[@]}" DIEM_LIMITER__ENABLED=false "$DIEM" ;;
+            pg_query) run_mode pg_query "${diem_env[@]}" DIEM_LIMITER__ENABLED=false DIEM_POSTGRES__READS=query "$DIEM" ;;
+            baseline_off) run_mode baseline_off "${diem_env[@]}" DIEM_LIMITER__ENABLED=false "$BASELINE" ;;
+            *) echo "error: unknown mode $mode" >&2; exit 2 ;;
+        esac
+    done
 done
 
 echo "# $(date -u +%FT%TZ) $(nproc) cores, $(free -g | awk '/Mem:/{print $2}') GiB; wrk -t2 -d${SECS}s; medians of $ROUNDS rounds; load $(cut -d' ' -f1-3 /proc/loadavg)"

@@ -4,6 +4,7 @@
 //! |---|---|
 //! | `GET`/`HEAD /hitokoto/v2/` | [`hitokoto::get`]: a random sentence |
 //! | `POST /hitokoto/v2/` | [`write::post`]: add a sentence |
+//! | `GET`/`HEAD /hitokoto/v2/{uuid}` | [`write::get`]: one sentence, every field |
 //! | `DELETE /hitokoto/v2/{uuid}` | [`write::delete`]: remove one |
 //! | `OPTIONS` on both | CORS preflight |
 //! | `GET /readyz`, `/metrics` | [`ops`] |
@@ -13,6 +14,7 @@
 //! carries `Access-Control-Allow-Origin: *` (added by the connection).
 //! Errors are JSON ([`response`]).
 
+pub mod auth;
 pub(crate) mod hitokoto;
 pub(crate) mod ops;
 pub mod query;
@@ -51,6 +53,10 @@ fn preflight(methods: &'static str) -> HttpResponse {
     r
 }
 
+fn sentence_id(path: &str) -> &str {
+    path.trim_start_matches("/hitokoto/v2/")
+}
+
 /// Handles one request (inside a worker).
 pub async fn handle(node: &Node, request: Request, rng: &mut fastrand::Rng) -> HttpResponse {
     #[cfg(feature = "faults")]
@@ -63,12 +69,10 @@ pub async fn handle(node: &Node, request: Request, rng: &mut fastrand::Rng) -> H
         (Route::Hitokoto, Method::POST) => write::post(node, &request).await,
         (Route::Hitokoto, Method::OPTIONS) => preflight("GET, HEAD, POST, OPTIONS"),
         (Route::Hitokoto, _) => allow("GET, HEAD, POST, OPTIONS"),
-        (Route::Sentence, Method::DELETE) => {
-            let id = path.trim_start_matches("/hitokoto/v2/").to_owned();
-            write::delete(node, &request, &id).await
-        }
-        (Route::Sentence, Method::OPTIONS) => preflight("DELETE, OPTIONS"),
-        (Route::Sentence, _) => allow("DELETE, OPTIONS"),
+        (Route::Sentence, Method::GET | Method::HEAD) => write::get(node, sentence_id(path)).await,
+        (Route::Sentence, Method::DELETE) => write::delete(node, sentence_id(path)).await,
+        (Route::Sentence, Method::OPTIONS) => preflight("GET, HEAD, DELETE, OPTIONS"),
+        (Route::Sentence, _) => allow("GET, HEAD, DELETE, OPTIONS"),
         (Route::Readyz, Method::GET | Method::HEAD) => ops::readyz(node).await,
         (Route::Metrics, Method::GET | Method::HEAD) => ops::metrics(node),
         (Route::Healthz | Route::Readyz | Route::Metrics, _) => allow("GET, HEAD"),

@@ -36,6 +36,16 @@ pub enum Command {
     Import {
         /// The bundle directory (holding version.json).
         dir: PathBuf,
+        /// Also delete the sentences of the bundle's categories that the
+        /// bundle no longer has (in the same transaction).
+        #[arg(long)]
+        prune: bool,
+    },
+    /// Check or show the configuration.
+    Config {
+        /// What to do.
+        #[command(subcommand)]
+        action: ConfigAction,
     },
     /// Operate a running node over its control socket.
     #[command(disable_help_subcommand = true)]
@@ -47,6 +57,16 @@ pub enum Command {
         #[command(subcommand)]
         command: CtlCommand,
     },
+}
+
+/// What `diem config` does.
+#[derive(Debug, Clone, Copy, Subcommand)]
+pub enum ConfigAction {
+    /// Validate the configuration offline: exit 0 if valid, 2 if not.
+    Check,
+    /// Print the effective configuration, each key with the layer it came
+    /// from (defaults, file, environment), secrets redacted.
+    Show,
 }
 
 /// The options of `diem ctl`, accepted anywhere on its line.

@@ -30,6 +30,7 @@
 
 pub mod env;
 pub mod load;
+pub mod show;
 
 use std::net::{IpAddr, SocketAddr};
 use std::path::{Path, PathBuf};
@@ -37,7 +38,12 @@ use std::time::Duration;
 
 use ipnet::IpNet;
 use serde::{Deserialize, Deserializer, Serialize};
+
+use crate::http::client_ip::ClientHeader;
 use thiserror::Error;
+
+/// The shortest admin token accepted: a guessable token is refused at start.
+pub const MIN_TOKEN_BYTES: usize = 16;
 
 /// The default config file, read when it exists and no `--config` is given.
 pub const DEFAULT_CONFIG_PATH: &str = "config/diem.toml";
@@ -141,9 +147,17 @@ pub struct HttpConfig {
     pub max_header_bytes: usize,
     /// Largest request body in bytes.
     pub max_body_bytes: usize,
+    /// On shutdown, how long the node goes on accepting and serving after
+    /// `/readyz` turned 503, so that load balancers stop sending first.
+    #[serde(with = "humantime_serde")]
+    pub shutdown_delay: Duration,
     /// Time in-flight requests get to finish on shutdown.
     #[serde(with = "humantime_serde")]
     pub shutdown_grace: Duration,
+    /// `/readyz` also fails while PostgreSQL or Redis is unreachable or the
+    /// embedded corpus is served (off: those are shared dependencies, and a
+    /// node still serves without them).
+    pub strict_readiness: bool,
 }
 
 impl Default for HttpConfig {
@@ -156,7 +170,9 @@ impl Default for HttpConfig {
             body_read_timeout: Duration::from_secs(10),
             max_header_bytes: 16 * 1024,
             max_body_bytes: 64 * 1024,
+            shutdown_delay: Duration::from_secs(5),
             shutdown_grace: Duration::from_secs(30),
+            strict_readiness: false,
         }
     }
 }
@@ -283,10 +299,16 @@ pub struct LimiterConfig {
     /// The period of `count`, in whole seconds.
     #[serde(with = "humantime_serde")]
     pub period: Duration,
-    /// Peers whose `X-Forwarded-For` is believed (CIDRs; in the
+    /// Peers whose forwarding header is believed (CIDRs; in the
     /// environment a comma-separated list).
     #[serde(deserialize_with = "cidr_list")]
     pub trusted_proxies: Vec<IpNet>,
+    /// The header trusted proxies name the client in: `x-forwarded-for` or
+    /// RFC 7239 `forwarded`.
+    pub client_header: ClientHeader,
+    /// IPv6 clients are limited by this many leading bits of their address
+    /// (64: one subscriber's network).
+    pub ipv6_prefix: u8,
     /// Most keys checked in one Redis round trip.
     pub max_batch: usize,
     /// Most client keys the local fallback remembers.
@@ -301,6 +323,8 @@ impl Default for LimiterConfig {
             count: 36,
             period: Duration::from_secs(360),
             trusted_proxies: Vec::new(),
+            client_header: ClientHeader::XForwardedFor,
+            ipv6_prefix: 64,
             max_batch: 256,
             local_max_keys: 1_000_000,
         }
@@ -311,7 +335,8 @@ impl Default for LimiterConfig {
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct AdminConfig {
-    /// Bearer token of `POST` and `DELETE`; empty disables them.
+    /// Bearer token of `POST` and `DELETE` (at least 16 bytes); empty
+    /// disables them.
     pub token: String,
 }
 
@@ -465,6 +490,9 @@ impl Config {
         if period.subsec_nanos() != 0 || period.is_zero() || period > Duration::from_secs(366 * 24 * 3600) {
             return bad("limiter.period", "a whole number of seconds from 1s to one year");
         }
+        if self.limiter.ipv6_prefix == 0 || self.limiter.ipv6_prefix > 128 {
+            return bad("limiter.ipv6_prefix", "a prefix length from 1 to 128");
+        }
         if self.limiter.burst > 1_000_000_000 {
             return bad("limiter.burst", "a number up to 1000000000");
         }
@@ -488,6 +516,12 @@ impl Config {
         }
         if let Err(e) = fred::types::config::Config::from_url(&self.redis.url) {
             return bad("redis.url", &format!("a Redis URL ({e})"));
+        }
+        if !self.admin.token.is_empty() && self.admin.token.len() < MIN_TOKEN_BYTES {
+            return bad(
+                "admin.token",
+                &format!("at least {MIN_TOKEN_BYTES} bytes (or empty, which disables writes)"),
+            );
         }
         if self.http.max_header_bytes < 8192 {
             return bad("http.max_header_bytes", "at least 8192");

@@ -1,16 +1,18 @@
-//! Readiness: whether this node serves what it should.
+//! Readiness: whether this node can serve (`/readyz`, for a load balancer
+//! or Kubernetes).
 //!
 //! Ready means: the supervision tree is whole (every child running, the
-//! worker pool at its wanted size), PostgreSQL is reachable, and the corpus
-//! served is PostgreSQL's rather than the embedded default, and the node is
-//! not shutting down. Anything else is listed in `degraded` and makes
-//! `/readyz` answer 503, so a load balancer sends traffic elsewhere.
+//! worker pool at its wanted size), the node is not shutting down, and it
+//! has a corpus to serve. That is all a load balancer needs to know: a node
+//! answers reads from its snapshot whether or not PostgreSQL answers, and
+//! limits locally whether or not Redis does. Taking every node out of
+//! rotation because a *shared* dependency failed would turn a degradation
+//! into a full outage, so PostgreSQL, Redis and an embedded corpus are
+//! listed in `notes` and in metrics, and do not fail readiness — unless
+//! `http.strict_readiness` asks for it.
 //!
-//! The limiter deciding locally because Redis is unreachable is listed in
-//! `notes` but does not make the node unready: the node still serves
-//! correctly and enforces the limit per node, and taking every node out of
-//! rotation because a shared Redis is down would turn a degraded limiter
-//! into an outage.
+//! The report is public: it names what is degraded in a few words, never
+//! a raw error text (that is in the logs, `ctl stats` and metrics).
 
 use serde::{Deserialize, Serialize};
 use supervisors::{snapshot, ChildState};
@@ -26,7 +28,8 @@ pub(crate) struct Readiness {
     pub ready: bool,
     /// What keeps it from being ready.
     pub degraded: Vec<String>,
-    /// Degradations that do not make it unready.
+    /// Degradations that do not make it unready (in strict mode they do:
+    /// they are then listed in `degraded`).
     pub notes: Vec<String>,
 }
 
@@ -54,27 +57,28 @@ pub(crate) async fn readiness(node: &Node) -> Readiness {
                     ));
                 }
             }
-            Err(e) => degraded.push(format!("tree: {e}")),
+            Err(_) => degraded.push("tree: not answering".to_owned()),
         },
         None => degraded.push("tree: not started".to_owned()),
     }
-    if !node.pg.is_ready() {
-        let status = node.pg.status();
-        degraded.push(format!(
-            "postgres: {}",
-            status.error.unwrap_or_else(|| "not connected yet".to_owned())
-        ));
-    }
     let corpus = node.corpus.status();
-    if corpus.source == Source::Embedded {
-        degraded.push("corpus: serving the embedded default".to_owned());
+    if corpus.sentences == 0 {
+        degraded.push("corpus: no sentence to serve".to_owned());
     }
-    if !corpus.listening && corpus.source != Source::Embedded {
+    if !node.pg.is_ready() {
+        notes.push("postgres: unreachable (writes fail; reads come from the snapshot)".to_owned());
+    }
+    if corpus.source == Source::Embedded {
+        notes.push("corpus: serving the embedded default".to_owned());
+    } else if !corpus.listening {
         notes.push("corpus: not listening for changes (serving the last snapshot)".to_owned());
     }
     let settings = node.limiter.settings();
     if settings.enabled && node.limiter.backend() == Backend::Local {
         notes.push("limiter: deciding locally (redis unreachable)".to_owned());
+    }
+    if node.with_config(|c| c.http.strict_readiness) {
+        degraded.append(&mut notes);
     }
     Readiness {
         ready: degraded.is_empty(),

@@ -26,6 +26,7 @@ use arc_swap::{ArcSwap, ArcSwapOption};
 use ipnet::IpNet;
 
 use crate::config::LimiterConfig;
+use crate::http::client_ip::{key_text, limit_key, ClientHeader};
 use crate::limiter::backend::Backend;
 use crate::limiter::gcra::{Params, Throttle};
 use crate::limiter::local::LocalStore;
@@ -38,8 +39,12 @@ pub struct LimiterSettings {
     pub enabled: bool,
     /// The GCRA parameters.
     pub params: Params,
-    /// Peers whose `X-Forwarded-For` is believed.
+    /// Peers whose forwarding header is believed.
     pub trusted_proxies: Vec<IpNet>,
+    /// The header trusted proxies name the client in.
+    pub client_header: ClientHeader,
+    /// IPv6 clients are limited by this prefix of their address.
+    pub ipv6_prefix: u8,
 }
 
 impl From<&LimiterConfig> for LimiterSettings {
@@ -52,6 +57,8 @@ impl From<&LimiterConfig> for LimiterSettings {
                 period_secs: c.period.as_secs(),
             },
             trusted_proxies: c.trusted_proxies.clone(),
+            client_header: c.client_header,
+            ipv6_prefix: c.ipv6_prefix,
         }
     }
 }
@@ -63,6 +70,23 @@ pub struct Decision {
     pub throttle: Throttle,
     /// Who decided.
     pub backend: Backend,
+}
+
+/// A client's GCRA state, as `ctl limiter get` shows it.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct ClientState {
+    /// The key the client is limited by (an IPv6 client: its prefix).
+    pub key: String,
+    /// Which store answered.
+    pub backend: Backend,
+    /// Requests it may make at once now.
+    pub remaining: u64,
+    /// `max_burst + 1`.
+    pub limit: u64,
+    /// Seconds until it is back to a full burst.
+    pub reset_secs: u64,
+    /// Whether its next request would be refused.
+    pub limited: bool,
 }
 
 /// The limiter as requests see it.
@@ -122,6 +146,11 @@ impl Limiter {
         }
     }
 
+    /// The key `client` is limited by under the settings in effect.
+    pub fn key_of(&self, client: IpAddr) -> IpNet {
+        limit_key(client, self.settings.load().ipv6_prefix)
+    }
+
     /// Decides one request from `client`; `None` when limiting is off.
     pub async fn check(&self, client: IpAddr) -> Option<Decision> {
         let settings = self.settings.load();
@@ -129,10 +158,11 @@ impl Limiter {
             return None;
         }
         let params = settings.params;
+        let key = limit_key(client, settings.ipv6_prefix);
         drop(settings);
         let redis = self.redis.load_full();
         if let Some(redis) = redis {
-            if let Some(throttle) = redis.check(client, &params).await {
+            if let Some(throttle) = redis.check(&key, &params).await {
                 return Some(Decision {
                     throttle,
                     backend: Backend::Redis,
@@ -140,8 +170,43 @@ impl Limiter {
             }
         }
         Some(Decision {
-            throttle: self.local.check(client, &params),
+            throttle: self.local.check(key, &params),
             backend: Backend::Local,
         })
+    }
+
+    /// The state of `client`'s key without spending anything
+    /// (`CL.THROTTLE` with quantity 0), from Redis when it decides.
+    pub async fn peek(&self, client: IpAddr) -> ClientState {
+        let settings = self.settings.load_full();
+        let key = limit_key(client, settings.ipv6_prefix);
+        let redis = self.redis.load_full();
+        let (throttle, backend) = match redis {
+            Some(redis) => match redis.peek(&key, &settings.params).await {
+                Some(t) => (t, Backend::Redis),
+                None => (self.local.peek(key, &settings.params), Backend::Local),
+            },
+            None => (self.local.peek(key, &settings.params), Backend::Local),
+        };
+        ClientState {
+            key: key_text(&key),
+            backend,
+            remaining: throttle.remaining,
+            limit: throttle.limit,
+            reset_secs: throttle.reset_secs(),
+            limited: throttle.limited,
+        }
+    }
+
+    /// Forgets `client`'s key in Redis and locally: its next request is a
+    /// new client's. Returns the key and whether Redis was reached.
+    pub async fn forget(&self, client: IpAddr) -> (String, bool) {
+        let key = self.key_of(client);
+        self.local.forget(&key);
+        let in_redis = match self.redis.load_full() {
+            Some(redis) => redis.forget(&key).await,
+            None => false,
+        };
+        (key_text(&key), in_redis)
     }
 }

@@ -6,7 +6,7 @@ use std::process::ExitCode;
 
 use anyhow::Context;
 use clap::Parser;
-use diem::cli::{Cli, Command};
+use diem::cli::{Cli, Command, ConfigAction};
 use diem::config::{Config, LogFormat};
 use diem::node::Node;
 use diem::{control, serve, store, telemetry};
@@ -37,6 +37,26 @@ fn main() -> ExitCode {
     };
     let format = cli.log_format.unwrap_or(config.log.format);
     match cli.command.unwrap_or(Command::Serve) {
+        Command::Config { action } => match action {
+            ConfigAction::Check => {
+                println!("config is valid");
+                exit(0)
+            }
+            ConfigAction::Show => {
+                let shown =
+                    Config::layers(cli.config.as_deref()).and_then(|f| diem::config::show::render(&f));
+                match shown {
+                    Ok(text) => {
+                        print!("{text}");
+                        exit(0)
+                    }
+                    Err(e) => {
+                        eprintln!("diem: {e}");
+                        exit(2)
+                    }
+                }
+            }
+        },
         Command::Ctl { options, command } => {
             let socket = options
                 .socket
@@ -94,12 +114,21 @@ fn run(
             );
             Ok(0)
         }),
-        Command::Import { dir } => rt.block_on(async {
-            match store::import::import(&config.postgres, &dir).await {
+        Command::Import { dir, prune } => rt.block_on(async {
+            match store::import::import(&config.postgres, &dir, prune).await {
                 Ok(s) => {
                     println!(
-                        "imported {} sentences from {} files: {} inserted, {} updated, {} unchanged",
-                        s.total, s.files, s.inserted, s.updated, s.unchanged
+                        "imported {} sentences from {} files: {} inserted, {} updated, {} unchanged{}",
+                        s.total,
+                        s.files,
+                        s.inserted,
+                        s.updated,
+                        s.unchanged,
+                        if prune {
+                            format!(", {} deleted", s.deleted)
+                        } else {
+                            String::new()
+                        }
                     );
                     Ok(0)
                 }
@@ -113,6 +142,6 @@ fn run(
                 Err(e) => Err(anyhow::Error::new(e).context(format!("importing {}", dir.display()))),
             }
         }),
-        Command::Ctl { .. } => Ok(2),
+        Command::Ctl { .. } | Command::Config { .. } => Ok(2),
     }
 }

@@ -268,8 +268,8 @@ pub struct RestartLabels {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
-struct Labelled {
-    label: &'static str,
+struct Reason {
+    reason: &'static str,
 }
 
 /// Gauges sampled from the node's state.
@@ -329,7 +329,7 @@ pub struct Metrics {
     requests: std::sync::Arc<RequestMetrics>,
     decisions: [Counter; 4],
     restarts: Family<RestartLabels, Counter>,
-    rejected: Family<Labelled, Counter>,
+    rejected: Family<Reason, Counter>,
     /// The sampled gauges.
     pub gauges: std::sync::Arc<Gauges>,
 }
@@ -369,7 +369,7 @@ impl Metrics {
             "Restarts of each child by its supervisor, by the class of the exit that caused them",
             restarts.clone(),
         );
-        let rejected = Family::<Labelled, Counter>::default();
+        let rejected = Family::<Reason, Counter>::default();
         registry.register(
             "diem_http_rejected",
             "Requests and connections refused before reaching a handler (malformed, too large, \
@@ -528,7 +528,7 @@ impl Metrics {
 
     /// Counts a request or connection refused before a handler, by reason.
     pub fn rejected(&self, reason: &'static str) {
-        self.rejected.get_or_create(&Labelled { label: reason }).inc();
+        self.rejected.get_or_create(&Reason { reason }).inc();
     }
 
     /// The Prometheus text of every metric.

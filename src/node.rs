@@ -23,6 +23,7 @@ use tokio::sync::watch;
 
 use crate::config::Config;
 use crate::http::socket::HttpShared;
+use crate::limiter::local::LocalStore;
 use crate::limiter::Limiter;
 use crate::metrics::Metrics;
 use crate::store::corpus_shared::CorpusShared;
@@ -43,6 +44,8 @@ pub struct Node {
     pub(crate) pg: PgShared,
     /// The rate limiter.
     pub(crate) limiter: Limiter,
+    /// Failed authentications per client (see [`api::auth`](crate::api::auth)).
+    pub(crate) auth_failures: LocalStore,
     /// The worker registry and admission bound.
     pub workers: WorkerPool,
     /// The listening socket and the open connections.
@@ -75,6 +78,7 @@ impl Node {
             corpus: CorpusShared::default(),
             pg: PgShared::default(),
             limiter: Limiter::new(&config.limiter),
+            auth_failures: LocalStore::new(100_000),
             workers: WorkerPool::new(config.workers.count, config.workers.queue_depth),
             http: HttpShared::default(),
             metrics: Metrics::new(&config.node.name),

@@ -1,11 +1,14 @@
 //! `diem serve`: start the tree, serve until asked to stop, stop cleanly.
 //!
 //! Shutdown (SIGTERM, SIGINT or `diem ctl shutdown`) is Kubernetes'
-//! sequence: readiness turns 503, the listener stops and the socket closes
-//! (new connections are refused), in-flight requests get the grace period
-//! to finish (idle keep-alive connections close at once), then the tree
-//! stops in reverse start order and the process exits 0. A second signal
-//! exits at once (130).
+//! sequence: readiness turns 503 at once, but the node goes on accepting
+//! and serving for `http.shutdown_delay` (every response then says
+//! `Connection: close`, so keep-alive clients move on between requests
+//! rather than being cut under one), so that load balancers see it unready
+//! before anything is refused; then the listener stops and the socket
+//! closes, in-flight requests get `http.shutdown_grace` to finish (idle
+//! connections close at once), the tree stops in reverse start order and
+//! the process exits 0. A second signal exits at once (130).
 //!
 //! If the root supervisor stops by itself (it gave up: restart intensity
 //! exceeded), the process exits 1 so that systemd or Kubernetes starts it
@@ -49,6 +52,9 @@ pub async fn run(node: Arc<Node>) -> anyhow::Result<i32> {
         .context("the supervision tree failed to start")?;
     let _ = node.root.set(root.supervisor().clone());
     tracing::info!(%addr, node = %config.node.name, version = env!("CARGO_PKG_VERSION"), "diem started");
+    for variable in crate::config::env::foreign_variables() {
+        tracing::debug!(%variable, "ignored: not a config variable (config is DIEM_<SECTION>__<KEY>)");
+    }
 
     let grace = tokio::select! {
         signal = signalled() => {
@@ -70,6 +76,12 @@ pub async fn run(node: Arc<Node>) -> anyhow::Result<i32> {
     });
 
     node.start_draining();
+    let delay = node.config().http.shutdown_delay;
+    if !delay.is_zero() {
+        // Readiness is 503 from now on; serve on while load balancers notice.
+        tracing::info!(delay = ?delay, "not ready; serving on before the listener closes");
+        tokio::time::sleep(delay).await;
+    }
     let _ = root.supervisor().terminate_child("listener").await;
     node.http.close();
     let open = node.http.open_connections();

@@ -4,12 +4,13 @@
 //! |---|---|
 //! | `encode` | `text` (default), `json`, `js`; anything else is a 400 |
 //! | `callback` | JSONP: a JavaScript identifier path (`[A-Za-z_$][A-Za-z0-9_$]*` joined by `.`, at most 128 bytes), else 400; empty means absent; not with `encode=js` |
-//! | `length` | N in 2..=100: sentences shorter than N; any other value is ignored (as the original API did) |
+//! | `length` | N in 2..=100: sentences shorter than N; another whole number means no restriction, anything that is not a whole number is a 400 (as the original API) |
 //! | `c` | a category key `a`–`l`, repeatable; anything else is a 400 |
 //! | `min_length`, `max_length` | inclusive bounds, whole numbers 0..=10000, else 400 |
 //!
 //! Other parameters are ignored (cache busters such as `_=…`). A repeated
-//! parameter other than `c` takes its last value.
+//! parameter other than `c` takes its last value, and only that one is
+//! checked (`encode=xml&encode=json` is `json`).
 //!
 //! ```
 //! use diem::api::query::{parse, Encode};
@@ -18,7 +19,9 @@
 //! assert_eq!(q.encode, Encode::Json);
 //! assert_eq!(q.filter.max_len, 9);
 //! assert_eq!(parse("min_length=x").unwrap_err().parameter, "min_length");
-//! assert_eq!(parse("length=abc").unwrap().filter.max_len, u32::MAX);
+//! assert_eq!(parse("length=abc").unwrap_err().parameter, "length");
+//! assert_eq!(parse("length=500").unwrap().filter.max_len, u32::MAX);
+//! assert_eq!(parse("encode=xml&encode=json").unwrap().encode, Encode::Json);
 //! ```
 
 use crate::store::sentence::Category;
@@ -99,60 +102,72 @@ fn bound(parameter: &'static str, value: &str) -> Result<u32, ParamError> {
         })
 }
 
-/// Parses a query string (without the `?`).
+/// `length`: a whole number (sign allowed, any size) or absent; in 2..=100
+/// it restricts, anything else whole does not (as the original API).
+fn length(value: &str) -> Result<u32, ParamError> {
+    let digits = value.strip_prefix(['-', '+']).unwrap_or(value);
+    if value.is_empty() {
+        return Ok(u32::MAX);
+    }
+    if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) {
+        return Err(err(
+            "length",
+            format!("must be a whole number, found `{}`", shown(value)),
+        ));
+    }
+    Ok(match value.parse::<u32>() {
+        Ok(n) if (2..=100).contains(&n) => n - 1,
+        _ => u32::MAX,
+    })
+}
+
+/// Parses a query string (without the `?`). A repeated parameter other
+/// than `c` takes its last value; only that value is checked.
 pub fn parse(query: &str) -> Result<HitokotoQuery, ParamError> {
-    let mut encode = Encode::Text;
-    let mut callback = None;
-    let mut length_max = u32::MAX;
-    let mut min_len = 0;
-    let mut max_len = u32::MAX;
+    let (mut encode_raw, mut callback_raw, mut length_raw) = (None, None, None);
+    let (mut min_raw, mut max_raw) = (None, None);
     let mut categories: u16 = 0;
     for (key, value) in form_urlencoded::parse(query.as_bytes()) {
         match &*key {
-            "encode" => {
-                encode = match &*value {
-                    "" | "text" => Encode::Text,
-                    "json" => Encode::Json,
-                    "js" => Encode::Js,
-                    other => {
-                        return Err(err(
-                            "encode",
-                            format!("must be text, json or js, found `{}`", shown(other)),
-                        ))
-                    }
-                }
-            }
-            "callback" => {
-                callback = match &*value {
-                    "" => None,
-                    name if is_callback(name) => Some(name.to_owned()),
-                    other => {
-                        return Err(err(
-                            "callback",
-                            format!(
-                            "must be a JavaScript identifier path (letters, digits, _, $ and .), found `{}`",
-                            shown(other)
-                        ),
-                        ))
-                    }
-                }
-            }
-            "length" => {
-                if let Ok(n) = value.parse::<u32>() {
-                    if (2..=100).contains(&n) {
-                        length_max = n - 1;
-                    }
-                }
-            }
+            "encode" => encode_raw = Some(value),
+            "callback" => callback_raw = Some(value),
+            "length" => length_raw = Some(value),
+            "min_length" => min_raw = Some(value),
+            "max_length" => max_raw = Some(value),
             "c" => match value.parse::<Category>() {
                 Ok(c) => categories |= 1 << c.index(),
                 Err(e) => return Err(err("c", format!("{e}, found `{}`", shown(&value)))),
             },
-            "min_length" => min_len = bound("min_length", &value)?,
-            "max_length" => max_len = bound("max_length", &value)?,
             _ => {}
         }
     }
+    let encode = match encode_raw.as_deref().unwrap_or("") {
+        "" | "text" => Encode::Text,
+        "json" => Encode::Json,
+        "js" => Encode::Js,
+        other => {
+            return Err(err(
+                "encode",
+                format!("must be text, json or js, found `{}`", shown(other)),
+            ))
+        }
+    };
+    let callback = match callback_raw.as_deref().unwrap_or("") {
+        "" => None,
+        name if is_callback(name) => Some(name.to_owned()),
+        other => {
+            return Err(err(
+                "callback",
+                format!(
+                    "must be a JavaScript identifier path (letters, digits, _, $ and .), found `{}`",
+                    shown(other)
+                ),
+            ))
+        }
+    };
+    let length_max = length(length_raw.as_deref().unwrap_or(""))?;
+    let min_len = min_raw.map_or(Ok(0), |v| bound("min_length", &v))?;
+    let max_len = max_raw.map_or(Ok(u32::MAX), |v| bound("max_length", &v))?;
     if min_len > max_len {
         return Err(err(
             "min_length",
@@ -192,10 +207,18 @@ mod tests {
     fn length_follows_the_original() {
         assert_eq!(parse("length=2").unwrap().filter.max_len, 1);
         assert_eq!(parse("length=100").unwrap().filter.max_len, 99);
-        for ignored in ["1", "101", "-5", "", "x", "9999999999999"] {
+        for ignored in ["1", "101", "-5", "", "9999999999999", "%2B7000"] {
             assert_eq!(
                 parse(&format!("length={ignored}")).unwrap().filter.max_len,
-                u32::MAX
+                u32::MAX,
+                "{ignored}"
+            );
+        }
+        for bad in ["x", "1.5", "-", "5a", " 5"] {
+            assert_eq!(
+                parse(&format!("length={bad}")).unwrap_err().parameter,
+                "length",
+                "{bad}"
             );
         }
         assert_eq!(parse("length=10&max_length=5").unwrap().filter.max_len, 5);
@@ -213,6 +236,13 @@ mod tests {
             "min_length"
         );
         assert_eq!(parse("encode=js&callback=cb").unwrap_err().parameter, "callback");
+    }
+
+    #[test]
+    fn a_repeated_parameter_takes_its_last_value() {
+        assert_eq!(parse("encode=xml&encode=json").unwrap().encode, Encode::Json);
+        assert_eq!(parse("encode=json&encode=xml").unwrap_err().parameter, "encode");
+        assert_eq!(parse("min_length=x&min_length=3").unwrap().filter.min_len, 3);
     }
 
     #[test]

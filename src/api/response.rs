@@ -1,7 +1,9 @@
 //! Building responses: bodies with their content types, and JSON errors.
 //!
 //! Every error body has the same shape: `{"error": CODE, "message": TEXT}`,
-//! plus `"parameter": NAME` when one request parameter is at fault.
+//! plus `"parameter": NAME` when one request parameter is at fault. Like
+//! every JSON body of the API it is script-safe: an echoed `</script>` or
+//! U+2028 comes back escaped.
 //!
 //! ```
 //! use diem::api::response::error;
@@ -18,6 +20,7 @@ use hyper::header::{HeaderValue, CONTENT_TYPE, RETRY_AFTER};
 use hyper::{Response, StatusCode};
 
 use crate::api::request::HttpResponse;
+use crate::store::sentence::script_safe_json;
 
 /// `text/plain; charset=utf-8`.
 pub const TEXT: HeaderValue = HeaderValue::from_static("text/plain; charset=utf-8");
@@ -39,7 +42,7 @@ fn json_error(status: StatusCode, code: &str, message: &str, parameter: Option<&
     if let Some(p) = parameter {
         v["parameter"] = serde_json::Value::from(p);
     }
-    body(status, JSON, v.to_string())
+    body(status, JSON, script_safe_json(&v))
 }
 
 /// A JSON error.
@@ -76,4 +79,23 @@ pub fn crashed() -> HttpResponse {
         "internal_error",
         "the request failed inside its handler",
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use http_body_util::BodyExt;
+
+    use super::*;
+
+    #[test]
+    fn error_bodies_are_script_safe() {
+        let r = bad_parameter("from", "echo: </script>\u{2028}");
+        let bytes = futures::executor::block_on(r.into_body().collect())
+            .map(|c| c.to_bytes())
+            .unwrap_or_default();
+        let text = String::from_utf8_lossy(&bytes);
+        assert!(text.contains(r"\u003c/script\u003e\u2028"), "{text}");
+        let v: serde_json::Value = serde_json::from_str(&text).unwrap_or_default();
+        assert_eq!(v["parameter"], "from");
+    }
 }

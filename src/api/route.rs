@@ -3,8 +3,8 @@
 //!
 //! | path | route | policy |
 //! |---|---|---|
-//! | `/hitokoto/v2/`, `/hitokoto/v2` | [`Route::Hitokoto`] | a worker; `GET`/`HEAD` rate-limited |
-//! | `/hitokoto/v2/{uuid}` | [`Route::Sentence`] | a worker |
+//! | `/hitokoto/v2/`, `/hitokoto/v2` | [`Route::Hitokoto`] | a worker; `GET`/`HEAD` rate-limited; `POST` needs the admin token |
+//! | `/hitokoto/v2/{uuid}` | [`Route::Sentence`] | a worker; `DELETE` needs the admin token |
 //! | `/healthz` | [`Route::Healthz`] | `GET`/`HEAD` answered by the connection (no worker: an overloaded pool is not a dead process) |
 //! | `/readyz`, `/metrics` | [`Route::Readyz`], [`Route::Metrics`] | a worker |
 //! | anything else | [`Route::Other`] | a worker (404) |
@@ -16,6 +16,9 @@
 //! let e = Endpoint::of(&Method::GET, "/hitokoto/v2/");
 //! assert_eq!((e.route, e.limited, e.inline), (Route::Hitokoto, true, false));
 //! assert!(!Endpoint::of(&Method::POST, "/hitokoto/v2/").limited);
+//! assert!(Endpoint::of(&Method::POST, "/hitokoto/v2/").write);
+//! assert!(Endpoint::of(&Method::DELETE, "/hitokoto/v2/4f1c").write);
+//! assert!(!Endpoint::of(&Method::GET, "/hitokoto/v2/4f1c").write);
 //! assert!(Endpoint::of(&Method::HEAD, "/healthz").inline);
 //! assert!(!Endpoint::of(&Method::POST, "/healthz").inline);
 //! assert_eq!(Endpoint::of(&Method::GET, "/hitokoto/v2/4f1c").route, Route::Sentence);
@@ -93,6 +96,10 @@ pub struct Endpoint {
     pub inline: bool,
     /// Whether the method only reads (`GET`, `HEAD`).
     pub read: bool,
+    /// Whether it changes the sentences and needs the admin token, checked
+    /// before the body is read (`POST /hitokoto/v2/`, `DELETE
+    /// /hitokoto/v2/{uuid}`).
+    pub write: bool,
 }
 
 impl Endpoint {
@@ -100,11 +107,16 @@ impl Endpoint {
     pub fn of(method: &Method, path: &str) -> Endpoint {
         let route = Route::of(path);
         let read = matches!(*method, Method::GET | Method::HEAD);
+        let write = matches!(
+            (route, method),
+            (Route::Hitokoto, &Method::POST) | (Route::Sentence, &Method::DELETE)
+        );
         Endpoint {
             route,
             limited: read && route == Route::Hitokoto,
             inline: read && route == Route::Healthz,
             read,
+            write,
         }
     }
 }

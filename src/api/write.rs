@@ -1,28 +1,35 @@
-//! `POST /hitokoto/v2/` and `DELETE /hitokoto/v2/{uuid}`.
+//! `POST /hitokoto/v2/`, `DELETE /hitokoto/v2/{uuid}`, and
+//! `GET /hitokoto/v2/{uuid}`.
 //!
-//! Both need `Authorization: Bearer <admin.token>`; with no token configured
-//! they answer 403. A 201 or 204 is sent only after PostgreSQL committed
-//! the change, so an acknowledged write is durable; the trigger on the
-//! table then tells every node to reload (visible everywhere within the
-//! 20 ms debounce plus one reload). When PostgreSQL is unreachable the
-//! answer is 503 with `Retry-After`, never a success.
+//! The two writes need `Authorization: Bearer <admin.token>`, checked by
+//! the connection before the body is read ([`auth`](super::auth)). A 201 or
+//! 204 is sent only after PostgreSQL committed the change, so an
+//! acknowledged write is durable, and only after this node serves it
+//! (read-your-writes); the trigger on the table then tells every node to
+//! reload (visible everywhere within the 20 ms debounce plus one reload).
+//! When PostgreSQL is unreachable the answer is 503 with `Retry-After`,
+//! never a success; a request PostgreSQL could never store is a 400 naming
+//! the field, never a 503 to retry forever.
 //!
-//! The POST body is a JSON object: `hitokoto` and `from` (strings, required),
-//! `type` (a category key, default `g`), `from_who` (string or null),
-//! `creator` (default `api`), and optionally `uuid` (to make a retried
-//! POST idempotent: the same uuid twice is a 409).
+//! The POST body is a JSON object: `hitokoto` and `from` (non-empty
+//! strings, required), `type` (a category key, default `g`), `from_who`
+//! (string or null), `creator` (default `api`), and optionally `uuid` (to
+//! make a retried POST idempotent: the same uuid twice is a 409). No string
+//! may contain a NUL character.
 
-use hyper::header::{HeaderValue, AUTHORIZATION, LOCATION, WWW_AUTHENTICATE};
+use hyper::header::{HeaderValue, LOCATION};
 use hyper::StatusCode;
 use serde::Deserialize;
 use uuid::Uuid;
 
 use crate::api::request::{HttpResponse, Request};
 use crate::api::response::{bad_parameter, body, error, retry_later, JSON};
+use crate::config::ReadMode;
 use crate::node::Node;
 use crate::store::bundle::MAX_SENTENCE_CHARS;
+use crate::store::corpus_shared::LocalWrite;
 use crate::store::queries;
-use crate::store::sentence::{char_length, Category, Sentence};
+use crate::store::sentence::{char_length, detail_body, Category, Sentence};
 use crate::store::StoreError;
 
 #[derive(Deserialize)]
@@ -40,42 +47,6 @@ struct NewSentence {
     uuid: Option<Uuid>,
 }
 
-/// Constant-time comparison, so the token cannot be guessed byte by byte
-/// from response times.
-fn same(a: &[u8], b: &[u8]) -> bool {
-    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
-}
-
-/// `None` when the request may write; otherwise the refusal.
-fn authorize(node: &Node, request: &Request) -> Option<HttpResponse> {
-    let token = node.config().admin.token.clone();
-    if token.is_empty() {
-        return Some(error(
-            StatusCode::FORBIDDEN,
-            "writes_disabled",
-            "writes are disabled on this node (admin.token is not set)",
-        ));
-    }
-    let given = request
-        .parts
-        .headers
-        .get(AUTHORIZATION)
-        .and_then(|v| v.as_bytes().strip_prefix(b"Bearer "));
-    match given {
-        Some(given) if same(given, token.as_bytes()) => None,
-        _ => {
-            let mut r = error(
-                StatusCode::UNAUTHORIZED,
-                "unauthorized",
-                "a valid `Authorization: Bearer <token>` header is required",
-            );
-            r.headers_mut()
-                .insert(WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
-            Some(r)
-        }
-    }
-}
-
 fn store_failure(e: &StoreError) -> HttpResponse {
     tracing::warn!(error = %e, "write failed");
     retry_later(
@@ -86,16 +57,38 @@ fn store_failure(e: &StoreError) -> HttpResponse {
     )
 }
 
-fn validate(n: NewSentence) -> Result<Sentence, Box<HttpResponse>> {
-    let text = n.hitokoto.trim().to_owned();
-    if text.is_empty() {
-        return Err(Box::new(bad_parameter("hitokoto", "must not be empty")));
+/// A required text field: trimmed, not empty, no NUL.
+fn text(field: &'static str, value: &str) -> Result<String, Box<HttpResponse>> {
+    let value = value.trim();
+    if value.is_empty() {
+        return Err(Box::new(bad_parameter(field, "must not be empty")));
     }
-    if text.chars().count() > MAX_SENTENCE_CHARS {
+    no_nul(field, value)?;
+    Ok(value.to_owned())
+}
+
+/// PostgreSQL text cannot hold NUL: refuse it as the client's error.
+fn no_nul(field: &'static str, value: &str) -> Result<(), Box<HttpResponse>> {
+    if value.contains('\0') {
+        return Err(Box::new(bad_parameter(field, "must not contain a NUL character")));
+    }
+    Ok(())
+}
+
+fn validate(n: NewSentence) -> Result<Sentence, Box<HttpResponse>> {
+    let hitokoto = text("hitokoto", &n.hitokoto)?;
+    if hitokoto.chars().count() > MAX_SENTENCE_CHARS {
         return Err(Box::new(bad_parameter(
             "hitokoto",
             &format!("must be at most {MAX_SENTENCE_CHARS} characters"),
         )));
+    }
+    let from = text("from", &n.from)?;
+    if let Some(who) = &n.from_who {
+        no_nul("from_who", who)?;
+    }
+    if let Some(creator) = &n.creator {
+        no_nul("creator", creator)?;
     }
     let category = match n.category.as_deref().map(str::parse::<Category>) {
         None => 'g',
@@ -105,21 +98,23 @@ fn validate(n: NewSentence) -> Result<Sentence, Box<HttpResponse>> {
     Ok(Sentence {
         id: 0,
         uuid: n.uuid.unwrap_or_else(Uuid::new_v4),
-        length: char_length(&text),
-        hitokoto: text,
+        length: char_length(&hitokoto),
+        hitokoto,
         category,
-        from: n.from,
+        from,
         from_who: n.from_who,
         creator: n.creator.unwrap_or_else(|| "api".to_owned()),
         created_at: 0,
     })
 }
 
-/// Answers `POST /hitokoto/v2/`.
+/// The uuid at the end of a sentence path.
+fn uuid_of(id: &str) -> Result<Uuid, Box<HttpResponse>> {
+    Uuid::parse_str(id).map_err(|_| Box::new(bad_parameter("uuid", "the path must end in a sentence's UUID")))
+}
+
+/// Answers `POST /hitokoto/v2/` (the token was checked by the connection).
 pub(crate) async fn post(node: &Node, request: &Request) -> HttpResponse {
-    if let Some(refusal) = authorize(node, request) {
-        return refusal;
-    }
     let new: NewSentence = match serde_json::from_slice(&request.body) {
         Ok(n) => n,
         Err(e) => return bad_parameter("body", &format!("must be a JSON sentence object: {e}")),
@@ -135,11 +130,8 @@ pub(crate) async fn post(node: &Node, request: &Request) -> HttpResponse {
         .await;
     match inserted {
         Ok(s) => {
-            let mut r = body(
-                StatusCode::CREATED,
-                JSON,
-                serde_json::to_vec(&s).unwrap_or_default(),
-            );
+            let mut r = body(StatusCode::CREATED, JSON, detail_body(&s));
+            node.corpus.apply_local(LocalWrite::Added(s));
             if let Ok(v) = HeaderValue::from_str(&format!("/hitokoto/v2/{uuid}")) {
                 r.headers_mut().insert(LOCATION, v);
             }
@@ -158,21 +150,48 @@ pub(crate) async fn post(node: &Node, request: &Request) -> HttpResponse {
     }
 }
 
-/// Answers `DELETE /hitokoto/v2/{uuid}`.
-pub(crate) async fn delete(node: &Node, request: &Request, id: &str) -> HttpResponse {
-    if let Some(refusal) = authorize(node, request) {
-        return refusal;
-    }
-    let Ok(uuid) = Uuid::parse_str(id) else {
-        return bad_parameter("uuid", "the path must end in a sentence's UUID");
+/// Answers `DELETE /hitokoto/v2/{uuid}` (the token was checked by the
+/// connection).
+pub(crate) async fn delete(node: &Node, id: &str) -> HttpResponse {
+    let uuid = match uuid_of(id) {
+        Ok(u) => u,
+        Err(r) => return *r,
     };
     match node
         .pg
         .timed(|c| async move { queries::delete(&c, uuid).await })
         .await
     {
-        Ok(true) => body(StatusCode::NO_CONTENT, JSON, bytes::Bytes::new()),
+        Ok(true) => {
+            node.corpus.apply_local(LocalWrite::Removed(uuid));
+            body(StatusCode::NO_CONTENT, JSON, bytes::Bytes::new())
+        }
         Ok(false) => error(StatusCode::NOT_FOUND, "not_found", "no sentence has this uuid"),
         Err(e) => store_failure(&e),
+    }
+}
+
+/// Answers `GET /hitokoto/v2/{uuid}`: the sentence with every stored
+/// field, from the snapshot (from PostgreSQL with `postgres.reads =
+/// "query"`, the snapshot when that fails).
+pub(crate) async fn get(node: &Node, id: &str) -> HttpResponse {
+    let uuid = match uuid_of(id) {
+        Ok(u) => u,
+        Err(r) => return *r,
+    };
+    if node.with_config(|c| c.postgres.reads) == ReadMode::Query {
+        match node
+            .pg
+            .timed(|c| async move { queries::by_uuid(&c, uuid).await })
+            .await
+        {
+            Ok(Some(s)) => return body(StatusCode::OK, JSON, detail_body(&s)),
+            Ok(None) => return error(StatusCode::NOT_FOUND, "not_found", "no sentence has this uuid"),
+            Err(e) => tracing::debug!(error = %e, "query read failed; answering from the snapshot"),
+        }
+    }
+    match node.corpus.load().get(&uuid) {
+        Some(entry) => body(StatusCode::OK, JSON, entry.detail.clone()),
+        None => error(StatusCode::NOT_FOUND, "not_found", "no sentence has this uuid"),
     }
 }

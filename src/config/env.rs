@@ -189,13 +189,13 @@ mod tests {
         let c = env(&[
             ("DIEM_NODE__NAME", "42"),
             ("DIEM_REDIS__KEY_PREFIX", "1"),
-            ("DIEM_ADMIN__TOKEN", "true"),
+            ("DIEM_ADMIN__TOKEN", "0123456789012345"),
             ("DIEM_LIMITER__ENABLED", "YES"),
             ("DIEM_LOG__ACCESS", "0"),
         ])
         .unwrap();
         assert_eq!((c.node.name.as_str(), c.redis.key_prefix.as_str()), ("42", "1"));
-        assert_eq!(c.admin.token, "true");
+        assert_eq!(c.admin.token, "0123456789012345");
         assert!(c.limiter.enabled && !c.log.access);
     }
 

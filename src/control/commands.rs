@@ -3,6 +3,10 @@
 //! Reads (`help`, `ping`, `tree`, `stats`) change nothing; changes act on
 //! the tree through the supervisors' own API, so the tree reacts exactly
 //! as to any other start, stop or crash.
+//!
+//! Every command is audited: logged at info (target `diem::audit`) with
+//! who asked — the peer's uid and pid on the control socket — its
+//! arguments, and its outcome.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -11,9 +15,9 @@ use serde::Serialize;
 use serde_json::Value;
 use supervisors::{resolve, snapshot, KillOutcome, Restarted, SupervisorError, SupervisorRef};
 
-use crate::control::protocol::{self, Command, ProtoError};
+use crate::control::protocol::{self, Command, LimiterAction, ProtoError};
 use crate::control::reply::{
-    Died, HelpReply, KillReply, LogLevelReply, PingReply, Replacement, RestartReply, ScaleReply,
+    Died, HelpReply, KillReply, LogLevelReply, PingReply, Replacement, ResetReply, RestartReply, ScaleReply,
     ShutdownReply, TreeReply,
 };
 use crate::node::Node;
@@ -21,14 +25,33 @@ use crate::reload::reload;
 use crate::stats;
 use crate::tree_paths::POOL;
 
-/// Runs one request line and returns the reply line.
-pub(crate) async fn execute(node: &Arc<Node>, line: &str) -> String {
+/// Who asked for a command.
+#[derive(Clone, Debug)]
+pub(crate) struct Caller {
+    /// The peer's uid.
+    pub(crate) uid: u32,
+    /// The peer's pid, when the kernel tells it.
+    pub(crate) pid: Option<i32>,
+}
+
+/// Runs one request line from `caller` and returns the reply line.
+pub(crate) async fn execute(node: &Arc<Node>, line: &str, caller: &Caller) -> String {
     match protocol::parse(line) {
-        Err((id, e)) => protocol::error(id, &e),
-        Ok((id, command)) => match run(node, command).await {
-            Ok(fields) => protocol::ok(id, &fields),
-            Err(e) => protocol::error(id, &e),
-        },
+        Err((id, e)) => {
+            tracing::info!(target: "diem::audit", uid = caller.uid, pid = caller.pid, code = e.code, "control request refused");
+            protocol::error(id, &e)
+        }
+        Ok((id, command)) => {
+            let args = command.to_request().to_string();
+            tracing::info!(target: "diem::audit", uid = caller.uid, pid = caller.pid, command = %args, "control command");
+            match run(node, command).await {
+                Ok(fields) => protocol::ok(id, &fields),
+                Err(e) => {
+                    tracing::info!(target: "diem::audit", uid = caller.uid, pid = caller.pid, command = %args, code = e.code, message = %e.message, "control command failed");
+                    protocol::error(id, &e)
+                }
+            }
+        }
     }
 }
 
@@ -86,6 +109,13 @@ pub(crate) async fn run(node: &Arc<Node>, command: Command) -> Result<Value, Pro
                 .await
                 .map_err(|e| ProtoError::new("invalid_config", e.to_string()))?,
         ),
+        Command::Limiter { action } => match action {
+            LimiterAction::Get { addr } => reply(node.limiter.peek(addr).await),
+            LimiterAction::Reset { addr } => {
+                let (key, redis) = node.limiter.forget(addr).await;
+                reply(ResetReply { key, redis })
+            }
+        },
         Command::LogLevel { filter } => {
             let log = node
                 .log

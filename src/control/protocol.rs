@@ -67,6 +67,13 @@ pub enum Command {
     },
     /// Re-read the config file and apply what can change live.
     Reload,
+    /// A client's rate limit: its GCRA state (get), or forget it (reset).
+    Limiter {
+        /// What to do.
+        #[command(subcommand)]
+        #[serde(flatten)]
+        action: LimiterAction,
+    },
     /// Change the log filter (RUST_LOG syntax).
     LogLevel {
         /// The new filter, e.g. debug, or info,diem::access=warn.
@@ -77,6 +84,23 @@ pub enum Command {
         /// Grace period for in-flight requests, seconds (default `http.shutdown_grace`).
         #[serde(default)]
         grace_secs: Option<u64>,
+    },
+}
+
+/// What `limiter` does.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, Subcommand)]
+#[serde(tag = "action", rename_all = "kebab-case")]
+pub enum LimiterAction {
+    /// The client's state: remaining, reset, which store answered.
+    Get {
+        /// The client's address (an IPv6 address stands for its prefix).
+        addr: std::net::IpAddr,
+    },
+    /// Forget the client in Redis and locally: its next request is a new
+    /// client's.
+    Reset {
+        /// The client's address (an IPv6 address stands for its prefix).
+        addr: std::net::IpAddr,
     },
 }
 
@@ -98,22 +122,32 @@ pub fn help() -> Vec<CommandHelp> {
         .get_subcommands()
         .map(|sub| CommandHelp {
             cmd: sub.get_name().to_owned(),
-            args: sub
-                .get_arguments()
-                .filter(|a| a.get_id() != "help")
-                .map(|a| {
-                    let name = a.get_id().as_str().replace('-', "_");
-                    if a.is_required_set() {
-                        name
-                    } else {
-                        format!("{name}?")
-                    }
-                })
-                .collect::<Vec<_>>()
-                .join(", "),
+            args: arguments(sub),
             description: sub.get_about().map(|a| a.to_string()).unwrap_or_default(),
         })
         .collect()
+}
+
+/// A command's arguments as `help` lists them: `path, reason?`, or for a
+/// command with actions `action=get|reset, addr`.
+fn arguments(sub: &clap::Command) -> String {
+    let mut args: Vec<String> = Vec::new();
+    let actions: Vec<&clap::Command> = sub.get_subcommands().collect();
+    if !actions.is_empty() {
+        let names: Vec<&str> = actions.iter().map(|a| a.get_name()).collect();
+        args.push(format!("action={}", names.join("|")));
+    }
+    let own = sub.get_arguments();
+    let nested = actions.first().into_iter().flat_map(|a| a.get_arguments());
+    for a in own.chain(nested).filter(|a| a.get_id() != "help") {
+        let name = a.get_id().as_str().replace('-', "_");
+        args.push(if a.is_required_set() {
+            name
+        } else {
+            format!("{name}?")
+        });
+    }
+    args.join(", ")
 }
 
 /// The names of every command.
@@ -303,6 +337,16 @@ mod tests {
             },
             Command::Shutdown { grace_secs: Some(5) },
             Command::Shutdown { grace_secs: None },
+            Command::Limiter {
+                action: LimiterAction::Get {
+                    addr: "2001:db8::1".parse().unwrap(),
+                },
+            },
+            Command::Limiter {
+                action: LimiterAction::Reset {
+                    addr: "192.0.2.1".parse().unwrap(),
+                },
+            },
         ] {
             assert_eq!(parse(&c.to_request().to_string()).unwrap().1, c);
         }
@@ -323,6 +367,7 @@ mod tests {
                 "kill",
                 "scale",
                 "reload",
+                "limiter",
                 "log-level",
                 "shutdown"
             ]
@@ -330,6 +375,17 @@ mod tests {
         let kill = h.iter().find(|c| c.cmd == "kill").unwrap();
         assert_eq!(kill.args, "path, reason?, force?");
         assert!(kill.description.starts_with("Fault injection"));
+        let limiter = h.iter().find(|c| c.cmd == "limiter").unwrap();
+        assert_eq!(limiter.args, "action=get|reset, addr");
+        let (_, c) = parse(r#"{"cmd":"limiter","action":"reset","addr":"192.0.2.1"}"#).unwrap();
+        assert_eq!(c.to_request()["action"], "reset");
+        assert_eq!(
+            parse(r#"{"cmd":"limiter","action":"get","addr":"nope"}"#)
+                .unwrap_err()
+                .1
+                .code,
+            "invalid_argument"
+        );
     }
 
     #[test]

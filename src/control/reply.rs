@@ -123,6 +123,15 @@ pub(crate) struct ReloadReply {
     pub needs_restart: Vec<NeedsRestart>,
 }
 
+/// `limiter reset`.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub(crate) struct ResetReply {
+    /// The key forgotten.
+    pub(crate) key: String,
+    /// Whether Redis was reached (otherwise only the local store forgot it).
+    pub(crate) redis: bool,
+}
+
 /// `log-level`.
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub(crate) struct LogLevelReply {

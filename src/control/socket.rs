@@ -26,7 +26,7 @@ use tokio::net::{UnixListener, UnixStream};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio_util::codec::{FramedRead, FramedWrite, LinesCodec, LinesCodecError};
 
-use crate::control::commands;
+use crate::control::commands::{self, Caller};
 use crate::control::protocol::{error, ProtoError};
 use crate::node::Node;
 use crate::owned_task::OwnedTask;
@@ -154,10 +154,19 @@ async fn accept_loop(node: Arc<Node>, listener: UnixListener) {
                 continue;
             }
         };
-        let peer = stream.peer_cred().map(|c| c.uid());
-        match peer {
-            Ok(uid) if uid == me || uid == 0 => {}
-            Ok(uid) => {
+        let caller = match stream.peer_cred() {
+            Ok(cred) => Caller {
+                uid: cred.uid(),
+                pid: cred.pid(),
+            },
+            Err(e) => {
+                tracing::warn!(error = %e, "control connection refused: peer credentials unavailable");
+                continue;
+            }
+        };
+        match caller.uid {
+            uid if uid == me || uid == 0 => {}
+            uid => {
                 tracing::warn!(
                     uid,
                     "control connection refused: peer uid is neither {me} nor root"
@@ -168,14 +177,10 @@ async fn accept_loop(node: Arc<Node>, listener: UnixListener) {
                 ));
                 continue;
             }
-            Err(e) => {
-                tracing::warn!(error = %e, "control connection refused: peer credentials unavailable");
-                continue;
-            }
         }
         match slots.clone().try_acquire_owned() {
             Ok(permit) => {
-                tokio::spawn(session(node.clone(), stream, permit));
+                tokio::spawn(session(node.clone(), stream, caller, permit));
             }
             Err(_) => {
                 tracing::warn!(max, "control connection refused: too many connections");
@@ -192,7 +197,7 @@ async fn accept_loop(node: Arc<Node>, listener: UnixListener) {
 }
 
 /// Serves one control connection.
-async fn session(node: Arc<Node>, stream: UnixStream, _permit: OwnedSemaphorePermit) {
+async fn session(node: Arc<Node>, stream: UnixStream, caller: Caller, _permit: OwnedSemaphorePermit) {
     let idle = node.config().control.idle_timeout;
     let (read, write) = stream.into_split();
     let mut lines = FramedRead::new(read, LinesCodec::new_with_max_length(MAX_LINE));
@@ -222,7 +227,7 @@ async fn session(node: Arc<Node>, stream: UnixStream, _permit: OwnedSemaphorePer
                 if line.trim().is_empty() {
                     continue;
                 }
-                let reply = commands::execute(&node, &line).await;
+                let reply = commands::execute(&node, &line, &caller).await;
                 if out.send(reply).await.is_err() {
                     return;
                 }

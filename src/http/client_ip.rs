@@ -1,27 +1,54 @@
 //! Who the client is.
 //!
 //! The peer address, unless the peer is a trusted proxy
-//! (`limiter.trusted_proxies`): then the first address of the first
-//! `X-Forwarded-For` header, if it is a valid address. IPv4-mapped IPv6
-//! addresses are written as IPv4, so one client has one key.
+//! (`limiter.trusted_proxies`): then the forwarding header is walked **from
+//! the right** — each proxy appends the address it received the request
+//! from — skipping trusted proxies, and the first address that is not one
+//! is the client (nginx's `real_ip_recursive on`, Envoy's
+//! `xff_num_trusted_hops`). Whatever a client writes at the left of the
+//! header is never believed. The header is `X-Forwarded-For`, or RFC 7239's
+//! `Forwarded: for=…` with `limiter.client_header = "forwarded"`. A header
+//! that is missing or malformed where it matters means the last trusted
+//! proxy's own address — never an error. IPv4-mapped IPv6 addresses are
+//! written as IPv4, so one client has one key.
 //!
 //! ```
 //! use hyper::header::{HeaderMap, HeaderValue};
-//! use diem::http::client_ip::client_ip;
+//! use diem::http::client_ip::{client_ip, ClientHeader};
 //!
+//! let proxy = "127.0.0.1".parse().unwrap();
+//! let trusted = vec!["127.0.0.1/32".parse().unwrap()];
 //! let mut h = HeaderMap::new();
-//! h.insert("x-forwarded-for", HeaderValue::from_static("203.0.113.7, 10.0.0.2"));
-//! let proxy = "10.0.0.1".parse().unwrap();
-//! let trusted = vec!["10.0.0.0/8".parse().unwrap()];
-//! assert_eq!(client_ip(proxy, &h, &trusted).to_string(), "203.0.113.7");
+//! // nginx's $proxy_add_x_forwarded_for after a client forged the first entry:
+//! h.insert("x-forwarded-for", HeaderValue::from_static("198.51.100.7, 203.0.113.9"));
+//! let xff = ClientHeader::XForwardedFor;
+//! assert_eq!(client_ip(proxy, &h, &trusted, xff).to_string(), "203.0.113.9");
 //! // An untrusted peer cannot choose its key.
-//! assert_eq!(client_ip("192.0.2.9".parse().unwrap(), &h, &trusted).to_string(), "192.0.2.9");
+//! assert_eq!(client_ip("192.0.2.9".parse().unwrap(), &h, &trusted, xff).to_string(), "192.0.2.9");
+//! // Garbage from a trusted proxy: the proxy itself.
+//! h.insert("x-forwarded-for", HeaderValue::from_static("not an address"));
+//! assert_eq!(client_ip(proxy, &h, &trusted, xff).to_string(), "127.0.0.1");
+//! // RFC 7239.
+//! h.insert("forwarded", HeaderValue::from_static("for=192.0.2.60;proto=http, for=\"[2001:db8::1]:4711\""));
+//! assert_eq!(client_ip(proxy, &h, &trusted, ClientHeader::Forwarded).to_string(), "2001:db8::1");
 //! ```
 
-use std::net::IpAddr;
+use std::net::{IpAddr, SocketAddr};
 
 use hyper::header::HeaderMap;
 use ipnet::IpNet;
+use serde::{Deserialize, Serialize};
+
+/// Which header trusted proxies name the client in.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum ClientHeader {
+    /// `X-Forwarded-For: client, proxy1, proxy2` (the default).
+    #[default]
+    XForwardedFor,
+    /// RFC 7239 `Forwarded: for=client, for=proxy1`.
+    Forwarded,
+}
 
 fn canonical(ip: IpAddr) -> IpAddr {
     match ip {
@@ -30,16 +57,164 @@ fn canonical(ip: IpAddr) -> IpAddr {
     }
 }
 
+fn trusted_peer(ip: IpAddr, trusted: &[IpNet]) -> bool {
+    trusted.iter().any(|net| net.contains(&ip))
+}
+
+/// One `X-Forwarded-For` element: an address, perhaps with a port.
+fn xff_element(s: &str) -> Option<IpAddr> {
+    let s = s.trim();
+    s.parse::<IpAddr>()
+        .ok()
+        .or_else(|| s.parse::<SocketAddr>().ok().map(|a| a.ip()))
+}
+
+/// The `for=` node of one RFC 7239 element: `192.0.2.60`,
+/// `"[2001:db8::1]:4711"`, `"192.0.2.60:80"`; `unknown` and obfuscated
+/// identifiers are not addresses.
+fn forwarded_element(element: &str) -> Option<IpAddr> {
+    let node = element.split(';').find_map(|pair| {
+        let (k, v) = pair.split_once('=')?;
+        k.trim().eq_ignore_ascii_case("for").then_some(v.trim())
+    })?;
+    let node = node.trim_matches('"');
+    if let Some(rest) = node.strip_prefix('[') {
+        return rest.split(']').next()?.parse().ok();
+    }
+    node.parse::<IpAddr>()
+        .ok()
+        .or_else(|| node.parse::<SocketAddr>().ok().map(|a| a.ip()))
+}
+
 /// The client's address for rate limiting and logs.
-pub fn client_ip(peer: IpAddr, headers: &HeaderMap, trusted: &[IpNet]) -> IpAddr {
+pub fn client_ip(peer: IpAddr, headers: &HeaderMap, trusted: &[IpNet], header: ClientHeader) -> IpAddr {
     let peer = canonical(peer);
-    if trusted.is_empty() || !trusted.iter().any(|net| net.contains(&peer)) {
+    if !trusted_peer(peer, trusted) {
         return peer;
     }
-    headers
-        .get("x-forwarded-for")
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.split(',').next())
-        .and_then(|first| first.trim().parse::<IpAddr>().ok())
-        .map_or(peer, canonical)
+    let (name, parse): (&str, fn(&str) -> Option<IpAddr>) = match header {
+        ClientHeader::XForwardedFor => ("x-forwarded-for", xff_element),
+        ClientHeader::Forwarded => ("forwarded", forwarded_element),
+    };
+    // Several header lines are one list, in order.
+    let mut elements: Vec<&str> = Vec::new();
+    for value in headers.get_all(name) {
+        let Ok(text) = value.to_str() else {
+            return peer;
+        };
+        elements.extend(text.split(','));
+    }
+    let mut client = peer;
+    for element in elements.iter().rev() {
+        match parse(element) {
+            Some(ip) => {
+                client = canonical(ip);
+                if !trusted_peer(client, trusted) {
+                    return client;
+                }
+            }
+            // Malformed where a trusted proxy wrote: stop at the last
+            // address known to be a trusted proxy's.
+            None => return client,
+        }
+    }
+    client
+}
+
+/// The rate-limit key of a client: an IPv4 address as is, an IPv6 address
+/// by its first `ipv6_prefix` bits (a /64 is one subscriber; an attacker
+/// holding one must not get 2^64 budgets).
+///
+/// ```
+/// use diem::http::client_ip::limit_key;
+///
+/// let a = limit_key("2001:db8:1:2:aaaa::1".parse().unwrap(), 64);
+/// let b = limit_key("2001:db8:1:2:bbbb::9".parse().unwrap(), 64);
+/// assert_eq!(a, b);
+/// assert_eq!(a.to_string(), "2001:db8:1:2::/64");
+/// assert_eq!(limit_key("192.0.2.1".parse().unwrap(), 64).to_string(), "192.0.2.1/32");
+/// ```
+pub fn limit_key(ip: IpAddr, ipv6_prefix: u8) -> IpNet {
+    match ip {
+        IpAddr::V4(_) => IpNet::from(ip),
+        IpAddr::V6(v6) => ipnet::Ipv6Net::new(v6, ipv6_prefix.min(128))
+            .map(|n| IpNet::V6(n.trunc()))
+            .unwrap_or_else(|_| IpNet::from(ip)),
+    }
+}
+
+/// The text of a limit key: an address for a single address, `net/len`
+/// for an IPv6 prefix (`192.0.2.1`, `2001:db8:1:2::/64`).
+pub fn key_text(key: &IpNet) -> String {
+    if key.prefix_len() == key.max_prefix_len() {
+        key.addr().to_string()
+    } else {
+        key.to_string()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use hyper::header::HeaderValue;
+
+    fn ip(xff: &[&str], trusted: &[&str]) -> String {
+        let mut h = HeaderMap::new();
+        for v in xff {
+            h.append("x-forwarded-for", HeaderValue::from_str(v).unwrap());
+        }
+        let trusted: Vec<IpNet> = trusted
+            .iter()
+            .map(|t| {
+                t.parse()
+                    .or_else(|_| t.parse::<IpAddr>().map(IpNet::from))
+                    .unwrap()
+            })
+            .collect();
+        client_ip(
+            "10.0.0.1".parse().unwrap(),
+            &h,
+            &trusted,
+            ClientHeader::XForwardedFor,
+        )
+        .to_string()
+    }
+
+    #[test]
+    fn rightmost_untrusted_wins() {
+        assert_eq!(ip(&["198.51.100.1, 203.0.113.9"], &["10.0.0.1"]), "203.0.113.9");
+        assert_eq!(
+            ip(&["198.51.100.1, 203.0.113.9, 10.0.0.2"], &["10.0.0.0/8"]),
+            "203.0.113.9"
+        );
+        assert_eq!(ip(&["198.51.100.1", "203.0.113.9"], &["10.0.0.1"]), "203.0.113.9");
+        assert_eq!(
+            ip(&["10.0.0.3, 10.0.0.2"], &["10.0.0.0/8"]),
+            "10.0.0.3",
+            "all trusted: the leftmost"
+        );
+        assert_eq!(ip(&[], &["10.0.0.1"]), "10.0.0.1", "no header: the proxy");
+        assert_eq!(ip(&["203.0.113.9:5555"], &["10.0.0.1"]), "203.0.113.9");
+        assert_eq!(ip(&["::ffff:203.0.113.9"], &["10.0.0.1"]), "203.0.113.9");
+    }
+
+    #[test]
+    fn malformed_means_the_last_trusted_hop() {
+        assert_eq!(ip(&["junk"], &["10.0.0.1"]), "10.0.0.1");
+        assert_eq!(ip(&["203.0.113.9, junk"], &["10.0.0.1"]), "10.0.0.1");
+        assert_eq!(ip(&["junk, 10.0.0.2"], &["10.0.0.0/8"]), "10.0.0.2");
+        assert_eq!(ip(&[""], &["10.0.0.1"]), "10.0.0.1");
+    }
+
+    #[test]
+    fn forwarded_elements() {
+        assert_eq!(forwarded_element("for=192.0.2.43"), "192.0.2.43".parse().ok());
+        assert_eq!(
+            forwarded_element("proto=https;For=\"[2001:db8:cafe::17]:4711\""),
+            "2001:db8:cafe::17".parse().ok()
+        );
+        assert_eq!(forwarded_element("for=unknown"), None);
+        assert_eq!(forwarded_element("for=_hidden"), None);
+        assert_eq!(forwarded_element("by=192.0.2.1"), None);
+    }
 }

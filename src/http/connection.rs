@@ -7,15 +7,18 @@
 //!
 //! 1. an inline endpoint (`GET /healthz`) is answered here, without a worker;
 //! 2. admission: past the pool's bound, 503 with `Retry-After` at once;
-//! 3. rate limit (a limited endpoint: `GET /hitokoto/v2/`): 429 with
+//! 3. a write endpoint's admin token, before its body is read (401, 403, or
+//!    429 after too many failures: [`auth`](crate::api::auth));
+//! 4. rate limit (a limited endpoint: `GET /hitokoto/v2/`): 429 with
 //!    `Retry-After` when refused, `X-RateLimit-*` headers either way;
-//! 4. the body is read in full, bounded in size (413) and time (408), so a
+//! 5. the body is read in full, bounded in size (413) and time (408), so a
 //!    slow or huge upload never reaches a worker;
-//! 5. a worker handles the request ([`WorkerPool::dispatch`]); a crash in
+//! 6. a worker handles the request ([`WorkerPool::dispatch`]); a crash in
 //!    its handler is answered 500.
 //!
-//! Then `Access-Control-Allow-Origin: *` is added, the request is counted
-//! and, if enabled, logged (target `diem::access`).
+//! Then `Access-Control-Allow-Origin: *` and `X-Content-Type-Options:
+//! nosniff` are added (and `Connection: close` while the node shuts down),
+//! the request is counted and, if enabled, logged (target `diem::access`).
 //!
 //! [`WorkerPool::dispatch`]: crate::workers::pool::WorkerPool::dispatch
 
@@ -27,7 +30,9 @@ use std::time::Instant;
 use bytes::Bytes;
 use http_body_util::{BodyExt, Limited};
 use hyper::body::Incoming;
-use hyper::header::{HeaderValue, ACCESS_CONTROL_ALLOW_ORIGIN, CONNECTION, RETRY_AFTER};
+use hyper::header::{
+    HeaderValue, ACCESS_CONTROL_ALLOW_ORIGIN, CONNECTION, RETRY_AFTER, X_CONTENT_TYPE_OPTIONS,
+};
 use hyper::StatusCode;
 use hyper_util::rt::{TokioIo, TokioTimer};
 use tokio::net::TcpStream;
@@ -35,7 +40,7 @@ use tokio::sync::OwnedSemaphorePermit;
 
 use crate::api::request::{HttpResponse, Request};
 use crate::api::route::Endpoint;
-use crate::api::{ops, response};
+use crate::api::{auth, ops, response};
 use crate::http::client_ip::client_ip;
 use crate::limiter::Decision;
 use crate::metrics::MethodClass;
@@ -73,7 +78,33 @@ pub(crate) async fn serve(
         None => conn.await,
     };
     if let Err(e) = result {
-        tracing::debug!(%peer, error = %e, "connection ended with an error");
+        match rejection(&e) {
+            Some(reason) => {
+                node.metrics.rejected(reason);
+                if node.http.may_log_rejection() {
+                    tracing::info!(%peer, reason, error = %e, "request refused before a handler (logged once a second at most)");
+                }
+            }
+            None => tracing::debug!(%peer, error = %e, "connection ended with an error"),
+        }
+    }
+}
+
+/// The class of a request hyper refused itself (it answered 400 or 431,
+/// or closed), for counting; `None` for a connection that just ended.
+fn rejection(e: &hyper::Error) -> Option<&'static str> {
+    if e.is_parse_too_large() {
+        Some("too_large")
+    } else if e.is_parse() {
+        if e.to_string().contains("HTTP2") {
+            Some("http2_preface")
+        } else {
+            Some("malformed")
+        }
+    } else if e.is_timeout() {
+        Some("header_timeout")
+    } else {
+        None
     }
 }
 
@@ -139,6 +170,12 @@ async fn answer(
     let Some(_admission) = node.workers.admit() else {
         return (response::overloaded(), None);
     };
+    if endpoint.write {
+        if let Err(refusal) = auth::authorize(node, client, req.headers()) {
+            node.metrics.rejected(refusal.label());
+            return (refusal.response(), None);
+        }
+    }
     let decision = if endpoint.limited {
         node.limiter.check(client).await
     } else {
@@ -177,7 +214,12 @@ async fn respond(node: &Node, peer: SocketAddr, req: hyper::Request<Incoming>) -
     let method = MethodClass::of(req.method());
     let client = {
         let settings = node.limiter.settings();
-        client_ip(peer.ip(), req.headers(), &settings.trusted_proxies)
+        client_ip(
+            peer.ip(),
+            req.headers(),
+            &settings.trusted_proxies,
+            settings.client_header,
+        )
     };
     let access =
         node.with_config(|c| c.log.access) && tracing::enabled!(target: "diem::access", tracing::Level::INFO);
@@ -185,6 +227,12 @@ async fn respond(node: &Node, peer: SocketAddr, req: hyper::Request<Incoming>) -
     let (mut response, decision) = answer(node, endpoint, client, req).await;
     let headers = response.headers_mut();
     headers.insert(ACCESS_CONTROL_ALLOW_ORIGIN, HeaderValue::from_static("*"));
+    headers.insert(X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff"));
+    if node.is_draining() {
+        // Shutting down: a keep-alive client reconnects (elsewhere) for its
+        // next request instead of finding this connection closed under it.
+        headers.insert(CONNECTION, HeaderValue::from_static("close"));
+    }
     if let Some(d) = decision {
         headers.insert("x-ratelimit-limit", HeaderValue::from(d.throttle.limit));
         headers.insert("x-ratelimit-remaining", HeaderValue::from(d.throttle.remaining));

@@ -44,7 +44,18 @@ async fn accept_loop(node: Arc<Node>, tcp: tokio::net::TcpListener) {
     let slots = node.http.slots();
     loop {
         let permit = match &slots {
-            Some(s) => s.clone().acquire_owned().await.ok(),
+            Some(s) => match s.clone().try_acquire_owned() {
+                Ok(permit) => Some(permit),
+                Err(_) => {
+                    // At http.max_connections: the next clients wait in the
+                    // backlog until a connection closes.
+                    node.metrics.rejected("connection_limit");
+                    if node.http.may_log_rejection() {
+                        tracing::info!("at http.max_connections: new connections wait in the backlog");
+                    }
+                    s.clone().acquire_owned().await.ok()
+                }
+            },
             None => None,
         };
         match tcp.accept().await {

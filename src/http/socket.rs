@@ -9,7 +9,7 @@
 //! restarts and can be drained on shutdown.
 
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 
 use hyper_util::server::graceful::{GracefulShutdown, Watcher};
@@ -26,6 +26,8 @@ pub(crate) struct HttpShared {
     graceful: Mutex<Option<GracefulShutdown>>,
     slots: OnceLock<Arc<Semaphore>>,
     open: Arc<AtomicUsize>,
+    last_rejection_log: AtomicU64,
+    epoch: std::time::Instant,
 }
 
 impl Default for HttpShared {
@@ -36,6 +38,8 @@ impl Default for HttpShared {
             graceful: Mutex::new(None),
             slots: OnceLock::new(),
             open: Arc::new(AtomicUsize::new(0)),
+            last_rejection_log: AtomicU64::new(u64::MAX),
+            epoch: std::time::Instant::now(),
         }
     }
 }
@@ -99,6 +103,18 @@ impl HttpShared {
         OpenConnection {
             open: self.open.clone(),
         }
+    }
+
+    /// Whether a refused request may be logged now: once a second at most,
+    /// so a flood of garbage cannot flood the log.
+    pub(crate) fn may_log_rejection(&self) -> bool {
+        let now = self.epoch.elapsed().as_secs();
+        let last = self.last_rejection_log.load(Ordering::Relaxed);
+        (last == u64::MAX || now > last)
+            && self
+                .last_rejection_log
+                .compare_exchange(last, now, Ordering::Relaxed, Ordering::Relaxed)
+                .is_ok()
     }
 
     /// Connections open now.

@@ -103,16 +103,30 @@ impl Throttle {
 /// Decides one request of `quantity` for a key whose stored TAT is `tat`
 /// (`None`: unknown or expired) at time `now` (µs). Returns the decision
 /// and the TAT to store (unchanged when refused).
+///
+/// A stored TAT beyond `now + tolerance` can only come from other
+/// parameters (a `reload` changed the limit while the client was held): it
+/// is read — and, when refused, stored — as `now + tolerance`, a client
+/// that has just used its whole burst under the limit in effect, so it is
+/// never made to wait out an old, longer retry. With constant parameters a
+/// TAT never exceeds that bound, so redis-cell's decisions are unchanged.
 pub fn decide(p: &Params, tat: Option<i64>, now: i64, quantity: u64) -> (Throttle, Option<i64>) {
     let emission = p.emission_us();
     let tolerance = p.tolerance_us();
     let increment = emission.saturating_mul(i64::try_from(quantity).unwrap_or(i64::MAX));
-    let current = tat.unwrap_or(now);
+    let full = now.saturating_add(tolerance);
+    let clamped = tat.is_some_and(|t| t > full);
+    let current = tat.map_or(now, |t| t.min(full));
     let new_tat = current.max(now).saturating_add(increment);
     let diff = now - (new_tat - tolerance);
     let (limited, retry, ttl, stored) = if diff < 0 {
         let retry = if increment <= tolerance { -diff } else { -1 };
-        (true, retry, current - now, tat)
+        (
+            true,
+            retry,
+            current - now,
+            if clamped { Some(current) } else { tat },
+        )
     } else {
         (false, -1, new_tat - now, Some(new_tat))
     };
@@ -126,6 +140,18 @@ pub fn decide(p: &Params, tat: Option<i64>, now: i64, quantity: u64) -> (Throttl
         reset_after_us: ttl,
     };
     (throttle, stored)
+}
+
+/// The state of a key without spending anything: `remaining` and `reset`
+/// as now, `limited` and `retry_after_us` for the next request.
+pub fn peek(p: &Params, tat: Option<i64>, now: i64) -> Throttle {
+    let (next, _) = decide(p, tat, now, 1);
+    let (current, _) = decide(p, tat, now, 0);
+    Throttle {
+        limited: next.limited,
+        retry_after_us: next.retry_after_us,
+        ..current
+    }
 }
 
 #[cfg(test)]
@@ -156,6 +182,34 @@ mod tests {
         assert_eq!(t.remaining, 0);
         let (t, _) = decide(&P, next, 10_000_000, 1);
         assert!(t.limited);
+    }
+
+    #[test]
+    fn a_raised_limit_applies_to_held_clients_at_once() {
+        // Held under 36 per hour: the TAT is an hour ahead.
+        let old = Params {
+            burst: 35,
+            count: 36,
+            period_secs: 3600,
+        };
+        let mut tat = None;
+        for _ in 0..36 {
+            tat = decide(&old, tat, 0, 1).1;
+        }
+        assert!(decide(&old, tat, 0, 1).0.limited);
+        // Raised to 3600 per hour (burst 35): full under the new limit, so
+        // one new emission (1 s) away, not an hour.
+        let new = Params {
+            burst: 35,
+            count: 3600,
+            period_secs: 3600,
+        };
+        let (t, stored) = decide(&new, tat, 1_000_000, 1);
+        assert!(t.limited);
+        assert_eq!(t.retry_after_us, 1_000_000);
+        assert_eq!(stored, Some(1_000_000 + 36_000_000), "the new bound is stored");
+        let (t, _) = decide(&new, stored, 2_000_000, 1);
+        assert!(!t.limited, "{t:?}");
     }
 
     #[test]

@@ -10,13 +10,13 @@
 //! decided as for a new client and not remembered.
 //!
 //! ```
-//! use std::net::IpAddr;
+//! use ipnet::IpNet;
 //! use diem::limiter::gcra::Params;
 //! use diem::limiter::local::LocalStore;
 //!
 //! let store = LocalStore::new(1_000);
 //! let p = Params { burst: 1, count: 1, period_secs: 60 };
-//! let ip: IpAddr = "192.0.2.1".parse().unwrap();
+//! let ip: IpNet = "192.0.2.1/32".parse().unwrap();
 //! assert!(!store.check(ip, &p).limited);
 //! assert!(!store.check(ip, &p).limited);
 //! assert!(store.check(ip, &p).limited); // burst + 1 = 2 allowed at once
@@ -24,18 +24,19 @@
 
 use std::collections::HashMap;
 use std::hash::{BuildHasher, RandomState};
-use std::net::IpAddr;
 use std::sync::Mutex;
 use std::time::Instant;
 
-use crate::limiter::gcra::{decide, Params, Throttle};
+use ipnet::IpNet;
+
+use crate::limiter::gcra::{decide, peek, Params, Throttle};
 
 const SHARDS: usize = 64;
 
 /// The local GCRA store.
 #[derive(Debug)]
 pub struct LocalStore {
-    shards: Vec<Mutex<HashMap<IpAddr, i64>>>,
+    shards: Vec<Mutex<HashMap<IpNet, i64>>>,
     hasher: RandomState,
     per_shard: usize,
     epoch: Instant,
@@ -56,12 +57,31 @@ impl LocalStore {
         i64::try_from(self.epoch.elapsed().as_micros()).unwrap_or(i64::MAX)
     }
 
-    fn shard(&self, ip: &IpAddr) -> &Mutex<HashMap<IpAddr, i64>> {
+    fn shard(&self, ip: &IpNet) -> &Mutex<HashMap<IpNet, i64>> {
         &self.shards[(self.hasher.hash_one(ip) as usize) % SHARDS]
     }
 
+    /// The state of `ip`'s key, spending nothing.
+    pub fn peek(&self, ip: IpNet, params: &Params) -> Throttle {
+        let now = self.now_us();
+        let tat = self
+            .shard(&ip)
+            .lock()
+            .ok()
+            .and_then(|s| s.get(&ip).copied())
+            .filter(|&t| t > now);
+        peek(params, tat, now)
+    }
+
+    /// Forgets `ip`'s key.
+    pub fn forget(&self, ip: &IpNet) {
+        if let Ok(mut shard) = self.shard(ip).lock() {
+            shard.remove(ip);
+        }
+    }
+
     /// Decides one request from `ip`.
-    pub fn check(&self, ip: IpAddr, params: &Params) -> Throttle {
+    pub fn check(&self, ip: IpNet, params: &Params) -> Throttle {
         let now = self.now_us();
         let Ok(mut shard) = self.shard(&ip).lock() else {
             // A poisoned shard only means a panic elsewhere mid-update of a
@@ -122,7 +142,7 @@ mod tests {
             period_secs: 3600,
         };
         for i in 0..10_000u32 {
-            store.check(IpAddr::from(i.to_be_bytes()), &p);
+            store.check(IpNet::from(std::net::IpAddr::from(i.to_be_bytes())), &p);
         }
         assert!(store.len() <= 640, "{}", store.len());
     }
@@ -135,7 +155,7 @@ mod tests {
             count: 1_000_000,
             period_secs: 1,
         };
-        store.check("192.0.2.1".parse().unwrap(), &p);
+        store.check("192.0.2.1/32".parse().unwrap(), &p);
         std::thread::sleep(std::time::Duration::from_millis(5));
         assert_eq!(store.sweep(), 0);
     }

@@ -10,15 +10,16 @@
 //! in one `EVALSHA` of [`SCRIPT`]. Every decision is made by Redis,
 //! atomically per key.
 
-use std::net::IpAddr;
 use std::time::Duration;
 
 use fred::prelude::{Client, ClientLike, Expiration, KeysInterface, LuaInterface, Options, SetOptions};
+use ipnet::IpNet;
 use ractor::ActorRef;
 use ractor_cluster::RactorMessage;
 use tokio::sync::{mpsc, oneshot};
 
-use crate::limiter::gcra::{decide, Params, Throttle};
+use crate::http::client_ip::key_text;
+use crate::limiter::gcra::{decide, peek, Params, Throttle};
 
 /// The GCRA of [`gcra`](super::gcra) for every key of `KEYS`.
 /// `ARGV`: max_burst, count, period (s), quantity, and optionally `now` in
@@ -54,12 +55,22 @@ for _, key in ipairs(KEYS) do
     local tat = now
     stored = tonumber(stored)
     if stored and stored > now then tat = stored end
+    -- A TAT beyond the tolerance comes from another limit (a reload):
+    -- judge the client as full under the limit in effect.
+    local clamped = false
+    if tat > now + tolerance then
+      tat = now + tolerance
+      clamped = true
+    end
     local new_tat = math.max(tat, now) + increment
     local diff = now - (new_tat - tolerance)
     if diff < 0 then
       limited = 1
       if increment <= tolerance then retry = -diff else retry = -1 end
       ttl = tat - now
+      if clamped then
+        redis.call('SET', key, tat, 'PX', math.max(1, math.ceil(ttl / 1000)))
+      end
     else
       limited = 0
       retry = -1
@@ -119,6 +130,25 @@ impl RedisHandle {
         }
     }
 
+    fn key(&self, client: &IpNet) -> String {
+        format!("{}rl:{}", self.prefix, key_text(client))
+    }
+
+    /// The state of `client`'s key in Redis, spending nothing; `None` if
+    /// Redis does not answer.
+    pub async fn peek(&self, client: &IpNet, params: &Params) -> Option<Throttle> {
+        let get = self.client.get::<Option<i64>, _>(self.key(client));
+        let tat = tokio::time::timeout(self.timeout, get).await.ok()?.ok()?;
+        let now = now_us();
+        Some(peek(params, tat.filter(|&t| t > now), now))
+    }
+
+    /// Deletes `client`'s key in Redis; whether Redis answered.
+    pub async fn forget(&self, client: &IpNet) -> bool {
+        let del = self.client.del::<i64, _>(self.key(client));
+        matches!(tokio::time::timeout(self.timeout, del).await, Ok(Ok(_)))
+    }
+
     /// Redis's decision for `ip`, or `None` if Redis failed (decide locally
     /// then; the actor is told and withdraws the handle).
     ///
@@ -130,8 +160,8 @@ impl RedisHandle {
     /// A key Redis holds (the `GET` returned its TAT and `NX` changed
     /// nothing) goes to the batcher, which decides all such keys in one
     /// `EVALSHA` of [`SCRIPT`].
-    pub async fn check(&self, ip: IpAddr, params: &Params) -> Option<Throttle> {
-        let key = format!("{}rl:{ip}", self.prefix);
+    pub async fn check(&self, client: &IpNet, params: &Params) -> Option<Throttle> {
+        let key = self.key(client);
         let now = now_us();
         let emission = params.emission_us();
         let set = self.client.set::<Option<String>, _, _>(

@@ -235,8 +235,13 @@ impl Actor for RedisLimiter {
         };
         // Decide in Redis from the first request when Redis is up: the
         // listener starts after the limiter.
-        if self.healthy(&state.connection.client).await.is_ok() {
-            self.publish(&myself, &mut state);
+        match self.healthy(&state.connection.client).await {
+            Ok(()) => self.publish(&myself, &mut state),
+            Err(e) => tracing::warn!(
+                redis = %crate::config::show::redact_url_password(&config.redis.url),
+                error = %e,
+                "redis is unreachable: limiting locally until it answers"
+            ),
         }
         let every = config.redis.health_interval;
         myself.send_after(every, || LimiterMsg::Tick);

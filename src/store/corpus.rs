@@ -17,7 +17,7 @@
 //! [`PgShared::ready`]: crate::store::pg_shared::PgShared::ready
 
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use ractor::{Actor, ActorProcessingErr, ActorRef};
 use ractor_cluster::RactorMessage;
@@ -94,6 +94,7 @@ impl Corpus {
 
     async fn reload(&self, client: &Client) -> Result<(), StoreError> {
         let deadline = self.node.config().postgres.query_deadline();
+        let started = Instant::now();
         let sentences = within(deadline, async { Ok(queries::all_sentences(client).await?) }).await?;
         let count = sentences.len();
         // Building renders three bodies per sentence: off the async threads.
@@ -111,7 +112,7 @@ impl Corpus {
         } else {
             tracing::info!(sentences = count, "corpus loaded from postgres");
         }
-        self.node.corpus.publish(snapshot);
+        self.node.corpus.publish_loaded(snapshot, started);
         Ok(())
     }
 

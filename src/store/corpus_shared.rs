@@ -7,15 +7,43 @@
 //! PostgreSQL is down, reads go on from the last snapshot. Until a
 //! PostgreSQL snapshot has been loaded (or while the table is empty) the
 //! embedded corpus is served.
+//!
+//! Read-your-writes: a write this node made is applied to its snapshot
+//! before the write is acknowledged ([`CorpusShared::apply_local`]), and
+//! re-applied to any snapshot loaded from a query that started before the
+//! write ([`CorpusShared::publish_loaded`]), so the writing node never
+//! serves a state older than its own acknowledged write.
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
+use std::time::Instant;
 
 use arc_swap::ArcSwap;
 use serde::{Deserialize, Serialize};
 
+use uuid::Uuid;
+
 use crate::store::embedded;
+use crate::store::sentence::Sentence;
 use crate::store::snapshot::{Snapshot, Source};
+
+/// A change this node made to the sentences.
+#[derive(Debug, Clone)]
+pub(crate) enum LocalWrite {
+    /// A sentence inserted.
+    Added(Sentence),
+    /// A sentence deleted.
+    Removed(Uuid),
+}
+
+impl LocalWrite {
+    fn apply(&self, s: &Snapshot) -> Snapshot {
+        match self {
+            LocalWrite::Added(sentence) => s.changed(Some(sentence), None),
+            LocalWrite::Removed(uuid) => s.changed(None, Some(*uuid)),
+        }
+    }
+}
 
 /// The snapshot and the corpus actor's state.
 #[derive(Debug)]
@@ -23,6 +51,7 @@ pub(crate) struct CorpusShared {
     snapshot: ArcSwap<Snapshot>,
     listening: AtomicBool,
     error: Mutex<Option<String>>,
+    local: Mutex<Vec<(Instant, LocalWrite)>>,
 }
 
 impl Default for CorpusShared {
@@ -31,6 +60,7 @@ impl Default for CorpusShared {
             snapshot: ArcSwap::from_pointee(Snapshot::build(embedded::sentences(), Source::Embedded)),
             listening: AtomicBool::new(false),
             error: Mutex::new(None),
+            local: Mutex::new(Vec::new()),
         }
     }
 }
@@ -54,9 +84,25 @@ impl CorpusShared {
         self.snapshot.load()
     }
 
-    /// Publishes a new snapshot.
-    pub(crate) fn publish(&self, snapshot: Snapshot) {
+    /// Publishes a snapshot loaded by a query that started at `started`,
+    /// with this node's writes since then applied on top.
+    pub(crate) fn publish_loaded(&self, snapshot: Snapshot, started: Instant) {
+        let Ok(mut local) = self.local.lock() else {
+            self.snapshot.store(Arc::new(snapshot));
+            return;
+        };
+        // Writes committed before the query started are in what it loaded.
+        local.retain(|(at, _)| *at >= started);
+        let snapshot = local.iter().fold(snapshot, |s, (_, w)| w.apply(&s));
         self.snapshot.store(Arc::new(snapshot));
+    }
+
+    /// Serves a write this node made (and PostgreSQL committed) at once.
+    pub(crate) fn apply_local(&self, write: LocalWrite) {
+        let Ok(mut local) = self.local.lock() else { return };
+        let next = write.apply(&self.snapshot.load());
+        local.push((Instant::now(), write));
+        self.snapshot.store(Arc::new(next));
     }
 
     /// The corpus's state.

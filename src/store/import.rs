@@ -6,8 +6,11 @@
 //! one `INSERT … SELECT FROM unnest(…) ON CONFLICT (uuid) DO UPDATE … WHERE
 //! … IS DISTINCT FROM …`, so that importing the same bundle twice changes
 //! nothing and the summary can tell inserted, updated and unchanged rows
-//! apart. Running nodes reload their snapshot on the commit (the trigger
-//! notifies them).
+//! apart. With `--prune`, the sentences of the bundle's categories that the
+//! bundle no longer has are deleted in the same transaction (other
+//! categories, and sentences written through the API into them, are left
+//! alone only if the bundle does not cover their category). Running nodes
+//! reload their snapshot on the commit (the trigger notifies them).
 
 use std::path::Path;
 
@@ -47,6 +50,9 @@ pub struct ImportSummary {
     pub updated: usize,
     /// Rows that existed with the same values.
     pub unchanged: usize,
+    /// Rows of the bundle's categories the bundle no longer has, deleted
+    /// (`--prune` only).
+    pub deleted: usize,
 }
 
 fn db_error(e: tokio_postgres::Error) -> StoreError {
@@ -87,9 +93,12 @@ async fn upsert(
     Ok((inserted, rows.len() - inserted))
 }
 
+const PRUNE: &str = "DELETE FROM sentences WHERE type = ANY($1::text[]) AND NOT (uuid = ANY($2::uuid[]))";
+
 /// Imports the bundle in `dir` into the schema of `cfg` (migrating it
-/// first). Shows a progress bar when stderr is a terminal.
-pub async fn import(cfg: &PostgresConfig, dir: &Path) -> Result<ImportSummary, StoreError> {
+/// first), deleting with `prune` what the bundle's categories no longer
+/// hold. Shows a progress bar when stderr is a terminal.
+pub async fn import(cfg: &PostgresConfig, dir: &Path, prune: bool) -> Result<ImportSummary, StoreError> {
     let bundle = read_bundle(dir, |_| {})?;
     let mut client = connection::connect_detached(cfg).await?;
     migrations::migrate(&mut client, &cfg.schema).await?;
@@ -111,6 +120,17 @@ pub async fn import(cfg: &PostgresConfig, dir: &Path) -> Result<ImportSummary, S
         summary.inserted += inserted;
         summary.updated += updated;
         bar.inc(chunk.len() as u64);
+    }
+    if prune {
+        let mut categories: Vec<String> = bundle.sentences.iter().map(|s| s.category.to_string()).collect();
+        categories.sort_unstable();
+        categories.dedup();
+        let uuids: Vec<uuid::Uuid> = bundle.sentences.iter().map(|s| s.uuid).collect();
+        let deleted = tx
+            .execute(PRUNE, &[&categories, &uuids])
+            .await
+            .map_err(db_error)?;
+        summary.deleted = usize::try_from(deleted).unwrap_or(usize::MAX);
     }
     tx.commit().await.map_err(db_error)?;
     // Fresh statistics, so the first queries after a large import are planned well.

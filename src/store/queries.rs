@@ -26,6 +26,9 @@ const INSERT: &str = "INSERT INTO sentences (uuid, id, hitokoto, type, \"from\",
 
 const DELETE: &str = "DELETE FROM sentences WHERE uuid = $1";
 
+const BY_UUID: &str = "SELECT id, uuid, hitokoto, type, \"from\", from_who, creator, length, \
+                       extract(epoch FROM created_at)::bigint FROM sentences WHERE uuid = $1";
+
 fn sentence(row: &Row) -> Sentence {
     let category: String = row.get(3);
     Sentence {
@@ -97,6 +100,19 @@ pub(crate) async fn insert(
     s.id = row.get(0);
     s.created_at = row.get::<_, Option<i64>>(1).unwrap_or_default();
     Ok(s)
+}
+
+/// The sentence with this uuid, if any (by primary key).
+pub(crate) async fn by_uuid(
+    client: &ClientWrapper,
+    uuid: Uuid,
+) -> Result<Option<Sentence>, tokio_postgres::Error> {
+    let statement = client.prepare_cached(BY_UUID).await?;
+    Ok(client
+        .query_opt(&statement, &[&uuid])
+        .await?
+        .as_ref()
+        .map(sentence))
 }
 
 /// Deletes a sentence; whether it existed.

@@ -107,6 +107,20 @@ pub fn js_string(text: &str) -> String {
     script_safe(json)
 }
 
+/// `value` as script-safe JSON: every API body is, so that none can close a
+/// `<script>` element or break a JavaScript string, whatever text it echoes.
+/// (`<`, `>`, `&`, U+2028 and U+2029 only occur inside JSON strings, where
+/// their `\u` escapes mean the same.)
+pub fn script_safe_json<T: Serialize + ?Sized>(value: &T) -> String {
+    script_safe(serde_json::to_string(value).unwrap_or_else(|_| "null".to_owned()))
+}
+
+/// A sentence with every stored field, as `GET /hitokoto/v2/{uuid}` and a
+/// `201` answer it (script-safe JSON).
+pub fn detail_body(s: &Sentence) -> Bytes {
+    Bytes::from(script_safe_json(s))
+}
+
 fn script_safe(json: String) -> String {
     if !json.contains(['<', '>', '&', '\u{2028}', '\u{2029}']) {
         return json;
@@ -163,6 +177,10 @@ mod tests {
         let js = std::str::from_utf8(&js).unwrap();
         assert!(!js.contains("</script"), "{js}");
         assert!(js.contains("textContent"));
+        let safe = script_safe_json(&serde_json::json!({"message": "</script>\u{2028}"}));
+        assert!(!safe.contains('<') && !safe.contains('\u{2028}'), "{safe}");
+        let back: serde_json::Value = serde_json::from_str(&safe).unwrap();
+        assert_eq!(back["message"], "</script>\u{2028}");
     }
 
     #[test]

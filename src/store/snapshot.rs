@@ -19,13 +19,14 @@
 //! assert!(snapshot.count(&Filter { min_len: 1000, ..Filter::default() }) == 0);
 //! ```
 
+use std::collections::HashMap;
 use std::time::SystemTime;
 
 use bytes::Bytes;
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
-use crate::store::sentence::{js_body, json_body, plain_body, Category, Sentence, CATEGORIES};
+use crate::store::sentence::{detail_body, js_body, json_body, plain_body, Category, Sentence, CATEGORIES};
 
 /// Where a snapshot's sentences came from.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -68,6 +69,8 @@ pub struct Entry {
     pub json: Bytes,
     /// The `encode=js` script.
     pub js: Bytes,
+    /// Every stored field, for `GET /hitokoto/v2/{uuid}`.
+    pub detail: Bytes,
 }
 
 impl Entry {
@@ -81,6 +84,7 @@ impl Entry {
             plain: plain_body(&s.hitokoto, &s.from),
             json: json_body(&s.hitokoto, &s.from),
             js: js_body(&s.hitokoto, &s.from),
+            detail: detail_body(s),
         })
     }
 }
@@ -136,6 +140,7 @@ impl CategoryIndex {
 pub struct Snapshot {
     entries: Vec<Entry>,
     by_category: [CategoryIndex; CATEGORIES],
+    by_uuid: HashMap<Uuid, u32>,
     source: Source,
 }
 
@@ -143,6 +148,25 @@ impl Snapshot {
     /// Indexes `sentences` (a sentence with an unknown category is skipped).
     pub fn build(sentences: impl IntoIterator<Item = Sentence>, source: Source) -> Self {
         let entries: Vec<Entry> = sentences.into_iter().filter_map(|s| Entry::new(&s)).collect();
+        Self::index(entries, source)
+    }
+
+    /// This snapshot with `added` (replacing an entry with its uuid) and
+    /// without `removed`: what a node serves at once after its own write,
+    /// before its reload from PostgreSQL.
+    pub fn changed(&self, added: Option<&Sentence>, removed: Option<Uuid>) -> Self {
+        let added = added.and_then(Entry::new);
+        let mut entries: Vec<Entry> = self
+            .entries
+            .iter()
+            .filter(|e| Some(e.uuid) != removed && Some(e.uuid) != added.as_ref().map(|a| a.uuid))
+            .cloned()
+            .collect();
+        entries.extend(added);
+        Self::index(entries, self.source.clone())
+    }
+
+    fn index(entries: Vec<Entry>, source: Source) -> Self {
         let mut by_category: [CategoryIndex; CATEGORIES] = Default::default();
         for (i, e) in entries.iter().enumerate() {
             by_category[e.category.index()]
@@ -153,11 +177,22 @@ impl Snapshot {
             index.order.sort_by_key(|&i| entries[i as usize].length);
             index.lengths = index.order.iter().map(|&i| entries[i as usize].length).collect();
         }
+        let by_uuid = entries
+            .iter()
+            .enumerate()
+            .map(|(i, e)| (e.uuid, u32::try_from(i).unwrap_or(u32::MAX)))
+            .collect();
         Self {
             entries,
             by_category,
+            by_uuid,
             source,
         }
+    }
+
+    /// The sentence with this uuid.
+    pub fn get(&self, uuid: &Uuid) -> Option<&Entry> {
+        self.entries.get(*self.by_uuid.get(uuid)? as usize)
     }
 
     /// Where the sentences came from.
@@ -229,6 +264,30 @@ mod tests {
             length: crate::store::sentence::char_length(text),
             created_at: 0,
         }
+    }
+
+    #[test]
+    fn a_changed_snapshot_serves_the_change_at_once() {
+        let s = Snapshot::build(
+            vec![sentence(1, 'a', "xx"), sentence(2, 'b', "yy")],
+            Source::Embedded,
+        );
+        let added = sentence(3, 'a', "zzz");
+        let removed = s.entries[0].uuid;
+        let c = s.changed(Some(&added), Some(removed));
+        assert_eq!(c.len(), 2);
+        assert!(c.get(&removed).is_none());
+        assert_eq!(c.get(&added.uuid).map(|e| e.id), Some(3));
+        let a_only = Filter {
+            categories: 1,
+            ..Filter::default()
+        };
+        assert_eq!(c.count(&a_only), 1);
+        let detail: serde_json::Value = serde_json::from_slice(&c.get(&added.uuid).unwrap().detail).unwrap();
+        assert_eq!(
+            (detail["hitokoto"].as_str(), detail["type"].as_str()),
+            (Some("zzz"), Some("a"))
+        );
     }
 
     #[test]

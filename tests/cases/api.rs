@@ -102,15 +102,18 @@ async fn filters_by_length_category_and_bounds() {
         texts("/hitokoto/v2/?encode=json&length=4".into()).await,
         (200, set(&["ab", "xyz"]))
     );
-    // Outside 2..=100 the original ignored it.
+    // A whole number outside 2..=100 means no restriction; anything else
+    // is a 400 naming `length`, as the original API answered.
     assert_eq!(
         texts("/hitokoto/v2/?encode=json&length=1".into()).await.1.len(),
         4
     );
-    assert_eq!(
-        texts("/hitokoto/v2/?encode=json&length=abc".into()).await.1.len(),
-        4
-    );
+    let r = s.get("/hitokoto/v2/?length=abc").await;
+    assert_eq!((r.status, r.json()["parameter"].as_str()), (400, Some("length")));
+    // A repeated parameter takes its last value.
+    let r = s.get("/hitokoto/v2/?encode=xml&encode=json").await;
+    assert_eq!(r.status, 200);
+    assert!(r.json()["hitokoto"].is_string());
     // Categories, repeatable.
     assert_eq!(
         texts("/hitokoto/v2/?encode=json&c=a".into()).await,

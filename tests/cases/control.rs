@@ -48,6 +48,7 @@ async fn reads_help_ping_tree_stats() {
             "kill",
             "scale",
             "reload",
+            "limiter",
             "log-level",
             "shutdown"
         ]

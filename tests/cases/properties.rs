@@ -7,7 +7,7 @@ use diem::store::bundle::parse_entries;
 use proptest::prelude::*;
 use serde_json::{json, Value};
 
-const PARAMETERS: [&str; 5] = ["encode", "callback", "c", "min_length", "max_length"];
+const PARAMETERS: [&str; 6] = ["encode", "callback", "c", "length", "min_length", "max_length"];
 
 fn percent_encode(s: &str) -> String {
     form_urlencoded::byte_serialize(s.as_bytes()).collect()

@@ -6,7 +6,8 @@
 //! the measured figures are in docs/reliability.md):
 //! * after killing an actor not on the request path, no request fails and
 //!   the longest gap between two successful responses stays under 1 s;
-//! * `/readyz` reports a PostgreSQL outage within 3 s and recovery within 10 s.
+//! * `/readyz` notes a PostgreSQL outage within 3 s (staying 200: the node
+//!   still serves) and its end within 10 s.
 
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
@@ -74,7 +75,7 @@ async fn worker_crash_storm_fails_only_the_crashing_requests() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_long_lived_actor_killed_in_turn_under_load() {
-    const TOKEN: &str = "t0ken";
+    const TOKEN: &str = "t0ken-0123456789abcdef";
     let s = TestServer::start_with(
         Options::no_limit().env("DIEM_ADMIN__TOKEN", TOKEN),
         &[('a', "x", "y")],
@@ -172,7 +173,7 @@ async fn every_long_lived_actor_killed_in_turn_under_load() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn postgres_outage_reads_go_on_writes_refused_readiness_follows() {
-    const TOKEN: &str = "t0ken";
+    const TOKEN: &str = "t0ken-0123456789abcdef";
     let proxy = FaultProxy::start(pg_addr()).await;
     let opts = Options {
         pg_url: Some(via(&pg_url(), proxy.addr)),
@@ -188,9 +189,11 @@ async fn postgres_outage_reads_go_on_writes_refused_readiness_follows() {
     proxy.set(Mode::BlackHole);
     proxy.cut();
     let outage = Instant::now();
+    // The node still serves (reads from its snapshot): ready, with the
+    // outage noted.
     let degraded_after = eventually(Duration::from_secs(3), "readiness reports the outage", || async {
         let r = s.get("/readyz").await;
-        (r.status == 503 && r.body.contains("postgres")).then(|| outage.elapsed())
+        (r.status == 200 && r.body.contains("postgres: unreachable")).then(|| outage.elapsed())
     })
     .await;
     let auth = format!("Bearer {TOKEN}");
@@ -206,9 +209,14 @@ async fn postgres_outage_reads_go_on_writes_refused_readiness_follows() {
 
     proxy.set(Mode::Pass);
     let healed = Instant::now();
-    eventually(Duration::from_secs(10), "readiness returns", || async {
-        (s.get("/readyz").await.status == 200).then_some(())
-    })
+    eventually(
+        Duration::from_secs(10),
+        "readiness stops noting the outage",
+        || async {
+            let r = s.get("/readyz").await;
+            (r.status == 200 && !r.body.contains("postgres")).then_some(())
+        },
+    )
     .await;
     let recovered_after = healed.elapsed();
     let outcomes = load.join().await;
@@ -403,7 +411,7 @@ async fn hostile_http_gets_4xx_or_a_closed_connection() {
     let opts = Options::no_limit()
         .env("DIEM_HTTP__HEADER_READ_TIMEOUT", "500ms")
         .env("DIEM_HTTP__BODY_READ_TIMEOUT", "500ms")
-        .env("DIEM_ADMIN__TOKEN", "t");
+        .env("DIEM_ADMIN__TOKEN", "hostile-t0ken-0123456789");
     let s = TestServer::start_with(opts, &[('a', "x", "y")]).await;
     let bystander = Load::start(s.addr, Plan::new("/hitokoto/v2/", 2, Duration::from_secs(4)));
     let addr = s.addr;
@@ -417,11 +425,11 @@ async fn hostile_http_gets_4xx_or_a_closed_connection() {
         ),
         (
             "huge body",
-            b"POST /hitokoto/v2/ HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer t\r\nContent-Length: 10000000\r\n\r\n{}".to_vec(),
+            b"POST /hitokoto/v2/ HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer hostile-t0ken-0123456789\r\nContent-Length: 10000000\r\n\r\n{}".to_vec(),
         ),
         (
             "truncated body",
-            b"POST /hitokoto/v2/ HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer t\r\nContent-Length: 100\r\n\r\n{\"hito".to_vec(),
+            b"POST /hitokoto/v2/ HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer hostile-t0ken-0123456789\r\nContent-Length: 100\r\n\r\n{\"hito".to_vec(),
         ),
         ("bad chunked", b"POST /hitokoto/v2/ HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n".to_vec()),
         ("invalid utf-8 in query", b"GET /hitokoto/v2/?encode=\xff\xfe&c=\xc3 HTTP/1.1\r\nHost: x\r\n\r\n".to_vec()),

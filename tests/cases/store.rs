@@ -11,7 +11,7 @@ use crate::support::services::{
     count, drop_schema_blocking, import, pg, pg_addr, pg_url, unique, uuid_for, via, write_bundle,
 };
 
-const TOKEN: &str = "s3cret-token";
+const TOKEN: &str = "s3cret-token-0123456789";
 
 fn embedded_texts() -> Vec<String> {
     diem::store::embedded::sentences()
@@ -29,17 +29,46 @@ async fn without_postgres_the_embedded_corpus_is_served_then_postgres_takes_over
         ..Options::default()
     })
     .await;
-    // Serves at once, from the embedded corpus, and says it is degraded.
+    // Serves at once, from the embedded corpus: ready (it can serve), with
+    // the shared dependency's state in the body, in a few words only.
     let r = s.get("/hitokoto/v2/?encode=json").await;
     assert_eq!(r.status, 200);
     assert!(embedded_texts().contains(&r.json()["hitokoto"].as_str().unwrap().to_owned()));
-    let r = s.get("/readyz").await;
-    assert_eq!(r.status, 503);
-    let degraded = r.json()["degraded"].to_string();
+    let r = eventually(Duration::from_secs(5), "postgres noted", || async {
+        let r = s.get("/readyz").await;
+        r.body.contains("postgres").then_some(r)
+    })
+    .await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    let notes = r.json()["notes"].to_string();
     assert!(
-        degraded.contains("corpus: serving the embedded default") && degraded.contains("postgres"),
-        "{degraded}"
+        notes.contains("corpus: serving the embedded default") && notes.contains("postgres: unreachable"),
+        "{notes}"
     );
+    assert!(
+        !r.body.contains("refused") && !r.body.contains("os error"),
+        "no raw error text: {}",
+        r.body
+    );
+    let stats = s.ctl(json!({"cmd": "stats"})).await;
+    assert!(
+        stats["postgres"]["error"].as_str().is_some_and(|e| !e.is_empty()),
+        "details in stats: {stats}"
+    );
+    // Strict mode: the same node state fails readiness.
+    let strict = TestServer::start(Options {
+        pg_url: Some(via(&pg_url(), proxy.addr)),
+        ..Options::default().env("DIEM_HTTP__STRICT_READINESS", true)
+    })
+    .await;
+    let r = strict.get("/readyz").await;
+    assert_eq!(r.status, 503);
+    assert!(
+        r.json()["degraded"].to_string().contains("postgres"),
+        "{}",
+        r.body
+    );
+    drop(strict);
 
     // PostgreSQL appears (with sentences): diem switches over, no restart.
     let bundle = write_bundle(s.dir.path(), &[('a', "from-postgres", "pg")]);

@@ -119,7 +119,9 @@ impl TestServer {
             .env("DIEM_CONTROL__SOCKET", &socket)
             .env("DIEM_WORKERS__COUNT", "4")
             .env("DIEM_LOG__FILTER", "info,diem::access=warn")
-            .env("DIEM_HTTP__SHUTDOWN_GRACE", "10s");
+            .env("DIEM_HTTP__SHUTDOWN_GRACE", "10s")
+            // Tests that exercise the shutdown delay set it themselves.
+            .env("DIEM_HTTP__SHUTDOWN_DELAY", "0s");
         for (k, v) in &opts.env {
             cmd.env(k, v);
         }
@@ -225,12 +227,16 @@ impl TestServer {
         self.request("GET", path, &[], "").await
     }
 
-    /// Waits until `/readyz` answers 200.
+    /// Waits until `/readyz` answers 200 and notes nothing about
+    /// PostgreSQL or the corpus: the node serves PostgreSQL's sentences.
     pub async fn wait_ready(&self, within: Duration) {
         let deadline = Instant::now() + within;
         loop {
             let r = self.get("/readyz").await;
-            if r.status == 200 {
+            let notes = serde_json::from_str::<Value>(&r.body)
+                .map(|v| v["notes"].to_string())
+                .unwrap_or_default();
+            if r.status == 200 && !notes.contains("postgres") && !notes.contains("corpus") {
                 return;
             }
             if Instant::now() > deadline {
