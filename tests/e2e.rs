@@ -20,6 +20,7 @@ mod support {
 mod cases {
     mod api;
     mod control;
+    mod fleet;
     mod limiter;
     mod properties;
     mod reliability;

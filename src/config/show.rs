@@ -52,11 +52,11 @@ pub fn redact_url_password(value: &str) -> String {
 fn layer(figment: &Figment, key: &str) -> String {
     match figment.find_metadata(key) {
         Some(m) if m.name == "environment" => variable_of(key),
-        Some(m) => match &m.source {
+        Some(m) if m.name.contains("TOML") => match &m.source {
             Some(source) => source.to_string(),
-            None => "default".to_owned(),
+            None => "file".to_owned(),
         },
-        None => "default".to_owned(),
+        _ => "default".to_owned(),
     }
 }
 

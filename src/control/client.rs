@@ -86,9 +86,26 @@ pub async fn call(path: &Path, request: &Value, timeout: Duration) -> Result<Val
 }
 
 /// Whether to colour the output: on a terminal, unless `NO_COLOR` is set
-/// (<https://no-color.org>).
+/// to anything non-empty (<https://no-color.org>).
 fn colour() -> bool {
-    std::io::stdout().is_terminal() && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty())
+    wants_colour(std::io::stdout().is_terminal(), std::env::var_os("NO_COLOR"))
+}
+
+fn wants_colour(terminal: bool, no_color: Option<std::ffi::OsString>) -> bool {
+    terminal && no_color.is_none_or(|v| v.is_empty())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::wants_colour;
+
+    #[test]
+    fn no_color_is_respected() {
+        assert!(wants_colour(true, None));
+        assert!(wants_colour(true, Some("".into())));
+        assert!(!wants_colour(true, Some("1".into())));
+        assert!(!wants_colour(false, None));
+    }
 }
 
 /// Sends the command once and prints the reply; returns the exit code.

@@ -342,6 +342,24 @@ pub fn tree_node<'a>(tree: &'a Value, path: &str) -> &'a Value {
     find(&tree["tree"], path).unwrap_or_else(|| panic!("no {path} in {tree}"))
 }
 
+/// Runs `diem ARGS` to completion in `dir` with only `env` set; returns
+/// (exit code, stdout, stderr).
+pub async fn run_diem(dir: &std::path::Path, args: &[&str], env: &[(&str, &str)]) -> (i32, String, String) {
+    let out = tokio::process::Command::new(env!("CARGO_BIN_EXE_diem"))
+        .env_clear()
+        .envs(env.iter().copied())
+        .current_dir(dir)
+        .args(args)
+        .output()
+        .await
+        .expect("run diem");
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
 /// Restarts of the node at `path` and of everything below it, in a `tree`
 /// reply.
 pub fn restarts_under(tree: &Value, path: &str) -> u64 {

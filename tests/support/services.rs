@@ -170,12 +170,18 @@ pub fn uuid_for(text: &str) -> uuid::Uuid {
 /// (Async: a test's runtime also drives its fault proxies, so it must not
 /// block on a child process.)
 pub async fn import(schema: &str, dir: &Path) -> (i32, String, String) {
+    import_with(schema, dir, &[]).await
+}
+
+/// Runs `diem import ARGS DIR` into `schema`.
+pub async fn import_with(schema: &str, dir: &Path, args: &[&str]) -> (i32, String, String) {
     let out = tokio::process::Command::new(env!("CARGO_BIN_EXE_diem"))
         .env_clear()
         .env("DIEM_POSTGRES__URL", pg_url())
         .env("DIEM_POSTGRES__SCHEMA", schema)
         .current_dir(dir.parent().unwrap_or(dir))
         .arg("import")
+        .args(args)
         .arg(dir)
         .output()
         .await
