@@ -95,19 +95,6 @@ fn wants_colour(terminal: bool, no_color: Option<std::ffi::OsString>) -> bool {
     terminal && no_color.is_none_or(|v| v.is_empty())
 }
 
-#[cfg(test)]
-mod tests {
-    use super::wants_colour;
-
-    #[test]
-    fn no_color_is_respected() {
-        assert!(wants_colour(true, None));
-        assert!(wants_colour(true, Some("".into())));
-        assert!(!wants_colour(true, Some("1".into())));
-        assert!(!wants_colour(false, None));
-    }
-}
-
 /// Sends the command once and prints the reply; returns the exit code.
 async fn once(socket: &Path, command: &Command, options: &CtlOptions) -> i32 {
     let reply = match call(socket, &command.to_request(), options.timeout).await {
@@ -167,5 +154,18 @@ pub async fn run(socket: &Path, command: &Command, options: &CtlOptions) -> i32 
             _ = tokio::time::sleep(Duration::from_secs(1)) => {}
             _ = tokio::signal::ctrl_c() => return code,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::wants_colour;
+
+    #[test]
+    fn no_color_is_respected() {
+        assert!(wants_colour(true, None));
+        assert!(wants_colour(true, Some("".into())));
+        assert!(!wants_colour(true, Some("1".into())));
+        assert!(!wants_colour(false, None));
     }
 }
