@@ -43,9 +43,10 @@ pub enum Command {
         /// The node's path, e.g. diem/listener, diem/store, diem/workers.
         path: String,
     },
-    /// Fault injection: the child exits abnormally (recorded as injected)
-    /// and its supervisor reacts; refused when the restart would exceed the
-    /// supervisor's restart intensity, unless --force.
+    /// Fault injection: the child exits abnormally and its supervisor reacts.
+    ///
+    /// The exit is recorded as injected. Refused when the restart would
+    /// exceed the supervisor's restart intensity, unless --force.
     Kill {
         /// The node's path, e.g. diem/workers/3, diem/limiter.
         path: String,
@@ -67,7 +68,7 @@ pub enum Command {
     },
     /// Re-read the config file and apply what can change live.
     Reload,
-    /// A client's rate limit: its GCRA state (get), or forget it (reset).
+    /// A client's rate limit: its state (get), or forget it (reset).
     Limiter {
         /// What to do.
         #[command(subcommand)]
@@ -374,7 +375,7 @@ mod tests {
         );
         let kill = h.iter().find(|c| c.cmd == "kill").unwrap();
         assert_eq!(kill.args, "path, reason?, force?");
-        assert!(kill.description.starts_with("Fault injection"));
+        assert_eq!(kill.description, "Fault injection: the child exits abnormally and its supervisor reacts");
         let limiter = h.iter().find(|c| c.cmd == "limiter").unwrap();
         assert_eq!(limiter.args, "action=get|reset, addr");
         let (_, c) = parse(r#"{"cmd":"limiter","action":"reset","addr":"192.0.2.1"}"#).unwrap();

@@ -101,7 +101,7 @@ pub(crate) fn tree(tree: &TreeNode, colour: bool) -> String {
 pub(crate) fn help(reply: &HelpReply) -> String {
     let mut out = String::new();
     for c in &reply.commands {
-        let _ = writeln!(out, "{:<10} {:<16} {}", c.cmd, c.args, c.description);
+        let _ = writeln!(out, "{:<10} {:<24} {}", c.cmd, c.args, c.description);
     }
     out
 }
