@@ -64,6 +64,20 @@ ensure_redis() {
     redis_up || services_die "Redis does not answer on 127.0.0.1:6379"
 }
 
+# ensure_tools CMD:PACKAGE ... — each command on PATH, installing its
+# Debian package (as root) when missing; fails loudly otherwise.
+ensure_tools() {
+    local spec cmd pkg
+    for spec in "$@"; do
+        cmd=${spec%%:*}
+        pkg=${spec#*:}
+        if ! command -v "$cmd" >/dev/null 2>&1; then
+            services_apt_install "$cmd" "$pkg"
+            command -v "$cmd" >/dev/null 2>&1 || services_die "$cmd is still missing after installing $pkg"
+        fi
+    done
+}
+
 ensure_services() {
     if [ -n "${DIEM_TEST_PG_URL:-}" ] || [ -n "${DIEM_TEST_REDIS_URL:-}" ]; then
         echo "using DIEM_TEST_PG_URL / DIEM_TEST_REDIS_URL as given" >&2

@@ -85,4 +85,24 @@ pub struct CtlOptions {
     /// (for `tree` and `stats`), until interrupted.
     #[arg(long, global = true)]
     pub watch: bool,
+    /// Run the command on this member of the cluster (through this node).
+    #[arg(long, global = true, value_name = "NAME", conflicts_with = "cluster")]
+    pub node: Option<String>,
+    /// Run the command on every member: tree, stats, ping, ready, cluster
+    /// and limiter reset at once; reload and restart rolling, one member at
+    /// a time.
+    #[arg(long, global = true)]
+    pub cluster: bool,
+}
+
+impl CtlOptions {
+    /// Where the command runs.
+    pub fn target(&self) -> crate::control::protocol::Target {
+        use crate::control::protocol::Target;
+        match (&self.node, self.cluster) {
+            (Some(name), _) => Target::Node(name.clone()),
+            (None, true) => Target::Cluster,
+            (None, false) => Target::Local,
+        }
+    }
 }

@@ -102,6 +102,8 @@ pub struct Config {
     pub admin: AdminConfig,
     /// The control socket.
     pub control: ControlConfig,
+    /// The cluster of diem nodes.
+    pub cluster: ClusterConfig,
     /// Logging.
     pub log: LogConfig,
     /// The tokio runtime.
@@ -399,6 +401,119 @@ impl ControlConfig {
     }
 }
 
+/// `[cluster]`: several nodes that know each other (ractor_cluster).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ClusterConfig {
+    /// Whether this node joins a cluster (off: a single node, unchanged).
+    pub enabled: bool,
+    /// This node's name in the cluster, unique among its members (default:
+    /// `node.name`).
+    pub name: String,
+    /// Address the cluster listener binds.
+    pub listen: SocketAddr,
+    /// Address other members reach this node at (default: `listen`, which
+    /// must then not be a wildcard).
+    pub advertise: String,
+    /// Members to join through, `host:port` (DNS names are resolved again
+    /// periodically, so a headless Service's name is a seed list).
+    #[serde(deserialize_with = "string_list")]
+    pub seeds: Vec<String>,
+    /// The shared secret members authenticate each other with (at least
+    /// 16 bytes); or `cookie_file`.
+    pub cookie: String,
+    /// A file holding the cookie (e.g. a mounted Kubernetes Secret).
+    pub cookie_file: PathBuf,
+    /// Interval of the heartbeats to every member.
+    #[serde(with = "humantime_serde")]
+    pub heartbeat: Duration,
+    /// A member silent this long is `suspect`.
+    #[serde(with = "humantime_serde")]
+    pub suspect_after: Duration,
+    /// A member silent this long is `down` and its session is closed.
+    #[serde(with = "humantime_serde")]
+    pub down_after: Duration,
+    /// Longest pause between two attempts to reach a member.
+    #[serde(with = "humantime_serde")]
+    pub reconnect_max: Duration,
+    /// A member down this long and not among the seeds is forgotten.
+    #[serde(with = "humantime_serde")]
+    pub forget_after: Duration,
+}
+
+impl Default for ClusterConfig {
+    fn default() -> Self {
+        Self {
+            enabled: false,
+            name: String::new(),
+            listen: SocketAddr::from(([127, 0, 0, 1], 4370)),
+            advertise: String::new(),
+            seeds: Vec::new(),
+            cookie: String::new(),
+            cookie_file: PathBuf::new(),
+            heartbeat: Duration::from_millis(250),
+            suspect_after: Duration::from_secs(1),
+            down_after: Duration::from_secs(3),
+            reconnect_max: Duration::from_secs(1),
+            forget_after: Duration::from_secs(600),
+        }
+    }
+}
+
+impl ClusterConfig {
+    /// The member name: `cluster.name`, or `node.name` when empty.
+    pub fn member_name(&self, node: &NodeConfig) -> String {
+        if self.name.is_empty() {
+            node.name.clone()
+        } else {
+            self.name.clone()
+        }
+    }
+
+    /// The address other members reach this node at.
+    pub fn advertised(&self) -> String {
+        if self.advertise.is_empty() {
+            self.listen.to_string()
+        } else {
+            self.advertise.clone()
+        }
+    }
+
+    /// The cookie: `cookie`, or the trimmed content of `cookie_file`.
+    pub fn read_cookie(&self) -> Result<String, ConfigError> {
+        if !self.cookie.is_empty() {
+            return Ok(self.cookie.clone());
+        }
+        if self.cookie_file.as_os_str().is_empty() {
+            return Ok(String::new());
+        }
+        std::fs::read_to_string(&self.cookie_file)
+            .map(|c| c.trim().to_owned())
+            .map_err(|e| ConfigError::Invalid {
+                key: "cluster.cookie_file",
+                expected: format!("a readable file ({}: {e})", self.cookie_file.display()),
+            })
+    }
+}
+
+fn string_list<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<String>, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum Raw {
+        List(Vec<String>),
+        Csv(String),
+    }
+    let items = match Raw::deserialize(d)? {
+        Raw::List(v) => v,
+        Raw::Csv(s) => s.split(',').map(str::to_owned).collect(),
+    };
+    Ok(items
+        .iter()
+        .map(|s| s.trim().to_owned())
+        .filter(|s| !s.is_empty())
+        .collect())
+}
+
 /// How log lines are written.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
 #[serde(rename_all = "snake_case")]
@@ -549,6 +664,65 @@ impl Config {
         }
         if self.control.max_connections == 0 {
             return bad("control.max_connections", "a number of at least 1");
+        }
+        if self.cluster.enabled {
+            let cookie = self.cluster.read_cookie()?;
+            if cookie.len() < MIN_TOKEN_BYTES {
+                return bad(
+                    "cluster.cookie",
+                    &format!("at least {MIN_TOKEN_BYTES} bytes when the cluster is enabled (or cluster.cookie_file)"),
+                );
+            }
+            let name = self.cluster.member_name(&self.node);
+            if name.is_empty() || name.contains(['@', ' ', '/']) {
+                return bad("cluster.name", "a name without '@', '/' or spaces");
+            }
+            match self.cluster.advertised().rsplit_once(':') {
+                Some((host, port)) if !host.is_empty() && port.parse::<u16>().is_ok_and(|p| p > 0) => {
+                    if host == "0.0.0.0" || host == "[::]" || host == "::" {
+                        return bad(
+                            "cluster.advertise",
+                            "the address members reach this node at (cluster.listen is a wildcard)",
+                        );
+                    }
+                }
+                _ => return bad("cluster.advertise", "host:port"),
+            }
+            if self.cluster.listen.port() == 0 {
+                return bad("cluster.listen", "a fixed port (members reach it by its address)");
+            }
+            let advertised_port = self
+                .cluster
+                .advertised()
+                .rsplit_once(':')
+                .and_then(|(_, p)| p.parse::<u16>().ok());
+            if advertised_port != Some(self.cluster.listen.port()) {
+                return bad(
+                    "cluster.advertise",
+                    "the port of cluster.listen (members dial the port it binds)",
+                );
+            }
+            if let Some(seed) = self.cluster.seeds.iter().find(|s| {
+                s.rsplit_once(':')
+                    .is_none_or(|(h, p)| h.is_empty() || p.parse::<u16>().is_err())
+            }) {
+                return bad("cluster.seeds", &format!("host:port entries, found `{seed}`"));
+            }
+            for (key, d) in [
+                ("cluster.heartbeat", self.cluster.heartbeat),
+                ("cluster.suspect_after", self.cluster.suspect_after),
+                ("cluster.down_after", self.cluster.down_after),
+                ("cluster.reconnect_max", self.cluster.reconnect_max),
+            ] {
+                if d < Duration::from_millis(10) {
+                    return bad(key, "a duration of at least 10ms");
+                }
+            }
+            if self.cluster.down_after <= self.cluster.suspect_after
+                || self.cluster.suspect_after <= self.cluster.heartbeat
+            {
+                return bad("cluster.down_after", "heartbeat < suspect_after < down_after");
+            }
         }
         Ok(())
     }

@@ -16,6 +16,7 @@
 //! | corpus snapshot | [`store::corpus`], [`store::snapshot`] |
 //! | Redis limiter | [`limiter::redis_limiter`] (math: [`limiter::gcra`], fallback: [`limiter::local`]) |
 //! | control socket | [`control::socket`], `diem ctl`: [`control::client`] |
+//! | the cluster | [`cluster`]: [`cluster::server`], [`cluster::endpoint`], [`cluster::peer`], [`cluster::membership`] |
 //! | what the actors share | [`node`] |
 //! | operator reports and actions | [`stats`], [`reload`], [`health`] |
 //! | config, CLI, logs, metrics | [`config`], [`cli`], [`telemetry`], [`metrics`] (sampled by [`metrics_actor`]) |
@@ -24,6 +25,7 @@
 
 pub mod api;
 pub mod cli;
+pub mod cluster;
 pub mod config;
 pub mod control;
 #[cfg(feature = "faults")]

@@ -21,6 +21,7 @@ use arc_swap::ArcSwap;
 use supervisors::{EventBus, SupervisorRef};
 use tokio::sync::watch;
 
+use crate::cluster::shared::ClusterShared;
 use crate::config::Config;
 use crate::http::socket::HttpShared;
 use crate::limiter::local::LocalStore;
@@ -58,6 +59,8 @@ pub struct Node {
     pub(crate) root: OnceLock<SupervisorRef>,
     /// The supervision events of the tree.
     pub(crate) events: EventBus,
+    /// The cluster (inert unless `[cluster] enabled`).
+    pub(crate) cluster: ClusterShared,
     draining: AtomicBool,
     shutdown: watch::Sender<Option<Duration>>,
 }
@@ -85,6 +88,7 @@ impl Node {
             log,
             root: OnceLock::new(),
             events: EventBus::new(),
+            cluster: ClusterShared::default(),
             draining: AtomicBool::new(false),
             shutdown: watch::Sender::new(None),
             config: ArcSwap::from_pointee(config),

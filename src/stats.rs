@@ -192,3 +192,43 @@ pub(crate) async fn collect(node: &Node) -> Stats {
         },
     }
 }
+
+/// The sums of several nodes' `stats`: requests by route and status,
+/// limiter decisions, workers, open connections, memory.
+pub(crate) fn totals<'a>(nodes: impl Iterator<Item = &'a serde_json::Value>) -> serde_json::Value {
+    use serde_json::{json, Value};
+    let mut requests: BTreeMap<String, BTreeMap<String, u64>> = BTreeMap::new();
+    let mut decisions: BTreeMap<String, u64> = BTreeMap::new();
+    let (mut workers, mut in_flight, mut connections, mut rss, mut count) = (0u64, 0u64, 0u64, 0u64, 0u64);
+    let num = |v: &Value| v.as_u64().unwrap_or(0);
+    for s in nodes {
+        count += 1;
+        if let Some(routes) = s["requests"].as_object() {
+            for (route, statuses) in routes {
+                for (status, n) in statuses.as_object().into_iter().flatten() {
+                    *requests
+                        .entry(route.clone())
+                        .or_default()
+                        .entry(status.clone())
+                        .or_default() += num(n);
+                }
+            }
+        }
+        for (k, n) in s["limiter"]["decisions"].as_object().into_iter().flatten() {
+            *decisions.entry(k.clone()).or_default() += num(n);
+        }
+        workers += num(&s["workers"]["size"]);
+        in_flight += num(&s["workers"]["in_flight"]);
+        connections += num(&s["http"]["connections_open"]);
+        rss += num(&s["memory"]["rss_bytes"]);
+    }
+    json!({
+        "nodes": count,
+        "requests": requests,
+        "limiter_decisions": decisions,
+        "workers": workers,
+        "in_flight": in_flight,
+        "connections_open": connections,
+        "rss_bytes": rss,
+    })
+}

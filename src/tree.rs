@@ -8,6 +8,11 @@
 //! ├── limiter         the Redis limiter actor                shutdown 2 s
 //! ├── metrics         gauge sampling, histogram upkeep       shutdown 1 s
 //! ├── control         the control socket                     shutdown 2 s
+//! ├── cluster         rest_for_one, 5 per 10 s (supervisor; with [cluster] enabled)
+//! │   ├── server      the ractor_cluster node server           shutdown 2 s
+//! │   ├── endpoint    this node's endpoint for the others      shutdown 1 s
+//! │   ├── membership  member table, failure detector           shutdown 1 s
+//! │   └── peers       simple_one_for_one: a peer actor per member address
 //! ├── workers         simple_one_for_one, intensity 1000 per 5 s (supervisor)
 //! │   ├── 1 … N       request workers                        shutdown 5 s
 //! └── listener        accepts connections                    shutdown 5 s
@@ -27,6 +32,11 @@ use std::time::Duration;
 use ractor::Actor;
 use supervisors::{ChildSpec, Shutdown, StartCtx, Strategy, SupervisorFlags, SupervisorSpec};
 
+use crate::cluster::endpoint::ClusterEndpoint;
+use crate::cluster::endpoint_msg::endpoint_name;
+use crate::cluster::membership::Membership;
+use crate::cluster::peer::{Peer, PeerAddr};
+use crate::cluster::server::ClusterServer;
 use crate::control::socket::ControlSocket;
 use crate::http::listener::Listener;
 use crate::limiter::redis_limiter::RedisLimiter;
@@ -83,9 +93,54 @@ fn workers(node: &Arc<Node>) -> ChildSpec {
     pool.into_child_spec("workers")
 }
 
+/// The cluster subtree: everything depends on the node server, and the
+/// peers on the membership that starts them, so rest_for_one.
+fn cluster(node: &Arc<Node>) -> ChildSpec {
+    let config = node.config();
+    let member = config.cluster.member_name(&config.node);
+    let endpoint = {
+        let node = node.clone();
+        ChildSpec::worker("endpoint", move |ctx: StartCtx| {
+            let (node, name) = (node.clone(), endpoint_name(&member));
+            async move { ctx.spawn_named(name, ClusterEndpoint { node }, ()).await }
+        })
+        .shutdown(ms(1_000))
+    };
+    let peer = {
+        let node = node.clone();
+        ChildSpec::worker("peer", move |ctx: StartCtx| {
+            let node = node.clone();
+            async move {
+                let addr = ctx
+                    .args::<PeerAddr>()
+                    .cloned()
+                    .ok_or("a peer needs its address")?;
+                ctx.spawn(Peer { node }, addr).await
+            }
+        })
+        .shutdown(ms(1_000))
+    };
+    let peers = SupervisorSpec::new(
+        SupervisorFlags::new(Strategy::Dynamic)
+            .intensity(100)
+            .period(Duration::from_secs(5)),
+    )
+    .child(peer);
+    SupervisorSpec::new(
+        SupervisorFlags::new(Strategy::RestForOne)
+            .intensity(5)
+            .period(Duration::from_secs(10)),
+    )
+    .child(actor("server", node, |node| ClusterServer { node }).shutdown(ms(2_000)))
+    .child(endpoint)
+    .child(actor("membership", node, |node| Membership { node }).shutdown(ms(1_000)))
+    .child(peers.into_child_spec("peers"))
+    .into_child_spec("cluster")
+}
+
 /// The whole tree.
 pub(crate) fn spec(node: &Arc<Node>) -> SupervisorSpec {
-    SupervisorSpec::new(
+    let mut spec = SupervisorSpec::new(
         SupervisorFlags::new(Strategy::OneForOne)
             .intensity(10)
             .period(Duration::from_secs(60)),
@@ -93,7 +148,10 @@ pub(crate) fn spec(node: &Arc<Node>) -> SupervisorSpec {
     .child(store(node))
     .child(actor("limiter", node, |node| RedisLimiter { node }).shutdown(ms(2_000)))
     .child(actor("metrics", node, |node| MetricsActor { node }).shutdown(ms(1_000)))
-    .child(actor("control", node, |node| ControlSocket { node }).shutdown(ms(2_000)))
-    .child(workers(node))
-    .child(actor("listener", node, |node| Listener { node }).shutdown(ms(5_000)))
+    .child(actor("control", node, |node| ControlSocket { node }).shutdown(ms(2_000)));
+    if node.config().cluster.enabled {
+        spec = spec.child(cluster(node));
+    }
+    spec.child(workers(node))
+        .child(actor("listener", node, |node| Listener { node }).shutdown(ms(5_000)))
 }

@@ -13,3 +13,6 @@ pub const POOL: &str = "diem/workers";
 
 /// The PostgreSQL pool actor.
 pub const POSTGRES: &str = "diem/store/postgres";
+
+/// The cluster's peer actors (with `[cluster] enabled`).
+pub const CLUSTER_PEERS: &str = "diem/cluster/peers";

@@ -11,6 +11,7 @@
 )]
 
 mod support {
+    pub mod cluster;
     pub mod load;
     pub mod proxy;
     pub mod server;
@@ -19,6 +20,7 @@ mod support {
 
 mod cases {
     mod api;
+    mod cluster;
     mod control;
     mod fleet;
     mod limiter;

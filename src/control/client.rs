@@ -15,7 +15,7 @@ use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 use tokio::net::UnixStream;
 
 use crate::cli::CtlOptions;
-use crate::control::protocol::{help, Command, ErrorReply};
+use crate::control::protocol::{help, Command, ErrorReply, Request, Target};
 use crate::control::render;
 use crate::control::reply::HelpReply;
 
@@ -97,7 +97,9 @@ fn wants_colour(terminal: bool, no_color: Option<std::ffi::OsString>) -> bool {
 
 /// Sends the command once and prints the reply; returns the exit code.
 async fn once(socket: &Path, command: &Command, options: &CtlOptions) -> i32 {
-    let reply = match call(socket, &command.to_request(), options.timeout).await {
+    let target = options.target();
+    let request = Request::line(command, &target);
+    let reply = match call(socket, &request, options.timeout).await {
         Ok(r) => r,
         Err(e @ CtlError::Unreachable { .. }) => {
             eprintln!("diem ctl: {e}");
@@ -121,6 +123,8 @@ async fn once(socket: &Path, command: &Command, options: &CtlOptions) -> i32 {
     }
     if options.json {
         println!("{reply}");
+    } else if target == Target::Cluster {
+        print!("{}", render::cluster(command, &reply, colour()));
     } else {
         print!("{}", render::render(command, &reply, colour()));
     }

@@ -12,10 +12,12 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use serde::Serialize;
-use serde_json::Value;
+use serde_json::{json, Value};
 use supervisors::{resolve, snapshot, KillOutcome, Restarted, SupervisorError, SupervisorRef};
 
-use crate::control::protocol::{self, Command, LimiterAction, ProtoError};
+use crate::cluster::shared::{MemberState, MemberView};
+use crate::cluster::{fanout, remote};
+use crate::control::protocol::{self, Command, LimiterAction, ProtoError, Request, Target};
 use crate::control::reply::{
     Died, HelpReply, KillReply, LogLevelReply, PingReply, Replacement, ResetReply, RestartReply, ScaleReply,
     ShutdownReply, TreeReply,
@@ -26,32 +28,168 @@ use crate::stats;
 use crate::tree_paths::POOL;
 
 /// Who asked for a command.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, Default)]
 pub(crate) struct Caller {
-    /// The peer's uid.
-    pub(crate) uid: u32,
+    /// The peer's uid on the control socket.
+    pub(crate) uid: Option<u32>,
     /// The peer's pid, when the kernel tells it.
     pub(crate) pid: Option<i32>,
+    /// For a command from another member: which, and who asked there.
+    pub(crate) via: Option<String>,
 }
+
+impl Caller {
+    /// A caller on the local control socket.
+    pub(crate) fn local(uid: u32, pid: Option<i32>) -> Self {
+        Self {
+            uid: Some(uid),
+            pid,
+            via: None,
+        }
+    }
+
+    /// A command another member forwarded, described by `origin`.
+    pub(crate) fn remote(origin: String) -> Self {
+        Self {
+            via: Some(origin),
+            ..Self::default()
+        }
+    }
+
+    /// This caller as the origin of a command forwarded to another member.
+    fn origin(&self, node: &Node) -> String {
+        let this = node.with_config(|c| c.cluster.member_name(&c.node));
+        match &self.via {
+            Some(via) => via.clone(),
+            None => format!(
+                "member={this} uid={} pid={}",
+                self.uid.map_or("?".to_owned(), |u| u.to_string()),
+                self.pid.map_or("?".to_owned(), |p| p.to_string())
+            ),
+        }
+    }
+}
+
+/// Longest a command forwarded to another member may take.
+const REMOTE_TIMEOUT: Duration = Duration::from_secs(120);
 
 /// Runs one request line from `caller` and returns the reply line.
 pub(crate) async fn execute(node: &Arc<Node>, line: &str, caller: &Caller) -> String {
-    match protocol::parse(line) {
+    let (uid, pid, via) = (caller.uid, caller.pid, caller.via.as_deref());
+    let request = match protocol::parse_request(line) {
+        Ok(r) => r,
         Err((id, e)) => {
-            tracing::info!(target: "diem::audit", uid = caller.uid, pid = caller.pid, code = e.code, "control request refused");
+            tracing::info!(target: "diem::audit", uid, pid, via, code = e.code, "control request refused");
+            return protocol::error(id, &e);
+        }
+    };
+    let Request { id, command, target } = request;
+    let args = Request::line(&command, &target).to_string();
+    tracing::info!(target: "diem::audit", uid, pid, via, command = %args, "control command");
+    let result = match target {
+        Target::Local => run(node, command).await,
+        Target::Node(member) => match on_member(node, &member, &command, caller).await {
+            // The member's own reply, under this request's id.
+            Ok(Reply::Line(line)) => return with_id(&line, id),
+            Ok(Reply::Fields(fields)) => Ok(fields),
+            Err(e) => Err(e),
+        },
+        Target::Cluster => on_cluster(node, command, caller).await,
+    };
+    match result {
+        Ok(fields) => protocol::ok(id, &fields),
+        Err(e) => {
+            tracing::info!(target: "diem::audit", uid, pid, via, command = %args, code = e.code, message = %e.message, "control command failed");
             protocol::error(id, &e)
         }
-        Ok((id, command)) => {
-            let args = command.to_request().to_string();
-            tracing::info!(target: "diem::audit", uid = caller.uid, pid = caller.pid, command = %args, "control command");
-            match run(node, command).await {
-                Ok(fields) => protocol::ok(id, &fields),
-                Err(e) => {
-                    tracing::info!(target: "diem::audit", uid = caller.uid, pid = caller.pid, command = %args, code = e.code, message = %e.message, "control command failed");
-                    protocol::error(id, &e)
-                }
-            }
+    }
+}
+
+/// A reply line with `id` in place of the one it had.
+fn with_id(line: &str, id: Option<Value>) -> String {
+    match serde_json::from_str::<Value>(line) {
+        Ok(Value::Object(mut fields)) => {
+            fields.insert("id".into(), id.unwrap_or(Value::Null));
+            Value::Object(fields).to_string()
         }
+        _ => line.to_owned(),
+    }
+}
+
+/// What a command on a member answered.
+enum Reply {
+    /// A reply line from another member.
+    Line(String),
+    /// This node's reply.
+    Fields(Value),
+}
+
+fn this_member(node: &Node) -> Result<String, ProtoError> {
+    node.with_config(|c| {
+        if c.cluster.enabled {
+            Ok(c.cluster.member_name(&c.node))
+        } else {
+            Err(ProtoError::new(
+                "unsupported",
+                "the cluster is not enabled on this node ([cluster] enabled = true)",
+            ))
+        }
+    })
+}
+
+async fn on_member(
+    node: &Arc<Node>,
+    member: &str,
+    command: &Command,
+    caller: &Caller,
+) -> Result<Reply, ProtoError> {
+    if member == this_member(node)? {
+        return run(node, command.clone()).await.map(Reply::Fields);
+    }
+    remote::control(
+        member,
+        command.to_request().to_string(),
+        caller.origin(node),
+        REMOTE_TIMEOUT,
+    )
+    .await
+    .map(Reply::Line)
+    .map_err(|e| ProtoError::new("unreachable", e.to_string()))
+}
+
+async fn on_cluster(node: &Arc<Node>, command: Command, caller: &Caller) -> Result<Value, ProtoError> {
+    let this = this_member(node)?;
+    let origin = caller.origin(node);
+    let request = command.to_request();
+    match command {
+        Command::Tree | Command::Stats | Command::Ping | Command::Ready | Command::Cluster => {
+            let nodes = fanout::everywhere(&this, &request, &origin, REMOTE_TIMEOUT).await;
+            let mut reply = json!({ "nodes": nodes });
+            if command == Command::Stats {
+                reply["totals"] = stats::totals(nodes.values().filter_map(|a| match a {
+                    fanout::Answer::Reply(v) => Some(v),
+                    fanout::Answer::Failed { .. } => None,
+                }));
+            }
+            Ok(reply)
+        }
+        Command::Limiter {
+            action: LimiterAction::Reset { .. },
+        } => {
+            let nodes = fanout::everywhere(&this, &request, &origin, REMOTE_TIMEOUT).await;
+            Ok(json!({ "nodes": nodes }))
+        }
+        Command::Reload | Command::Restart { .. } => {
+            let ready_within = Duration::from_secs(30);
+            reply(fanout::rolling(&this, &request, &origin, REMOTE_TIMEOUT, ready_within).await)
+        }
+        other => Err(ProtoError::new(
+            "unsupported",
+            format!(
+                "`{}` does not run cluster-wide (tree, stats, ping, ready, cluster, limiter reset at once; reload, restart rolling)",
+                other.to_request()["cmd"].as_str().unwrap_or("?")
+            ),
+        )),
     }
 }
 
@@ -116,6 +254,22 @@ pub(crate) async fn run(node: &Arc<Node>, command: Command) -> Result<Value, Pro
                 reply(ResetReply { key, redis })
             }
         },
+        Command::Ready => reply(crate::health::readiness(node).await),
+        Command::Cluster => {
+            this_member(node)?;
+            let config = node.config();
+            let mut members = vec![MemberView {
+                name: config.cluster.member_name(&config.node),
+                addr: config.cluster.advertised(),
+                state: MemberState::Up,
+                since_ms: millis(node.started_at.elapsed()),
+                rtt_ms: None,
+                last_heard_ms: None,
+                this_node: true,
+            }];
+            members.extend(node.cluster.members().iter().cloned());
+            reply(json!({ "members": members }))
+        }
         Command::LogLevel { filter } => {
             let log = node
                 .log

@@ -1,8 +1,9 @@
 //! The control protocol: one JSON object per line each way.
 //!
 //! Request: `{"cmd": "...", ...arguments, "id": anything}` (`id` optional,
-//! echoed back). Reply: `{"ok": true, "id": …, ...}` or
-//! `{"ok": false, "id": …, "error": {"code": "...", "message": "..."}}`.
+//! echoed back; with the cluster, `"node": NAME` runs it on that member and
+//! `"cluster": true` on every member). Reply: `{"ok": true, "id": …, ...}`
+//! or `{"ok": false, "id": …, "error": {"code": "...", "message": "..."}}`.
 //!
 //! [`Command`] is the one definition of the commands: serde reads and
 //! writes the requests, clap parses `diem ctl`'s command line, and `help`
@@ -80,6 +81,10 @@ pub enum Command {
         /// The new filter, e.g. debug, or info,diem::access=warn.
         filter: String,
     },
+    /// Whether this node can serve, as /readyz, with what is degraded.
+    Ready,
+    /// The cluster's members: state, address, round-trip time.
+    Cluster,
     /// Graceful shutdown, as SIGTERM.
     Shutdown {
         /// Grace period for in-flight requests, seconds (default `http.shutdown_grace`).
@@ -215,9 +220,50 @@ impl Command {
     }
 }
 
+/// Where a request runs.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub enum Target {
+    /// On the node that received it.
+    #[default]
+    Local,
+    /// On this member of the cluster.
+    Node(String),
+    /// On every member.
+    Cluster,
+}
+
+/// A parsed request.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Request {
+    /// The id to echo.
+    pub id: Option<Value>,
+    /// The command.
+    pub command: Command,
+    /// Where it runs.
+    pub target: Target,
+}
+
+impl Request {
+    /// The request line for `command` on `target` (what `diem ctl` sends).
+    pub fn line(command: &Command, target: &Target) -> Value {
+        let mut request = command.to_request();
+        match target {
+            Target::Local => {}
+            Target::Node(name) => request["node"] = Value::from(name.as_str()),
+            Target::Cluster => request["cluster"] = Value::Bool(true),
+        }
+        request
+    }
+}
+
 /// Parses one request line. The error carries the request's `id` when it
 /// could be read.
 pub fn parse(line: &str) -> Result<(Option<Value>, Command), (Option<Value>, ProtoError)> {
+    parse_request(line).map(|r| (r.id, r.command))
+}
+
+/// Parses one request line with its target.
+pub fn parse_request(line: &str) -> Result<Request, (Option<Value>, ProtoError)> {
     let value: Value = serde_json::from_str(line).map_err(|e| {
         (
             None,
@@ -232,6 +278,25 @@ pub fn parse(line: &str) -> Result<(Option<Value>, Command), (Option<Value>, Pro
     };
     let id = args.remove("id");
     let fail = |e: ProtoError| (id.clone(), e);
+    let target = match (args.remove("node"), args.remove("cluster")) {
+        (None | Some(Value::Null), None | Some(Value::Null) | Some(Value::Bool(false))) => Target::Local,
+        (Some(Value::String(name)), None | Some(Value::Null) | Some(Value::Bool(false)))
+            if !name.is_empty() =>
+        {
+            Target::Node(name)
+        }
+        (None | Some(Value::Null), Some(Value::Bool(true))) => Target::Cluster,
+        (node, cluster) => {
+            return Err(fail(ProtoError::new(
+                "invalid_argument",
+                format!(
+                    "`node` must be a member name and `cluster` true, not both; found node {}, cluster {}",
+                    node.unwrap_or(Value::Null),
+                    cluster.unwrap_or(Value::Null)
+                ),
+            )))
+        }
+    };
     match args.get("cmd") {
         Some(Value::String(c)) if names().contains(c) => {}
         Some(Value::String(c)) => {
@@ -251,7 +316,7 @@ pub fn parse(line: &str) -> Result<(Option<Value>, Command), (Option<Value>, Pro
     let command: Command = serde_json::from_value(Value::Object(args))
         .map_err(|e| fail(ProtoError::new("invalid_argument", e.to_string())))?;
     command.check().map_err(fail)?;
-    Ok((id, command))
+    Ok(Request { id, command, target })
 }
 
 /// A successful reply line (no newline): `{"ok":true,"id":…}` plus the
@@ -370,12 +435,17 @@ mod tests {
                 "reload",
                 "limiter",
                 "log-level",
+                "ready",
+                "cluster",
                 "shutdown"
             ]
         );
         let kill = h.iter().find(|c| c.cmd == "kill").unwrap();
         assert_eq!(kill.args, "path, reason?, force?");
-        assert_eq!(kill.description, "Fault injection: the child exits abnormally and its supervisor reacts");
+        assert_eq!(
+            kill.description,
+            "Fault injection: the child exits abnormally and its supervisor reacts"
+        );
         let limiter = h.iter().find(|c| c.cmd == "limiter").unwrap();
         assert_eq!(limiter.args, "action=get|reset, addr");
         let (_, c) = parse(r#"{"cmd":"limiter","action":"reset","addr":"192.0.2.1"}"#).unwrap();
@@ -385,6 +455,26 @@ mod tests {
                 .unwrap_err()
                 .1
                 .code,
+            "invalid_argument"
+        );
+    }
+
+    #[test]
+    fn a_request_names_where_it_runs() {
+        let r = parse_request(r#"{"cmd":"tree","node":"b","id":1}"#).unwrap();
+        assert_eq!(r.target, Target::Node("b".into()));
+        let r = parse_request(r#"{"cmd":"reload","cluster":true}"#).unwrap();
+        assert_eq!(r.target, Target::Cluster);
+        assert_eq!(Request::line(&r.command, &r.target)["cluster"], true);
+        assert_eq!(
+            parse_request(r#"{"cmd":"tree","node":"b","cluster":true}"#)
+                .unwrap_err()
+                .1
+                .code,
+            "invalid_argument"
+        );
+        assert_eq!(
+            parse_request(r#"{"cmd":"tree","node":7}"#).unwrap_err().1.code,
             "invalid_argument"
         );
     }

@@ -219,12 +219,78 @@ fn fields(reply: &Value) -> String {
     out
 }
 
+/// The members, as `ctl cluster` draws them.
+fn members(reply: &Value) -> String {
+    let mut out = format!(
+        "{:<16} {:<22} {:<8} {:>10} {:>9} {:>11}\n",
+        "name", "addr", "state", "since", "rtt ms", "last heard"
+    );
+    for m in reply["members"].as_array().map(Vec::as_slice).unwrap_or_default() {
+        let name = m["name"].as_str().unwrap_or("?");
+        let this = if m["this_node"] == true { " *" } else { "" };
+        let _ = writeln!(
+            out,
+            "{:<16} {:<22} {:<8} {:>10} {:>9} {:>11}",
+            format!("{name}{this}"),
+            m["addr"].as_str().unwrap_or("?"),
+            m["state"].as_str().unwrap_or("?"),
+            duration(m["since_ms"].as_u64().unwrap_or(0)),
+            m["rtt_ms"]
+                .as_f64()
+                .map_or_else(|| "-".to_owned(), |r| format!("{r:.2}")),
+            m["last_heard_ms"]
+                .as_u64()
+                .map_or_else(|| "-".to_owned(), |ms| format!("{ms}ms ago")),
+        );
+    }
+    out
+}
+
+/// The text shown for an ok reply to `command` run with `--cluster`:
+/// each member's answer under its name, or the rolling report.
+pub(crate) fn cluster(command: &Command, reply: &Value, colour: bool) -> String {
+    let mut out = String::new();
+    if let Some(steps) = reply["rolling"].as_array() {
+        for step in steps {
+            let _ = writeln!(
+                out,
+                "{}: done, ready again after {} ms",
+                step["node"].as_str().unwrap_or("?"),
+                step["ready_after_ms"]
+            );
+        }
+        if let Some(stop) = reply["stopped_at"].as_object() {
+            let _ = writeln!(
+                out,
+                "{}: STOPPED: {}",
+                stop.get("node").and_then(Value::as_str).unwrap_or("?"),
+                stop.get("answer").map(|a| a["error"].clone()).unwrap_or_default()
+            );
+        }
+        return out;
+    }
+    for (name, answer) in reply["nodes"].as_object().into_iter().flatten() {
+        let _ = writeln!(out, "== {name}");
+        match answer.get("error").and_then(Value::as_str) {
+            Some(error) if answer.as_object().is_some_and(|o| o.len() == 1) => {
+                let _ = writeln!(out, "unreachable: {error}");
+            }
+            _ => out.push_str(&render(command, answer, colour)),
+        }
+    }
+    if let Some(totals) = reply.get("totals") {
+        let _ = writeln!(out, "== totals\n{totals}");
+    }
+    out
+}
+
 /// The text shown for an ok `reply` to `command`.
 pub(crate) fn render(command: &Command, reply: &Value, colour: bool) -> String {
     let drawn = match command {
         Command::Tree => typed::<TreeReply>(reply).map(|r| tree(&r.tree, colour)),
         Command::Help => typed::<HelpReply>(reply).map(|r| help(&r)),
         Command::Stats => typed::<Stats>(reply).map(|s| stats(&s)),
+        Command::Cluster => Some(members(reply)),
         Command::Ping => typed::<PingReply>(reply).map(|p| {
             format!(
                 "diem {} on {} (pid {}), up {}\n",

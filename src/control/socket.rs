@@ -155,16 +155,13 @@ async fn accept_loop(node: Arc<Node>, listener: UnixListener) {
             }
         };
         let caller = match stream.peer_cred() {
-            Ok(cred) => Caller {
-                uid: cred.uid(),
-                pid: cred.pid(),
-            },
+            Ok(cred) => Caller::local(cred.uid(), cred.pid()),
             Err(e) => {
                 tracing::warn!(error = %e, "control connection refused: peer credentials unavailable");
                 continue;
             }
         };
-        match caller.uid {
+        match caller.uid.unwrap_or(u32::MAX) {
             uid if uid == me || uid == 0 => {}
             uid => {
                 tracing::warn!(

@@ -132,6 +132,24 @@ impl StartCtx {
         }
     }
 
+    /// Like [`spawn`](Self::spawn), registering the actor under `name`
+    /// (ractor's named registry: `ractor::registry::where_is(name)`; a
+    /// remote node sees the name too). A name still held by a dying
+    /// previous incarnation makes the start fail, and the supervisor
+    /// retries it.
+    pub async fn spawn_named<A: Actor>(
+        &self,
+        name: String,
+        actor: A,
+        args: A::Arguments,
+    ) -> Result<ActorCell, ActorProcessingErr> {
+        match self.supervisor.spawn_linked(Some(name), actor, args).await {
+            Ok((actor_ref, _join)) => Ok(actor_ref.get_cell()),
+            Err(ractor::SpawnErr::StartupFailed(inner)) => Err(inner),
+            Err(e) => Err(e.into()),
+        }
+    }
+
     /// The extra arguments of a dynamic instance, downcast to `T`.
     pub fn args<T: Any + Send + Sync>(&self) -> Option<&T> {
         self.args.as_ref().and_then(|a| a.downcast_ref::<T>())

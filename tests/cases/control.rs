@@ -50,6 +50,8 @@ async fn reads_help_ping_tree_stats() {
             "reload",
             "limiter",
             "log-level",
+            "ready",
+            "cluster",
             "shutdown"
         ]
     );

@@ -292,8 +292,13 @@ impl TestServer {
 
     /// Sends SIGTERM.
     pub fn sigterm(&self) {
+        self.signal(rustix::process::Signal::TERM);
+    }
+
+    /// Sends `signal` (SIGKILL, SIGSTOP, SIGCONT, …).
+    pub fn signal(&self, signal: rustix::process::Signal) {
         let pid = rustix::process::Pid::from_raw(self.pid() as i32).expect("pid");
-        rustix::process::kill_process(pid, rustix::process::Signal::TERM).expect("kill");
+        rustix::process::kill_process(pid, signal).expect("kill");
     }
 
     /// Waits for the process to exit; returns its exit code.

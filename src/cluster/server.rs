@@ -1,0 +1,197 @@
+//! The cluster server actor (`diem/cluster/server`): owns ractor_cluster's
+//! `NodeServer` — the cluster listener, the cookie challenge, one session
+//! per member — and publishes it for the other cluster actors.
+//!
+//! The node server is created in `Transitive` mode, explicitly
+//! (`NodeServer::new(.., None)` would pick `Isolated`): a node that joins
+//! through one member learns every member that one knows. Its session
+//! events go to the membership actor through the node's
+//! [`ClusterShared`](super::shared::ClusterShared).
+//!
+//! A listener address in use (another process, or the previous process
+//! during an upgrade hand-over) does not fail the node's start: the actor
+//! keeps trying with a backoff and the node serves meanwhile. If the node
+//! server dies, this actor crashes, and its `rest_for_one` supervisor
+//! restarts it and everything that depends on it.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use ractor::{Actor, ActorProcessingErr, ActorRef, SupervisionEvent};
+use ractor_cluster::node::{NodeConnectionMode, NodeServerSessionInformation};
+use ractor_cluster::{NodeEventSubscription, NodeServer, NodeServerMessage, RactorMessage};
+use supervisors::Backoff;
+
+use crate::cluster::shared::SessionEvent;
+use crate::node::Node;
+
+/// Messages of the cluster server actor.
+#[derive(Debug, RactorMessage)]
+pub(crate) enum ServerMsg {
+    /// Start (or retry starting) the node server.
+    Start,
+}
+
+/// The cluster server actor.
+#[derive(Debug)]
+pub(crate) struct ClusterServer {
+    /// The node it serves.
+    pub(crate) node: Arc<Node>,
+}
+
+/// Its state: the node server, once it runs.
+#[derive(Debug)]
+pub(crate) struct ServerState {
+    server: Option<ActorRef<NodeServerMessage>>,
+    failures: u32,
+}
+
+/// Forwards the node server's session events to the node.
+struct Forward(Arc<Node>);
+
+fn member_name(ses: &NodeServerSessionInformation) -> Option<String> {
+    ses.peer_name
+        .as_ref()
+        .map(|p| p.name.split('@').next().unwrap_or_default().to_owned())
+}
+
+impl NodeEventSubscription for Forward {
+    fn node_session_opened(&self, ses: NodeServerSessionInformation) {
+        self.0.cluster.report(SessionEvent::Opened {
+            session: ses.actor.clone(),
+            peer_addr: ses.peer_addr.clone(),
+        });
+    }
+
+    fn node_session_disconnected(&self, ses: NodeServerSessionInformation) {
+        self.0.cluster.report(SessionEvent::Closed {
+            name: member_name(&ses),
+            peer_addr: ses.peer_addr.clone(),
+            session: ses.actor.get_id(),
+        });
+    }
+
+    fn node_session_authenticated(&self, ses: NodeServerSessionInformation) {
+        self.0.cluster.report(SessionEvent::Authenticated {
+            session: ses.actor.get_id(),
+        });
+    }
+
+    fn node_session_ready(&self, ses: NodeServerSessionInformation) {
+        if let (Some(name), Some(peer)) = (member_name(&ses), ses.peer_name.as_ref()) {
+            self.0.cluster.report(SessionEvent::Ready {
+                name,
+                addr: peer.connection_string.clone(),
+                session: ses.actor.clone(),
+            });
+        }
+    }
+}
+
+impl ClusterServer {
+    async fn start(
+        &self,
+        myself: &ActorRef<ServerMsg>,
+    ) -> Result<ActorRef<NodeServerMessage>, ActorProcessingErr> {
+        let config = self.node.config();
+        let c = &config.cluster;
+        let cookie = c.read_cookie()?;
+        let advertised = c.advertised();
+        let host = advertised
+            .rsplit_once(':')
+            .map_or(advertised.as_str(), |(h, _)| h);
+        let host = host.trim_start_matches('[').trim_end_matches(']');
+        let server = NodeServer::new(
+            c.listen.port(),
+            cookie,
+            c.member_name(&config.node),
+            host.to_owned(),
+            None,
+            Some(NodeConnectionMode::Transitive),
+        )
+        .with_listen_addr(c.listen.ip());
+        let (server, _) = Actor::spawn_linked(None, server, (), myself.get_cell()).await?;
+        server.cast(NodeServerMessage::SubscribeToEvents {
+            id: "diem.membership".to_owned(),
+            subscription: Box::new(Forward(self.node.clone())),
+        })?;
+        Ok(server)
+    }
+}
+
+impl Actor for ClusterServer {
+    type Msg = ServerMsg;
+    type State = ServerState;
+    type Arguments = ();
+
+    async fn pre_start(&self, myself: ActorRef<ServerMsg>, _: ()) -> Result<ServerState, ActorProcessingErr> {
+        let mut state = ServerState {
+            server: None,
+            failures: 0,
+        };
+        // The first attempt happens here, so that a free port is bound
+        // before the tree goes on; a busy one is retried in the background.
+        self.handle(myself, ServerMsg::Start, &mut state).await?;
+        Ok(state)
+    }
+
+    async fn handle(
+        &self,
+        myself: ActorRef<ServerMsg>,
+        msg: ServerMsg,
+        state: &mut ServerState,
+    ) -> Result<(), ActorProcessingErr> {
+        match msg {
+            ServerMsg::Start if state.server.is_none() => match self.start(&myself).await {
+                Ok(server) => {
+                    let listen = self.node.config().cluster.listen;
+                    tracing::info!(%listen, "cluster listener ready");
+                    self.node.cluster.set_server(Some(server.clone()));
+                    state.server = Some(server);
+                    state.failures = 0;
+                }
+                Err(e) => {
+                    state.failures = state.failures.saturating_add(1);
+                    let config = self.node.config();
+                    if state.failures == 1 {
+                        tracing::warn!(listen = %config.cluster.listen, error = %e, "cannot start the cluster listener; retrying");
+                    }
+                    let wait = Backoff::new(Duration::from_millis(100), config.cluster.reconnect_max)
+                        .delay(state.failures);
+                    myself.send_after(wait, || ServerMsg::Start);
+                }
+            },
+            ServerMsg::Start => {}
+        }
+        Ok(())
+    }
+
+    async fn handle_supervisor_evt(
+        &self,
+        _: ActorRef<ServerMsg>,
+        event: SupervisionEvent,
+        state: &mut ServerState,
+    ) -> Result<(), ActorProcessingErr> {
+        match event {
+            SupervisionEvent::ActorTerminated(cell, ..) | SupervisionEvent::ActorFailed(cell, _)
+                if state.server.as_ref().is_some_and(|s| s.get_id() == cell.get_id()) =>
+            {
+                Err("the cluster node server stopped".into())
+            }
+            _ => Ok(()),
+        }
+    }
+
+    async fn post_stop(
+        &self,
+        _: ActorRef<ServerMsg>,
+        state: &mut ServerState,
+    ) -> Result<(), ActorProcessingErr> {
+        self.node.cluster.set_server(None);
+        if let Some(server) = state.server.take() {
+            server.stop(Some("cluster stopping".to_owned()));
+            let _ = server.get_cell().wait(Some(Duration::from_secs(2))).await;
+        }
+        Ok(())
+    }
+}

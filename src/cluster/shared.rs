@@ -1,0 +1,139 @@
+//! What the cluster publishes for the node: the node server (for actors
+//! that open sessions), the member view (for `ctl cluster`, readiness of
+//! rolling operations, the observer), and session events (for the
+//! membership actor). Filled by the cluster actors, read without a message.
+
+use std::sync::Arc;
+
+use arc_swap::{ArcSwap, ArcSwapOption};
+use ractor::ActorRef;
+use ractor_cluster::{NodeServerMessage, NodeSessionMessage};
+use serde::{Deserialize, Serialize};
+use tokio::sync::broadcast;
+
+/// A member's state, as the failure detector sees it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum MemberState {
+    /// Connected and answering heartbeats.
+    Up,
+    /// Connected but silent past `cluster.suspect_after`.
+    Suspect,
+    /// Not connected, or silent past `cluster.down_after`.
+    Down,
+}
+
+impl std::fmt::Display for MemberState {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Self::Up => "up",
+            Self::Suspect => "suspect",
+            Self::Down => "down",
+        })
+    }
+}
+
+/// One member, as `ctl cluster` shows it.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct MemberView {
+    /// Its name (`cluster.name`).
+    pub name: String,
+    /// The address it advertises.
+    pub addr: String,
+    /// Up, suspect or down.
+    pub state: MemberState,
+    /// Milliseconds in this state.
+    pub since_ms: u64,
+    /// Round-trip time of its last heartbeat, ms.
+    pub rtt_ms: Option<f64>,
+    /// Milliseconds since it was last heard from.
+    pub last_heard_ms: Option<u64>,
+    /// Whether this is the node answering.
+    #[serde(default)]
+    pub this_node: bool,
+}
+
+/// A change of a session with another node, from the node server.
+#[derive(Clone, Debug)]
+pub enum SessionEvent {
+    /// A session opened (not yet authenticated).
+    Opened {
+        /// The session actor.
+        session: ActorRef<NodeSessionMessage>,
+        /// The peer's network address.
+        peer_addr: String,
+    },
+    /// A session passed the cookie challenge.
+    Authenticated {
+        /// The session actor's id.
+        session: ractor::ActorId,
+    },
+    /// A session authenticated and synchronised: the member is reachable.
+    Ready {
+        /// The member name.
+        name: String,
+        /// The address it advertises.
+        addr: String,
+        /// The session actor.
+        session: ActorRef<NodeSessionMessage>,
+    },
+    /// A session ended.
+    Closed {
+        /// The member name, if the session got that far.
+        name: Option<String>,
+        /// The peer's network address.
+        peer_addr: String,
+        /// The session actor's id.
+        session: ractor::ActorId,
+    },
+}
+
+/// The cluster as the node sees it.
+#[derive(Debug)]
+pub struct ClusterShared {
+    server: ArcSwapOption<ActorRef<NodeServerMessage>>,
+    members: ArcSwap<Vec<MemberView>>,
+    events: broadcast::Sender<SessionEvent>,
+}
+
+impl Default for ClusterShared {
+    fn default() -> Self {
+        Self {
+            server: ArcSwapOption::empty(),
+            members: ArcSwap::from_pointee(Vec::new()),
+            events: broadcast::Sender::new(1024),
+        }
+    }
+}
+
+impl ClusterShared {
+    /// The node server, while it runs.
+    pub fn server(&self) -> Option<Arc<ActorRef<NodeServerMessage>>> {
+        self.server.load_full()
+    }
+
+    /// Publishes (or withdraws) the node server.
+    pub fn set_server(&self, server: Option<ActorRef<NodeServerMessage>>) {
+        self.server.store(server.map(Arc::new));
+    }
+
+    /// The members other than this node, in name order.
+    pub fn members(&self) -> Arc<Vec<MemberView>> {
+        self.members.load_full()
+    }
+
+    /// Publishes the member view.
+    pub fn set_members(&self, members: Vec<MemberView>) {
+        self.members.store(Arc::new(members));
+    }
+
+    /// Receives session events from now on.
+    pub fn subscribe(&self) -> broadcast::Receiver<SessionEvent> {
+        self.events.subscribe()
+    }
+
+    /// Reports a session event.
+    pub fn report(&self, event: SessionEvent) {
+        let _ = self.events.send(event);
+    }
+}
