@@ -27,8 +27,9 @@ end
 function done(summary, latency, requests)
   local e = summary.errors
   io.write(string.format(
-    "RESULT rps=%.0f p50_ms=%.3f p99_ms=%.3f p999_ms=%.3f requests=%d non2xx=%d socket_errors=%d\n",
+    "RESULT rps=%.0f p50_ms=%.3f p99_ms=%.3f p999_ms=%.3f requests=%d non2xx=%d socket_errors=%d connect=%d read=%d write=%d timeout=%d\n",
     summary.requests / (summary.duration / 1e6),
     latency:percentile(50) / 1000, latency:percentile(99) / 1000, latency:percentile(99.9) / 1000,
-    summary.requests, e.status, e.connect + e.read + e.write + e.timeout))
+    summary.requests, e.status, e.connect + e.read + e.write + e.timeout,
+    e.connect, e.read, e.write, e.timeout))
 end
