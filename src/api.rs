@@ -60,7 +60,7 @@ fn sentence_id(path: &str) -> &str {
 /// Handles one request (inside a worker).
 pub async fn handle(node: &Node, request: Request, rng: &mut fastrand::Rng) -> HttpResponse {
     #[cfg(feature = "faults")]
-    crate::faults::inject(&request.parts.headers).await;
+    crate::faults::inject(node, &request.parts.headers).await;
 
     let method = request.parts.method.clone();
     let path = request.parts.uri.path();

@@ -78,9 +78,11 @@ pub struct CtlOptions {
     /// Print the raw JSON reply.
     #[arg(long, global = true)]
     pub json: bool,
-    /// Longest wait for the reply, e.g. 5s, 2m.
-    #[arg(long, global = true, value_name = "DURATION", default_value = "5s", value_parser = humantime::parse_duration)]
-    pub timeout: Duration,
+    /// Longest wait for the reply, e.g. 5s, 2m, or seconds (default 5s; for
+    /// upgrade, how long the new process may take to be ready, default
+    /// control.upgrade_timeout).
+    #[arg(long, global = true, value_name = "DURATION", value_parser = parse_timeout)]
+    pub timeout: Option<Duration>,
     /// Repeat the command every second and redraw in place, like `watch`
     /// (for `tree` and `stats`), until interrupted.
     #[arg(long, global = true)]
@@ -94,6 +96,27 @@ pub struct CtlOptions {
     #[arg(long, global = true)]
     pub cluster: bool,
 }
+
+/// A duration with a unit (`5s`, `2m`, humantime's syntax) or a number of
+/// seconds.
+///
+/// ```
+/// use std::time::Duration;
+/// assert_eq!(diem::cli::parse_timeout("30"), Ok(Duration::from_secs(30)));
+/// assert_eq!(diem::cli::parse_timeout("250ms"), Ok(Duration::from_millis(250)));
+/// assert!(diem::cli::parse_timeout("soon").is_err());
+/// ```
+pub fn parse_timeout(text: &str) -> Result<Duration, String> {
+    match text.parse::<u64>() {
+        Ok(secs) => Ok(Duration::from_secs(secs)),
+        Err(_) => {
+            humantime::parse_duration(text).map_err(|e| format!("`{text}`: {e} (e.g. 5s, 2m, or seconds)"))
+        }
+    }
+}
+
+/// How long `diem ctl` waits for a reply when --timeout is not given.
+pub const DEFAULT_CTL_TIMEOUT: Duration = Duration::from_secs(5);
 
 impl CtlOptions {
     /// Where the command runs.

@@ -353,6 +353,10 @@ pub struct ControlConfig {
     /// A control connection idle this long is closed.
     #[serde(with = "humantime_serde")]
     pub idle_timeout: Duration,
+    /// How long `upgrade` (and SIGUSR2) waits for the new process to be
+    /// ready before stopping it, unless the command gives its own.
+    #[serde(with = "humantime_serde")]
+    pub upgrade_timeout: Duration,
 }
 
 impl Default for ControlConfig {
@@ -361,6 +365,7 @@ impl Default for ControlConfig {
             socket: PathBuf::new(),
             max_connections: 64,
             idle_timeout: Duration::from_secs(30),
+            upgrade_timeout: Duration::from_secs(60),
         }
     }
 }
@@ -654,6 +659,7 @@ impl Config {
             ("redis.command_timeout", self.redis.command_timeout),
             ("redis.health_interval", self.redis.health_interval),
             ("control.idle_timeout", self.control.idle_timeout),
+            ("control.upgrade_timeout", self.control.upgrade_timeout),
         ] {
             if d < Duration::from_millis(1) {
                 return bad(key, "a duration of at least 1ms");

@@ -2,6 +2,7 @@
 //! observer.
 //!
 //! * [`socket`]: the control socket actor (`diem/control`).
+//! * [`listening`]: the listening socket it accepts on, held by the node.
 //! * [`protocol`]: one JSON object per line each way.
 //! * [`commands`]: what each command does; [`reply`]: what it answers.
 //! * [`client`], [`render`]: `diem ctl`.
@@ -10,6 +11,7 @@
 
 pub mod client;
 pub(crate) mod commands;
+pub(crate) mod listening;
 pub mod protocol;
 pub(crate) mod render;
 pub(crate) mod reply;

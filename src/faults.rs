@@ -5,6 +5,9 @@
 //! * In the request path: a request carrying `X-Diem-Fault: panic` makes
 //!   the handler of the worker that takes it panic; `X-Diem-Fault:
 //!   stall=MS` makes it sleep MS milliseconds (at most 60 s) first.
+//! * `X-Diem-Fault: wedge-root` wedges the root supervisor: it is asked to
+//!   start a child whose start never completes, so it never serves its
+//!   mailbox again (for the systemd watchdog test: the pings must stop).
 //! * At start: with `FAULT_CRASH_AT_START=PATH@N` in the environment, the
 //!   child at PATH (e.g. `diem/store/corpus`) fails to start from its N-th
 //!   incarnation on, so its supervisor's restarts fail until it gives up.
@@ -17,10 +20,19 @@ use hyper::header::HeaderMap;
 pub(crate) const HEADER: &str = "x-diem-fault";
 
 /// Applies the fault the headers ask for, if any.
-pub(crate) async fn inject(headers: &HeaderMap) {
+pub(crate) async fn inject(node: &crate::node::Node, headers: &HeaderMap) {
     let Some(fault) = headers.get(HEADER).and_then(|v| v.to_str().ok()) else {
         return;
     };
+    if fault == "wedge-root" {
+        if let Some(root) = node.root().cloned() {
+            let never = supervisors::ChildSpec::worker("wedge", |_ctx| std::future::pending());
+            tokio::spawn(async move {
+                let _ = root.start_child(never).await;
+            });
+        }
+        return;
+    }
     if fault == "panic" {
         panic!("injected fault: panic in a request handler");
     }

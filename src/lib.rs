@@ -16,6 +16,7 @@
 //! | corpus snapshot | [`store::corpus`], [`store::snapshot`] |
 //! | Redis limiter | [`limiter::redis_limiter`] (math: [`limiter::gcra`], fallback: [`limiter::local`]) |
 //! | control socket | [`control::socket`], `diem ctl`: [`control::client`] |
+//! | live upgrade | `upgrade` (the upgrader actor, the hand-over), systemd: [`systemd`], watchdog: `watchdog` |
 //! | the cluster | [`cluster`]: [`cluster::server`], [`cluster::endpoint`], [`cluster::peer`], [`cluster::membership`] |
 //! | what the actors share | [`node`] |
 //! | operator reports and actions | [`stats`], [`reload`], [`health`] |
@@ -41,7 +42,10 @@ pub(crate) mod reload;
 pub mod serve;
 pub(crate) mod stats;
 pub mod store;
+pub mod systemd;
 pub mod telemetry;
 pub(crate) mod tree;
 pub mod tree_paths;
+pub(crate) mod upgrade;
+pub(crate) mod watchdog;
 pub mod workers;

@@ -9,7 +9,7 @@ use clap::Parser;
 use diem::cli::{Cli, Command, ConfigAction};
 use diem::config::{Config, LogFormat};
 use diem::node::Node;
-use diem::{control, serve, store, telemetry};
+use diem::{control, serve, store, systemd, telemetry};
 
 fn runtime(worker_threads: usize) -> anyhow::Result<tokio::runtime::Runtime> {
     let mut builder = tokio::runtime::Builder::new_multi_thread();
@@ -72,8 +72,17 @@ fn main() -> ExitCode {
             exit(rt.block_on(control::client::run(&socket, &command, &options)))
         }
         command => {
+            // Before any thread starts: taking systemd's sockets clears its
+            // variables from the environment.
+            let activated = match systemd::activated() {
+                Ok(sockets) => sockets,
+                Err(e) => {
+                    eprintln!("diem: {e}");
+                    return exit(2);
+                }
+            };
             let (log, guard) = telemetry::init(&config.log.filter, format);
-            let code = match run(command, config, cli.config, log) {
+            let code = match run(command, config, cli.config, log, activated) {
                 Ok(code) => code,
                 Err(e) => {
                     tracing::error!("{e:#}");
@@ -94,12 +103,13 @@ fn run(
     config: Config,
     config_path: Option<std::path::PathBuf>,
     log: telemetry::LogControl,
+    activated: systemd::Activated,
 ) -> anyhow::Result<i32> {
     let rt = runtime(config.runtime.worker_threads)?;
     match command {
         Command::Serve => {
             let node = Node::new(config, config_path, Some(log));
-            rt.block_on(serve::run(node))
+            rt.block_on(serve::run(node, activated))
         }
         Command::Migrate => rt.block_on(async {
             let mut client = store::connection::connect_detached(&config.postgres)

@@ -5,8 +5,8 @@
 //! that owns it and swapped atomically when it changes: the snapshot (the
 //! corpus actor), the PostgreSQL pool (the pool actor), the Redis handle
 //! (the limiter actor), the worker registry (the workers), the listening
-//! socket (bound once at start so that listener restarts never refuse a
-//! connection). None of it needs a lock on the request path.
+//! sockets (HTTP and control, bound once at start so that actor restarts
+//! never refuse a connection, and handed as they are to an upgrade). None of it needs a lock on the request path.
 //!
 //! The node sits below every actor: this module imports what the actors
 //! publish (each in a module of its own that imports nothing of its actor),
@@ -23,6 +23,7 @@ use tokio::sync::watch;
 
 use crate::cluster::shared::ClusterShared;
 use crate::config::Config;
+use crate::control::listening::ControlShared;
 use crate::http::socket::HttpShared;
 use crate::limiter::local::LocalStore;
 use crate::limiter::Limiter;
@@ -61,8 +62,20 @@ pub struct Node {
     pub(crate) events: EventBus,
     /// The cluster (inert unless `[cluster] enabled`).
     pub(crate) cluster: ClusterShared,
+    /// The control socket.
+    pub(crate) control: ControlShared,
     draining: AtomicBool,
-    shutdown: watch::Sender<Option<Duration>>,
+    shutdown: watch::Sender<Option<Stop>>,
+}
+
+/// Why the node stops.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Stop {
+    /// SIGTERM, SIGINT or `ctl shutdown`, with this grace period for the
+    /// requests in flight.
+    Shutdown(Duration),
+    /// An upgrade handed the sockets to a new process: drain and exit.
+    HandedOver,
 }
 
 impl std::fmt::Debug for Node {
@@ -89,6 +102,7 @@ impl Node {
             root: OnceLock::new(),
             events: EventBus::new(),
             cluster: ClusterShared::default(),
+            control: ControlShared::default(),
             draining: AtomicBool::new(false),
             shutdown: watch::Sender::new(None),
             config: ArcSwap::from_pointee(config),
@@ -122,15 +136,23 @@ impl Node {
     /// grace period for in-flight requests (default `http.shutdown_grace`).
     pub fn request_shutdown(&self, grace: Option<Duration>) -> Duration {
         let grace = grace.unwrap_or(self.config().http.shutdown_grace);
-        self.shutdown.send_replace(Some(grace));
+        self.shutdown.send_replace(Some(Stop::Shutdown(grace)));
         grace
     }
 
-    /// Waits for a shutdown request; returns its grace period.
-    pub async fn shutdown_requested(&self) -> Duration {
+    /// Tells the node that a new process serves on its sockets now.
+    pub(crate) fn handed_over(&self) {
+        self.shutdown.send_replace(Some(Stop::HandedOver));
+    }
+
+    /// Waits for a shutdown request or a hand-over.
+    pub async fn shutdown_requested(&self) -> Stop {
         let mut rx = self.shutdown.subscribe();
-        let grace = rx.wait_for(Option::is_some).await.map(|v| v.unwrap_or_default());
-        grace.unwrap_or_default()
+        let stop = rx.wait_for(Option::is_some).await.map(|v| *v);
+        match stop {
+            Ok(Some(stop)) => stop,
+            _ => Stop::Shutdown(Duration::ZERO),
+        }
     }
 
     /// Marks the node as shutting down: `/readyz` answers 503 from now on.

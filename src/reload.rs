@@ -88,6 +88,15 @@ fn keep_old(new: &Config, old: &Config, keep: &[String]) -> Config {
 
 /// Re-reads the config and applies what can change live.
 pub(crate) async fn reload(node: &Node) -> Result<ReloadReply, ReloadError> {
+    // systemd (Type=notify-reload or notify): RELOADING=1 now, READY=1 when
+    // done, whatever the outcome (a refused config leaves the old one).
+    crate::systemd::reloading();
+    let outcome = apply(node).await;
+    crate::systemd::ready(&crate::systemd::summary(node));
+    outcome
+}
+
+async fn apply(node: &Node) -> Result<ReloadReply, ReloadError> {
     let new = Config::load(node.config_path.as_deref())?;
     let old = node.config();
     let (before, after) = (flatten(&old), flatten(&new));

@@ -13,16 +13,29 @@
 //! If the root supervisor stops by itself (it gave up: restart intensity
 //! exceeded), the process exits 1 so that systemd or Kubernetes starts it
 //! again, as Erlang's `heart` would.
+//!
+//! The listening sockets come from, in this order: the process this one
+//! upgrades ([`upgrade`](crate::upgrade)), systemd's socket activation
+//! ([`systemd::activated`]), or a bind of `http.addr` and `control.socket`.
+//! `SIGUSR2` starts an upgrade to the binary at the running executable's
+//! path; after a hand-over the process drains as on SIGTERM, without the
+//! readiness delay (it no longer has a listener), and exits 0.
 
+use std::path::PathBuf;
 use std::sync::Arc;
+use std::time::Duration;
 
 use anyhow::Context;
 use supervisors::{start_root, Event};
 use tokio::signal::unix::{signal, SignalKind};
 
-use crate::node::Node;
+use crate::control::listening;
+use crate::node::{Node, Stop};
+use crate::systemd::{self, Activated};
 use crate::tree;
-use crate::tree_paths::ROOT;
+use crate::tree_paths::{child, ROOT};
+use crate::upgrade::successor;
+use crate::upgrade::upgrade_msg;
 
 /// Waits for SIGTERM or SIGINT.
 async fn signalled() -> anyhow::Result<&'static str> {
@@ -34,35 +47,169 @@ async fn signalled() -> anyhow::Result<&'static str> {
     })
 }
 
-/// Runs the node until it stops; returns the process exit code.
-pub async fn run(node: Arc<Node>) -> anyhow::Result<i32> {
+/// Starts an upgrade on each SIGUSR2, as `ctl upgrade` with its defaults.
+fn upgrade_on_sigusr2(node: Arc<Node>) -> anyhow::Result<()> {
+    let mut usr2 = signal(SignalKind::user_defined2()).context("cannot watch SIGUSR2")?;
+    tokio::spawn(async move {
+        while usr2.recv().await.is_some() {
+            let timeout = node.config().control.upgrade_timeout;
+            tracing::info!(target: "diem::audit", via = "SIGUSR2", "upgrade requested");
+            match upgrade_msg::request(&node, None, timeout).await {
+                Ok(report) => tracing::info!(
+                    new_pid = report.new.pid,
+                    new_version = %report.new.version,
+                    "upgrade (SIGUSR2) done"
+                ),
+                Err(e) => tracing::error!(error = %e, "upgrade (SIGUSR2) failed; this process serves on"),
+            }
+        }
+    });
+    Ok(())
+}
+
+/// Removes the control socket file (if this process owns it) however
+/// `run` ends.
+struct CloseControl(Arc<Node>);
+
+impl Drop for CloseControl {
+    fn drop(&mut self) {
+        self.0.control.close();
+    }
+}
+
+/// Where the listening sockets came from.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Origin {
+    /// The process this one upgrades.
+    Upgrade,
+    /// systemd (socket activation).
+    Systemd,
+    /// Bound here.
+    Bound,
+}
+
+/// Installs the listening sockets: received from the process this one
+/// upgrades, passed by systemd, or bound here.
+fn install_sockets(
+    node: &Node,
+    inherited: Option<(std::net::TcpListener, std::os::unix::net::UnixListener)>,
+    activated: Activated,
+) -> anyhow::Result<()> {
     let config = node.config();
+    let (http, http_origin, control) = match inherited {
+        Some((http, control)) => (http, Origin::Upgrade, Some(control)),
+        None => {
+            let control = activated.control;
+            match activated.http {
+                Some(http) => (http, Origin::Systemd, control),
+                None => {
+                    let http = crate::http::socket::bind(&config.http)
+                        .with_context(|| format!("cannot listen on {}", config.http.addr))?;
+                    (http, Origin::Bound, control)
+                }
+            }
+        }
+    };
     let addr = node
         .http
-        .bind(&config.http)
-        .with_context(|| format!("cannot listen on {}", config.http.addr))?;
+        .install(http, &config.http)
+        .context("cannot use the listening socket")?;
+    match http_origin {
+        Origin::Systemd => {
+            tracing::info!(%addr, "serving on the socket systemd passed (http.addr is not used)")
+        }
+        Origin::Upgrade if config.http.addr.port() != 0 && addr != config.http.addr => {
+            tracing::warn!(%addr, configured = %config.http.addr, "serving on the socket of the upgraded process; the new http.addr applies after a restart")
+        }
+        _ => {}
+    }
+    match control {
+        Some(listener) => {
+            let path = listener
+                .local_addr()
+                .ok()
+                .and_then(|a| a.as_pathname().map(PathBuf::from))
+                .unwrap_or_else(|| config.control.socket_path());
+            // A socket from systemd is systemd's to remove; one from the
+            // upgraded process becomes this process's once it serves.
+            node.control
+                .install(listener, path, None)
+                .context("cannot use the control socket")?;
+        }
+        None => {
+            let path = config.control.socket_path();
+            let (listener, file) = listening::bind(&path)?;
+            node.control
+                .install(listener, path, Some(file))
+                .context("cannot use the control socket")?;
+        }
+    }
+    Ok(())
+}
+
+/// Runs the node until it stops; returns the process exit code.
+/// `activated` holds the sockets systemd passed, if any.
+pub async fn run(node: Arc<Node>, activated: Activated) -> anyhow::Result<i32> {
+    let config = node.config();
+    let _close_control = CloseControl(node.clone());
+    let (successor, old_stderr) = match successor::connect().await {
+        Some(fetched) => {
+            let (successor, mut inherited) = fetched.context("cannot take over from the running process")?;
+            tracing::info!(
+                old_pid = successor.old_pid(),
+                old_version = successor.old_version(),
+                "upgrade: received the sockets; starting the tree"
+            );
+            let stderr = inherited.take_stderr();
+            install_sockets(&node, Some((inherited.http, inherited.control)), activated)?;
+            node.http.close_gate();
+            (Some(successor), stderr)
+        }
+        None => {
+            install_sockets(&node, None, activated)?;
+            (None, None)
+        }
+    };
     let metrics_node = node.clone();
     node.events.add_listener(move |e| match e {
         Event::Restarted { path, reason, .. } => metrics_node.metrics.restart(path, reason.kind()),
         Event::Started { path, .. } => metrics_node.metrics.declare_child(path),
         _ => {}
     });
-    let root = start_root(ROOT, tree::spec(&node), node.events.clone())
+    let root = start_root(ROOT, tree::spec(&node, successor.is_none()), node.events.clone())
         .await
         .context("the supervision tree failed to start")?;
     let _ = node.root.set(root.supervisor().clone());
-    tracing::info!(%addr, node = %config.node.name, version = env!("CARGO_PKG_VERSION"), "diem started");
+    if let Some(successor) = successor {
+        let (cluster_node, supervisor) = (node.clone(), root.supervisor().clone());
+        let start_cluster = async move {
+            if cluster_node.config().cluster.enabled {
+                if let Err(e) = supervisor.start_child(tree::cluster(&cluster_node)).await {
+                    tracing::error!(error = %e, "upgrade: the cluster subtree did not start");
+                }
+            }
+        };
+        successor
+            .take_over(&node, old_stderr, start_cluster)
+            .await
+            .context("the upgrade did not complete; the old process serves on")?;
+        node.control.adopt_file();
+    }
+    let addr = node.http.local_addr().map(|a| a.to_string()).unwrap_or_default();
+    tracing::info!(%addr, node = %config.node.name, version = env!("CARGO_PKG_VERSION"), pid = std::process::id(), "diem started");
+    systemd::ready(&systemd::summary(&node));
     for variable in crate::config::env::foreign_variables() {
         tracing::debug!(%variable, "ignored: not a config variable (config is DIEM_<SECTION>__<KEY>)");
     }
+    upgrade_on_sigusr2(node.clone())?;
 
-    let grace = tokio::select! {
+    let stop = tokio::select! {
         signal = signalled() => {
             let signal = signal?;
             tracing::info!(signal, "shutdown requested");
-            config.http.shutdown_grace
+            Stop::Shutdown(config.http.shutdown_grace)
         }
-        grace = node.shutdown_requested() => grace,
+        stop = node.shutdown_requested() => stop,
         reason = root.wait() => {
             tracing::error!(%reason, "the root supervisor gave up; exiting so that the service manager restarts diem");
             return Ok(1);
@@ -76,14 +223,32 @@ pub async fn run(node: Arc<Node>) -> anyhow::Result<i32> {
     });
 
     node.start_draining();
-    let delay = node.config().http.shutdown_delay;
-    if !delay.is_zero() {
-        // Readiness is 503 from now on; serve on while load balancers notice.
-        tracing::info!(delay = ?delay, "not ready; serving on before the listener closes");
-        tokio::time::sleep(delay).await;
-    }
-    let _ = root.supervisor().terminate_child("listener").await;
-    node.http.close();
+    let grace = match stop {
+        Stop::Shutdown(grace) => {
+            systemd::stopping("draining: shutdown requested");
+            let delay = node.config().http.shutdown_delay;
+            if !delay.is_zero() {
+                // Readiness is 503 from now on; serve on while load balancers notice.
+                tracing::info!(delay = ?delay, "not ready; serving on before the listener closes");
+                tokio::time::sleep(delay).await;
+            }
+            let _ = root.supervisor().terminate_child(child::LISTENER).await;
+            node.http.close();
+            grace
+        }
+        Stop::HandedOver => {
+            // The new process accepts on the sockets already. Each response
+            // here now says `Connection: close`: keep-alive clients move to
+            // the new process between requests, rather than finding an idle
+            // connection closed under their next request.
+            let delay = node.config().http.shutdown_delay;
+            let deadline = tokio::time::Instant::now() + delay;
+            while node.http.open_connections() > 0 && tokio::time::Instant::now() < deadline {
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            }
+            node.config().http.shutdown_grace
+        }
+    };
     let open = node.http.open_connections();
     tracing::info!(
         grace = ?grace,
@@ -96,6 +261,7 @@ pub async fn run(node: Arc<Node>) -> anyhow::Result<i32> {
             "grace period over; closing the connections still open"
         );
     }
+    node.control.answered(Duration::from_secs(1)).await;
     root.shutdown().await;
     tracing::info!("diem stopped");
     Ok(0)

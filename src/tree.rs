@@ -8,6 +8,7 @@
 //! ├── limiter         the Redis limiter actor                shutdown 2 s
 //! ├── metrics         gauge sampling, histogram upkeep       shutdown 1 s
 //! ├── control         the control socket                     shutdown 2 s
+//! ├── upgrade         live upgrade: starts the new process     shutdown 1 s
 //! ├── cluster         rest_for_one, 5 per 10 s (supervisor; with [cluster] enabled)
 //! │   ├── server      the ractor_cluster node server           shutdown 2 s
 //! │   ├── endpoint    this node's endpoint for the others      shutdown 1 s
@@ -15,7 +16,8 @@
 //! │   └── peers       simple_one_for_one: a peer actor per member address
 //! ├── workers         simple_one_for_one, intensity 1000 per 5 s (supervisor)
 //! │   ├── 1 … N       request workers                        shutdown 5 s
-//! └── listener        accepts connections                    shutdown 5 s
+//! ├── listener        accepts connections                    shutdown 5 s
+//! └── watchdog        systemd's watchdog and status (under systemd) shutdown 1 s
 //! ```
 //!
 //! Why each choice is in docs/architecture.md; in short: the children of
@@ -44,6 +46,9 @@ use crate::metrics_actor::MetricsActor;
 use crate::node::Node;
 use crate::store::corpus::Corpus;
 use crate::store::postgres_pool::PostgresPool;
+use crate::tree_paths::child;
+use crate::upgrade::upgrader::Upgrader;
+use crate::watchdog::Watchdog;
 use crate::workers::worker::Worker;
 
 fn ms(n: u64) -> Shutdown {
@@ -94,8 +99,10 @@ fn workers(node: &Arc<Node>) -> ChildSpec {
 }
 
 /// The cluster subtree: everything depends on the node server, and the
-/// peers on the membership that starts them, so rest_for_one.
-fn cluster(node: &Arc<Node>) -> ChildSpec {
+/// peers on the membership that starts them, so rest_for_one. A process
+/// started by an upgrade adds it once the old process has released the
+/// cluster port.
+pub(crate) fn cluster(node: &Arc<Node>) -> ChildSpec {
     let config = node.config();
     let member = config.cluster.member_name(&config.node);
     let endpoint = {
@@ -138,8 +145,9 @@ fn cluster(node: &Arc<Node>) -> ChildSpec {
     .into_child_spec("cluster")
 }
 
-/// The whole tree.
-pub(crate) fn spec(node: &Arc<Node>) -> SupervisorSpec {
+/// The whole tree. `with_cluster: false` leaves the cluster subtree out
+/// (a process started by an upgrade starts it after the hand-over).
+pub(crate) fn spec(node: &Arc<Node>, with_cluster: bool) -> SupervisorSpec {
     let mut spec = SupervisorSpec::new(
         SupervisorFlags::new(Strategy::OneForOne)
             .intensity(10)
@@ -148,10 +156,16 @@ pub(crate) fn spec(node: &Arc<Node>) -> SupervisorSpec {
     .child(store(node))
     .child(actor("limiter", node, |node| RedisLimiter { node }).shutdown(ms(2_000)))
     .child(actor("metrics", node, |node| MetricsActor { node }).shutdown(ms(1_000)))
-    .child(actor("control", node, |node| ControlSocket { node }).shutdown(ms(2_000)));
-    if node.config().cluster.enabled {
+    .child(actor(child::CONTROL, node, |node| ControlSocket { node }).shutdown(ms(2_000)))
+    .child(actor(child::UPGRADE, node, |node| Upgrader { node }).shutdown(ms(1_000)));
+    if with_cluster && node.config().cluster.enabled {
         spec = spec.child(cluster(node));
     }
-    spec.child(workers(node))
-        .child(actor("listener", node, |node| Listener { node }).shutdown(ms(5_000)))
+    spec = spec
+        .child(workers(node))
+        .child(actor(child::LISTENER, node, |node| Listener { node }).shutdown(ms(5_000)));
+    if crate::systemd::active() {
+        spec = spec.child(actor(child::WATCHDOG, node, |node| Watchdog { node }).shutdown(ms(1_000)));
+    }
+    spec
 }

@@ -28,5 +28,6 @@ mod cases {
     mod reliability;
     mod store;
     mod structure;
+    mod upgrade;
     mod workers;
 }

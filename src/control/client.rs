@@ -95,11 +95,35 @@ fn wants_colour(terminal: bool, no_color: Option<std::ffi::OsString>) -> bool {
     terminal && no_color.is_none_or(|v| v.is_empty())
 }
 
+/// The command as sent, and how long to wait for its reply: `--timeout`
+/// (default 5 s), except for `upgrade`, where `--timeout` is how long the
+/// new process may take to be ready, and the reply may take that plus the
+/// switch (or the server's `control.upgrade_timeout` plus the switch).
+fn with_timeout(command: &Command, timeout: Option<Duration>) -> (Command, Duration) {
+    match command {
+        Command::Upgrade { binary, .. } => {
+            let binary = binary
+                .as_ref()
+                .map(|b| std::path::absolute(b).unwrap_or_else(|_| b.clone()));
+            let wait = timeout.map_or(Duration::from_secs(3600), |t| t + Duration::from_secs(30));
+            (
+                Command::Upgrade {
+                    binary,
+                    timeout_secs: timeout.map(|t| t.as_secs().max(1)),
+                },
+                wait,
+            )
+        }
+        other => (other.clone(), timeout.unwrap_or(crate::cli::DEFAULT_CTL_TIMEOUT)),
+    }
+}
+
 /// Sends the command once and prints the reply; returns the exit code.
 async fn once(socket: &Path, command: &Command, options: &CtlOptions) -> i32 {
     let target = options.target();
-    let request = Request::line(command, &target);
-    let reply = match call(socket, &request, options.timeout).await {
+    let (command, wait) = with_timeout(command, options.timeout);
+    let request = Request::line(&command, &target);
+    let reply = match call(socket, &request, wait).await {
         Ok(r) => r,
         Err(e @ CtlError::Unreachable { .. }) => {
             eprintln!("diem ctl: {e}");
@@ -124,9 +148,9 @@ async fn once(socket: &Path, command: &Command, options: &CtlOptions) -> i32 {
     if options.json {
         println!("{reply}");
     } else if target == Target::Cluster {
-        print!("{}", render::cluster(command, &reply, colour()));
+        print!("{}", render::cluster(&command, &reply, colour()));
     } else {
-        print!("{}", render::render(command, &reply, colour()));
+        print!("{}", render::render(&command, &reply, colour()));
     }
     0
 }

@@ -26,6 +26,7 @@ use crate::node::Node;
 use crate::reload::reload;
 use crate::stats;
 use crate::tree_paths::POOL;
+use crate::upgrade::upgrade_msg;
 
 /// Who asked for a command.
 #[derive(Clone, Debug, Default)]
@@ -87,6 +88,7 @@ pub(crate) async fn execute(node: &Arc<Node>, line: &str, caller: &Caller) -> St
     let args = Request::line(&command, &target).to_string();
     tracing::info!(target: "diem::audit", uid, pid, via, command = %args, "control command");
     let result = match target {
+        Target::Local if via.is_some() && matches!(command, Command::Upgrade { .. }) => Err(local_only()),
         Target::Local => run(node, command).await,
         Target::Node(member) => match on_member(node, &member, &command, caller).await {
             // The member's own reply, under this request's id.
@@ -137,6 +139,16 @@ fn this_member(node: &Node) -> Result<String, ProtoError> {
     })
 }
 
+/// `upgrade` runs only through the node's own control socket: the binary
+/// is a path on its host, and the hand-over stops the cluster connection
+/// a forwarded reply would travel back on.
+fn local_only() -> ProtoError {
+    ProtoError::new(
+        "unsupported",
+        "upgrade runs only on the node's own control socket (on its host), not through another member",
+    )
+}
+
 async fn on_member(
     node: &Arc<Node>,
     member: &str,
@@ -145,6 +157,9 @@ async fn on_member(
 ) -> Result<Reply, ProtoError> {
     if member == this_member(node)? {
         return run(node, command.clone()).await.map(Reply::Fields);
+    }
+    if matches!(command, Command::Upgrade { .. }) {
+        return Err(local_only());
     }
     remote::control(
         member,
@@ -280,6 +295,21 @@ pub(crate) async fn run(node: &Arc<Node>, command: Command) -> Result<Value, Pro
                 .map_err(|e| ProtoError::new("invalid_argument", e.to_string()))?;
             tracing::info!(%filter, %previous, "log filter changed");
             reply(LogLevelReply { filter, previous })
+        }
+        Command::Upgrade { binary, timeout_secs } => {
+            if let Some(binary) = binary.as_ref().filter(|b| !b.is_absolute()) {
+                return Err(ProtoError::new(
+                    "invalid_argument",
+                    format!("`binary` must be an absolute path, found {}", binary.display()),
+                ));
+            }
+            let timeout = timeout_secs
+                .map(Duration::from_secs)
+                .unwrap_or_else(|| node.config().control.upgrade_timeout);
+            let report = upgrade_msg::request(node, binary, timeout)
+                .await
+                .map_err(|e| ProtoError::new(e.code(), e.to_string()))?;
+            reply(report)
         }
         Command::Shutdown { grace_secs } => {
             let grace = node.request_shutdown(grace_secs.map(Duration::from_secs));

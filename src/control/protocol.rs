@@ -85,6 +85,26 @@ pub enum Command {
     Ready,
     /// The cluster's members: state, address, round-trip time.
     Cluster,
+    /// Replace this process with a new one (live upgrade, or rollback to an
+    /// older binary) without refusing a connection.
+    ///
+    /// The new process gets the listening sockets, builds its tree, and
+    /// takes over once ready; this one then drains and exits. If the new one
+    /// fails to start or is not ready within the timeout (ctl's --timeout,
+    /// default control.upgrade_timeout), it is stopped and this one serves
+    /// on.
+    Upgrade {
+        /// The new binary (default: the running executable's path, read
+        /// again from disk).
+        #[arg(long, value_name = "PATH")]
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        binary: Option<std::path::PathBuf>,
+        /// Seconds the new process may take to be ready (`diem ctl` sets it
+        /// from --timeout).
+        #[arg(skip)]
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        timeout_secs: Option<u64>,
+    },
     /// Graceful shutdown, as SIGTERM.
     Shutdown {
         /// Grace period for in-flight requests, seconds (default `http.shutdown_grace`).
@@ -403,6 +423,14 @@ mod tests {
             },
             Command::Shutdown { grace_secs: Some(5) },
             Command::Shutdown { grace_secs: None },
+            Command::Upgrade {
+                binary: Some("/usr/local/bin/diem".into()),
+                timeout_secs: Some(30),
+            },
+            Command::Upgrade {
+                binary: None,
+                timeout_secs: None,
+            },
             Command::Limiter {
                 action: LimiterAction::Get {
                     addr: "2001:db8::1".parse().unwrap(),
@@ -437,6 +465,7 @@ mod tests {
                 "log-level",
                 "ready",
                 "cluster",
+                "upgrade",
                 "shutdown"
             ]
         );

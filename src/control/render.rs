@@ -285,6 +285,23 @@ pub(crate) fn cluster(command: &Command, reply: &Value, colour: bool) -> String 
 }
 
 /// The text shown for an ok `reply` to `command`.
+/// An upgrade's reply in one line.
+fn upgraded(reply: &Value) -> Option<String> {
+    let (old, new, phases) = (&reply["old"], &reply["new"], &reply["phases"]);
+    Some(format!(
+        "upgraded: pid {} ({}) -> pid {} ({}) in {} ms (start {} ms, init {} ms, handover {} ms); pid {} drains and exits\n",
+        old["pid"].as_u64()?,
+        old["version"].as_str()?,
+        new["pid"].as_u64()?,
+        new["version"].as_str()?,
+        reply["total_ms"].as_u64()?,
+        phases["start_ms"].as_u64()?,
+        phases["init_ms"].as_u64()?,
+        phases["handover_ms"].as_u64()?,
+        old["pid"].as_u64()?,
+    ))
+}
+
 pub(crate) fn render(command: &Command, reply: &Value, colour: bool) -> String {
     let drawn = match command {
         Command::Tree => typed::<TreeReply>(reply).map(|r| tree(&r.tree, colour)),
@@ -300,6 +317,7 @@ pub(crate) fn render(command: &Command, reply: &Value, colour: bool) -> String {
                 duration(p.uptime_ms)
             )
         }),
+        Command::Upgrade { .. } => upgraded(reply),
         _ => None,
     };
     drawn.unwrap_or_else(|| fields(reply))

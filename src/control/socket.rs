@@ -1,21 +1,17 @@
 //! The control socket actor (`diem/control`).
 //!
-//! It binds the Unix socket (`control.socket`), mode 0600, and accepts
-//! control connections. Each connection is a task of its own that checks
-//! the peer's credentials (`SO_PEERCRED`: the server's own uid or root, else
-//! refused with a logged reason), then reads one JSON request per line
-//! (at most 64 KiB; nothing for `control.idle_timeout` closes it) and
-//! writes one reply per line. At most `control.max_connections` are served
-//! at once; more are told so and closed.
-//!
-//! At start, a socket file left by a dead process is replaced, while one
-//! that another process answers on makes the start fail (so two nodes never
-//! share a socket), and anything that is not a socket is left alone. The
-//! file is removed when the actor stops or is killed; the next incarnation
-//! binds it again.
+//! It accepts control connections on a duplicate of the node's control
+//! socket ([`listening`](super::listening): bound once per process, mode
+//! 0600, or received from systemd or the upgraded process). Each
+//! connection is a task of its own that checks the peer's credentials
+//! (`SO_PEERCRED`: the server's own uid or root, else refused with a logged
+//! reason), then reads one JSON request per line (at most 64 KiB; nothing
+//! for `control.idle_timeout` closes it) and writes one reply per line. At
+//! most `control.max_connections` are served at once; more are told so
+//! and closed. Killing the actor stops the accept loop only: the socket
+//! stays, connections arriving meanwhile wait in its backlog, and the
+//! sessions already open go on.
 
-use std::os::unix::fs::{FileTypeExt, MetadataExt, PermissionsExt};
-use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -48,92 +44,10 @@ pub(crate) struct ControlSocket {
     pub node: Arc<Node>,
 }
 
-/// The bound socket file; removed when dropped if it is still ours.
-#[derive(Debug)]
-struct SocketFile {
-    path: PathBuf,
-    inode: u64,
-}
-
-impl Drop for SocketFile {
-    fn drop(&mut self) {
-        let ours = std::fs::symlink_metadata(&self.path).is_ok_and(|m| m.ino() == self.inode);
-        if ours {
-            let _ = std::fs::remove_file(&self.path);
-        }
-    }
-}
-
-/// The actor's state: the socket file and the accept loop.
+/// The actor's state: the accept loop.
 #[derive(Debug)]
 pub(crate) struct ControlState {
     _accept: OwnedTask,
-    _file: SocketFile,
-}
-
-/// Why the control socket cannot be bound.
-#[derive(Debug, thiserror::Error)]
-pub(crate) enum SocketError {
-    /// Something that is not a socket is at the path.
-    #[error("control socket path {0} exists and is not a socket; remove it or set control.socket")]
-    NotASocket(String),
-    /// Another process answers on the socket.
-    #[error(
-        "control socket {0} is in use by a running process (another diem?); stop it or set control.socket"
-    )]
-    InUse(String),
-    /// A file operation failed.
-    #[error("cannot {action} {path}: {source}")]
-    Io {
-        /// What was tried.
-        action: &'static str,
-        /// The path.
-        path: String,
-        /// The OS error.
-        source: std::io::Error,
-    },
-}
-
-fn io(action: &'static str, path: &Path) -> impl FnOnce(std::io::Error) -> SocketError {
-    let path = path.display().to_string();
-    move |source| SocketError::Io { action, path, source }
-}
-
-/// Makes room for a socket at `path`: removes a stale one, refuses a live
-/// one or anything that is not a socket.
-fn clear_stale(path: &Path) -> Result<(), SocketError> {
-    let Ok(meta) = std::fs::symlink_metadata(path) else {
-        return Ok(());
-    };
-    if !meta.file_type().is_socket() {
-        return Err(SocketError::NotASocket(path.display().to_string()));
-    }
-    match std::os::unix::net::UnixStream::connect(path) {
-        Ok(_) => Err(SocketError::InUse(path.display().to_string())),
-        Err(_) => std::fs::remove_file(path).map_err(io("remove the stale control socket", path)),
-    }
-}
-
-fn bind(path: &Path) -> Result<(UnixListener, SocketFile), SocketError> {
-    clear_stale(path)?;
-    if let Some(dir) = path.parent().filter(|d| !d.exists()) {
-        std::fs::create_dir_all(dir).map_err(io("create the directory of", path))?;
-        std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700))
-            .map_err(io("set the mode of the directory of", path))?;
-    }
-    let listener = UnixListener::bind(path).map_err(io("bind the control socket", path))?;
-    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600))
-        .map_err(io("set the mode of", path))?;
-    let inode = std::fs::symlink_metadata(path)
-        .map(|m| m.ino())
-        .unwrap_or_default();
-    Ok((
-        listener,
-        SocketFile {
-            path: path.to_owned(),
-            inode,
-        },
-    ))
 }
 
 async fn refuse(stream: UnixStream, e: ProtoError) {
@@ -224,8 +138,11 @@ async fn session(node: Arc<Node>, stream: UnixStream, caller: Caller, _permit: O
                 if line.trim().is_empty() {
                     continue;
                 }
+                let busy = node.control.busy();
                 let reply = commands::execute(&node, &line, &caller).await;
-                if out.send(reply).await.is_err() {
+                let sent = out.send(reply).await;
+                drop(busy);
+                if sent.is_err() {
                     return;
                 }
                 None
@@ -249,16 +166,14 @@ impl Actor for ControlSocket {
         myself: ActorRef<ControlMsg>,
         _: (),
     ) -> Result<ControlState, ActorProcessingErr> {
-        let path = self.node.config().control.socket_path();
-        let (listener, file) = bind(&path)?;
-        tracing::info!(path = %path.display(), "control socket ready");
+        let listener = self.node.control.listener()?;
+        if let Some(path) = self.node.control.path() {
+            tracing::info!(path = %path.display(), "control socket ready");
+        }
         let accept = OwnedTask::spawn(accept_loop(self.node.clone(), listener), move || {
             let _ = myself.send_message(ControlMsg::LoopEnded("the control accept loop ended".into()));
         });
-        Ok(ControlState {
-            _accept: accept,
-            _file: file,
-        })
+        Ok(ControlState { _accept: accept })
     }
 
     async fn handle(

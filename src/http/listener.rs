@@ -42,6 +42,7 @@ pub(crate) struct ListenerState {
 
 async fn accept_loop(node: Arc<Node>, tcp: tokio::net::TcpListener) {
     let slots = node.http.slots();
+    node.http.gate_opened().await;
     loop {
         let permit = match &slots {
             Some(s) => match s.clone().try_acquire_owned() {

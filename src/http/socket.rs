@@ -1,12 +1,16 @@
 //! The listening socket and the connections opened on it.
 //!
-//! The socket is bound once, when the node starts, and kept here rather
-//! than in the listener actor. Each listener incarnation accepts on a
+//! The socket is bound once, when the node starts (or received from
+//! systemd's socket activation, or from the process this one upgrades),
+//! and kept here rather than in the listener actor. Each listener incarnation accepts on a
 //! duplicate of it, so killing or restarting the listener never closes the
 //! socket: connections arriving meanwhile wait in the kernel's backlog and
 //! are accepted by the next incarnation. Connections are tracked here too
 //! (hyper-util's graceful-shutdown watcher), so they outlive listener
-//! restarts and can be drained on shutdown.
+//! restarts and can be drained on shutdown. An upgrade hands a duplicate
+//! of the same socket to the new process ([`HttpShared::duplicate`]): the
+//! kernel's accept queue is shared, so no queued connection is lost when
+//! this process closes its copy.
 
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
@@ -14,7 +18,7 @@ use std::sync::{Arc, Mutex, OnceLock};
 
 use hyper_util::server::graceful::{GracefulShutdown, Watcher};
 use socket2::{Domain, Protocol, Socket, Type};
-use tokio::sync::Semaphore;
+use tokio::sync::{watch, Semaphore};
 
 use crate::config::HttpConfig;
 
@@ -28,6 +32,7 @@ pub(crate) struct HttpShared {
     open: Arc<AtomicUsize>,
     last_rejection_log: AtomicU64,
     epoch: std::time::Instant,
+    gate: watch::Sender<bool>,
 }
 
 impl Default for HttpShared {
@@ -40,21 +45,20 @@ impl Default for HttpShared {
             open: Arc::new(AtomicUsize::new(0)),
             last_rejection_log: AtomicU64::new(u64::MAX),
             epoch: std::time::Instant::now(),
+            gate: watch::Sender::new(true),
         }
     }
 }
 
 impl HttpShared {
-    /// Binds `cfg.addr` (port 0 picks one). Fails with the OS error, e.g.
-    /// when the address is in use.
-    pub(crate) fn bind(&self, cfg: &HttpConfig) -> std::io::Result<SocketAddr> {
-        let domain = Domain::for_address(cfg.addr);
-        let socket = Socket::new(domain, Type::STREAM, Some(Protocol::TCP))?;
-        socket.set_reuse_address(true)?;
-        socket.set_nonblocking(true)?;
-        socket.bind(&cfg.addr.into())?;
-        socket.listen(i32::try_from(cfg.backlog).unwrap_or(i32::MAX))?;
-        let listener: std::net::TcpListener = socket.into();
+    /// Keeps `listener` (bound by [`bind`], or received from systemd or
+    /// the process this one upgrades) as the node's listening socket.
+    pub(crate) fn install(
+        &self,
+        listener: std::net::TcpListener,
+        cfg: &HttpConfig,
+    ) -> std::io::Result<SocketAddr> {
+        listener.set_nonblocking(true)?;
         let addr = listener.local_addr()?;
         if let Ok(mut g) = self.graceful.lock() {
             *g = Some(GracefulShutdown::new());
@@ -65,6 +69,40 @@ impl HttpShared {
             *s = Some(listener);
         }
         Ok(addr)
+    }
+
+    /// The address the socket is bound to.
+    pub(crate) fn local_addr(&self) -> Option<SocketAddr> {
+        self.addr.get().copied()
+    }
+
+    /// A duplicate of the socket to hand to another process.
+    pub(crate) fn duplicate(&self) -> std::io::Result<std::os::fd::OwnedFd> {
+        let guard = self
+            .socket
+            .lock()
+            .map_err(|_| std::io::Error::other("socket holder poisoned"))?;
+        let socket = guard
+            .as_ref()
+            .ok_or_else(|| std::io::Error::other("the listening socket is closed"))?;
+        Ok(socket.try_clone()?.into())
+    }
+
+    /// Holds the accept loops until [`HttpShared::open_gate`] (a process
+    /// started by an upgrade accepts only once it is ready).
+    pub(crate) fn close_gate(&self) {
+        self.gate.send_replace(false);
+    }
+
+    /// Lets the accept loops accept.
+    pub(crate) fn open_gate(&self) {
+        self.gate.send_replace(true);
+    }
+
+    /// Waits until accepting is allowed.
+    pub(crate) async fn gate_opened(&self) {
+        let mut rx = self.gate.subscribe();
+        let _ = rx.wait_for(|open| *open).await;
     }
 
     /// A duplicate of the socket for one listener incarnation.
@@ -131,6 +169,18 @@ impl HttpShared {
             None => true,
         }
     }
+}
+
+/// Binds `cfg.addr` (port 0 picks one), with `cfg.backlog`. Fails with the
+/// OS error, e.g. when the address is in use.
+pub(crate) fn bind(cfg: &HttpConfig) -> std::io::Result<std::net::TcpListener> {
+    let domain = Domain::for_address(cfg.addr);
+    let socket = Socket::new(domain, Type::STREAM, Some(Protocol::TCP))?;
+    socket.set_reuse_address(true)?;
+    socket.set_nonblocking(true)?;
+    socket.bind(&cfg.addr.into())?;
+    socket.listen(i32::try_from(cfg.backlog).unwrap_or(i32::MAX))?;
+    Ok(socket.into())
 }
 
 /// An open connection; the count drops with it.

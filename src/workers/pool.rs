@@ -162,6 +162,23 @@ impl WorkerPool {
         }
     }
 
+    /// Whether a worker answers a ping (through its mailbox, behind the
+    /// requests queued there) within `within`.
+    pub async fn ping(&self, within: Duration) -> bool {
+        let worker = {
+            let workers = self.workers.load();
+            if workers.is_empty() {
+                return false;
+            }
+            workers[next_index(workers.len())].clone()
+        };
+        let (tx, rx) = oneshot::channel();
+        if worker.send_message(WorkerMsg::Ping(tx)).is_err() {
+            return false;
+        }
+        matches!(tokio::time::timeout(within, rx).await, Ok(Ok(())))
+    }
+
     /// Hands `request` to a worker and waits for its response. A request
     /// that no handler saw (its worker stopped first) is given to another.
     pub async fn dispatch(&self, request: Request) -> Result<HttpResponse, DispatchError> {

@@ -83,6 +83,9 @@ impl Actor for Worker {
                     job.finish(response);
                 }
             }
+            WorkerMsg::Ping(reply) => {
+                let _ = reply.send(());
+            }
         }
         Ok(())
     }

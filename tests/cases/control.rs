@@ -52,6 +52,7 @@ async fn reads_help_ping_tree_stats() {
             "log-level",
             "ready",
             "cluster",
+            "upgrade",
             "shutdown"
         ]
     );

@@ -42,6 +42,8 @@ pub struct Plan {
     pub headers: Vec<(String, String)>,
     /// Per-request timeout.
     pub timeout: Duration,
+    /// A new connection for every request (no keep-alive).
+    pub fresh_connections: bool,
 }
 
 impl Plan {
@@ -54,7 +56,14 @@ impl Plan {
             path: path.to_owned(),
             headers: Vec::new(),
             timeout: Duration::from_secs(10),
+            fresh_connections: false,
         }
+    }
+
+    /// The same, with a new connection for every request.
+    pub fn fresh(mut self) -> Plan {
+        self.fresh_connections = true;
+        self
     }
 }
 
@@ -90,8 +99,13 @@ impl Load {
 }
 
 async fn run(addr: SocketAddr, plan: Plan, stop: Arc<AtomicBool>) -> Vec<Outcome> {
+    let idle = if plan.fresh_connections {
+        0
+    } else {
+        plan.concurrency
+    };
     let client: Client<_, Empty<Bytes>> = Client::builder(TokioExecutor::new())
-        .pool_max_idle_per_host(plan.concurrency)
+        .pool_max_idle_per_host(idle)
         .build_http();
     let start = Instant::now();
     let seq = Arc::new(AtomicU64::new(0));

@@ -88,6 +88,8 @@ pub struct TestServer {
     pub dir: tempfile::TempDir,
     logs: Arc<Mutex<Vec<String>>>,
     client: Client<hyper_util::client::legacy::connect::HttpConnector, Full<Bytes>>,
+    /// Processes that took over from it (live upgrade), killed on drop.
+    successors: Mutex<Vec<u32>>,
 }
 
 impl TestServer {
@@ -175,7 +177,13 @@ impl TestServer {
             dir,
             logs,
             client,
+            successors: Mutex::new(Vec::new()),
         }
+    }
+
+    /// Remembers a process that took over from this one (killed on drop).
+    pub fn took_over(&self, pid: u32) {
+        self.successors.lock().expect("successors").push(pid);
     }
 
     /// Starts diem and waits until `/readyz` says ready.
@@ -326,6 +334,11 @@ impl TestServer {
 
 impl Drop for TestServer {
     fn drop(&mut self) {
+        for pid in self.successors.lock().map(|p| p.clone()).unwrap_or_default() {
+            if let Some(pid) = rustix::process::Pid::from_raw(pid as i32) {
+                let _ = rustix::process::kill_process(pid, rustix::process::Signal::KILL);
+            }
+        }
         if let Some(mut child) = self.child.take() {
             let _ = child.kill();
             let _ = child.wait();
