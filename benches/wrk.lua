@@ -2,7 +2,9 @@
 -- client work: each request carries a distinct X-Forwarded-For (diem, with
 -- 127.0.0.1 as a trusted proxy, then checks every request against the
 -- limiter without refusing any), and the run ends with one machine-readable
--- line. usage: wrk ... -s benches/wrk.lua URL -- PATH
+-- line. usage: wrk ... -s benches/wrk.lua URL -- PATH [close]
+-- ("close": every request says Connection: close, so each is a new
+-- connection, as wrk reconnects after a response that closes).
 local counter = 0
 local threads = 0
 
@@ -13,6 +15,7 @@ end
 
 function init(args)
   path = args[1] or "/"
+  close = args[2] == "close"
 end
 
 function request()
@@ -20,6 +23,9 @@ function request()
   local ip = string.format("10.%d.%d.%d", tid % 256, math.floor(counter / 256) % 256, counter % 256)
   if counter % 65536 == 0 then
     tid = tid + 16
+  end
+  if close then
+    return wrk.format("GET", path, { ["X-Forwarded-For"] = ip, ["Connection"] = "close" })
   end
   return wrk.format("GET", path, { ["X-Forwarded-For"] = ip })
 end

@@ -456,3 +456,62 @@ async fn socket_activation_serves_the_connection_that_started_it() {
     );
     crate::support::services::drop_schema_blocking(schema);
 }
+
+#[tokio::test]
+async fn an_upgraded_member_rejoins_its_cluster_under_its_name() {
+    let plan = crate::support::cluster::Plan::new(2);
+    let nodes = plan.start_all(Options::no_limit()).await;
+    let (code, reply, err) = upgrade(&nodes[0], &[]).await;
+    assert_eq!(code, 0, "{reply} {err}");
+    let new_pid = reply["new"]["pid"].as_u64().unwrap() as u32;
+    nodes[0].took_over(new_pid);
+    // The new process holds the cluster port the old one released, and
+    // both sides see each other up again.
+    crate::support::cluster::wait_members(&nodes[0], 1, Duration::from_secs(20)).await;
+    eventually(Duration::from_secs(20), "n2 sees the new n1 up", || async {
+        let state = crate::support::cluster::state_of(&nodes[1], "n1").await;
+        (state == "up").then_some(())
+    })
+    .await;
+    let ping = nodes[1].ctl(json!({"cmd": "ping", "node": "n1"})).await;
+    assert_eq!(ping["pid"], new_pid, "{ping}");
+    // An upgrade is refused through another member.
+    let refused = nodes[1].ctl(json!({"cmd": "upgrade", "node": "n1"})).await;
+    assert_eq!(refused["error"]["code"], "unsupported", "{refused}");
+    let tree = nodes[0].ctl(json!({"cmd": "tree"})).await;
+    assert_eq!(
+        crate::support::server::tree_node(&tree, "diem/cluster")["state"],
+        "running"
+    );
+}
+
+#[tokio::test]
+async fn the_systemd_units_of_deploy_are_valid() {
+    let analyze = crate::support::cluster::which("systemd-analyze").unwrap_or_else(|| {
+        panic!("systemd-analyze is not installed: scripts/test installs it (apt-get install systemd)")
+    });
+    let dir = tempfile::tempdir().unwrap();
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    // The binary the units name must exist: point them at the test build.
+    let service = std::fs::read_to_string(root.join("deploy/systemd/diem.service"))
+        .unwrap()
+        .replace("/usr/local/bin/diem", env!("CARGO_BIN_EXE_diem"));
+    assert!(service.contains("Type=notify") && service.contains("WatchdogSec="));
+    std::fs::write(dir.path().join("diem.service"), service).unwrap();
+    std::fs::copy(
+        root.join("deploy/systemd/diem.socket"),
+        dir.path().join("diem.socket"),
+    )
+    .unwrap();
+    let out = std::process::Command::new(analyze)
+        .arg("verify")
+        .arg(dir.path().join("diem.service"))
+        .arg(dir.path().join("diem.socket"))
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    // Unknown keys are only warned about: any warning fails the test.
+    let warnings: Vec<&str> = stderr.lines().filter(|l| l.contains("diem.s")).collect();
+    assert!(warnings.is_empty(), "{warnings:?}");
+}
