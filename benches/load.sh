@@ -3,17 +3,20 @@
 #
 #   benches/load.sh [SECONDS_PER_RUN] [ROUNDS]      (default 10 s, 3 rounds)
 #
-# MODES selects and orders the modes (default: ceiling limiter_on
-# limiter_off pg_query); BASELINE=/path/to/an/older/diem adds the mode
-# baseline_off (that binary, limiter off) to compare two builds in one run;
-# CONNS sets the connection counts (default "64 256").
+# MODES selects and orders the modes (default: ceiling limiter_on zipf
+# limiter_off pg_query); BASELINE=/path/to/an/older/diem adds the modes
+# baseline_on, baseline_zipf, baseline_off and baseline_pg (that binary in
+# the same four modes) to compare two builds in one run; CONNS sets the
+# connection counts (default "64 256"), PATHS the paths (default both).
 #
 # 1. builds release binaries (diem and examples/ceiling.rs);
 # 2. runs the ceiling: a minimal hyper 1 server answering a fixed body;
 # 3. runs diem against the real PostgreSQL and Redis with the corpus of
 #    ../shared/data/hitokoto-sentences, in three modes: limiter on (127.0.0.1
 #    trusted, a distinct X-Forwarded-For per request: every request checked,
-#    none refused), limiter off, and reads per request from PostgreSQL;
+#    none refused), zipf (limiter on, client addresses drawn from a Zipf
+#    distribution over 100,000 addresses: heavy clients refused, a long tail
+#    new), limiter off, and reads per request from PostgreSQL;
 # 4. drives each with the same wrk settings (2 threads, 64 and 256
 #    connections) on /hitokoto/v2/?encode=json and /hitokoto/v2/;
 # 5. prints one table: requests/s, p50, p99, p99.9, peak RSS, CPU seconds
@@ -28,10 +31,11 @@ cd "$(dirname "$0")/.."
 SECS=${1:-10}
 ROUNDS=${2:-3}
 CONNS=${CONNS:-"64 256"}
-MODES=${MODES:-"ceiling limiter_on limiter_off pg_query"}
+MODES=${MODES:-"ceiling limiter_on zipf limiter_off pg_query"}
+PATHS=${PATHS:-"/hitokoto/v2/?encode=json /hitokoto/v2/"}
 BASELINE=${BASELINE:-}
-if [ -n "$BASELINE" ] && [[ " $MODES " != *" baseline_off "* ]]; then
-    MODES="$MODES baseline_off"
+if [ -n "$BASELINE" ] && [[ " $MODES " != *" baseline_"* ]]; then
+    MODES="$MODES baseline_on baseline_zipf baseline_off baseline_pg"
 fi
 PORT=18180
 . scripts/services.sh
@@ -62,7 +66,7 @@ wait_port() {
     return 1
 }
 
-# run_mode NAME -- command...
+# run_mode NAME -- command...   (WRK_MODE: the script's client mode)
 run_mode() {
     local name=$1; shift
     # From an empty directory: every diem runs on its built-in defaults plus
@@ -73,10 +77,10 @@ run_mode() {
     wait_port || { tail -5 "$OUT/$name.log" >&2; exit 1; }
     sleep 1
     for conns in $CONNS; do
-        for path in "/hitokoto/v2/?encode=json" "/hitokoto/v2/"; do
+        for path in $PATHS; do
             local before after
             before=$(cpu_ticks $pid)
-            wrk -t2 -c"$conns" -d"${SECS}s" --timeout 10s -s benches/wrk.lua "http://127.0.0.1:$PORT" -- "$path" \
+            wrk -t2 -c"$conns" -d"${SECS}s" --timeout 10s -s benches/wrk.lua "http://127.0.0.1:$PORT" -- "$path" ${WRK_MODE:-} \
                 >"$OUT/wrk.txt" 2>&1
             after=$(cpu_ticks $pid)
             local result
@@ -99,6 +103,10 @@ for round in $(seq 1 "$ROUNDS"); do
         case $mode in
             ceiling) run_mode ceiling "$CEILING" --addr 127.0.0.1:$PORT --layout multi ;;
             limiter_on) run_mode limiter_on "${diem_env[@]}" DIEM_LIMITER__TRUSTED_PROXIES=127.0.0.1 "$DIEM" ;;
+            zipf) WRK_MODE=zipf run_mode zipf "${diem_env[@]}" DIEM_REDIS__KEY_PREFIX=benchz$round$$: DIEM_LIMITER__TRUSTED_PROXIES=127.0.0.1 "$DIEM" ;;
+            baseline_on) run_mode baseline_on "${diem_env[@]}" DIEM_REDIS__KEY_PREFIX=benchb$round$$: DIEM_LIMITER__TRUSTED_PROXIES=127.0.0.1 "$BASELINE" ;;
+            baseline_zipf) WRK_MODE=zipf run_mode baseline_zipf "${diem_env[@]}" DIEM_REDIS__KEY_PREFIX=benchbz$round$$: DIEM_LIMITER__TRUSTED_PROXIES=127.0.0.1 "$BASELINE" ;;
+            baseline_pg) run_mode baseline_pg "${diem_env[@]}" DIEM_LIMITER__ENABLED=false DIEM_POSTGRES__READS=query "$BASELINE" ;;
             limiter_off) run_mode limiter_off "${diem_env[@]}" DIEM_LIMITER__ENABLED=false "$DIEM" ;;
             pg_query) run_mode pg_query "${diem_env[@]}" DIEM_LIMITER__ENABLED=false DIEM_POSTGRES__READS=query "$DIEM" ;;
             baseline_off) run_mode baseline_off "${diem_env[@]}" DIEM_LIMITER__ENABLED=false "$BASELINE" ;;
@@ -123,14 +131,19 @@ for l in open(sys.argv[2]):
     rss[l.split()[0]].append(int(l.split()[1]))
 med = lambda rs, k: statistics.median(float(r.get(k, 0)) for r in rs)
 ceiling = {(c, p): med(rs, "rps") for (m, c, p), rs in runs.items() if m == "ceiling"}
-print("| mode | conns | path | req/s | p50 ms | p99 ms | p99.9 ms | non-2xx | peak RSS MiB | server CPU s | × ceiling |")
-print("|---|---|---|---|---|---|---|---|---|---|---|")
+print("| mode | conns | path | req/s | p50 ms | p99 ms | p99.9 ms | non-2xx | allowed / refused (zipf) | peak RSS MiB | server CPU s | × ceiling |")
+print("|---|---|---|---|---|---|---|---|---|---|---|---|")
 for key in order:
     m, c, p = key
     rs = runs[key]
     rps = med(rs, "rps")
-    bad = sum(int(r.get("non2xx", 0)) + int(r.get("socket_errors", 0)) for r in rs)
+    zipf = "zipf" in m
+    refused = sum(int(r.get("non2xx", 0)) for r in rs)
+    total = sum(int(r.get("requests", 0)) for r in rs)
+    # In the zipf modes, 429s are the limiter at work, not errors.
+    bad = sum(int(r.get("socket_errors", 0)) for r in rs) + (0 if zipf else refused)
+    split = f"{total - refused:,} / {refused:,}" if zipf else ""
     ratio = rps / ceiling[(c, p)] if ceiling.get((c, p)) else 0
     print(f"| {m} | {c} | `{p}` | {rps:,.0f} | {med(rs, 'p50_ms'):.3f} | {med(rs, 'p99_ms'):.3f} | "
-          f"{med(rs, 'p999_ms'):.3f} | {bad} | {max(rss[m])/1024:.1f} | {med(rs, 'cpu_s'):.1f} | {ratio:.2f} |")
+          f"{med(rs, 'p999_ms'):.3f} | {bad} | {split} | {max(rss[m])/1024:.1f} | {med(rs, 'cpu_s'):.1f} | {ratio:.2f} |")
 PY

@@ -9,13 +9,18 @@
 //! `redis.command_timeout`, and a Redis outage is never a 5xx.
 //!
 //! A Redis decision costs one plain command for a client Redis does not
-//! hold (pipelined with the commands of concurrent requests), and a share
-//! of one batched `EVALSHA` for a client it holds; every decision is still
-//! made by Redis, atomically per key (see [`redis_limiter`]).
+//! hold, or that it refuses (sent with the commands of concurrent requests
+//! in one write on the hot-path connection, [`pipe`]), and a share of one
+//! batched `EVALSHA` for a client it holds with budget left; every allowed
+//! request is still decided by Redis, atomically per key (see
+//! [`redis_limiter`]). A client Redis refused is answered from the
+//! [`deny_cache`] until its retry time, exactly as Redis would answer.
 
 pub mod backend;
+pub mod deny_cache;
 pub mod gcra;
 pub mod local;
+pub mod pipe;
 pub mod redis_handle;
 pub mod redis_limiter;
 
@@ -28,9 +33,10 @@ use ipnet::IpNet;
 use crate::config::LimiterConfig;
 use crate::http::client_ip::{key_text, limit_key, ClientHeader};
 use crate::limiter::backend::Backend;
+use crate::limiter::deny_cache::DenyCache;
 use crate::limiter::gcra::{Params, Throttle};
 use crate::limiter::local::LocalStore;
-use crate::limiter::redis_handle::RedisHandle;
+use crate::limiter::redis_handle::{now_us, RedisHandle};
 
 /// The limiter settings that `reload` can change live.
 #[derive(Debug, Clone, PartialEq)]
@@ -70,6 +76,9 @@ pub struct Decision {
     pub throttle: Throttle,
     /// Who decided.
     pub backend: Backend,
+    /// Whether it came from the deny cache (a refusal Redis made earlier,
+    /// still in force: `backend` is then Redis).
+    pub cached: bool,
 }
 
 /// A client's GCRA state, as `ctl limiter get` shows it.
@@ -94,6 +103,7 @@ pub struct ClientState {
 pub struct Limiter {
     settings: ArcSwap<LimiterSettings>,
     local: LocalStore,
+    deny: DenyCache,
     redis: ArcSwapOption<RedisHandle>,
 }
 
@@ -104,6 +114,7 @@ impl Limiter {
         Self {
             settings: ArcSwap::from_pointee(LimiterSettings::from(config)),
             local: LocalStore::new(config.local_max_keys),
+            deny: DenyCache::new(config.local_max_keys),
             redis: ArcSwapOption::empty(),
         }
     }
@@ -113,9 +124,19 @@ impl Limiter {
         self.settings.load()
     }
 
-    /// Replaces the settings (live reload).
+    /// Replaces the settings (live reload). A changed limit empties the
+    /// deny cache: its entries were Redis's answers under the old one.
     pub fn set_settings(&self, settings: LimiterSettings) {
-        self.settings.store(Arc::new(settings));
+        let old = self.settings.swap(Arc::new(settings));
+        let new = self.settings.load();
+        if old.params != new.params || old.ipv6_prefix != new.ipv6_prefix || old.enabled != new.enabled {
+            self.deny.clear();
+        }
+    }
+
+    /// The deny cache (for sweeping and stats).
+    pub fn deny_cache(&self) -> &DenyCache {
+        &self.deny
     }
 
     /// Which backend decides now.
@@ -160,18 +181,30 @@ impl Limiter {
         let params = settings.params;
         let key = limit_key(client, settings.ipv6_prefix);
         drop(settings);
+        if let Some(throttle) = self.deny.check(&key, &params, now_us()) {
+            return Some(Decision {
+                throttle,
+                backend: Backend::Redis,
+                cached: true,
+            });
+        }
         let redis = self.redis.load_full();
         if let Some(redis) = redis {
-            if let Some(throttle) = redis.check(&key, &params).await {
+            if let Some(checked) = redis.check(&key, &params).await {
+                if let Some((tat, at)) = checked.refused {
+                    self.deny.refused(key, tat, at, &checked.throttle);
+                }
                 return Some(Decision {
-                    throttle,
+                    throttle: checked.throttle,
                     backend: Backend::Redis,
+                    cached: false,
                 });
             }
         }
         Some(Decision {
             throttle: self.local.check(key, &params),
             backend: Backend::Local,
+            cached: false,
         })
     }
 
@@ -203,6 +236,7 @@ impl Limiter {
     pub async fn forget(&self, client: IpAddr) -> (String, bool) {
         let key = self.key_of(client);
         self.local.forget(&key);
+        self.deny.forget(&key);
         let in_redis = match self.redis.load_full() {
             Some(redis) => redis.forget(&key).await,
             None => false,

@@ -295,6 +295,8 @@ pub struct Gauges {
     pub limiter_backend: Family<BackendLabel, Gauge>,
     /// `diem_limiter_local_keys`.
     pub limiter_local_keys: Gauge,
+    /// `diem_limiter_deny_cache_keys`.
+    pub limiter_deny_cache_keys: Gauge,
     /// `process_resident_memory_bytes`.
     pub rss_bytes: Gauge,
     /// `diem_uptime_seconds`.
@@ -328,6 +330,7 @@ pub struct Metrics {
     registry: Registry,
     requests: std::sync::Arc<RequestMetrics>,
     decisions: [Counter; 4],
+    cached_refusals: Counter,
     restarts: Family<RestartLabels, Counter>,
     rejected: Family<Reason, Counter>,
     /// The sampled gauges.
@@ -419,6 +422,11 @@ impl Metrics {
                 &g.limiter_local_keys,
             ),
             (
+                "diem_limiter_deny_cache_keys",
+                "Refused clients the deny cache answers for until their retry time",
+                &g.limiter_deny_cache_keys,
+            ),
+            (
                 "process_resident_memory_bytes",
                 "Resident memory of the process",
                 &g.rss_bytes,
@@ -446,10 +454,17 @@ impl Metrics {
             "Which store decides rate limits now (1 for the current one)",
             g.limiter_backend.clone(),
         );
+        let cached_refusals = Counter::default();
+        registry.register(
+            "diem_limiter_cached_refusals",
+            "Refusals answered from the deny cache (Redis refused the client earlier and its retry time has not come; also counted in diem_limiter_decisions as redis, limited)",
+            cached_refusals.clone(),
+        );
         Self {
             registry,
             requests,
             decisions,
+            cached_refusals,
             restarts,
             rejected,
             gauges,
@@ -489,6 +504,16 @@ impl Metrics {
     /// Counts one limiter decision.
     pub fn decision(&self, backend: Backend, limited: bool) {
         self.decisions[decision_index(backend, limited)].inc();
+    }
+
+    /// Counts one refusal answered from the deny cache.
+    pub fn cached_refusal(&self) {
+        self.cached_refusals.inc();
+    }
+
+    /// Refusals answered from the deny cache so far.
+    pub fn cached_refusals(&self) -> u64 {
+        self.cached_refusals.get()
     }
 
     /// Decisions so far by `backend` and result.

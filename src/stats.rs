@@ -58,6 +58,12 @@ pub(crate) struct LimiterStats {
     pub decisions: BTreeMap<String, u64>,
     /// Client keys the local fallback remembers.
     pub local_keys: usize,
+    /// Refused clients the deny cache answers for.
+    #[serde(default)]
+    pub deny_cache_keys: usize,
+    /// Refusals answered from the deny cache so far.
+    #[serde(default)]
+    pub cached_refusals: u64,
 }
 
 /// The worker pool's section.
@@ -174,6 +180,8 @@ pub(crate) async fn collect(node: &Node) -> Stats {
             params: settings.params,
             decisions,
             local_keys: node.limiter.local().len(),
+            deny_cache_keys: node.limiter.deny_cache().len(),
+            cached_refusals: node.metrics.cached_refusals(),
         },
         postgres: node.pg.status(),
         corpus: node.corpus.status(),

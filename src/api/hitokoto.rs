@@ -1,9 +1,17 @@
 //! `GET /hitokoto/v2/`: one random sentence.
 //!
 //! From the snapshot (the default: an atomic load, a pick, and a body built
-//! when the snapshot was) or, with `postgres.reads = "query"`, from one
-//! PostgreSQL query — falling back to the snapshot when PostgreSQL fails, so
+//! when the snapshot was) or, with `postgres.reads = "query"`, from
+//! PostgreSQL — falling back to the snapshot when PostgreSQL fails, so
 //! reads go on during an outage either way.
+//!
+//! A query read picks the sentence uniformly among those the filter
+//! accepts in the snapshot (which LISTEN/NOTIFY keeps in step with the
+//! table within milliseconds), then reads it from PostgreSQL by primary key
+//! with the filter checked again there: the text served is the table's at
+//! that moment. Only when that row is gone or no longer matches (changed
+//! since the snapshot) does PostgreSQL pick among the matching rows itself
+//! (a count and an offset, linear in them).
 
 use bytes::{BufMut, Bytes, BytesMut};
 use hyper::StatusCode;
@@ -74,9 +82,23 @@ pub(crate) async fn get(node: &Node, request: &Request, rng: &mut fastrand::Rng)
         return from_snapshot(node, &q, rng);
     }
     let filter = q.filter;
+    let candidate = {
+        let snapshot = node.corpus.load();
+        match snapshot.source() {
+            Source::Postgres { .. } => snapshot.pick(&filter, rng).map(|e| e.uuid),
+            Source::Embedded => None,
+        }
+    };
     let picked = node
         .pg
-        .timed(|c| async move { queries::pick(&c, &filter).await })
+        .timed(|c| async move {
+            if let Some(uuid) = candidate {
+                if let Some(found) = queries::fetch(&c, uuid, &filter).await? {
+                    return Ok(Some(found));
+                }
+            }
+            queries::pick(&c, &filter).await
+        })
         .await;
     match picked {
         Ok(Some((text, from))) => {

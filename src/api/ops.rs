@@ -67,6 +67,8 @@ pub(crate) fn sample_gauges(node: &Node) {
             .set(i64::from(backend == b));
     }
     g.limiter_local_keys.set(gauge_value(node.limiter.local().len()));
+    g.limiter_deny_cache_keys
+        .set(gauge_value(node.limiter.deny_cache().len()));
     if let Some(rss) = rss_bytes() {
         g.rss_bytes.set(i64::try_from(rss).unwrap_or(i64::MAX));
     }

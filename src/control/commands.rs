@@ -87,6 +87,22 @@ pub(crate) async fn execute(node: &Arc<Node>, line: &str, caller: &Caller) -> St
     let Request { id, command, target } = request;
     let args = Request::line(&command, &target).to_string();
     tracing::info!(target: "diem::audit", uid, pid, via, command = %args, "control command");
+    // A reset must reach every member's deny cache: with the cluster, a
+    // local `limiter reset` is a cluster-wide one (the members run it
+    // locally: `via` is set there).
+    let everywhere = via.is_none()
+        && matches!(
+            command,
+            Command::Limiter {
+                action: LimiterAction::Reset { .. }
+            }
+        )
+        && node.with_config(|c| c.cluster.enabled);
+    let target = if everywhere && target == Target::Local {
+        Target::Cluster
+    } else {
+        target
+    };
     let result = match target {
         Target::Local if via.is_some() && matches!(command, Command::Upgrade { .. }) => Err(local_only()),
         Target::Local => run(node, command).await,

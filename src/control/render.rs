@@ -157,6 +157,11 @@ pub(crate) fn stats(s: &Stats) -> String {
         let _ = writeln!(out, "  {k:<12} {v}");
     }
     let _ = writeln!(out, "  {:<12} {}", "local keys", l.local_keys);
+    let _ = writeln!(
+        out,
+        "  {:<12} {} keys, {} refusals answered",
+        "deny cache", l.deny_cache_keys, l.cached_refusals
+    );
     let p = &s.postgres;
     let _ = writeln!(out, "\npostgres");
     let _ = writeln!(out, "  {:<12} {}", "ready", p.ready);

@@ -183,6 +183,9 @@ async fn answer(
     };
     if let Some(d) = &decision {
         node.metrics.decision(d.backend, d.throttle.limited);
+        if d.cached {
+            node.metrics.cached_refusal();
+        }
         if d.throttle.limited {
             return (limited(d), decision);
         }

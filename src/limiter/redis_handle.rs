@@ -4,10 +4,13 @@
 //! messages through which requests report a failed Redis to the actor.
 //!
 //! A request's decision costs one plain Redis command in the common case — a
-//! client not seen within its window — and fred pipelines the commands of
-//! concurrent requests on one connection ([`RedisHandle::check`]). Keys
-//! Redis already holds go to the actor's batcher, which decides all of them
-//! in one `EVALSHA` of [`SCRIPT`]. Every decision is made by Redis,
+//! client not seen within its window — sent with the other requests' on
+//! the hot-path connection ([`pipe`](super::pipe): one `write` per batch)
+//! ([`RedisHandle::check`]). The same command tells a refused client (its
+//! key's TAT is returned, and refusing changes nothing in Redis): that
+//! refusal is decided from it at once. Keys Redis holds for clients with
+//! budget left go to the actor's batcher, which decides all of them in one
+//! `EVALSHA` of [`SCRIPT`]. Every allowed request is decided by Redis,
 //! atomically per key.
 
 use std::time::Duration;
@@ -20,6 +23,7 @@ use tokio::sync::{mpsc, oneshot};
 
 use crate::http::client_ip::key_text;
 use crate::limiter::gcra::{decide, peek, Params, Throttle};
+use crate::limiter::pipe::Pipe;
 
 /// The GCRA of [`gcra`](super::gcra) for every key of `KEYS`.
 /// `ARGV`: max_burst, count, period (s), quantity, and optionally `now` in
@@ -95,8 +99,18 @@ return out
 pub struct Pending {
     /// The Redis key.
     pub key: String,
-    /// Where the decision goes.
-    pub reply: oneshot::Sender<Throttle>,
+    /// Where the decision goes, with the time (µs) it was made at.
+    pub reply: oneshot::Sender<(Throttle, i64)>,
+}
+
+/// Redis's decision for one request.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Checked {
+    /// The decision.
+    pub throttle: Throttle,
+    /// For a refusal: the key's TAT and the time (µs) of the decision, for
+    /// the deny cache.
+    pub refused: Option<(i64, i64)>,
 }
 
 /// What requests use while Redis is healthy: the client (for the fast
@@ -104,6 +118,7 @@ pub struct Pending {
 #[derive(Debug)]
 pub struct RedisHandle {
     client: Client,
+    pipe: Option<Pipe>,
     prefix: String,
     timeout: Duration,
     tx: mpsc::Sender<Pending>,
@@ -111,11 +126,12 @@ pub struct RedisHandle {
 }
 
 impl RedisHandle {
-    /// A handle deciding on `client` (keys `<prefix>rl:<address>`), giving
-    /// up on a reply after `timeout`, sending held keys to the batcher on
-    /// `tx` and failures to `actor`.
+    /// A handle deciding on `pipe` (or, without one, `client`; keys
+    /// `<prefix>rl:<address>`), giving up on a reply after `timeout`,
+    /// sending held keys to the batcher on `tx` and failures to `actor`.
     pub fn new(
         client: Client,
+        pipe: Option<Pipe>,
         prefix: String,
         timeout: Duration,
         tx: mpsc::Sender<Pending>,
@@ -123,6 +139,7 @@ impl RedisHandle {
     ) -> Self {
         Self {
             client,
+            pipe,
             prefix,
             timeout,
             tx,
@@ -149,43 +166,69 @@ impl RedisHandle {
         matches!(tokio::time::timeout(self.timeout, del).await, Ok(Ok(_)))
     }
 
-    /// Redis's decision for `ip`, or `None` if Redis failed (decide locally
-    /// then; the actor is told and withdraws the handle).
+    /// Redis's decision for `client`, or `None` if Redis failed (decide
+    /// locally then; the actor is told and withdraws the handle).
     ///
     /// One `SET key <now+emission> NX GET PX <emission>`: for a key Redis
     /// does not hold (a client not seen within its window) that *is* the
     /// GCRA's decision — allowed, with exactly the TAT and expiry the script
-    /// would store — made atomically by Redis in one plain command. fred
-    /// pipelines the commands of concurrent requests on one connection.
-    /// A key Redis holds (the `GET` returned its TAT and `NX` changed
-    /// nothing) goes to the batcher, which decides all such keys in one
-    /// `EVALSHA` of [`SCRIPT`].
-    pub async fn check(&self, client: &IpNet, params: &Params) -> Option<Throttle> {
+    /// would store — made atomically by Redis in one plain command. For a
+    /// key Redis holds, the `GET` returns its TAT and `NX` changes nothing:
+    /// if that TAT refuses the request (under the limit in effect), the
+    /// script would refuse it too and write nothing, so the refusal is
+    /// decided here; otherwise the key goes to the batcher, which decides
+    /// all such keys in one `EVALSHA` of [`SCRIPT`].
+    pub async fn check(&self, client: &IpNet, params: &Params) -> Option<Checked> {
         let key = self.key(client);
         let now = now_us();
         let emission = params.emission_us();
-        let set = self.client.set::<Option<String>, _, _>(
-            key.as_str(),
-            now.saturating_add(emission),
-            Some(Expiration::PX((emission + 999) / 1_000)),
-            Some(SetOptions::NX),
-            true,
-        );
-        match tokio::time::timeout(self.timeout, set).await {
-            Ok(Ok(None)) => Some(decide(params, None, now, 1).0),
-            Ok(Ok(Some(_held))) => {
+        let px = (emission + 999) / 1_000;
+        let held = match &self.pipe {
+            Some(pipe) => pipe
+                .set_nx_get(key.clone(), now.saturating_add(emission), px)
+                .await
+                .map_err(|e| e.to_string()),
+            None => {
+                let set = self.client.set::<Option<i64>, _, _>(
+                    key.as_str(),
+                    now.saturating_add(emission),
+                    Some(Expiration::PX(px)),
+                    Some(SetOptions::NX),
+                    true,
+                );
+                match tokio::time::timeout(self.timeout, set).await {
+                    Ok(Ok(held)) => Ok(held),
+                    Ok(Err(e)) => Err(e.to_string()),
+                    Err(_) => Err(format!("no reply within {:?}", self.timeout)),
+                }
+            }
+        };
+        match held {
+            Ok(None) => Some(Checked {
+                throttle: decide(params, None, now, 1).0,
+                refused: None,
+            }),
+            Ok(Some(tat)) => {
+                let within = tat <= now.saturating_add(params.tolerance_us());
+                let (throttle, _) = decide(params, Some(tat).filter(|&t| t > now), now, 1);
+                if throttle.limited && within {
+                    return Some(Checked {
+                        throttle,
+                        refused: Some((tat, now)),
+                    });
+                }
                 let (reply, rx) = oneshot::channel();
                 self.tx.try_send(Pending { key, reply }).ok()?;
-                rx.await.ok()
+                let (throttle, at) = rx.await.ok()?;
+                Some(Checked {
+                    throttle,
+                    refused: throttle
+                        .limited
+                        .then(|| (at.saturating_add(throttle.reset_after_us), at)),
+                })
             }
-            Ok(Err(e)) => {
-                let _ = self.actor.send_message(LimiterMsg::Failed(e.to_string()));
-                None
-            }
-            Err(_) => {
-                let _ = self
-                    .actor
-                    .send_message(LimiterMsg::Failed(format!("no reply within {:?}", self.timeout)));
+            Err(e) => {
+                let _ = self.actor.send_message(LimiterMsg::Failed(e));
                 None
             }
         }

@@ -25,6 +25,7 @@ use fred::types::config::UnresponsiveConfig;
 use ractor::{Actor, ActorProcessingErr, ActorRef};
 use tokio::sync::{mpsc, Semaphore};
 
+use crate::limiter::pipe::{Pipe, Target};
 use crate::limiter::redis_handle::{eval, now_us, LimiterMsg, Pending, RedisFailure, RedisHandle, SCRIPT};
 use crate::node::Node;
 use crate::owned_task::OwnedTask;
@@ -69,6 +70,7 @@ struct Published {
     node: Arc<Node>,
     handle: Arc<RedisHandle>,
     _batcher: OwnedTask,
+    _pipe: Option<OwnedTask>,
 }
 
 impl Drop for Published {
@@ -143,10 +145,11 @@ async fn batcher(
         let (client, sha, me) = (client.clone(), sha.clone(), me.clone());
         tokio::spawn(async move {
             let keys = batch.iter().map(|p| p.key.clone()).collect();
-            match eval(&client, &sha, keys, &params, Some(now_us()), timeout).await {
+            let now = now_us();
+            match eval(&client, &sha, keys, &params, Some(now), timeout).await {
                 Ok(decisions) => {
                     for (p, d) in batch.into_iter().zip(decisions) {
-                        let _ = p.reply.send(d);
+                        let _ = p.reply.send((d, now));
                     }
                 }
                 // Dropping the replies sends these requests to the local store.
@@ -178,11 +181,40 @@ impl RedisLimiter {
         Ok(())
     }
 
-    fn publish(&self, myself: &ActorRef<LimiterMsg>, state: &mut LimiterState) {
+    /// The hot-path connection, when the URL names one server; `None` (and
+    /// fred decides alone) otherwise, or if it cannot connect.
+    async fn pipe(&self, myself: &ActorRef<LimiterMsg>) -> Option<(Pipe, OwnedTask)> {
+        let config = self.node.config();
+        let target = Target::of_url(&config.redis.url)?;
+        match Pipe::connect(&target, config.redis.command_timeout).await {
+            Ok((pipe, drive)) => {
+                let me = myself.clone();
+                let task = OwnedTask::spawn(
+                    async move {
+                        let why = drive.await;
+                        let _ = me.send_message(LimiterMsg::Failed(why.to_string()));
+                    },
+                    || {},
+                );
+                Some((pipe, task))
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "rate limiter: no hot-path connection; deciding through the client");
+                None
+            }
+        }
+    }
+
+    async fn publish(&self, myself: &ActorRef<LimiterMsg>, state: &mut LimiterState) {
         let (tx, rx) = mpsc::channel(QUEUE);
         let config = self.node.config();
+        let (pipe, pipe_task) = match self.pipe(myself).await {
+            Some((pipe, task)) => (Some(pipe), Some(task)),
+            None => (None, None),
+        };
         let handle = Arc::new(RedisHandle::new(
             state.connection.client.clone(),
+            pipe,
             config.redis.key_prefix.clone(),
             config.redis.command_timeout,
             tx,
@@ -203,6 +235,7 @@ impl RedisLimiter {
             node: self.node.clone(),
             handle,
             _batcher: batcher,
+            _pipe: pipe_task,
         });
         tracing::info!("rate limiter: deciding in redis");
     }
@@ -236,7 +269,7 @@ impl Actor for RedisLimiter {
         // Decide in Redis from the first request when Redis is up: the
         // listener starts after the limiter.
         match self.healthy(&state.connection.client).await {
-            Ok(()) => self.publish(&myself, &mut state),
+            Ok(()) => self.publish(&myself, &mut state).await,
             Err(e) => tracing::warn!(
                 redis = %crate::config::show::redact_url_password(&config.redis.url),
                 error = %e,
@@ -258,7 +291,7 @@ impl Actor for RedisLimiter {
         match msg {
             LimiterMsg::Tick => {
                 match self.healthy(&state.connection.client).await {
-                    Ok(()) if state.published.is_none() => self.publish(&myself, state),
+                    Ok(()) if state.published.is_none() => self.publish(&myself, state).await,
                     Ok(()) => {}
                     Err(e) => self.withdraw(state, e.to_string()),
                 }
@@ -267,6 +300,7 @@ impl Actor for RedisLimiter {
             }
             LimiterMsg::Sweep => {
                 self.node.limiter.local().sweep();
+                self.node.limiter.deny_cache().sweep(now_us());
                 myself.send_after(SWEEP_EVERY, || LimiterMsg::Sweep);
             }
             LimiterMsg::Failed(e) => self.withdraw(state, e),

@@ -20,6 +20,10 @@ const PICK: &str = "SELECT hitokoto, \"from\" FROM sentences \
                       WHERE (cardinality($1::text[]) = 0 OR type = ANY($1)) AND length BETWEEN $2 AND $3))::bigint \
                     LIMIT 1";
 
+/// One sentence by primary key, if it (still) matches the filter.
+const FETCH: &str = "SELECT hitokoto, \"from\" FROM sentences \
+                     WHERE uuid = $1 AND (cardinality($2::text[]) = 0 OR type = ANY($2)) AND length BETWEEN $3 AND $4";
+
 const INSERT: &str = "INSERT INTO sentences (uuid, id, hitokoto, type, \"from\", from_who, creator, length) \
                       VALUES ($1, nextval('sentences_api_id'), $2, $3, $4, $5, $6, $7) \
                       RETURNING id, extract(epoch FROM created_at)::bigint";
@@ -53,15 +57,42 @@ fn length_bound(n: u32) -> i32 {
     i32::try_from(n).unwrap_or(i32::MAX)
 }
 
-/// A uniformly random `(hitokoto, from)` that `filter` accepts.
+fn categories(filter: &Filter) -> Vec<String> {
+    crate::store::sentence::Category::all()
+        .filter(|c| filter.categories & (1 << c.index()) != 0)
+        .map(|c| c.key().to_string())
+        .collect()
+}
+
+/// `(hitokoto, from)` of the sentence `uuid` as PostgreSQL holds it now, if
+/// it exists and `filter` still accepts it (a primary-key lookup).
+pub(crate) async fn fetch(
+    client: &ClientWrapper,
+    uuid: Uuid,
+    filter: &Filter,
+) -> Result<Option<(String, String)>, tokio_postgres::Error> {
+    let statement = client.prepare_cached(FETCH).await?;
+    let row = client
+        .query_opt(
+            &statement,
+            &[
+                &uuid,
+                &categories(filter),
+                &length_bound(filter.min_len),
+                &length_bound(filter.max_len),
+            ],
+        )
+        .await?;
+    Ok(row.map(|r| (r.get(0), r.get(1))))
+}
+
+/// A uniformly random `(hitokoto, from)` that `filter` accepts, chosen by
+/// PostgreSQL (a count and an offset: linear in the matching rows).
 pub(crate) async fn pick(
     client: &ClientWrapper,
     filter: &Filter,
 ) -> Result<Option<(String, String)>, tokio_postgres::Error> {
-    let categories: Vec<String> = crate::store::sentence::Category::all()
-        .filter(|c| filter.categories & (1 << c.index()) != 0)
-        .map(|c| c.key().to_string())
-        .collect();
+    let categories = categories(filter);
     let statement = client.prepare_cached(PICK).await?;
     let row = client
         .query_opt(

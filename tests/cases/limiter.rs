@@ -209,3 +209,136 @@ proptest! {
         script_matches_rust(Params { burst, count, period_secs }, steps);
     }
 }
+
+/// Several nodes, each with its own deny cache, against one Redis: every
+/// answer a node gives from its cache equals what Redis alone answers at
+/// that moment (asked for reference: a refusal writes nothing in Redis, so
+/// asking changes nothing when the cache is right).
+fn deny_caches_match_redis(params: Params, steps: Vec<(u8, u8, u32)>) -> usize {
+    use diem::limiter::deny_cache::DenyCache;
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        let redis = client(&redis_url(), Duration::from_secs(2)).unwrap();
+        redis.init().await.unwrap();
+        let sha: String = redis.script_load(SCRIPT).await.unwrap();
+        let prefix = unique("t_deny:");
+        let nodes: Vec<DenyCache> = (0..3).map(|_| DenyCache::new(1_000)).collect();
+        let mut now: i64 = 1_700_000_000_000_000;
+        let mut answered_from_cache = 0;
+        for (node, client, dt_ms) in steps {
+            now += i64::from(dt_ms) * 1_000;
+            let cache = &nodes[usize::from(node % 3)];
+            let ip: ipnet::IpNet = format!("192.0.2.{}/32", client % 4).parse().unwrap();
+            let key = format!("{prefix}{ip}");
+            let cached = cache.check(&ip, &params, now);
+            let in_redis = eval(
+                &redis,
+                &sha,
+                vec![key.clone()],
+                &params,
+                Some(now),
+                Duration::from_secs(2),
+            )
+            .await
+            .unwrap()[0];
+            match cached {
+                Some(answer) => {
+                    answered_from_cache += 1;
+                    assert_eq!(answer, in_redis, "node {node}, {ip} at {now}");
+                }
+                None if in_redis.limited => {
+                    cache.refused(ip, now + in_redis.reset_after_us, now, &in_redis);
+                }
+                None => {}
+            }
+        }
+        for client in 0..4 {
+            let _: i64 = redis.del(format!("{prefix}192.0.2.{client}/32")).await.unwrap();
+        }
+        answered_from_cache
+    })
+}
+
+#[test]
+fn deny_caches_answer_a_hammering_client_from_every_node() {
+    // One client, every 50 ms, round robin over three nodes, for 6 s under
+    // one request per 2 s: most answers come from the caches.
+    let steps = (0..120u32).map(|i| ((i % 3) as u8, 0, 50)).collect();
+    let hits = deny_caches_match_redis(
+        Params {
+            burst: 0,
+            count: 1,
+            period_secs: 2,
+        },
+        steps,
+    );
+    assert!(hits > 80, "{hits} answers from the caches");
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(24))]
+    /// The deny cache answers exactly as Redis would, across nodes.
+    #[test]
+    fn deny_caches_of_several_nodes_answer_as_redis_alone(
+        burst in 0u64..4,
+        count in 1u64..10,
+        period_secs in 1u64..4,
+        steps in proptest::collection::vec((0u8..3, 0u8..4, 0u32..300), 1..80),
+    ) {
+        let _ = deny_caches_match_redis(Params { burst, count, period_secs }, steps);
+    }
+}
+
+#[tokio::test]
+async fn refused_clients_are_answered_from_the_deny_cache_until_their_retry_time() {
+    let s = TestServer::start(tight(2)).await;
+    eventually(Duration::from_secs(10), "limiter on redis", || async {
+        (backend(&s).await == "redis").then_some(())
+    })
+    .await;
+    for _ in 0..3 {
+        assert_eq!(s.get("/hitokoto/v2/").await.status, 200);
+    }
+    // The first refusal is Redis's; the next ones the cache's, with the
+    // same headers.
+    let first = s.get("/hitokoto/v2/").await;
+    assert_eq!(first.status, 429);
+    let mut statuses = Vec::new();
+    for _ in 0..5 {
+        let r = s.get("/hitokoto/v2/").await;
+        assert_eq!(
+            (
+                r.header("retry-after"),
+                r.header("x-ratelimit-remaining"),
+                r.header("x-ratelimit-limit")
+            ),
+            (first.header("retry-after"), "0", "3")
+        );
+        statuses.push(r.status);
+    }
+    assert_eq!(statuses, [429; 5]);
+    let stats = s.ctl(json!({"cmd": "stats"})).await;
+    assert_eq!(stats["limiter"]["cached_refusals"], 5, "{stats}");
+    assert_eq!(stats["limiter"]["deny_cache_keys"], 1, "{stats}");
+    // A reset forgets the client here too: the next request is a new client's.
+    let reset = s
+        .ctl(json!({"cmd": "limiter", "action": "reset", "addr": "127.0.0.1"}))
+        .await;
+    assert_eq!(reset["ok"], true, "{reset}");
+    assert_eq!(s.get("/hitokoto/v2/").await.status, 200);
+    // After the retry time, Redis decides again (and allows one more).
+    for _ in 0..2 {
+        s.get("/hitokoto/v2/").await;
+    }
+    assert_eq!(s.get("/hitokoto/v2/").await.status, 429);
+    tokio::time::sleep(Duration::from_millis(2_100)).await;
+    assert_eq!(s.get("/hitokoto/v2/").await.status, 200);
+    let metrics = s.get("/metrics").await.body;
+    assert!(
+        metrics.contains("diem_limiter_cached_refusals_total"),
+        "{metrics}"
+    );
+}

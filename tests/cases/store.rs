@@ -375,6 +375,37 @@ async fn reads_per_query_fall_back_to_the_snapshot() {
     assert_eq!(s.get("/hitokoto/v2/?c=b").await.body, "q22——「y」");
     assert_eq!(s.get("/hitokoto/v2/?length=3").await.body, "q1——「x」");
     assert_eq!(s.get("/hitokoto/v2/?c=c").await.status, 404);
+    // Every read is the table's at that moment: a change or a deletion is
+    // served at once, whatever the snapshot holds.
+    let db = pg().await;
+    db.execute(
+        &format!(
+            "UPDATE {}.sentences SET \"from\" = 'z' WHERE hitokoto = 'q1'",
+            s.schema
+        ),
+        &[],
+    )
+    .await
+    .unwrap();
+    assert_eq!(s.get("/hitokoto/v2/?c=a").await.body, "q1——「z」");
+    db.execute(
+        &format!("DELETE FROM {}.sentences WHERE hitokoto = 'q1'", s.schema),
+        &[],
+    )
+    .await
+    .unwrap();
+    assert_eq!(s.get("/hitokoto/v2/?c=a").await.status, 404);
+    db.execute(
+        &format!(
+            "INSERT INTO {}.sentences (uuid, id, hitokoto, type, \"from\", creator, length) \
+             VALUES (gen_random_uuid(), 77, 'q1', 'a', 'w', 't', 2)",
+            s.schema
+        ),
+        &[],
+    )
+    .await
+    .unwrap();
+    assert_eq!(s.get("/hitokoto/v2/?c=a").await.body, "q1——「w」");
     proxy.set(Mode::Refuse);
     proxy.cut();
     for _ in 0..5 {
