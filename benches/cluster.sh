@@ -45,7 +45,7 @@ start_node() {
     (cd "$OUT" && exec env DIEM_HTTP__ADDR=127.0.0.1:$(http_port "$i") DIEM_NODE__NAME=n$i \
         DIEM_POSTGRES__URL=$PG_URL DIEM_POSTGRES__SCHEMA=$SCHEMA DIEM_REDIS__KEY_PREFIX=benchcl$$: \
         DIEM_LIMITER__TRUSTED_PROXIES=127.0.0.1 DIEM_LOG__FILTER=warn,diem::cluster=info \
-        DIEM_CONTROL__SOCKET=$OUT/n$i.sock DIEM_HTTP__SHUTDOWN_DELAY=1s \
+        DIEM_CONTROL__SOCKET=$OUT/n$i.sock DIEM_HTTP__SHUTDOWN_DELAY=1s DIEM_ADMIN__ADDR=127.0.0.1:$((18480 + i)) \
         DIEM_CLUSTER__ENABLED=true DIEM_CLUSTER__LISTEN=127.0.0.1:$(cluster_port "$i") \
         DIEM_CLUSTER__SEEDS=$seed DIEM_CLUSTER__COOKIE=bench-cluster-cookie-0123 \
         "$DIEM" serve) >>"$OUT/n$i.log" 2>&1 &

@@ -53,7 +53,10 @@ OUT=$(mktemp -d)
 mkdir -p "$OUT/run"
 trap 'kill $(jobs -p) 2>/dev/null || true; rm -rf "$OUT"' EXIT
 
-DIEM_POSTGRES__URL=$PG_URL DIEM_POSTGRES__SCHEMA=$SCHEMA "$DIEM" import ../shared/data/hitokoto-sentences >&2
+# From the empty directory too: the import, like every diem below, runs on
+# the built-in defaults plus the environment, not on config/diem.toml.
+CORPUS=$(cd ../shared/data/hitokoto-sentences && pwd)
+(cd "$OUT/run" && DIEM_POSTGRES__URL=$PG_URL DIEM_POSTGRES__SCHEMA=$SCHEMA "$DIEM" import "$CORPUS") >&2
 TCK=$(getconf CLK_TCK)
 cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
 

@@ -334,12 +334,35 @@ impl Default for LimiterConfig {
 }
 
 /// `[admin]`.
-#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct AdminConfig {
-    /// Bearer token of `POST` and `DELETE` (at least 16 bytes); empty
-    /// disables them.
+    /// Bearer token of `POST` and `DELETE` (at least 16 bytes), and of the
+    /// admin listener when it is not on a loopback address; empty disables
+    /// the write API.
     pub token: String,
+    /// The admin listener (the observer page, its event stream and its
+    /// actions), `host:port`; empty turns it off. On a loopback address it
+    /// is open to local users; on any other (a wildcard included) it asks
+    /// for the token.
+    pub addr: String,
+}
+
+impl Default for AdminConfig {
+    fn default() -> Self {
+        Self {
+            token: String::new(),
+            addr: "127.0.0.1:8081".to_owned(),
+        }
+    }
+}
+
+impl AdminConfig {
+    /// The admin listener's address; `None` when it is off (or invalid,
+    /// which [`Config::validate`] refuses).
+    pub fn listen(&self) -> Option<SocketAddr> {
+        self.addr.trim().parse().ok()
+    }
 }
 
 /// `[control]`.
@@ -642,6 +665,18 @@ impl Config {
                 "admin.token",
                 &format!("at least {MIN_TOKEN_BYTES} bytes (or empty, which disables writes)"),
             );
+        }
+        if !self.admin.addr.trim().is_empty() {
+            match self.admin.listen() {
+                None => return bad("admin.addr", "host:port (e.g. 127.0.0.1:8081), or empty to turn the admin listener off"),
+                Some(addr) if !addr.ip().is_loopback() && self.admin.token.is_empty() => {
+                    return bad(
+                        "admin.token",
+                        &format!("a token of at least {MIN_TOKEN_BYTES} bytes: admin.addr {addr} is not a loopback address"),
+                    )
+                }
+                Some(_) => {}
+            }
         }
         if self.http.max_header_bytes < 8192 {
             return bad("http.max_header_bytes", "at least 8192");

@@ -17,6 +17,7 @@
 //! | Redis limiter | [`limiter::redis_limiter`] (math: [`limiter::gcra`], fallback: [`limiter::local`]) |
 //! | control socket | [`control::socket`], `diem ctl`: [`control::client`] |
 //! | live upgrade | `upgrade` (the upgrader actor, the hand-over), systemd: [`systemd`], watchdog: `watchdog` |
+//! | observer page | [`admin`] (listener, routes, access), `observer` (its frames and publisher) |
 //! | the cluster | [`cluster`]: [`cluster::server`], [`cluster::endpoint`], [`cluster::peer`], [`cluster::membership`] |
 //! | what the actors share | [`node`] |
 //! | operator reports and actions | [`stats`], [`reload`], [`health`] |
@@ -24,6 +25,7 @@
 //!
 //! docs/architecture.md explains the tree and the choices behind it.
 
+pub mod admin;
 pub mod api;
 pub mod cli;
 pub mod cluster;
@@ -37,6 +39,7 @@ pub mod limiter;
 pub mod metrics;
 pub(crate) mod metrics_actor;
 pub mod node;
+pub(crate) mod observer;
 pub(crate) mod owned_task;
 pub(crate) mod reload;
 pub mod serve;

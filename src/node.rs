@@ -28,6 +28,7 @@ use crate::http::socket::HttpShared;
 use crate::limiter::local::LocalStore;
 use crate::limiter::Limiter;
 use crate::metrics::Metrics;
+use crate::observer::shared::ObserverShared;
 use crate::store::corpus_shared::CorpusShared;
 use crate::store::pg_shared::PgShared;
 use crate::telemetry::LogControl;
@@ -64,8 +65,11 @@ pub struct Node {
     pub(crate) cluster: ClusterShared,
     /// The control socket.
     pub(crate) control: ControlShared,
+    /// The observer's viewers, frames and event log.
+    pub(crate) observer: ObserverShared,
     draining: AtomicBool,
     shutdown: watch::Sender<Option<Stop>>,
+    admin_port: std::sync::atomic::AtomicU16,
 }
 
 /// Why the node stops.
@@ -103,7 +107,9 @@ impl Node {
             events: EventBus::new(),
             cluster: ClusterShared::default(),
             control: ControlShared::default(),
+            observer: ObserverShared::default(),
             draining: AtomicBool::new(false),
+            admin_port: std::sync::atomic::AtomicU16::new(0),
             shutdown: watch::Sender::new(None),
             config: ArcSwap::from_pointee(config),
             config_path,
@@ -153,6 +159,16 @@ impl Node {
             Ok(Some(stop)) => stop,
             _ => Stop::Shutdown(Duration::ZERO),
         }
+    }
+
+    /// The port the admin listener is bound to, once it is.
+    pub(crate) fn admin_port(&self) -> Option<u16> {
+        Some(self.admin_port.load(Ordering::Relaxed)).filter(|p| *p != 0)
+    }
+
+    /// Records the admin listener's port.
+    pub(crate) fn set_admin_port(&self, port: u16) {
+        self.admin_port.store(port, Ordering::Relaxed);
     }
 
     /// Marks the node as shutting down: `/readyz` answers 503 from now on.

@@ -171,26 +171,51 @@ pub async fn run(node: Arc<Node>, activated: Activated) -> anyhow::Result<i32> {
         }
     };
     let metrics_node = node.clone();
-    node.events.add_listener(move |e| match e {
-        Event::Restarted { path, reason, .. } => metrics_node.metrics.restart(path, reason.kind()),
-        Event::Started { path, .. } => metrics_node.metrics.declare_child(path),
-        _ => {}
+    node.events.add_listener(move |e| {
+        match e {
+            Event::Restarted { path, reason, .. } => metrics_node.metrics.restart(path, reason.kind()),
+            Event::Started { path, .. } => metrics_node.metrics.declare_child(path),
+            _ => {}
+        }
+        let observer = &metrics_node.observer;
+        match e {
+            Event::Started {
+                path, incarnation, ..
+            } => {
+                observer.record("started", Some(path), format!("incarnation {incarnation}"));
+            }
+            Event::Exited { path, reason, .. } => observer.record("exited", Some(path), reason.to_string()),
+            Event::Restarted {
+                path,
+                restarts,
+                reason,
+                ..
+            } => observer.record(
+                "restarted",
+                Some(path),
+                format!("restart {restarts} after {reason}"),
+            ),
+            Event::GaveUp { path } => {
+                observer.record("gave_up", Some(path), "restart intensity exceeded".to_owned());
+            }
+        }
     });
     let root = start_root(ROOT, tree::spec(&node, successor.is_none()), node.events.clone())
         .await
         .context("the supervision tree failed to start")?;
     let _ = node.root.set(root.supervisor().clone());
     if let Some(successor) = successor {
-        let (cluster_node, supervisor) = (node.clone(), root.supervisor().clone());
-        let start_cluster = async move {
-            if cluster_node.config().cluster.enabled {
-                if let Err(e) = supervisor.start_child(tree::cluster(&cluster_node)).await {
-                    tracing::error!(error = %e, "upgrade: the cluster subtree did not start");
+        let (exclusive_node, supervisor) = (node.clone(), root.supervisor().clone());
+        let start_exclusive = async move {
+            for spec in tree::exclusive(&exclusive_node) {
+                let id = spec.id.clone();
+                if let Err(e) = supervisor.start_child(spec).await {
+                    tracing::error!(child = %id, error = %e, "upgrade: a child released by the old process did not start");
                 }
             }
         };
         successor
-            .take_over(&node, old_stderr, start_cluster)
+            .take_over(&node, old_stderr, start_exclusive)
             .await
             .context("the upgrade did not complete; the old process serves on")?;
         node.control.adopt_file();

@@ -17,6 +17,8 @@
 //! ├── workers         simple_one_for_one, intensity 1000 per 5 s (supervisor)
 //! │   ├── 1 … N       request workers                        shutdown 5 s
 //! ├── listener        accepts connections                    shutdown 5 s
+//! ├── observer        builds the observer's frames (only while watched) shutdown 1 s
+//! ├── admin           the admin listener (the observer page)  shutdown 1 s
 //! └── watchdog        systemd's watchdog and status (under systemd) shutdown 1 s
 //! ```
 //!
@@ -34,6 +36,7 @@ use std::time::Duration;
 use ractor::Actor;
 use supervisors::{ChildSpec, Shutdown, StartCtx, Strategy, SupervisorFlags, SupervisorSpec};
 
+use crate::admin::listener::AdminListener;
 use crate::cluster::endpoint::ClusterEndpoint;
 use crate::cluster::endpoint_msg::endpoint_name;
 use crate::cluster::membership::Membership;
@@ -44,6 +47,7 @@ use crate::http::listener::Listener;
 use crate::limiter::redis_limiter::RedisLimiter;
 use crate::metrics_actor::MetricsActor;
 use crate::node::Node;
+use crate::observer::publisher::Publisher;
 use crate::store::corpus::Corpus;
 use crate::store::postgres_pool::PostgresPool;
 use crate::tree_paths::child;
@@ -145,9 +149,28 @@ pub(crate) fn cluster(node: &Arc<Node>) -> ChildSpec {
     .into_child_spec("cluster")
 }
 
-/// The whole tree. `with_cluster: false` leaves the cluster subtree out
-/// (a process started by an upgrade starts it after the hand-over).
-pub(crate) fn spec(node: &Arc<Node>, with_cluster: bool) -> SupervisorSpec {
+/// The admin listener (the observer page), with `admin.addr` set.
+fn admin(node: &Arc<Node>) -> Option<ChildSpec> {
+    node.config().admin.listen()?;
+    Some(actor(child::ADMIN, node, |node| AdminListener { node }).shutdown(ms(1_000)))
+}
+
+/// The children that hold what only one process may hold — the cluster's
+/// port, the admin listener's port — which a process started by an upgrade
+/// starts once the old process has released them.
+pub(crate) fn exclusive(node: &Arc<Node>) -> Vec<ChildSpec> {
+    let mut specs = Vec::new();
+    if node.config().cluster.enabled {
+        specs.push(cluster(node));
+    }
+    specs.extend(admin(node));
+    specs
+}
+
+/// The whole tree. `exclusive: false` leaves out the children of
+/// [`exclusive`] (a process started by an upgrade starts them after the
+/// hand-over).
+pub(crate) fn spec(node: &Arc<Node>, exclusive: bool) -> SupervisorSpec {
     let mut spec = SupervisorSpec::new(
         SupervisorFlags::new(Strategy::OneForOne)
             .intensity(10)
@@ -158,12 +181,18 @@ pub(crate) fn spec(node: &Arc<Node>, with_cluster: bool) -> SupervisorSpec {
     .child(actor("metrics", node, |node| MetricsActor { node }).shutdown(ms(1_000)))
     .child(actor(child::CONTROL, node, |node| ControlSocket { node }).shutdown(ms(2_000)))
     .child(actor(child::UPGRADE, node, |node| Upgrader { node }).shutdown(ms(1_000)));
-    if with_cluster && node.config().cluster.enabled {
+    if exclusive && node.config().cluster.enabled {
         spec = spec.child(cluster(node));
     }
     spec = spec
         .child(workers(node))
-        .child(actor(child::LISTENER, node, |node| Listener { node }).shutdown(ms(5_000)));
+        .child(actor(child::LISTENER, node, |node| Listener { node }).shutdown(ms(5_000)))
+        .child(actor(child::OBSERVER, node, |node| Publisher { node }).shutdown(ms(1_000)));
+    if exclusive {
+        if let Some(admin) = admin(node) {
+            spec = spec.child(admin);
+        }
+    }
     if crate::systemd::active() {
         spec = spec.child(actor(child::WATCHDOG, node, |node| Watchdog { node }).shutdown(ms(1_000)));
     }

@@ -31,6 +31,10 @@ pub mod child {
     pub const UPGRADE: &str = "upgrade";
     /// `diem/watchdog`.
     pub const WATCHDOG: &str = "watchdog";
+    /// `diem/observer`.
+    pub const OBSERVER: &str = "observer";
+    /// `diem/admin`.
+    pub const ADMIN: &str = "admin";
 }
 
 /// The upgrader actor.

@@ -24,6 +24,7 @@ mod cases {
     mod control;
     mod fleet;
     mod limiter;
+    mod observer;
     mod properties;
     mod reliability;
     mod store;

@@ -49,6 +49,14 @@ impl Caller {
         }
     }
 
+    /// A command from the observer page, by the browser at `peer`.
+    pub(crate) fn admin(peer: std::net::SocketAddr) -> Self {
+        Self {
+            via: Some(format!("admin-http {peer}")),
+            ..Self::default()
+        }
+    }
+
     /// A command another member forwarded, described by `origin`.
     pub(crate) fn remote(origin: String) -> Self {
         Self {
@@ -115,12 +123,47 @@ pub(crate) async fn execute(node: &Arc<Node>, line: &str, caller: &Caller) -> St
         Target::Cluster => on_cluster(node, command, caller).await,
     };
     match result {
-        Ok(fields) => protocol::ok(id, &fields),
+        Ok(fields) => {
+            observe(node, &args, &fields);
+            protocol::ok(id, &fields)
+        }
         Err(e) => {
             tracing::info!(target: "diem::audit", uid, pid, via, command = %args, code = e.code, message = %e.message, "control command failed");
             protocol::error(id, &e)
         }
     }
+}
+
+/// Puts an operator action that changed something in the observer's log.
+fn observe(node: &Node, request: &str, reply: &Value) {
+    let Ok(request) = serde_json::from_str::<Value>(request) else {
+        return;
+    };
+    let cmd = request["cmd"].as_str().unwrap_or("");
+    let path = request["path"].as_str().or(request["pool"].as_str());
+    let detail = match cmd {
+        "kill" => match reply["replaced_by"]["recovery_us"].as_u64() {
+            Some(us) => format!(
+                "{} (injected); replaced in {us} µs",
+                reply["died"]["reason"].as_str().unwrap_or("killed")
+            ),
+            None => format!(
+                "{} (injected); now {}",
+                reply["died"]["reason"].as_str().unwrap_or("killed"),
+                reply["state"]
+            ),
+        },
+        "restart" => "graceful restart".to_owned(),
+        "reload" => format!("changed: {}", reply["changed"]),
+        "upgrade" => format!(
+            "pid {} -> pid {} ({})",
+            reply["old"]["pid"], reply["new"]["pid"], reply["new"]["version"]
+        ),
+        "scale" => format!("{} -> {}", reply["from"], reply["to"]),
+        "log-level" => format!("filter {}", reply["filter"]),
+        _ => return,
+    };
+    node.observer.record(&cmd.replace('-', "_"), path, detail);
 }
 
 /// A reply line with `id` in place of the one it had.
@@ -312,6 +355,26 @@ pub(crate) async fn run(node: &Arc<Node>, command: Command) -> Result<Value, Pro
             tracing::info!(%filter, %previous, "log filter changed");
             reply(LogLevelReply { filter, previous })
         }
+        Command::Observe => {
+            let config = node.config();
+            let addr = config.admin.listen().ok_or_else(|| {
+                ProtoError::new("unsupported", "the admin listener is off (admin.addr is empty)")
+            })?;
+            // The port bound, when admin.addr asked for any (port 0).
+            let port = node.admin_port().unwrap_or(addr.port());
+            let host = if addr.ip().is_unspecified() {
+                "127.0.0.1".to_owned()
+            } else {
+                match addr.ip() {
+                    std::net::IpAddr::V6(ip) => format!("[{ip}]"),
+                    ip => ip.to_string(),
+                }
+            };
+            reply(json!({
+                "url": format!("http://{host}:{port}/observer"),
+                "token_required": !addr.ip().is_loopback(),
+            }))
+        }
         Command::Upgrade { binary, timeout_secs } => {
             if let Some(binary) = binary.as_ref().filter(|b| !b.is_absolute()) {
                 return Err(ProtoError::new(
@@ -339,7 +402,7 @@ pub(crate) async fn run(node: &Arc<Node>, command: Command) -> Result<Value, Pro
 }
 
 /// The tree, with the worker pool's admission figures on its node.
-async fn tree(node: &Node) -> Result<supervisors::TreeNode, ProtoError> {
+pub(crate) async fn tree(node: &Node) -> Result<supervisors::TreeNode, ProtoError> {
     let mut tree = snapshot(&root(node)?).await.map_err(failed)?;
     if let Some(pool) = tree.find_mut(POOL) {
         pool.annotations

@@ -85,6 +85,8 @@ pub enum Command {
     Ready,
     /// The cluster's members: state, address, round-trip time.
     Cluster,
+    /// The observer page's address (admin.addr); opens nothing by itself.
+    Observe,
     /// Replace this process with a new one (live upgrade, or rollback to an
     /// older binary) without refusing a connection.
     ///
@@ -465,6 +467,7 @@ mod tests {
                 "log-level",
                 "ready",
                 "cluster",
+                "observe",
                 "upgrade",
                 "shutdown"
             ]

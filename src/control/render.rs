@@ -323,6 +323,13 @@ pub(crate) fn render(command: &Command, reply: &Value, colour: bool) -> String {
             )
         }),
         Command::Upgrade { .. } => upgraded(reply),
+        Command::Observe => reply["url"].as_str().map(|url| {
+            if reply["token_required"] == Value::Bool(true) {
+                format!("{url}  (log in with admin.token)\n")
+            } else {
+                format!("{url}\n")
+            }
+        }),
         _ => None,
     };
     drawn.unwrap_or_else(|| fields(reply))

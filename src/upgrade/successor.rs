@@ -138,12 +138,13 @@ impl Successor {
     /// Waits until this node has what the running one has and its tree is
     /// whole, says ready, and on "go" opens the accept loops, says so, and
     /// waits for the running process to release the rest. Then logs go
-    /// where the old process's went, and the cluster (if any) starts.
+    /// where the old process's went, and what the old process released (the
+    /// cluster, the admin listener) starts.
     pub(crate) async fn take_over(
         mut self,
         node: &Arc<Node>,
         inherited_stderr: Option<OwnedFd>,
-        start_cluster: impl std::future::Future<Output = ()>,
+        start_exclusive: impl std::future::Future<Output = ()>,
     ) -> Result<(), TakeOverError> {
         let began = Instant::now();
         let mut last_said = Instant::now();
@@ -198,7 +199,7 @@ impl Successor {
                 tracing::warn!(error = %e, "upgrade: cannot log to the old process's stderr; logging to the pipe");
             }
         }
-        start_cluster.await;
+        start_exclusive.await;
         tracing::info!(
             pid = std::process::id(),
             old_pid = self.old_pid,

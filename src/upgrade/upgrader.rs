@@ -306,9 +306,10 @@ async fn release(node: &Node) {
     node.http.close();
     let _ = root.terminate_child(child::CONTROL).await;
     node.control.hand_over();
-    if node.config().cluster.enabled {
-        let _ = root.terminate_child(child::CLUSTER).await;
-    }
+    // Ports only one process may hold: the new one starts these once told
+    // they are free.
+    let _ = root.terminate_child(child::CLUSTER).await;
+    let _ = root.terminate_child(child::ADMIN).await;
 }
 
 /// Runs one upgrade.

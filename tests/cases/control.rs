@@ -52,6 +52,7 @@ async fn reads_help_ping_tree_stats() {
             "log-level",
             "ready",
             "cluster",
+            "observe",
             "upgrade",
             "shutdown"
         ]
@@ -309,7 +310,7 @@ async fn ctl_prints_like_pstree_and_exits_by_outcome() {
         "{out}"
     );
     assert!(
-        out.contains("└── listener running") && !out.contains('\x1b'),
+        out.contains("├── listener running") && out.contains("└── admin running") && !out.contains('\x1b'),
         "no colour off a terminal: {out}"
     );
     let (code, out, _) = s.ctl_cli(&["--json", "ping"]).await;

@@ -119,6 +119,8 @@ impl TestServer {
             .env("DIEM_REDIS__KEY_PREFIX", &prefix)
             .env("DIEM_REDIS__HEALTH_INTERVAL", "200ms")
             .env("DIEM_CONTROL__SOCKET", &socket)
+            // Each test's own admin port (tests that use it read it from the log).
+            .env("DIEM_ADMIN__ADDR", "127.0.0.1:0")
             .env("DIEM_WORKERS__COUNT", "4")
             .env("DIEM_LOG__FILTER", "info,diem::access=warn")
             .env("DIEM_HTTP__SHUTDOWN_GRACE", "10s")

@@ -1,0 +1,124 @@
+//! The admin listener actor (`diem/admin`): binds `admin.addr` and serves
+//! the observer ([`routes`](super::routes)) on HTTP/1.1, apart from the
+//! public API (its own port, its own access rules: [`access`](super::access)).
+//!
+//! The accept loop is a task the actor owns; each connection is a task of
+//! its own, so an open event stream survives a restart of the actor. The
+//! socket is bound with `SO_REUSEADDR`, so a restarted incarnation binds
+//! again at once. After an upgrade hands over, the new process starts this
+//! actor once the old one has released the port.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use hyper::service::service_fn;
+use hyper_util::rt::{TokioIo, TokioTimer};
+use ractor::{Actor, ActorProcessingErr, ActorRef};
+use ractor_cluster::RactorMessage;
+use socket2::{Domain, Protocol, Socket, Type};
+
+use crate::admin::access::Access;
+use crate::admin::routes;
+use crate::node::Node;
+use crate::owned_task::OwnedTask;
+
+/// Messages of the admin listener.
+#[derive(Debug, RactorMessage)]
+pub(crate) enum AdminMsg {
+    /// The accept loop ended (a crash of the listener).
+    LoopEnded(String),
+}
+
+/// The admin listener actor.
+#[derive(Debug)]
+pub(crate) struct AdminListener {
+    /// The node it serves.
+    pub node: Arc<Node>,
+}
+
+/// Its state: the accept loop.
+#[derive(Debug)]
+pub(crate) struct AdminState {
+    _accept: OwnedTask,
+}
+
+/// Why the admin listener cannot start.
+#[derive(Debug, thiserror::Error)]
+#[error("cannot listen on admin.addr {addr}: {source} (set admin.addr, or empty to turn it off)")]
+pub(crate) struct BindError {
+    addr: SocketAddr,
+    source: std::io::Error,
+}
+
+fn bind(addr: SocketAddr) -> Result<tokio::net::TcpListener, BindError> {
+    let fail = |source| BindError { addr, source };
+    let socket = Socket::new(Domain::for_address(addr), Type::STREAM, Some(Protocol::TCP)).map_err(fail)?;
+    socket.set_reuse_address(true).map_err(fail)?;
+    socket.set_nonblocking(true).map_err(fail)?;
+    socket.bind(&addr.into()).map_err(fail)?;
+    socket.listen(128).map_err(fail)?;
+    tokio::net::TcpListener::from_std(socket.into()).map_err(fail)
+}
+
+async fn accept_loop(node: Arc<Node>, listener: tokio::net::TcpListener, access: Arc<Access>) {
+    loop {
+        let (stream, peer) = match listener.accept().await {
+            Ok(accepted) => accepted,
+            Err(e) => {
+                tracing::warn!(error = %e, "admin accept failed");
+                tokio::time::sleep(Duration::from_millis(10)).await;
+                continue;
+            }
+        };
+        let (node, access) = (node.clone(), access.clone());
+        tokio::spawn(async move {
+            let service = service_fn(move |req| routes::handle(node.clone(), access.clone(), req, peer));
+            let mut builder = hyper::server::conn::http1::Builder::new();
+            builder
+                .timer(TokioTimer::new())
+                .header_read_timeout(Duration::from_secs(10))
+                .keep_alive(true);
+            let _ = builder.serve_connection(TokioIo::new(stream), service).await;
+        });
+    }
+}
+
+impl Actor for AdminListener {
+    type Msg = AdminMsg;
+    type State = AdminState;
+    type Arguments = ();
+
+    async fn pre_start(&self, myself: ActorRef<AdminMsg>, _: ()) -> Result<AdminState, ActorProcessingErr> {
+        let Some(addr) = self.node.config().admin.listen() else {
+            return Err("admin.addr is empty: the admin listener is off".into());
+        };
+        let listener = bind(addr)?;
+        let local = listener.local_addr()?;
+        let access = Arc::new(Access::for_addr(local));
+        self.node.set_admin_port(local.port());
+        tracing::info!(
+            "admin listening on {local} (observer: http://{local}/observer){}",
+            if access.is_open() {
+                ""
+            } else {
+                "; the admin token is required"
+            }
+        );
+        let accept = OwnedTask::spawn(accept_loop(self.node.clone(), listener, access), move || {
+            let _ = myself.send_message(AdminMsg::LoopEnded("the admin accept loop ended".into()));
+        });
+        Ok(AdminState { _accept: accept })
+    }
+
+    async fn handle(
+        &self,
+        _: ActorRef<AdminMsg>,
+        msg: AdminMsg,
+        _: &mut AdminState,
+    ) -> Result<(), ActorProcessingErr> {
+        match msg {
+            AdminMsg::LoopEnded(reason) => Err(reason.into()),
+        }
+    }
+}

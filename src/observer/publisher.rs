@@ -1,0 +1,120 @@
+//! The observer's publisher actor (`diem/observer`): builds the frames of
+//! the event stream once for all viewers, and only while someone watches.
+//!
+//! Its loop (a task the actor owns) sleeps until a viewer arrives. While
+//! there are viewers it sends a `tree` frame after each supervision or
+//! operator event and a `stats` frame every second, never two frames less
+//! than 100 ms apart (events in between are coalesced into the next one):
+//! at most 10 frames a second, a restart on the page within ~100 ms. When
+//! the last viewer leaves it sleeps again. Each viewer's own stream (in the
+//! admin listener) gets a `snapshot` first, then these frames; one that
+//! falls 32 frames behind is dropped, never slowing the tree.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use ractor::{Actor, ActorProcessingErr, ActorRef};
+use ractor_cluster::RactorMessage;
+use tokio::time::Instant;
+
+use crate::node::Node;
+use crate::observer::frames::{self, Totals};
+use crate::owned_task::OwnedTask;
+
+/// Shortest gap between two frames.
+pub(crate) const MIN_GAP: Duration = Duration::from_millis(100);
+
+/// Messages of the publisher.
+#[derive(Debug, RactorMessage)]
+pub(crate) enum PublisherMsg {
+    /// The loop ended (a crash of the publisher).
+    LoopEnded(String),
+}
+
+/// The publisher actor.
+#[derive(Debug)]
+pub(crate) struct Publisher {
+    /// The node it shows.
+    pub node: Arc<Node>,
+}
+
+/// The publisher's state: its loop.
+#[derive(Debug)]
+pub(crate) struct PublisherState {
+    _loop: OwnedTask,
+}
+
+async fn publish(node: Arc<Node>) {
+    let observer = &node.observer;
+    loop {
+        // No viewer: nothing is computed.
+        while observer.viewers() == 0 {
+            observer.viewer_arrived().await;
+        }
+        let mut totals = Totals::now(&node);
+        let mut seen = observer.since(0).last().map_or(0, |e| e.seq);
+        let mut next_stats = Instant::now() + Duration::from_secs(1);
+        let mut last_frame = Instant::now() - MIN_GAP;
+        while observer.viewers() > 0 {
+            let event = tokio::select! {
+                () = observer.changed() => true,
+                () = tokio::time::sleep_until(next_stats) => false,
+            };
+            let earliest = last_frame + MIN_GAP;
+            if Instant::now() < earliest {
+                tokio::time::sleep_until(earliest).await;
+            }
+            let fresh = observer.since(seen);
+            if event || !fresh.is_empty() {
+                if let Some(last) = fresh.last() {
+                    seen = last.seq;
+                }
+                observer.broadcast(frames::tree_frame(&node, &fresh).await);
+                last_frame = Instant::now();
+            }
+            if Instant::now() >= next_stats {
+                let now = Totals::now(&node);
+                let point = now.since(&totals);
+                totals = now;
+                observer.push_point(point);
+                if Instant::now() < last_frame + MIN_GAP {
+                    tokio::time::sleep_until(last_frame + MIN_GAP).await;
+                }
+                observer.broadcast(frames::stats_frame(&node, point).await);
+                last_frame = Instant::now();
+                next_stats += Duration::from_secs(1);
+                if next_stats < Instant::now() {
+                    next_stats = Instant::now() + Duration::from_secs(1);
+                }
+            }
+        }
+    }
+}
+
+impl Actor for Publisher {
+    type Msg = PublisherMsg;
+    type State = PublisherState;
+    type Arguments = ();
+
+    async fn pre_start(
+        &self,
+        myself: ActorRef<PublisherMsg>,
+        _: (),
+    ) -> Result<PublisherState, ActorProcessingErr> {
+        let run = OwnedTask::spawn(publish(self.node.clone()), move || {
+            let _ = myself.send_message(PublisherMsg::LoopEnded("the publisher loop ended".into()));
+        });
+        Ok(PublisherState { _loop: run })
+    }
+
+    async fn handle(
+        &self,
+        _: ActorRef<PublisherMsg>,
+        msg: PublisherMsg,
+        _: &mut PublisherState,
+    ) -> Result<(), ActorProcessingErr> {
+        match msg {
+            PublisherMsg::LoopEnded(reason) => Err(reason.into()),
+        }
+    }
+}

@@ -1,0 +1,182 @@
+//! What the observer publishes for the admin listener and the rest of the
+//! node: the viewers' count, the frames broadcast to them, and the last
+//! 200 supervision and operator events. Written by the event bus listener,
+//! the control commands and the publisher actor
+//! ([`publisher`](super::publisher)); read by each viewer's stream.
+//!
+//! No viewer, no work: with nobody subscribed the publisher sleeps, and an
+//! event costs one push into a bounded ring (supervision events are rare:
+//! restarts, not requests).
+
+use std::collections::VecDeque;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use bytes::Bytes;
+use serde::Serialize;
+use tokio::sync::{broadcast, Notify};
+
+/// Events kept for a new viewer.
+pub(crate) const EVENTS_KEPT: usize = 200;
+
+/// Frames a viewer may fall behind by before it is dropped (its browser
+/// reconnects and starts again from a snapshot).
+const FRAMES_QUEUED: usize = 32;
+
+/// Plot points kept (5 minutes of one a second).
+pub(crate) const HISTORY: usize = 300;
+
+/// One point of the live plots.
+#[derive(Clone, Copy, Debug, Default, Serialize)]
+pub(crate) struct Point {
+    /// Milliseconds since the Unix epoch.
+    pub t: u64,
+    /// Requests answered per second.
+    pub rps: f64,
+    /// Median latency over the second, ms.
+    pub p50_ms: Option<f64>,
+    /// 99th percentile over the second, ms.
+    pub p99_ms: Option<f64>,
+}
+
+/// One entry of the event log.
+#[derive(Clone, Debug, Serialize)]
+pub(crate) struct LoggedEvent {
+    /// Its number, counting from 1 since the node started.
+    pub seq: u64,
+    /// Milliseconds since the Unix epoch.
+    pub at_ms: u64,
+    /// `started`, `exited`, `restarted`, `gave_up`, or an operator action
+    /// (`scale`, `reload`, `kill`, `restart`, `upgrade`, `log_level`).
+    pub kind: String,
+    /// The tree path it concerns, if any.
+    pub path: Option<String>,
+    /// Why, or what was done.
+    pub detail: String,
+}
+
+/// The observer's shared state.
+#[derive(Debug)]
+pub(crate) struct ObserverShared {
+    viewers: Arc<AtomicUsize>,
+    events: Mutex<(u64, VecDeque<LoggedEvent>)>,
+    frames: broadcast::Sender<Bytes>,
+    history: Mutex<VecDeque<Point>>,
+    changed: Notify,
+    arrived: Notify,
+}
+
+impl Default for ObserverShared {
+    fn default() -> Self {
+        Self {
+            viewers: Arc::new(AtomicUsize::new(0)),
+            events: Mutex::new((0, VecDeque::with_capacity(EVENTS_KEPT))),
+            frames: broadcast::channel(FRAMES_QUEUED).0,
+            history: Mutex::new(VecDeque::with_capacity(HISTORY)),
+            changed: Notify::new(),
+            arrived: Notify::new(),
+        }
+    }
+}
+
+/// A viewer's place; the count drops with it.
+#[derive(Debug)]
+pub(crate) struct Viewer {
+    viewers: Arc<AtomicUsize>,
+    /// The frames broadcast from now on.
+    pub frames: broadcast::Receiver<Bytes>,
+}
+
+impl Drop for Viewer {
+    fn drop(&mut self) {
+        self.viewers.fetch_sub(1, Ordering::AcqRel);
+    }
+}
+
+fn now_ms() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
+}
+
+impl ObserverShared {
+    /// Viewers now.
+    pub(crate) fn viewers(&self) -> usize {
+        self.viewers.load(Ordering::Acquire)
+    }
+
+    /// Registers a viewer (and wakes the publisher).
+    pub(crate) fn subscribe(&self) -> Viewer {
+        let frames = self.frames.subscribe();
+        self.viewers.fetch_add(1, Ordering::AcqRel);
+        self.arrived.notify_one();
+        Viewer {
+            viewers: self.viewers.clone(),
+            frames,
+        }
+    }
+
+    /// Records an event; tells the publisher if anyone watches.
+    pub(crate) fn record(&self, kind: &str, path: Option<&str>, detail: String) {
+        if let Ok(mut guard) = self.events.lock() {
+            let (seq, events) = &mut *guard;
+            *seq += 1;
+            if events.len() == EVENTS_KEPT {
+                events.pop_front();
+            }
+            events.push_back(LoggedEvent {
+                seq: *seq,
+                at_ms: now_ms(),
+                kind: kind.to_owned(),
+                path: path.map(str::to_owned),
+                detail,
+            });
+        }
+        if self.viewers() > 0 {
+            self.changed.notify_one();
+        }
+    }
+
+    /// The events kept with a number above `seq`, oldest first (all of
+    /// them for 0).
+    pub(crate) fn since(&self, seq: u64) -> Vec<LoggedEvent> {
+        self.events
+            .lock()
+            .map(|g| g.1.iter().filter(|e| e.seq > seq).cloned().collect())
+            .unwrap_or_default()
+    }
+
+    /// Keeps a plot point (the last [`HISTORY`]).
+    pub(crate) fn push_point(&self, point: Point) {
+        if let Ok(mut h) = self.history.lock() {
+            if h.len() == HISTORY {
+                h.pop_front();
+            }
+            h.push_back(point);
+        }
+    }
+
+    /// The plot points kept, oldest first.
+    pub(crate) fn history(&self) -> Vec<Point> {
+        self.history
+            .lock()
+            .map(|h| h.iter().copied().collect())
+            .unwrap_or_default()
+    }
+
+    /// Sends a frame to every viewer.
+    pub(crate) fn broadcast(&self, frame: Bytes) {
+        let _ = self.frames.send(frame);
+    }
+
+    /// Waits for a change worth a frame.
+    pub(crate) async fn changed(&self) {
+        self.changed.notified().await;
+    }
+
+    /// Waits for a viewer to arrive.
+    pub(crate) async fn viewer_arrived(&self) {
+        self.arrived.notified().await;
+    }
+}
