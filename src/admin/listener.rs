@@ -71,6 +71,9 @@ async fn accept_loop(node: Arc<Node>, listener: tokio::net::TcpListener, access:
                 continue;
             }
         };
+        // Frames are small and must leave at once (Nagle would hold one
+        // behind the previous frame's delayed ACK, ~40 ms).
+        let _ = stream.set_nodelay(true);
         let (node, access) = (node.clone(), access.clone());
         tokio::spawn(async move {
             let service = service_fn(move |req| routes::handle(node.clone(), access.clone(), req, peer));

@@ -147,6 +147,18 @@ pub(crate) async fn handle(
     })
 }
 
+/// The request's body, at most [`MAX_BODY`] bytes.
+async fn read_body(req: Request<Incoming>) -> Result<Bytes, Response<Body>> {
+    match Limited::new(req.into_body(), MAX_BODY).collect().await {
+        Ok(b) => Ok(b.to_bytes()),
+        Err(_) => Err(refused(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "too_large",
+            "the request body is larger than 16 KiB",
+        )),
+    }
+}
+
 async fn login(
     node: &Node,
     access: &Access,
@@ -170,15 +182,9 @@ async fn login(
             "too many failed logins from this address; wait a minute",
         );
     }
-    let body = match Limited::new(req.into_body(), MAX_BODY).collect().await {
-        Ok(b) => b.to_bytes(),
-        Err(_) => {
-            return refused(
-                StatusCode::PAYLOAD_TOO_LARGE,
-                "too_large",
-                "the form is too large",
-            )
-        }
+    let body = match read_body(req).await {
+        Ok(body) => body,
+        Err(refusal) => return refusal,
     };
     let offered = form_urlencoded::parse(&body)
         .find(|(k, _)| k == "token")
@@ -213,15 +219,9 @@ async fn action(node: &Arc<Node>, req: Request<Incoming>, peer: SocketAddr) -> R
             "an action must come from the page itself (X-Diem-Csrf, same origin)",
         );
     }
-    let body = match Limited::new(req.into_body(), MAX_BODY).collect().await {
-        Ok(b) => b.to_bytes(),
-        Err(_) => {
-            return refused(
-                StatusCode::PAYLOAD_TOO_LARGE,
-                "too_large",
-                "the action is too large",
-            )
-        }
+    let body = match read_body(req).await {
+        Ok(body) => body,
+        Err(refusal) => return refusal,
     };
     let line = String::from_utf8_lossy(&body).into_owned();
     match protocol::parse_request(&line) {

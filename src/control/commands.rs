@@ -331,18 +331,7 @@ pub(crate) async fn run(node: &Arc<Node>, command: Command) -> Result<Value, Pro
         Command::Ready => reply(crate::health::readiness(node).await),
         Command::Cluster => {
             this_member(node)?;
-            let config = node.config();
-            let mut members = vec![MemberView {
-                name: config.cluster.member_name(&config.node),
-                addr: config.cluster.advertised(),
-                state: MemberState::Up,
-                since_ms: millis(node.started_at.elapsed()),
-                rtt_ms: None,
-                last_heard_ms: None,
-                this_node: true,
-            }];
-            members.extend(node.cluster.members().iter().cloned());
-            reply(json!({ "members": members }))
+            reply(json!({ "members": members(node) }))
         }
         Command::LogLevel { filter } => {
             let log = node
@@ -399,6 +388,22 @@ pub(crate) async fn run(node: &Arc<Node>, command: Command) -> Result<Value, Pro
             })
         }
     }
+}
+
+/// This node and the members it knows, as `cluster` shows them.
+pub(crate) fn members(node: &Node) -> Vec<MemberView> {
+    let config = node.config();
+    let mut members = vec![MemberView {
+        name: config.cluster.member_name(&config.node),
+        addr: config.cluster.advertised(),
+        state: MemberState::Up,
+        since_ms: millis(node.started_at.elapsed()),
+        rtt_ms: None,
+        last_heard_ms: None,
+        this_node: true,
+    }];
+    members.extend(node.cluster.members().iter().cloned());
+    members
 }
 
 /// The tree, with the worker pool's admission figures on its node.

@@ -76,16 +76,21 @@ impl HttpShared {
         self.addr.get().copied()
     }
 
-    /// A duplicate of the socket to hand to another process.
-    pub(crate) fn duplicate(&self) -> std::io::Result<std::os::fd::OwnedFd> {
+    /// A duplicate of the socket (a new descriptor of the same socket).
+    fn clone_socket(&self) -> std::io::Result<std::net::TcpListener> {
         let guard = self
             .socket
             .lock()
             .map_err(|_| std::io::Error::other("socket holder poisoned"))?;
-        let socket = guard
+        guard
             .as_ref()
-            .ok_or_else(|| std::io::Error::other("the listening socket is closed"))?;
-        Ok(socket.try_clone()?.into())
+            .ok_or_else(|| std::io::Error::other("the listening socket is closed"))?
+            .try_clone()
+    }
+
+    /// A duplicate of the socket to hand to another process.
+    pub(crate) fn duplicate(&self) -> std::io::Result<std::os::fd::OwnedFd> {
+        Ok(self.clone_socket()?.into())
     }
 
     /// Holds the accept loops until [`HttpShared::open_gate`] (a process
@@ -107,14 +112,7 @@ impl HttpShared {
 
     /// A duplicate of the socket for one listener incarnation.
     pub(crate) fn listener(&self) -> std::io::Result<tokio::net::TcpListener> {
-        let guard = self
-            .socket
-            .lock()
-            .map_err(|_| std::io::Error::other("socket holder poisoned"))?;
-        let socket = guard
-            .as_ref()
-            .ok_or_else(|| std::io::Error::other("the listening socket is closed"))?;
-        tokio::net::TcpListener::from_std(socket.try_clone()?)
+        tokio::net::TcpListener::from_std(self.clone_socket()?)
     }
 
     /// Closes the socket (new connections are refused once the listener's

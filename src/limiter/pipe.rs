@@ -4,12 +4,13 @@
 //!
 //! Why not fred for this one command: fred flushes its socket whenever its
 //! command queue is empty, i.e. once per command under diem's load, and
-//! its pipelines flush per command as well; measured on this machine
-//! (64 tasks, new keys; docs/benchmarks.md), fred served 96–111k
-//! `SET NX GET`/s at 5.1–5.6 µs of CPU each (pipelines: 70–83k/s, 5.8–6.2
-//! µs), this batching connection 170–172k/s at 1.4 µs. Everything else —
-//! the script, health checks, `peek`, `forget`, reconnection with backoff —
-//! stays on fred.
+//! its pipelines flush per command as well. Measured on this machine with
+//! `examples/redis_batching.rs` (64 tasks, new keys, 2 threads; two rounds,
+//! docs/benchmarks.md): fred one command at a time 143–192 k commands/s at
+//! 4.0–4.8 µs of CPU each, fred pipelines 101–107 k/s at 6.2–6.4 µs, this
+//! connection 154–201 k/s at 2.0–2.1 µs. Everything else — the script,
+//! health checks, `peek`, `forget`, reconnection with backoff — stays on
+//! fred.
 //!
 //! Failure handling is the limiter actor's: on any error (I/O, a reply that
 //! is not what `SET … GET` answers, the connection closed) the task ends,

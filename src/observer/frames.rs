@@ -14,7 +14,6 @@ use bytes::Bytes;
 use serde_json::{json, Value};
 
 use crate::api::route::Route;
-use crate::cluster::shared::{MemberState, MemberView};
 use crate::metrics::{quantile, MethodClass, LATENCY_BUCKETS};
 use crate::node::Node;
 use crate::observer::shared::{LoggedEvent, Point};
@@ -77,23 +76,12 @@ pub(crate) fn frame(name: &str, data: &Value) -> Bytes {
     Bytes::from(format!("event: {name}\ndata: {data}\n\n"))
 }
 
-/// This node and the members it knows.
+/// This node and the members it knows (none without the cluster).
 pub(crate) fn members(node: &Node) -> Value {
-    let config = node.config();
-    if !config.cluster.enabled {
+    if !node.with_config(|c| c.cluster.enabled) {
         return json!([]);
     }
-    let mut members = vec![MemberView {
-        name: config.cluster.member_name(&config.node),
-        addr: config.cluster.advertised(),
-        state: MemberState::Up,
-        since_ms: u64::try_from(node.started_at.elapsed().as_millis()).unwrap_or(u64::MAX),
-        rtt_ms: None,
-        last_heard_ms: None,
-        this_node: true,
-    }];
-    members.extend(node.cluster.members().iter().cloned());
-    serde_json::to_value(members).unwrap_or(Value::Null)
+    serde_json::to_value(crate::control::commands::members(node)).unwrap_or(Value::Null)
 }
 
 /// The tree with the pool's admission figures, as `ctl tree` shows it.

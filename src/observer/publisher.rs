@@ -4,7 +4,9 @@
 //! Its loop (a task the actor owns) sleeps until a viewer arrives. While
 //! there are viewers it sends a `tree` frame after each supervision or
 //! operator event and a `stats` frame every second, never two frames less
-//! than 100 ms apart (events in between are coalesced into the next one):
+//! than 100 ms apart (events in between are coalesced into the next one,
+//! and an event waits 3 ms for those that follow it at once, such as the
+//! restart after an exit):
 //! at most 10 frames a second, a restart on the page within ~100 ms. When
 //! the last viewer leaves it sleeps again. Each viewer's own stream (in the
 //! admin listener) gets a `snapshot` first, then these frames; one that
@@ -23,6 +25,11 @@ use crate::owned_task::OwnedTask;
 
 /// Shortest gap between two frames.
 pub(crate) const MIN_GAP: Duration = Duration::from_millis(100);
+
+/// How long an event waits for the ones that follow it at once (an exit
+/// and the restart its supervisor makes ~0.5 ms later), so that they travel
+/// in one frame.
+const SETTLE: Duration = Duration::from_millis(3);
 
 /// Messages of the publisher.
 #[derive(Debug, RactorMessage)]
@@ -60,12 +67,15 @@ async fn publish(node: Arc<Node>) {
                 () = observer.changed() => true,
                 () = tokio::time::sleep_until(next_stats) => false,
             };
-            let earliest = last_frame + MIN_GAP;
+            let earliest =
+                (last_frame + MIN_GAP).max(Instant::now() + if event { SETTLE } else { Duration::ZERO });
             if Instant::now() < earliest {
                 tokio::time::sleep_until(earliest).await;
             }
             let fresh = observer.since(seen);
-            if event || !fresh.is_empty() {
+            // A notification may outlive the events it announced (several
+            // events, one stored permit): only new events make a frame.
+            if !fresh.is_empty() {
                 if let Some(last) = fresh.last() {
                     seen = last.seq;
                 }
