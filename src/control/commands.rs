@@ -349,8 +349,10 @@ pub(crate) async fn run(node: &Arc<Node>, command: Command) -> Result<Value, Pro
             let addr = config.admin.listen().ok_or_else(|| {
                 ProtoError::new("unsupported", "the admin listener is off (admin.addr is empty)")
             })?;
-            // The port bound, when admin.addr asked for any (port 0).
-            let port = node.admin_port().unwrap_or(addr.port());
+            // The port bound (admin.addr may ask for any, port 0).
+            let port = node
+                .admin_port()
+                .ok_or_else(|| ProtoError::new("unavailable", "the admin listener is not running (yet)"))?;
             let host = if addr.ip().is_unspecified() {
                 "127.0.0.1".to_owned()
             } else {

@@ -14,13 +14,19 @@ use crate::support::server::{eventually, run_diem, tree_node, Options, TestServe
 
 const TOKEN: &str = "observer-t0ken-0123456789";
 
-/// The observer's URL, from `ctl observe`.
+/// The observer's URL, from `ctl observe` (once the admin listener, started
+/// after the HTTP listener, is up).
 async fn observer_url(s: &TestServer) -> String {
-    let reply = s.ctl(json!({"cmd": "observe"})).await;
-    reply["url"]
-        .as_str()
-        .unwrap_or_else(|| panic!("{reply}"))
-        .to_owned()
+    observe(s).await["url"].as_str().unwrap_or_default().to_owned()
+}
+
+/// `ctl observe`'s reply, once the admin listener is up.
+async fn observe(s: &TestServer) -> Value {
+    eventually(Duration::from_secs(10), "the admin listener is up", || async {
+        let reply = s.ctl(json!({"cmd": "observe"})).await;
+        reply["url"].is_string().then_some(reply)
+    })
+    .await
 }
 
 /// Headless Chromium (Debian's `chromium`), its event handler running.
@@ -207,7 +213,7 @@ async fn off_loopback_the_admin_listener_asks_for_the_token() {
             .env("DIEM_ADMIN__TOKEN", TOKEN),
     )
     .await;
-    let observe = s.ctl(json!({"cmd": "observe"})).await;
+    let observe = observe(&s).await;
     assert_eq!(observe["token_required"], true, "{observe}");
     let url = observe["url"].as_str().unwrap();
     let addr = url
