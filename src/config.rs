@@ -583,20 +583,8 @@ pub struct RuntimeConfig {
 }
 
 fn cidr_list<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<IpNet>, D::Error> {
-    #[derive(Deserialize)]
-    #[serde(untagged)]
-    enum Raw {
-        List(Vec<String>),
-        Csv(String),
-    }
-    let items = match Raw::deserialize(d)? {
-        Raw::List(v) => v,
-        Raw::Csv(s) => s.split(',').map(str::to_owned).collect(),
-    };
-    items
+    string_list(d)?
         .iter()
-        .map(|s| s.trim())
-        .filter(|s| !s.is_empty())
         .map(|s| {
             s.parse::<IpNet>()
                 .or_else(|_| s.parse::<IpAddr>().map(IpNet::from))

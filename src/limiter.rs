@@ -181,7 +181,8 @@ impl Limiter {
         let params = settings.params;
         let key = limit_key(client, settings.ipv6_prefix);
         drop(settings);
-        if let Some(throttle) = self.deny.check(&key, &params, now_us()) {
+        let now = now_us();
+        if let Some(throttle) = self.deny.check(&key, &params, now) {
             return Some(Decision {
                 throttle,
                 backend: Backend::Redis,
@@ -190,7 +191,7 @@ impl Limiter {
         }
         let redis = self.redis.load_full();
         if let Some(redis) = redis {
-            if let Some(checked) = redis.check(&key, &params).await {
+            if let Some(checked) = redis.check(&key, &params, now).await {
                 if let Some((tat, at)) = checked.refused {
                     self.deny.refused(key, tat, at, &checked.throttle);
                 }

@@ -111,6 +111,12 @@ pub(crate) async fn execute(node: &Arc<Node>, line: &str, caller: &Caller) -> St
     } else {
         target
     };
+    // Recorded in this node's event log when it ran here.
+    let action = if target == Target::Local {
+        Action::of(&command)
+    } else {
+        None
+    };
     let result = match target {
         Target::Local if via.is_some() && matches!(command, Command::Upgrade { .. }) => Err(local_only()),
         Target::Local => run(node, command).await,
@@ -124,7 +130,9 @@ pub(crate) async fn execute(node: &Arc<Node>, line: &str, caller: &Caller) -> St
     };
     match result {
         Ok(fields) => {
-            observe(node, &args, &fields);
+            if let Some(action) = action {
+                action.record(node, &fields);
+            }
             protocol::ok(id, &fields)
         }
         Err(e) => {
@@ -134,36 +142,55 @@ pub(crate) async fn execute(node: &Arc<Node>, line: &str, caller: &Caller) -> St
     }
 }
 
-/// Puts an operator action that changed something in the observer's log.
-fn observe(node: &Node, request: &str, reply: &Value) {
-    let Ok(request) = serde_json::from_str::<Value>(request) else {
-        return;
-    };
-    let cmd = request["cmd"].as_str().unwrap_or("");
-    let path = request["path"].as_str().or(request["pool"].as_str());
-    let detail = match cmd {
-        "kill" => match reply["replaced_by"]["recovery_us"].as_u64() {
-            Some(us) => format!(
-                "{} (injected); replaced in {us} µs",
-                reply["died"]["reason"].as_str().unwrap_or("killed")
+/// An operator action that changes the tree or the node, for the
+/// observer's event log (reads are not recorded).
+struct Action {
+    kind: &'static str,
+    path: Option<String>,
+}
+
+impl Action {
+    fn of(command: &Command) -> Option<Self> {
+        let (kind, path) = match command {
+            Command::Kill { path, .. } => ("kill", Some(path)),
+            Command::Restart { path } => ("restart", Some(path)),
+            Command::Scale { pool, .. } => ("scale", Some(pool)),
+            Command::Reload => ("reload", None),
+            Command::LogLevel { .. } => ("log_level", None),
+            Command::Upgrade { .. } => ("upgrade", None),
+            _ => return None,
+        };
+        Some(Self {
+            kind,
+            path: path.cloned(),
+        })
+    }
+
+    /// Records the action with what its reply says it did.
+    fn record(self, node: &Node, reply: &Value) {
+        let detail = match self.kind {
+            "kill" => match reply["replaced_by"]["recovery_us"].as_u64() {
+                Some(us) => format!(
+                    "{} (injected); replaced in {us} µs",
+                    reply["died"]["reason"].as_str().unwrap_or("killed")
+                ),
+                None => format!(
+                    "{} (injected); now {}",
+                    reply["died"]["reason"].as_str().unwrap_or("killed"),
+                    reply["state"]
+                ),
+            },
+            "restart" => "graceful restart".to_owned(),
+            "reload" => format!("changed: {}", reply["changed"]),
+            "upgrade" => format!(
+                "pid {} -> pid {} ({})",
+                reply["old"]["pid"], reply["new"]["pid"], reply["new"]["version"]
             ),
-            None => format!(
-                "{} (injected); now {}",
-                reply["died"]["reason"].as_str().unwrap_or("killed"),
-                reply["state"]
-            ),
-        },
-        "restart" => "graceful restart".to_owned(),
-        "reload" => format!("changed: {}", reply["changed"]),
-        "upgrade" => format!(
-            "pid {} -> pid {} ({})",
-            reply["old"]["pid"], reply["new"]["pid"], reply["new"]["version"]
-        ),
-        "scale" => format!("{} -> {}", reply["from"], reply["to"]),
-        "log-level" => format!("filter {}", reply["filter"]),
-        _ => return,
-    };
-    node.observer.record(&cmd.replace('-', "_"), path, detail);
+            "scale" => format!("{} -> {}", reply["from"], reply["to"]),
+            _ => format!("filter {}", reply["filter"]),
+        };
+        node.observer.record(self.kind, self.path.as_deref(), detail);
+    }
 }
 
 /// A reply line with `id` in place of the one it had.

@@ -178,14 +178,16 @@ impl RedisHandle {
     /// script would refuse it too and write nothing, so the refusal is
     /// decided here; otherwise the key goes to the batcher, which decides
     /// all such keys in one `EVALSHA` of [`SCRIPT`].
-    pub async fn check(&self, client: &IpNet, params: &Params) -> Option<Checked> {
+    /// `now` is the node's clock in µs ([`now_us`]), read once by the caller.
+    pub async fn check(&self, client: &IpNet, params: &Params, now: i64) -> Option<Checked> {
         let key = self.key(client);
-        let now = now_us();
         let emission = params.emission_us();
         let px = (emission + 999) / 1_000;
         let held = match &self.pipe {
+            // The key moves into the command: a held key (rare next to new
+            // ones) builds its name again for the batcher.
             Some(pipe) => pipe
-                .set_nx_get(key.clone(), now.saturating_add(emission), px)
+                .set_nx_get(key, now.saturating_add(emission), px)
                 .await
                 .map_err(|e| e.to_string()),
             None => {
@@ -218,6 +220,7 @@ impl RedisHandle {
                     });
                 }
                 let (reply, rx) = oneshot::channel();
+                let key = self.key(client);
                 self.tx.try_send(Pending { key, reply }).ok()?;
                 let (throttle, at) = rx.await.ok()?;
                 Some(Checked {

@@ -162,7 +162,9 @@ async fn redis_down_falls_back_locally_and_comes_back() {
     );
 }
 
-fn script_matches_rust(params: Params, steps: Vec<(u32, u8)>) {
+/// A current-thread runtime (for proptest bodies) and, in it, a Redis
+/// client with the GCRA script loaded.
+fn with_script<T>(run: impl AsyncFnOnce(fred::prelude::Client, String) -> T) -> T {
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -171,6 +173,12 @@ fn script_matches_rust(params: Params, steps: Vec<(u32, u8)>) {
         let redis = client(&redis_url(), Duration::from_secs(2)).unwrap();
         redis.init().await.unwrap();
         let sha: String = redis.script_load(SCRIPT).await.unwrap();
+        run(redis, sha).await
+    })
+}
+
+fn script_matches_rust(params: Params, steps: Vec<(u32, u8)>) {
+    with_script(async |redis, sha| {
         let key = unique("t_gcra:");
         let mut now: i64 = 1_700_000_000_000_000;
         let mut tat = None;
@@ -216,14 +224,7 @@ proptest! {
 /// asking changes nothing when the cache is right).
 fn deny_caches_match_redis(params: Params, steps: Vec<(u8, u8, u32)>) -> usize {
     use diem::limiter::deny_cache::DenyCache;
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
-    rt.block_on(async {
-        let redis = client(&redis_url(), Duration::from_secs(2)).unwrap();
-        redis.init().await.unwrap();
-        let sha: String = redis.script_load(SCRIPT).await.unwrap();
+    with_script(async |redis, sha| {
         let prefix = unique("t_deny:");
         let nodes: Vec<DenyCache> = (0..3).map(|_| DenyCache::new(1_000)).collect();
         let mut now: i64 = 1_700_000_000_000_000;
