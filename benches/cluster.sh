@@ -18,6 +18,9 @@
 # It prints the requests and failures by cause, the time each node took to
 # be seen down and up again by n1, and whether cluster membership and
 # HAProxy's view agreed after each change.
+#
+# TLS=1 benches/cluster.sh runs the members with mutual TLS (a CA and a
+# member certificate made with openssl, as docs/cluster.md shows).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 STEADY=${1:-60}
@@ -35,6 +38,19 @@ cleanup() {
     rm -rf "$OUT"
 }
 trap cleanup EXIT
+TLS_ENV=()
+if [ "${TLS:-0}" = 1 ]; then
+    (cd "$OUT" &&
+        openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 1 -subj /CN=diem-cluster-ca \
+            -keyout cluster-ca.key -out cluster-ca.crt 2>/dev/null &&
+        openssl req -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -subj /CN=diem-cluster \
+            -keyout cluster.key -out cluster.csr 2>/dev/null &&
+        printf 'subjectAltName=DNS:diem-cluster\nextendedKeyUsage=serverAuth,clientAuth\n' >cluster.ext &&
+        openssl x509 -req -in cluster.csr -CA cluster-ca.crt -CAkey cluster-ca.key -CAcreateserial -days 1 \
+            -extfile cluster.ext -out cluster.crt 2>/dev/null)
+    TLS_ENV=(DIEM_CLUSTER__TLS_CERT=$OUT/cluster.crt DIEM_CLUSTER__TLS_KEY=$OUT/cluster.key
+        DIEM_CLUSTER__TLS_CA=$OUT/cluster-ca.crt)
+fi
 DIEM_POSTGRES__URL=$PG_URL DIEM_POSTGRES__SCHEMA=$SCHEMA "$DIEM" import ../shared/data/hitokoto-sentences >&2
 
 http_port() { echo $((18280 + $1)); }
@@ -47,7 +63,7 @@ start_node() {
         DIEM_LIMITER__TRUSTED_PROXIES=127.0.0.1 DIEM_LOG__FILTER=warn,diem::cluster=info \
         DIEM_CONTROL__SOCKET=$OUT/n$i.sock DIEM_HTTP__SHUTDOWN_DELAY=1s DIEM_ADMIN__ADDR=127.0.0.1:$((18480 + i)) \
         DIEM_CLUSTER__ENABLED=true DIEM_CLUSTER__LISTEN=127.0.0.1:$(cluster_port "$i") \
-        DIEM_CLUSTER__SEEDS=$seed DIEM_CLUSTER__COOKIE=bench-cluster-cookie-0123 \
+        DIEM_CLUSTER__SEEDS=$seed DIEM_CLUSTER__COOKIE=bench-cluster-cookie-0123 ${TLS_ENV[@]+"${TLS_ENV[@]}"} \
         "$DIEM" serve) >>"$OUT/n$i.log" 2>&1 &
     PIDS[$i]=$!
 }
@@ -164,7 +180,7 @@ wait $WRK || true
 scenario=$(grep ^RESULT "$OUT/scenario.txt" || echo "RESULT")
 
 field() { echo "$1" | tr ' ' '\n' | sed -n "s/^$2=//p"; }
-echo "# $(date -u +%FT%TZ) $(nproc) cores; 3 nodes + HAProxy $(haproxy -v | head -1 | awk '{print $3}') on loopback; wrk -t2 -c64; load $(cut -d' ' -f1-3 /proc/loadavg)"
+echo "# $(date -u +%FT%TZ) $(nproc) cores; 3 nodes$([ "${TLS:-0}" = 1 ] && echo ' (cluster TLS)') + HAProxy $(haproxy -v | head -1 | awk '{print $3}') on loopback; wrk -t2 -c64; load $(cut -d' ' -f1-3 /proc/loadavg)"
 echo
 echo "| run | requests | req/s | non-2xx | connect errors | read errors | write errors | timeouts |"
 echo "|---|---|---|---|---|---|---|---|"

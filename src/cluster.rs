@@ -7,12 +7,15 @@
 //! ```text
 //! cluster        rest_for_one
 //! ├── server     the ractor_cluster NodeServer: listener, cookie challenge, sessions
+//! ├── tls        with cluster TLS: the cluster port, TLS handshakes with a deadline
 //! ├── endpoint   this node's endpoint for the others (heartbeats, control commands)
 //! ├── peers      simple_one_for_one: one actor per known member address, (re)connecting
 //! └── membership the member table and the failure detector
 //! ```
 //!
-//! * [`server`], [`endpoint`], [`peer`], [`membership`]: the actors.
+//! * [`server`], [`tls_listener`], [`endpoint`], [`peer`], [`membership`]:
+//!   the actors.
+//! * [`tls`]: the optional mutual TLS between members.
 //! * [`endpoint_msg`]: the messages members send each other.
 //! * [`shared`]: what the cluster publishes for the node (the member view).
 //! * [`remote`]: a call to another member; [`fanout`]: a control command on
@@ -28,3 +31,5 @@ pub mod peer;
 pub mod remote;
 pub mod server;
 pub mod shared;
+pub mod tls;
+pub mod tls_listener;

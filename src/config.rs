@@ -39,6 +39,7 @@ use std::time::Duration;
 use ipnet::IpNet;
 use serde::{Deserialize, Deserializer, Serialize};
 
+use crate::cluster::tls::ClusterTls;
 use crate::http::client_ip::ClientHeader;
 use thiserror::Error;
 
@@ -467,6 +468,17 @@ pub struct ClusterConfig {
     /// A member down this long and not among the seeds is forgotten.
     #[serde(with = "humantime_serde")]
     pub forget_after: Duration,
+    /// This member's certificate chain (PEM): with `tls_key` and `tls_ca`,
+    /// sessions between members use mutual TLS. Empty: plain TCP.
+    pub tls_cert: PathBuf,
+    /// The private key of `tls_cert` (PEM).
+    pub tls_key: PathBuf,
+    /// The CA certificates (PEM) every member's certificate is checked
+    /// against, both ways.
+    pub tls_ca: PathBuf,
+    /// The name (a DNS subject alternative name) every member's
+    /// certificate carries.
+    pub tls_server_name: String,
 }
 
 impl Default for ClusterConfig {
@@ -484,6 +496,10 @@ impl Default for ClusterConfig {
             down_after: Duration::from_secs(3),
             reconnect_max: Duration::from_secs(1),
             forget_after: Duration::from_secs(600),
+            tls_cert: PathBuf::new(),
+            tls_key: PathBuf::new(),
+            tls_ca: PathBuf::new(),
+            tls_server_name: "diem-cluster".to_owned(),
         }
     }
 }
@@ -505,6 +521,33 @@ impl ClusterConfig {
         } else {
             self.advertise.clone()
         }
+    }
+
+    /// Whether sessions between members use TLS (`tls_cert` is set; a
+    /// validated config then has `tls_key` and `tls_ca` too).
+    pub fn uses_tls(&self) -> bool {
+        !self.tls_cert.as_os_str().is_empty()
+    }
+
+    /// The cluster's TLS, when `tls_cert`, `tls_key` and `tls_ca` are set
+    /// (`None` when none is: plain TCP); an error names the key at fault.
+    pub fn tls(&self) -> Result<Option<ClusterTls>, ConfigError> {
+        let set = [&self.tls_cert, &self.tls_key, &self.tls_ca].map(|p| !p.as_os_str().is_empty());
+        if set == [false; 3] {
+            return Ok(None);
+        }
+        if let Some(i) = set.iter().position(|s| !s) {
+            return Err(ConfigError::Invalid {
+                key: ["cluster.tls_cert", "cluster.tls_key", "cluster.tls_ca"][i],
+                expected: "a PEM file: cluster.tls_cert, tls_key and tls_ca go together".to_owned(),
+            });
+        }
+        ClusterTls::load(&self.tls_cert, &self.tls_key, &self.tls_ca, &self.tls_server_name)
+            .map(Some)
+            .map_err(|e| ConfigError::Invalid {
+                key: e.key,
+                expected: e.reason,
+            })
     }
 
     /// The cookie: `cookie`, or the trimmed content of `cookie_file`.
@@ -717,6 +760,7 @@ impl Config {
                 }
                 _ => return bad("cluster.advertise", "host:port"),
             }
+            self.cluster.tls()?;
             if self.cluster.listen.port() == 0 {
                 return bad("cluster.listen", "a fixed port (members reach it by its address)");
             }

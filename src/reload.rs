@@ -49,7 +49,21 @@ fn restart_scope(key: &str) -> Option<&'static str> {
         | "node.name"
         | "control.socket"
         | "control.max_connections"
-        | "limiter.local_max_keys" => Some("process"),
+        | "limiter.local_max_keys"
+        // The tree is built with or without the cluster, its member name
+        // and its TLS listener.
+        | "cluster.enabled"
+        | "cluster.name"
+        | "cluster.tls_cert" => Some("process"),
+        // Read when the node server starts (certificate files too: a
+        // rotated certificate takes effect with `restart diem/cluster`).
+        "cluster.listen"
+        | "cluster.advertise"
+        | "cluster.cookie"
+        | "cluster.cookie_file"
+        | "cluster.tls_key"
+        | "cluster.tls_ca"
+        | "cluster.tls_server_name" => Some("diem/cluster"),
         "postgres.url" | "postgres.schema" | "postgres.connect_timeout" | "postgres.statement_timeout" => {
             Some("diem/store")
         }

@@ -11,6 +11,7 @@
 //! ├── upgrade         live upgrade: starts the new process     shutdown 1 s
 //! ├── cluster         rest_for_one, 5 per 10 s (supervisor; with [cluster] enabled)
 //! │   ├── server      the ractor_cluster node server           shutdown 2 s
+//! │   ├── tls         the cluster port with TLS (with cluster TLS) shutdown 1 s
 //! │   ├── endpoint    this node's endpoint for the others      shutdown 1 s
 //! │   ├── membership  member table, failure detector           shutdown 1 s
 //! │   └── peers       simple_one_for_one: a peer actor per member address
@@ -42,6 +43,7 @@ use crate::cluster::endpoint_msg::endpoint_name;
 use crate::cluster::membership::Membership;
 use crate::cluster::peer::{Peer, PeerAddr};
 use crate::cluster::server::ClusterServer;
+use crate::cluster::tls_listener::TlsListener;
 use crate::control::socket::ControlSocket;
 use crate::http::listener::Listener;
 use crate::limiter::redis_limiter::RedisLimiter;
@@ -137,16 +139,19 @@ pub(crate) fn cluster(node: &Arc<Node>) -> ChildSpec {
             .period(Duration::from_secs(5)),
     )
     .child(peer);
-    SupervisorSpec::new(
+    let mut spec = SupervisorSpec::new(
         SupervisorFlags::new(Strategy::RestForOne)
             .intensity(5)
             .period(Duration::from_secs(10)),
     )
-    .child(actor("server", node, |node| ClusterServer { node }).shutdown(ms(2_000)))
-    .child(endpoint)
-    .child(actor("membership", node, |node| Membership { node }).shutdown(ms(1_000)))
-    .child(peers.into_child_spec("peers"))
-    .into_child_spec("cluster")
+    .child(actor("server", node, |node| ClusterServer { node }).shutdown(ms(2_000)));
+    if config.cluster.uses_tls() {
+        spec = spec.child(actor("tls", node, |node| TlsListener { node }).shutdown(ms(1_000)));
+    }
+    spec.child(endpoint)
+        .child(actor("membership", node, |node| Membership { node }).shutdown(ms(1_000)))
+        .child(peers.into_child_spec("peers"))
+        .into_child_spec("cluster")
 }
 
 /// The admin listener (the observer page), with `admin.addr` set.

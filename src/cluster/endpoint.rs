@@ -1,6 +1,8 @@
 //! The cluster endpoint actor (`diem/cluster/endpoint`): this node as the
 //! other members reach it — heartbeats, and control commands run here on
-//! another member's behalf (`diem ctl --node NAME`, `--cluster`).
+//! another member's behalf (`diem ctl --node NAME`, `--cluster`), and the
+//! addresses of the members it sees up (how members learn each other with
+//! TLS).
 //!
 //! It is registered as `diem.endpoint.<member>` and joins the process group
 //! `diem`/`endpoints`, which ractor_cluster synchronises across sessions. A
@@ -13,6 +15,7 @@ use std::sync::Arc;
 use ractor::{Actor, ActorProcessingErr, ActorRef};
 
 use crate::cluster::endpoint_msg::{EndpointMsg, GROUP, SCOPE};
+use crate::cluster::shared::MemberState;
 use crate::control::commands::{self, Caller};
 use crate::node::Node;
 
@@ -42,6 +45,18 @@ impl Actor for ClusterEndpoint {
         match msg {
             EndpointMsg::Ping(sent, reply) => {
                 let _ = reply.send(sent);
+            }
+            EndpointMsg::Members(_, reply) => {
+                let mut addrs = vec![self.node.config().cluster.advertised()];
+                addrs.extend(
+                    self.node
+                        .cluster
+                        .members()
+                        .iter()
+                        .filter(|m| m.state == MemberState::Up)
+                        .map(|m| m.addr.clone()),
+                );
+                let _ = reply.send(addrs.join("\n"));
             }
             EndpointMsg::Control(line, origin, reply) => {
                 let node = self.node.clone();

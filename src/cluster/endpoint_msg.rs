@@ -35,4 +35,12 @@ pub enum EndpointMsg {
     /// reply line comes back.
     #[rpc]
     Control(String, String, RpcReplyPort<String>),
+    /// The addresses of the members it sees up, its own first, one per
+    /// line (how members learn each other when ractor_cluster's transitive
+    /// connections are off, with TLS). The `u64` is unused (0).
+    #[rpc]
+    Members(u64, RpcReplyPort<String>),
 }
+
+/// Most addresses a member's answer to [`EndpointMsg::Members`] is read for.
+pub const MAX_GOSSIP: usize = 256;

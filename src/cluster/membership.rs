@@ -3,8 +3,12 @@
 //!
 //! Members are learned from the node server's session events (a session
 //! becoming ready names its member and the address it advertises;
-//! `Transitive` mode means one seed leads to every member) and from the
-//! seeds, whose names are resolved again every few seconds. Every address
+//! without TLS, `Transitive` mode means one seed leads to every member),
+//! from the seeds, whose names are resolved again every few seconds, and
+//! from the members themselves: each new member, and every member up every
+//! few seconds, is asked for the addresses it sees up (with TLS this is how
+//! one seed leads to every member; ractor_cluster's own transitive
+//! connections would dial plain TCP). Every address
 //! gets a peer actor (`diem/cluster/peers`, started after this actor, so a
 //! restart of this one starts the peers afresh too) that keeps it
 //! connected.
@@ -38,7 +42,7 @@ use supervisors::resolve;
 
 use crate::cluster::peer::PeerAddr;
 use crate::cluster::remote;
-use crate::cluster::shared::{MemberState, MemberView, SessionEvent};
+use crate::cluster::shared::{is_host_port, MemberState, MemberView, SessionEvent};
 use crate::node::Node;
 use crate::owned_task::OwnedTask;
 use crate::tree_paths::CLUSTER_PEERS;
@@ -58,6 +62,9 @@ pub(crate) enum MembershipMsg {
     Pong(String, Duration),
     /// A heartbeat got no answer.
     Missed(String),
+    /// The addresses a member sees up (its answer to
+    /// [`EndpointMsg::Members`](super::endpoint_msg::EndpointMsg::Members)).
+    Learned(String, Vec<String>),
 }
 
 /// The membership actor.
@@ -118,6 +125,20 @@ async fn addresses(host_port: &str) -> Vec<String> {
             Vec::new()
         }
     }
+}
+
+/// Asks `member` for the members it sees up; the answer comes back as
+/// [`MembershipMsg::Learned`].
+fn ask_members(myself: &ActorRef<MembershipMsg>, member: String, timeout: Duration) {
+    let me = myself.clone();
+    tokio::spawn(async move {
+        match remote::members(&member, timeout).await {
+            Ok(addrs) => {
+                let _ = me.send_message(MembershipMsg::Learned(member, addrs));
+            }
+            Err(e) => tracing::debug!(%member, error = %e, "cluster member did not list its members"),
+        }
+    });
 }
 
 impl Membership {
@@ -188,7 +209,12 @@ impl Membership {
         }
     }
 
-    async fn on_session(&self, state: &mut MembershipState, event: SessionEvent) {
+    async fn on_session(
+        &self,
+        myself: &ActorRef<MembershipMsg>,
+        state: &mut MembershipState,
+        event: SessionEvent,
+    ) {
         match event {
             SessionEvent::Opened { session, peer_addr } => {
                 state.pending.insert(
@@ -222,9 +248,11 @@ impl Membership {
                 member.last_heard = Some(now);
                 member.sessions.insert(session.get_id(), session);
                 self.set_state(&name, member, MemberState::Up, "session ready");
-                // Reconnect to every member ever seen, not only the seeds.
+                // Reconnect to every member ever seen, not only the seeds,
+                // and to every member this one knows.
                 state.wanted.extend(addresses(&addr).await);
                 self.ensure_peers(state).await;
+                ask_members(myself, name, self.node.config().cluster.down_after);
             }
             SessionEvent::Closed {
                 name,
@@ -399,9 +427,23 @@ impl Actor for Membership {
                 state.wanted.extend(resolved.iter().cloned());
                 state.seeds = resolved;
                 self.ensure_peers(state).await;
+                let timeout = self.node.config().cluster.down_after;
+                for (name, _) in state.members.iter().filter(|(_, m)| m.state == MemberState::Up) {
+                    ask_members(&myself, name.clone(), timeout);
+                }
                 myself.send_after(RESOLVE_EVERY, || MembershipMsg::Resolve);
             }
-            MembershipMsg::Session(event) => self.on_session(state, event).await,
+            MembershipMsg::Session(event) => self.on_session(&myself, state, event).await,
+            MembershipMsg::Learned(member, addrs) => {
+                for addr in addrs {
+                    if is_host_port(&addr) {
+                        state.wanted.extend(addresses(&addr).await);
+                    } else {
+                        tracing::warn!(%member, entry = %addr.escape_debug(), "cluster member listed an address that is not host:port; ignored");
+                    }
+                }
+                self.ensure_peers(state).await;
+            }
             MembershipMsg::Pong(name, rtt) => {
                 if let Some(member) = state.members.get_mut(&name) {
                     member.pinging = false;

@@ -4,6 +4,9 @@
 //! `cluster.reconnect_max` (1 s): a member that comes back is reached
 //! within that. While the session is up it only checks, at that pace.
 //!
+//! With cluster TLS it dials with TLS (this member's certificate, the
+//! other's checked against the CA and `cluster.tls_server_name`).
+//!
 //! The membership actor starts one for every address it learns (the seeds,
 //! resolved; every member a session reports), so every known member is
 //! reconnected, not only the seeds.
@@ -15,6 +18,7 @@ use ractor::{Actor, ActorProcessingErr, ActorRef};
 use ractor_cluster::{NodeServerMessage, RactorMessage};
 use supervisors::Backoff;
 
+use crate::cluster::shared::session_addr;
 use crate::node::Node;
 
 /// The address a peer actor keeps connected (its instance argument).
@@ -48,9 +52,9 @@ pub(crate) struct PeerState {
 /// advertises, or the one this node dialled).
 async fn connected(server: &ActorRef<NodeServerMessage>, addr: &str) -> bool {
     match ractor::call_t!(server, NodeServerMessage::GetSessions, 500) {
-        Ok(sessions) => sessions.values().any(|s| {
-            s.peer_addr == addr || s.peer_name.as_ref().is_some_and(|p| p.connection_string == addr)
-        }),
+        Ok(sessions) => sessions
+            .values()
+            .any(|s| s.peer_addr == addr || session_addr(s).is_some_and(|a| a == addr)),
         Err(_) => false,
     }
 }
@@ -96,7 +100,16 @@ impl Actor for Peer {
                             // (refused handshake, or the member is gone).
                             state.failures = state.failures.saturating_add(1);
                         }
-                        let connect = ractor_cluster::client_connect(&server, state.addr.as_str());
+                        let addr = state.addr.as_str();
+                        let connect = async {
+                            match self.node.cluster.tls() {
+                                Some(tls) => {
+                                    let (connector, name) = (tls.connector.clone(), tls.server_name.clone());
+                                    ractor_cluster::client_connect_enc(&server, addr, connector, name).await
+                                }
+                                None => ractor_cluster::client_connect(&server, addr).await,
+                            }
+                        };
                         match tokio::time::timeout(Duration::from_secs(2), connect).await {
                             Ok(Ok(())) => {
                                 state.dialled = true;
@@ -106,6 +119,11 @@ impl Actor for Peer {
                             Ok(Err(e)) => {
                                 state.dialled = false;
                                 state.failures = state.failures.saturating_add(1);
+                                if matches!(e, ractor_cluster::ClientConnectErr::Encryption(_))
+                                    && state.failures == 1
+                                {
+                                    tracing::warn!(addr = %state.addr, error = %e, "cluster peer refused: TLS handshake failed");
+                                }
                                 tracing::debug!(addr = %state.addr, error = %e, "cluster peer unreachable");
                                 backoff.delay(state.failures)
                             }

@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 use ractor::rpc::CallResult;
 use ractor::ActorRef;
 
-use crate::cluster::endpoint_msg::{endpoint_name, member_of, EndpointMsg, GROUP, SCOPE};
+use crate::cluster::endpoint_msg::{endpoint_name, member_of, EndpointMsg, GROUP, MAX_GOSSIP, SCOPE};
 
 /// Why a call to another member failed.
 #[derive(Debug, Clone, thiserror::Error)]
@@ -77,6 +77,16 @@ pub async fn ping(member: &str, timeout: Duration) -> Result<Duration, RemoteErr
     let sent = Instant::now();
     let r = to.call(|reply| EndpointMsg::Ping(0, reply), Some(timeout)).await;
     outcome(member, timeout, r).map(|_| sent.elapsed())
+}
+
+/// The addresses of the members `member` sees up, its own first (as
+/// sent: the caller checks them).
+pub async fn members(member: &str, timeout: Duration) -> Result<Vec<String>, RemoteError> {
+    let to = endpoint(member).ok_or_else(|| RemoteError::NotConnected(member.to_owned()))?;
+    let r = to
+        .call(|reply| EndpointMsg::Members(0, reply), Some(timeout))
+        .await;
+    outcome(member, timeout, r).map(|text| text.lines().take(MAX_GOSSIP).map(str::to_owned).collect())
 }
 
 /// Runs the control request `line` on `member` on behalf of `origin`;

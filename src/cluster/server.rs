@@ -2,11 +2,21 @@
 //! `NodeServer` — the cluster listener, the cookie challenge, one session
 //! per member — and publishes it for the other cluster actors.
 //!
-//! The node server is created in `Transitive` mode, explicitly
-//! (`NodeServer::new(.., None)` would pick `Isolated`): a node that joins
-//! through one member learns every member that one knows. Its session
-//! events go to the membership actor through the node's
+//! Without TLS the node server is created in `Transitive` mode,
+//! explicitly (`NodeServer::new(.., None)` would pick `Isolated`): a node
+//! that joins through one member learns every member that one knows. Its
+//! session events go to the membership actor through the node's
 //! [`ClusterShared`](super::shared::ClusterShared).
+//!
+//! With TLS (`cluster.tls_cert`, `tls_key`, `tls_ca`) ractor_cluster's
+//! transitive connections would dial plain TCP, so the node server runs
+//! `Isolated` and the membership actor learns the members from the others
+//! instead (it asks each for the members it knows; peer actors dial them
+//! with TLS). The node server then listens on an internal loopback port,
+//! TLS too, and the [`tls_listener`](super::tls_listener) owns the cluster
+//! port; this member names itself `name@host:port`, its advertised
+//! address, because the address ractor_cluster derives from its own port
+//! would be the internal one.
 //!
 //! A listener address in use (another process, or the previous process
 //! during an upgrade hand-over) does not fail the node's start: the actor
@@ -19,10 +29,13 @@ use std::time::Duration;
 
 use ractor::{Actor, ActorProcessingErr, ActorRef, SupervisionEvent};
 use ractor_cluster::node::{NodeConnectionMode, NodeServerSessionInformation};
-use ractor_cluster::{NodeEventSubscription, NodeServer, NodeServerMessage, RactorMessage};
+use ractor_cluster::{
+    IncomingEncryptionMode, NodeEventSubscription, NodeServer, NodeServerMessage, RactorMessage,
+};
 use supervisors::Backoff;
 
-use crate::cluster::shared::SessionEvent;
+use crate::cluster::shared::{session_addr, session_member, SessionEvent};
+use crate::cluster::tls::ClusterTls;
 use crate::node::Node;
 
 /// Messages of the cluster server actor.
@@ -49,12 +62,6 @@ pub(crate) struct ServerState {
 /// Forwards the node server's session events to the node.
 struct Forward(Arc<Node>);
 
-fn member_name(ses: &NodeServerSessionInformation) -> Option<String> {
-    ses.peer_name
-        .as_ref()
-        .map(|p| p.name.split('@').next().unwrap_or_default().to_owned())
-}
-
 impl NodeEventSubscription for Forward {
     fn node_session_opened(&self, ses: NodeServerSessionInformation) {
         self.0.cluster.report(SessionEvent::Opened {
@@ -65,7 +72,7 @@ impl NodeEventSubscription for Forward {
 
     fn node_session_disconnected(&self, ses: NodeServerSessionInformation) {
         self.0.cluster.report(SessionEvent::Closed {
-            name: member_name(&ses),
+            name: session_member(&ses),
             peer_addr: ses.peer_addr.clone(),
             session: ses.actor.get_id(),
         });
@@ -78,10 +85,10 @@ impl NodeEventSubscription for Forward {
     }
 
     fn node_session_ready(&self, ses: NodeServerSessionInformation) {
-        if let (Some(name), Some(peer)) = (member_name(&ses), ses.peer_name.as_ref()) {
+        if let (Some(name), Some(addr)) = (session_member(&ses), session_addr(&ses)) {
             self.0.cluster.report(SessionEvent::Ready {
                 name,
-                addr: peer.connection_string.clone(),
+                addr,
                 session: ses.actor.clone(),
             });
         }
@@ -92,30 +99,44 @@ impl ClusterServer {
     async fn start(
         &self,
         myself: &ActorRef<ServerMsg>,
-    ) -> Result<ActorRef<NodeServerMessage>, ActorProcessingErr> {
+    ) -> Result<(ActorRef<NodeServerMessage>, Option<ClusterTls>), ActorProcessingErr> {
         let config = self.node.config();
         let c = &config.cluster;
         let cookie = c.read_cookie()?;
         let advertised = c.advertised();
-        let host = advertised
-            .rsplit_once(':')
-            .map_or(advertised.as_str(), |(h, _)| h);
-        let host = host.trim_start_matches('[').trim_end_matches(']');
-        let server = NodeServer::new(
-            c.listen.port(),
-            cookie,
-            c.member_name(&config.node),
-            host.to_owned(),
-            None,
-            Some(NodeConnectionMode::Transitive),
-        )
-        .with_listen_addr(c.listen.ip());
+        let tls = c.tls()?;
+        let server = match &tls {
+            None => {
+                let host = advertised
+                    .rsplit_once(':')
+                    .map_or(advertised.as_str(), |(h, _)| h);
+                let host = host.trim_start_matches('[').trim_end_matches(']');
+                NodeServer::new(
+                    c.listen.port(),
+                    cookie,
+                    c.member_name(&config.node),
+                    host.to_owned(),
+                    None,
+                    Some(NodeConnectionMode::Transitive),
+                )
+                .with_listen_addr(c.listen.ip())
+            }
+            Some(tls) => NodeServer::new(
+                0,
+                cookie,
+                c.member_name(&config.node),
+                advertised,
+                Some(IncomingEncryptionMode::Tls(tls.acceptor.clone())),
+                Some(NodeConnectionMode::Isolated),
+            )
+            .with_listen_addr(std::net::Ipv4Addr::LOCALHOST.into()),
+        };
         let (server, _) = Actor::spawn_linked(None, server, (), myself.get_cell()).await?;
         server.cast(NodeServerMessage::SubscribeToEvents {
             id: "diem.membership".to_owned(),
             subscription: Box::new(Forward(self.node.clone())),
         })?;
-        Ok(server)
+        Ok((server, tls))
     }
 }
 
@@ -143,10 +164,12 @@ impl Actor for ClusterServer {
     ) -> Result<(), ActorProcessingErr> {
         match msg {
             ServerMsg::Start if state.server.is_none() => match self.start(&myself).await {
-                Ok(server) => {
-                    let listen = self.node.config().cluster.listen;
-                    tracing::info!(%listen, "cluster listener ready");
-                    self.node.cluster.set_server(Some(server.clone()));
+                Ok((server, tls)) => {
+                    if tls.is_none() {
+                        let listen = self.node.config().cluster.listen;
+                        tracing::info!(%listen, "cluster listener ready");
+                    }
+                    self.node.cluster.set_server(Some(server.clone()), tls);
                     state.server = Some(server);
                     state.failures = 0;
                 }
@@ -187,7 +210,7 @@ impl Actor for ClusterServer {
         _: ActorRef<ServerMsg>,
         state: &mut ServerState,
     ) -> Result<(), ActorProcessingErr> {
-        self.node.cluster.set_server(None);
+        self.node.cluster.set_server(None, None);
         if let Some(server) = state.server.take() {
             server.stop(Some("cluster stopping".to_owned()));
             let _ = server.get_cell().wait(Some(Duration::from_secs(2))).await;

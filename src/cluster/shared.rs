@@ -7,9 +7,12 @@ use std::sync::Arc;
 
 use arc_swap::{ArcSwap, ArcSwapOption};
 use ractor::ActorRef;
+use ractor_cluster::node::NodeServerSessionInformation;
 use ractor_cluster::{NodeServerMessage, NodeSessionMessage};
 use serde::{Deserialize, Serialize};
 use tokio::sync::broadcast;
+
+use crate::cluster::tls::ClusterTls;
 
 /// A member's state, as the failure detector sees it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -92,6 +95,7 @@ pub enum SessionEvent {
 #[derive(Debug)]
 pub struct ClusterShared {
     server: ArcSwapOption<ActorRef<NodeServerMessage>>,
+    tls: ArcSwapOption<ClusterTls>,
     members: ArcSwap<Vec<MemberView>>,
     events: broadcast::Sender<SessionEvent>,
 }
@@ -100,6 +104,7 @@ impl Default for ClusterShared {
     fn default() -> Self {
         Self {
             server: ArcSwapOption::empty(),
+            tls: ArcSwapOption::empty(),
             members: ArcSwap::from_pointee(Vec::new()),
             events: broadcast::Sender::new(1024),
         }
@@ -112,8 +117,15 @@ impl ClusterShared {
         self.server.load_full()
     }
 
-    /// Publishes (or withdraws) the node server.
-    pub fn set_server(&self, server: Option<ActorRef<NodeServerMessage>>) {
+    /// The TLS members dial each other with, while the node server runs
+    /// with TLS.
+    pub fn tls(&self) -> Option<Arc<ClusterTls>> {
+        self.tls.load_full()
+    }
+
+    /// Publishes (or withdraws) the node server and its TLS.
+    pub fn set_server(&self, server: Option<ActorRef<NodeServerMessage>>, tls: Option<ClusterTls>) {
+        self.tls.store(tls.map(Arc::new));
         self.server.store(server.map(Arc::new));
     }
 
@@ -136,4 +148,35 @@ impl ClusterShared {
     pub fn report(&self, event: SessionEvent) {
         let _ = self.events.send(event);
     }
+}
+
+/// The member name of a session (`name@host` without `@host`), once the
+/// peer has named itself.
+pub fn session_member(ses: &NodeServerSessionInformation) -> Option<String> {
+    ses.peer_name
+        .as_ref()
+        .map(|p| p.name.split('@').next().unwrap_or_default().to_owned())
+}
+
+/// The address a session's member advertises. With TLS a member names
+/// itself `name@host:port` (its node server listens on an internal port,
+/// so the `connection_string` ractor_cluster builds from it is not the
+/// address to dial); without, `connection_string` is `host:port`.
+pub fn session_addr(ses: &NodeServerSessionInformation) -> Option<String> {
+    let peer = ses.peer_name.as_ref()?;
+    match peer.name.split_once('@') {
+        Some((_, addr)) if is_host_port(addr) => Some(addr.to_owned()),
+        _ => Some(peer.connection_string.clone()),
+    }
+}
+
+/// `host:port` with a name, an IPv4 address or a bracketed IPv6 address
+/// (a bare `::1` is a host, not an address with a port).
+pub fn is_host_port(s: &str) -> bool {
+    s.parse::<std::net::SocketAddr>().is_ok()
+        || s.rsplit_once(':').is_some_and(|(h, p)| {
+            !h.is_empty()
+                && !h.contains([':', '[', ']', '/', ' ', '@'])
+                && p.parse::<u16>().is_ok_and(|p| p > 0)
+        })
 }

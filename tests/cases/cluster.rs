@@ -7,9 +7,9 @@ use std::time::{Duration, Instant};
 use rustix::process::Signal;
 use serde_json::{json, Value};
 
-use crate::support::cluster::{answered, members, state_of, wait_members, Haproxy, Plan, COOKIE};
+use crate::support::cluster::{answered, members, state_of, wait_members, Certs, Haproxy, Plan, COOKIE};
 use crate::support::load::{by_status, Load, Plan as LoadPlan};
-use crate::support::server::{eventually, Options, TestServer};
+use crate::support::server::{eventually, run_diem, Options, TestServer};
 
 const TOKEN: &str = "cluster-t0ken-0123456789";
 
@@ -73,24 +73,13 @@ async fn three_nodes_form_one_cluster_through_one_seed() {
         "audited on n3 with its origin"
     );
     // A node with another cookie is refused, and it is logged.
-    let mut intruder = plan.options(2, Options::no_limit());
-    intruder
-        .env
-        .retain(|(k, _)| k != "DIEM_CLUSTER__LISTEN" && k != "DIEM_NODE__NAME" && k != "DIEM_HTTP__ADDR");
-    intruder.env.push((
-        "DIEM_CLUSTER__LISTEN".into(),
-        format!("127.0.0.1:{}", crate::support::cluster::free_port()),
-    ));
-    intruder.env.push(("DIEM_NODE__NAME".into(), "intruder".into()));
-    intruder
-        .env
-        .push(("DIEM_HTTP__ADDR".into(), "127.0.0.1:0".into()));
-    intruder
-        .env
-        .push(("DIEM_CLUSTER__COOKIE".into(), format!("{COOKIE}-not")));
+    let intruder = plan.outsider(
+        "intruder",
+        Options::no_limit().env("DIEM_CLUSTER__COOKIE", format!("{COOKIE}-not")),
+    );
     let intruder = TestServer::start(intruder).await;
     eventually(Duration::from_secs(10), "the refusal logged", || async {
-        nodes[1]
+        nodes[0]
             .logs()
             .contains("cluster peer refused: authentication failed")
             .then_some(())
@@ -309,4 +298,117 @@ async fn a_stopped_node_is_down_within_seconds_and_up_again_when_it_resumes() {
     .await;
     eprintln!("n2 stopped: down after {down_after:?}; resumed: up after {up_after:?}");
     wait_members(&nodes[1], 2, Duration::from_secs(10)).await;
+}
+
+#[tokio::test]
+async fn with_tls_members_learn_each_other_and_refuse_peers_without_the_ca() {
+    let certs = Certs::new();
+    let mut tls = Options::no_limit();
+    tls.env.extend(certs.env());
+    let plan = Plan::new(3);
+    // n3 seeded only n2: it learns n1 from n2's list (ractor_cluster's own
+    // transitive connections are off with TLS).
+    let nodes = plan.start_all(tls.clone()).await;
+    let view = nodes[2].ctl(json!({"cmd": "cluster"})).await;
+    let n1 = view["members"]
+        .as_array()
+        .and_then(|ms| ms.iter().find(|m| m["name"] == "n1"))
+        .cloned()
+        .unwrap_or_default();
+    assert_eq!(
+        n1["addr"],
+        format!("127.0.0.1:{}", plan.members[0].cluster_port),
+        "the advertised address, not the node server's internal port: {view}"
+    );
+    let tree = nodes[0].ctl(json!({"cmd": "tree"})).await;
+    assert!(tree.to_string().contains("\"diem/cluster/tls\""), "{tree}");
+    let (code, out, err) = nodes[0].ctl_cli(&["--node", "n3", "ping"]).await;
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains(&format!("on n3 (pid {})", nodes[2].pid())), "{out}");
+
+    // Right cookie, no TLS: refused by the TLS listener, logged.
+    let plain = TestServer::start(plan.outsider("plain", Options::no_limit())).await;
+    eventually(Duration::from_secs(10), "the plain peer refused", || async {
+        nodes[0]
+            .logs()
+            .contains("cluster peer refused: TLS handshake failed")
+            .then_some(())
+    })
+    .await;
+    // Right cookie, a certificate from another CA: refused both ways.
+    let other = Certs::new();
+    let mut foreign = Options::no_limit();
+    foreign.env.extend(other.env());
+    let foreign = TestServer::start(plan.outsider("foreign", foreign)).await;
+    eventually(Duration::from_secs(10), "the foreign peer refused", || async {
+        foreign
+            .logs()
+            .contains("cluster peer refused: TLS handshake failed")
+            .then_some(())
+    })
+    .await;
+    // Connections that never speak do not keep a member out: n4, seeded
+    // only n1, joins while they are open.
+    let port = plan.members[0].cluster_port;
+    let mut silent = Vec::new();
+    for _ in 0..8 {
+        silent.push(tokio::net::TcpStream::connect(("127.0.0.1", port)).await.unwrap());
+    }
+    let n4 = TestServer::start(plan.outsider("n4", tls.clone())).await;
+    wait_members(&n4, 3, Duration::from_secs(20)).await;
+    drop(silent);
+    for name in ["plain", "foreign"] {
+        assert_eq!(state_of(&nodes[0], name).await, "absent", "{name}");
+        assert_eq!(state_of(&nodes[2], name).await, "absent", "{name}");
+    }
+    assert!(members(&plain).await.is_empty());
+    assert!(members(&foreign).await.is_empty());
+    // Renewed certificates take effect with a restart of the subtree,
+    // which binds the cluster port again and rejoins.
+    let r = nodes[0]
+        .ctl(json!({"cmd": "restart", "path": "diem/cluster"}))
+        .await;
+    assert_eq!(r["ok"], true, "{r}");
+    wait_members(&nodes[0], 3, Duration::from_secs(20)).await;
+
+    // The files are checked before the node starts, naming the key.
+    let dir = tempfile::tempdir().unwrap();
+    let base = [
+        ("DIEM_CLUSTER__ENABLED", "true"),
+        ("DIEM_CLUSTER__COOKIE", COOKIE),
+    ];
+    let cert = certs.path("cluster.crt");
+    let missing = dir.path().join("none.crt").display().to_string();
+    let foreign_key = other.path("cluster.key");
+    let ca = certs.path("cluster-ca.crt");
+    for (env, key, says) in [
+        (
+            vec![("DIEM_CLUSTER__TLS_CERT", cert.as_str())],
+            "cluster.tls_key",
+            "go together",
+        ),
+        (
+            vec![
+                ("DIEM_CLUSTER__TLS_CERT", missing.as_str()),
+                ("DIEM_CLUSTER__TLS_KEY", foreign_key.as_str()),
+                ("DIEM_CLUSTER__TLS_CA", ca.as_str()),
+            ],
+            "cluster.tls_cert",
+            "cannot read",
+        ),
+        (
+            vec![
+                ("DIEM_CLUSTER__TLS_CERT", cert.as_str()),
+                ("DIEM_CLUSTER__TLS_KEY", foreign_key.as_str()),
+                ("DIEM_CLUSTER__TLS_CA", ca.as_str()),
+            ],
+            "cluster.tls_key",
+            "does not match",
+        ),
+    ] {
+        let env: Vec<_> = base.iter().copied().chain(env).collect();
+        let (code, _, err) = run_diem(dir.path(), &["config", "check"], &env).await;
+        assert_eq!(code, 2, "{err}");
+        assert!(err.contains(key) && err.contains(says), "{key}: {err}");
+    }
 }

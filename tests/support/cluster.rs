@@ -93,6 +93,27 @@ impl Plan {
         opts
     }
 
+    /// A node that is not one of the members but tries to join through
+    /// `n1` (its own name, cluster port and HTTP port; `extra` on top).
+    pub fn outsider(&self, name: &str, extra: Options) -> Options {
+        let mut opts = self.options(1, extra);
+        opts.env.retain(|(k, _)| {
+            !matches!(
+                k.as_str(),
+                "DIEM_CLUSTER__LISTEN" | "DIEM_NODE__NAME" | "DIEM_HTTP__ADDR"
+            )
+        });
+        opts.env.extend([
+            (
+                "DIEM_CLUSTER__LISTEN".to_owned(),
+                format!("127.0.0.1:{}", free_port()),
+            ),
+            ("DIEM_NODE__NAME".to_owned(), name.to_owned()),
+            ("DIEM_HTTP__ADDR".to_owned(), "127.0.0.1:0".to_owned()),
+        ]);
+        opts
+    }
+
     /// Starts member `i`.
     pub async fn start(&self, i: usize, extra: Options) -> TestServer {
         TestServer::start(self.options(i, extra)).await
@@ -254,4 +275,52 @@ pub async fn answered(s: &TestServer) -> u64 {
         .as_object()
         .map(|m| m.values().filter_map(Value::as_u64).sum())
         .unwrap_or(0)
+}
+
+/// A CA and a member certificate it signed (for the name `diem-cluster`,
+/// server and client usage), as PEM files in a directory of their own.
+pub struct Certs {
+    dir: tempfile::TempDir,
+}
+
+impl Certs {
+    /// Generates them (`cluster-ca.crt`, `cluster.crt`, `cluster.key`).
+    pub fn new() -> Certs {
+        use rcgen::{
+            BasicConstraints, CertificateParams, CertifiedIssuer, ExtendedKeyUsagePurpose, IsCa, KeyPair,
+            KeyUsagePurpose,
+        };
+        let mut ca = CertificateParams::new(Vec::<String>::new()).unwrap();
+        ca.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+        ca.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::DigitalSignature];
+        let ca = CertifiedIssuer::self_signed(ca, KeyPair::generate().unwrap()).unwrap();
+        let mut member = CertificateParams::new(vec!["diem-cluster".to_owned()]).unwrap();
+        member.extended_key_usages = vec![
+            ExtendedKeyUsagePurpose::ServerAuth,
+            ExtendedKeyUsagePurpose::ClientAuth,
+        ];
+        let key = KeyPair::generate().unwrap();
+        let cert = member.signed_by(&key, &ca).unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("cluster-ca.crt"), ca.pem()).unwrap();
+        std::fs::write(dir.path().join("cluster.crt"), cert.pem()).unwrap();
+        std::fs::write(dir.path().join("cluster.key"), key.serialize_pem()).unwrap();
+        Certs { dir }
+    }
+
+    /// The path of one of its files.
+    pub fn path(&self, file: &str) -> String {
+        self.dir.path().join(file).display().to_string()
+    }
+
+    /// The environment that turns cluster TLS on with these files.
+    pub fn env(&self) -> Vec<(String, String)> {
+        [
+            ("DIEM_CLUSTER__TLS_CERT", "cluster.crt"),
+            ("DIEM_CLUSTER__TLS_KEY", "cluster.key"),
+            ("DIEM_CLUSTER__TLS_CA", "cluster-ca.crt"),
+        ]
+        .map(|(k, f)| (k.to_owned(), self.path(f)))
+        .to_vec()
+    }
 }
