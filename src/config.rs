@@ -237,6 +237,10 @@ pub struct PostgresConfig {
     pub health_interval: Duration,
     /// Where reads come from.
     pub reads: ReadMode,
+    /// With `reads = "query"`: connections every read request shares
+    /// (tokio-postgres pipelines the queries of concurrent requests on
+    /// each); 0 takes a pooled connection per read instead.
+    pub read_connections: usize,
 }
 
 impl Default for PostgresConfig {
@@ -250,6 +254,7 @@ impl Default for PostgresConfig {
             retry_max: Duration::from_secs(5),
             health_interval: Duration::from_secs(1),
             reads: ReadMode::Snapshot,
+            read_connections: 2,
         }
     }
 }

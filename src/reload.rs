@@ -64,7 +64,11 @@ fn restart_scope(key: &str) -> Option<&'static str> {
         | "cluster.tls_key"
         | "cluster.tls_ca"
         | "cluster.tls_server_name" => Some("diem/cluster"),
-        "postgres.url" | "postgres.schema" | "postgres.connect_timeout" | "postgres.statement_timeout" => {
+        "postgres.url"
+        | "postgres.schema"
+        | "postgres.connect_timeout"
+        | "postgres.statement_timeout"
+        | "postgres.read_connections" => {
             Some("diem/store")
         }
         "redis.url" | "redis.key_prefix" => Some("diem/limiter"),

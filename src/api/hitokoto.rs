@@ -91,14 +91,7 @@ pub(crate) async fn get(node: &Node, request: &Request, rng: &mut fastrand::Rng)
     };
     let picked = node
         .pg
-        .timed(|c| async move {
-            if let Some(uuid) = candidate {
-                if let Some(found) = queries::fetch(&c, uuid, &filter).await? {
-                    return Ok(Some(found));
-                }
-            }
-            queries::pick(&c, &filter).await
-        })
+        .read(async |client, statements| queries::read(client, statements, candidate, &filter).await)
         .await;
     match picked {
         Ok(Some((text, from))) => {

@@ -167,8 +167,8 @@ pub(crate) fn stats(s: &Stats) -> String {
     let _ = writeln!(out, "  {:<12} {}", "ready", p.ready);
     let _ = writeln!(
         out,
-        "  {:<12} {} open, {} idle, {} waiting, max {}",
-        "pool", p.size, p.available, p.waiting, p.max_size
+        "  {:<12} {} open, {} idle, {} waiting, max {}; {} shared read connections",
+        "pool", p.size, p.available, p.waiting, p.max_size, p.read_connections
     );
     if let Some(e) = &p.error {
         let _ = writeln!(out, "  {:<12} {e}", "error");

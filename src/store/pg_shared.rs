@@ -10,21 +10,37 @@
 //! it without polling.
 
 use std::future::Future;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use arc_swap::ArcSwapOption;
+use arc_swap::{ArcSwap, ArcSwapOption};
 use deadpool_postgres::{Object, Pool};
 use serde::{Deserialize, Serialize};
 use tokio::sync::watch;
 
+use crate::store::queries::ReadStatements;
 use crate::store::{within, StoreError};
+
+/// A connection every read request shares (`postgres.read_connections`):
+/// tokio-postgres pipelines the queries of concurrent tasks on one client,
+/// so one round trip — one `write`, one wake-up of the PostgreSQL backend —
+/// carries the reads of many requests, where a pooled connection carries
+/// one.
+#[derive(Debug)]
+pub(crate) struct Reader {
+    /// The client.
+    pub(crate) client: tokio_postgres::Client,
+    /// The read statements, prepared on it.
+    pub(crate) statements: ReadStatements,
+}
 
 /// The pool, whether PostgreSQL is ready, and the last error.
 #[derive(Debug)]
 pub(crate) struct PgShared {
     pool: ArcSwapOption<Pool>,
+    readers: ArcSwap<Vec<Arc<Reader>>>,
+    next_reader: AtomicUsize,
     ready: watch::Sender<bool>,
     error: Mutex<Option<String>>,
     deadline_ms: AtomicU64,
@@ -34,6 +50,8 @@ impl Default for PgShared {
     fn default() -> Self {
         Self {
             pool: ArcSwapOption::empty(),
+            readers: ArcSwap::from_pointee(Vec::new()),
+            next_reader: AtomicUsize::new(0),
             ready: watch::Sender::new(false),
             error: Mutex::new(None),
             deadline_ms: AtomicU64::new(7_000),
@@ -56,6 +74,9 @@ pub(crate) struct PgStatus {
     pub available: usize,
     /// Requests waiting for a connection.
     pub waiting: usize,
+    /// Shared read connections open (`postgres.read_connections`).
+    #[serde(default)]
+    pub read_connections: usize,
 }
 
 impl PgShared {
@@ -89,6 +110,12 @@ impl PgShared {
             size: status.map_or(0, |s| s.size),
             available: status.map_or(0, |s| s.available),
             waiting: status.map_or(0, |s| s.waiting),
+            read_connections: self
+                .readers
+                .load()
+                .iter()
+                .filter(|r| !r.client.is_closed())
+                .count(),
         }
     }
 
@@ -98,6 +125,52 @@ impl PgShared {
         let ms = u64::try_from(deadline.as_millis()).unwrap_or(u64::MAX).max(1);
         self.deadline_ms.store(ms, Ordering::Relaxed);
         self.pool.store(Some(Arc::new(pool)));
+    }
+
+    /// The shared read connections (the pool actor keeps them).
+    pub(crate) fn set_readers(&self, readers: Vec<Arc<Reader>>) {
+        self.readers.store(Arc::new(readers));
+    }
+
+    /// The shared read connections now open (for the pool actor).
+    pub(crate) fn readers(&self) -> Arc<Vec<Arc<Reader>>> {
+        self.readers.load_full()
+    }
+
+    /// Runs a read on a shared read connection, taken in turn, within the
+    /// client-side deadline; without one (none configured, none open yet,
+    /// PostgreSQL not ready), on a pooled connection.
+    pub(crate) async fn read<T>(
+        &self,
+        op: impl AsyncFnOnce(&tokio_postgres::Client, &ReadStatements) -> Result<T, tokio_postgres::Error>,
+    ) -> Result<T, StoreError> {
+        let reader = if self.is_ready() {
+            let readers = self.readers.load();
+            let n = readers.len();
+            (n > 0)
+                .then(|| readers[self.next_reader.fetch_add(1, Ordering::Relaxed) % n].clone())
+                // A closed one (PostgreSQL restarted) until the pool actor
+                // replaces it: the pool serves meanwhile.
+                .filter(|r| !r.client.is_closed())
+        } else {
+            None
+        };
+        match reader {
+            Some(reader) => {
+                let deadline = Duration::from_millis(self.deadline_ms.load(Ordering::Relaxed));
+                within(deadline, async {
+                    Ok(op(&reader.client, &reader.statements).await?)
+                })
+                .await
+            }
+            None => {
+                self.timed(|c| async move {
+                    let statements = ReadStatements::cached(&c).await?;
+                    op(&c, &statements).await
+                })
+                .await
+            }
+        }
     }
 
     /// Marks the pool unusable while its actor is gone (no log line: the

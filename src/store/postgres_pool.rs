@@ -8,6 +8,12 @@
 //! down meanwhile, and as ready again as soon as a probe succeeds — no
 //! restart needed. Once up, it checks the pool every
 //! `postgres.health_interval`.
+//!
+//! With `postgres.reads = "query"` it also keeps `postgres.read_connections`
+//! connections that every read request shares (see
+//! [`Reader`](crate::store::pg_shared::Reader)): opened once PostgreSQL is
+//! ready, replaced at the next check when one closes, dropped while
+//! PostgreSQL is down (reads then fail over to the snapshot as before).
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -17,8 +23,11 @@ use ractor::{Actor, ActorProcessingErr, ActorRef, RpcReplyPort};
 use ractor_cluster::RactorMessage;
 use supervisors::Backoff;
 
+use crate::config::ReadMode;
 use crate::node::Node;
-use crate::store::connection::build_pool;
+use crate::store::connection::{build_pool, connect};
+use crate::store::pg_shared::Reader;
+use crate::store::queries::ReadStatements;
 use crate::store::{migrations, within, StoreError};
 
 /// Messages of the pool actor.
@@ -68,6 +77,44 @@ impl PostgresPool {
         })
         .await
     }
+
+    /// Opens shared read connections up to `postgres.read_connections`
+    /// (with `reads = "query"`), replacing those that closed.
+    async fn keep_readers(&self) -> Result<(), StoreError> {
+        let cfg = self.node.config().postgres.clone();
+        let wanted = if cfg.reads == ReadMode::Query {
+            cfg.read_connections
+        } else {
+            0
+        };
+        let mut readers: Vec<Arc<Reader>> = self
+            .node
+            .pg
+            .readers()
+            .iter()
+            .filter(|r| !r.client.is_closed())
+            .take(wanted)
+            .cloned()
+            .collect();
+        let before = readers.len();
+        while readers.len() < wanted {
+            let (client, connection) = connect(&cfg).await?;
+            tokio::spawn(async move {
+                if let Err(e) = connection.await {
+                    tracing::debug!(error = %e, "postgres read connection closed");
+                }
+            });
+            let statements = within(cfg.query_deadline(), async {
+                Ok(ReadStatements::prepare(&client).await?)
+            })
+            .await?;
+            readers.push(Arc::new(Reader { client, statements }));
+        }
+        if readers.len() != before || readers.len() != self.node.pg.readers().len() {
+            self.node.pg.set_readers(readers);
+        }
+        Ok(())
+    }
 }
 
 impl Actor for PostgresPool {
@@ -98,11 +145,15 @@ impl Actor for PostgresPool {
                 let cfg = self.node.config().postgres.clone();
                 let next = match self.probe(state).await {
                     Ok(()) => {
+                        if let Err(e) = self.keep_readers().await {
+                            tracing::debug!(error = %e, "cannot open a shared read connection; reads take pooled ones");
+                        }
                         self.node.pg.set(true, None);
                         state.failures = 0;
                         cfg.health_interval
                     }
                     Err(e) => {
+                        self.node.pg.set_readers(Vec::new());
                         self.node.pg.set(false, Some(e.to_string()));
                         state.failures = state.failures.saturating_add(1);
                         backoff(cfg.retry_max).delay(state.failures)
@@ -121,6 +172,7 @@ impl Actor for PostgresPool {
 
     async fn post_stop(&self, _: ActorRef<PgMsg>, state: &mut PgState) -> Result<(), ActorProcessingErr> {
         self.node.pg.withdraw();
+        self.node.pg.set_readers(Vec::new());
         state.pool.close();
         Ok(())
     }

@@ -1,7 +1,7 @@
 //! The SQL diem runs, in one place.
 
 use deadpool_postgres::ClientWrapper;
-use tokio_postgres::{Client, Row};
+use tokio_postgres::{Client, Row, Statement};
 use uuid::Uuid;
 
 use crate::store::sentence::Sentence;
@@ -64,45 +64,53 @@ fn categories(filter: &Filter) -> Vec<String> {
         .collect()
 }
 
-/// `(hitokoto, from)` of the sentence `uuid` as PostgreSQL holds it now, if
-/// it exists and `filter` still accepts it (a primary-key lookup).
-pub(crate) async fn fetch(
-    client: &ClientWrapper,
-    uuid: Uuid,
-    filter: &Filter,
-) -> Result<Option<(String, String)>, tokio_postgres::Error> {
-    let statement = client.prepare_cached(FETCH).await?;
-    let row = client
-        .query_opt(
-            &statement,
-            &[
-                &uuid,
-                &categories(filter),
-                &length_bound(filter.min_len),
-                &length_bound(filter.max_len),
-            ],
-        )
-        .await?;
-    Ok(row.map(|r| (r.get(0), r.get(1))))
+/// The statements of a read, prepared on the connection that runs them.
+#[derive(Debug)]
+pub(crate) struct ReadStatements {
+    fetch: Statement,
+    pick: Statement,
 }
 
-/// A uniformly random `(hitokoto, from)` that `filter` accepts, chosen by
-/// PostgreSQL (a count and an offset: linear in the matching rows).
-pub(crate) async fn pick(
-    client: &ClientWrapper,
+impl ReadStatements {
+    /// Prepares them on `client`.
+    pub(crate) async fn prepare(client: &Client) -> Result<Self, tokio_postgres::Error> {
+        Ok(Self {
+            fetch: client.prepare(FETCH).await?,
+            pick: client.prepare(PICK).await?,
+        })
+    }
+
+    /// The same, from `client`'s statement cache (a pooled connection).
+    pub(crate) async fn cached(client: &ClientWrapper) -> Result<Self, tokio_postgres::Error> {
+        Ok(Self {
+            fetch: client.prepare_cached(FETCH).await?,
+            pick: client.prepare_cached(PICK).await?,
+        })
+    }
+}
+
+/// A `(hitokoto, from)` that `filter` accepts: `candidate` (a sentence the
+/// snapshot picked) read by primary key as PostgreSQL holds it now, or, if
+/// there is none or it no longer matches, one PostgreSQL picks (a count and
+/// an offset: linear in the matching rows).
+pub(crate) async fn read(
+    client: &Client,
+    statements: &ReadStatements,
+    candidate: Option<Uuid>,
     filter: &Filter,
 ) -> Result<Option<(String, String)>, tokio_postgres::Error> {
     let categories = categories(filter);
-    let statement = client.prepare_cached(PICK).await?;
+    let (min, max) = (length_bound(filter.min_len), length_bound(filter.max_len));
+    if let Some(uuid) = candidate {
+        let row = client
+            .query_opt(&statements.fetch, &[&uuid, &categories, &min, &max])
+            .await?;
+        if let Some(row) = row {
+            return Ok(Some((row.get(0), row.get(1))));
+        }
+    }
     let row = client
-        .query_opt(
-            &statement,
-            &[
-                &categories,
-                &length_bound(filter.min_len),
-                &length_bound(filter.max_len),
-            ],
-        )
+        .query_opt(&statements.pick, &[&categories, &min, &max])
         .await?;
     Ok(row.map(|r| (r.get(0), r.get(1))))
 }

@@ -375,6 +375,12 @@ async fn reads_per_query_fall_back_to_the_snapshot() {
     assert_eq!(s.get("/hitokoto/v2/?c=b").await.body, "q22——「y」");
     assert_eq!(s.get("/hitokoto/v2/?length=3").await.body, "q1——「x」");
     assert_eq!(s.get("/hitokoto/v2/?c=c").await.status, 404);
+    // The reads go through the shared, pipelined connections.
+    eventually(Duration::from_secs(5), "2 shared read connections", || async {
+        let stats = s.ctl(serde_json::json!({"cmd": "stats"})).await;
+        (stats["postgres"]["read_connections"] == 2).then_some(())
+    })
+    .await;
     // Every read is the table's at that moment: a change or a deletion is
     // served at once, whatever the snapshot holds.
     let db = pg().await;
