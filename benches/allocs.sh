@@ -1,0 +1,76 @@
+#!/usr/bin/env bash
+# Heap allocations per request (issue 13, lead 4), counted exactly by
+# uprobes on glibc's malloc, realloc and calloc (`perf probe`), for the
+# ceiling and for diem in the load.sh modes.
+#
+#   benches/allocs.sh [SECONDS]     (default 8 s per mode)
+#
+# Each server runs alone under `wrk -t2 -c64` on `/hitokoto/v2/?encode=json`
+# (benches/wrk.lua: a new X-Forwarded-For per request); `perf stat -p`
+# counts the probes' hits in the server's threads over the whole wrk run,
+# which are divided by the requests wrk completed. The uprobes slow every
+# allocation down, so the requests/s here mean nothing; the counts are
+# exact (start-up allocations fall outside the counted window).
+# Needs root (uprobes).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+SECS=${1:-8}
+. scripts/services.sh
+ensure_services
+ensure_tools wrk:wrk perf:linux-perf
+cargo build -q --release --bin diem --example ceiling
+DIEM=$PWD/target/release/diem
+CEILING=$PWD/target/release/examples/ceiling
+LIBC=$(ldd "$DIEM" | awk '/libc.so.6/ {print $3}')
+for f in malloc realloc calloc; do
+    perf probe -q -x "$LIBC" --add "$f" 2>/dev/null || true
+done
+PG_URL=${DIEM_TEST_PG_URL:-postgres://postgres@127.0.0.1:5432/postgres}
+SCHEMA=bench_allocs
+OUT=$(mktemp -d)
+PORT=18995
+cleanup() {
+    [ -n "${PID:-}" ] && kill -9 "$PID" 2>/dev/null || true
+    rm -rf "$OUT"
+}
+trap cleanup EXIT
+DIEM_POSTGRES__URL=$PG_URL DIEM_POSTGRES__SCHEMA=$SCHEMA "$DIEM" import ../shared/data/hitokoto-sentences >&2
+
+count() {
+    local name=$1; shift
+    "$@" >"$OUT/server.log" 2>&1 &
+    PID=$!
+    sleep 3
+    perf stat -x, -o "$OUT/stat.txt" -e probe_libc:malloc,probe_libc:realloc,probe_libc:calloc -p "$PID" \
+        -- sleep $((SECS + 1)) &
+    local stat=$!
+    sleep 0.5
+    local r
+    r=$(wrk -t2 -c64 -d"${SECS}s" --timeout 10s -s benches/wrk.lua "http://127.0.0.1:$PORT" \
+        -- /hitokoto/v2/?encode=json | grep ^RESULT || true)
+    wait "$stat"
+    kill -9 "$PID"; wait "$PID" 2>/dev/null || true; PID=
+    python3 - "$name" "$r" "$OUT/stat.txt" <<'PY'
+import sys
+name, result, stat = sys.argv[1], sys.argv[2], sys.argv[3]
+req = int(dict(kv.split("=") for kv in result.split()[1:]).get("requests", 0))
+hits = {}
+for line in open(stat):
+    p = line.strip().split(",")
+    if len(p) > 2 and p[2].startswith("probe_libc:"):
+        hits[p[2].split(":")[1]] = int(p[0])
+per = lambda k: f"{hits.get(k, 0) / req:.2f}" if req else "-"
+print(f"| {name} | {req:,} | {per('malloc')} | {per('realloc')} | {per('calloc')} |")
+PY
+}
+
+diem_env=(env DIEM_HTTP__ADDR=127.0.0.1:$PORT DIEM_CONTROL__SOCKET=$OUT/diem.sock DIEM_ADMIN__ADDR=
+    DIEM_LOG__FILTER=warn DIEM_POSTGRES__URL=$PG_URL DIEM_POSTGRES__SCHEMA=$SCHEMA DIEM_REDIS__KEY_PREFIX=balloc$$:)
+echo "# $(date -u +%FT%TZ) $(nproc) cores; wrk -t2 -c64 -d${SECS}s; uprobes on $LIBC"
+echo
+echo "| server | requests | malloc / request | realloc / request | calloc / request |"
+echo "|---|---|---|---|---|"
+count ceiling "$CEILING" --addr 127.0.0.1:$PORT
+count limiter_off "${diem_env[@]}" DIEM_LIMITER__ENABLED=false "$DIEM" serve
+count limiter_on "${diem_env[@]}" DIEM_LIMITER__TRUSTED_PROXIES=127.0.0.1 "$DIEM" serve
+count pg_query "${diem_env[@]}" DIEM_LIMITER__ENABLED=false DIEM_POSTGRES__READS=query "$DIEM" serve
