@@ -39,6 +39,7 @@ use std::time::Duration;
 use ipnet::IpNet;
 use serde::{Deserialize, Deserializer, Serialize};
 
+use crate::cluster::shared::is_host_port;
 use crate::cluster::tls::ClusterTls;
 use crate::http::client_ip::ClientHeader;
 use thiserror::Error;
@@ -754,8 +755,9 @@ impl Config {
             if name.is_empty() || name.contains(['@', ' ', '/']) {
                 return bad("cluster.name", "a name without '@', '/' or spaces");
             }
-            match self.cluster.advertised().rsplit_once(':') {
-                Some((host, port)) if !host.is_empty() && port.parse::<u16>().is_ok_and(|p| p > 0) => {
+            let advertised = self.cluster.advertised();
+            match advertised.rsplit_once(':') {
+                Some((host, _)) if is_host_port(&advertised) => {
                     if host == "0.0.0.0" || host == "[::]" || host == "::" {
                         return bad(
                             "cluster.advertise",
@@ -769,9 +771,7 @@ impl Config {
             if self.cluster.listen.port() == 0 {
                 return bad("cluster.listen", "a fixed port (members reach it by its address)");
             }
-            let advertised_port = self
-                .cluster
-                .advertised()
+            let advertised_port = advertised
                 .rsplit_once(':')
                 .and_then(|(_, p)| p.parse::<u16>().ok());
             if advertised_port != Some(self.cluster.listen.port()) {
@@ -780,10 +780,7 @@ impl Config {
                     "the port of cluster.listen (members dial the port it binds)",
                 );
             }
-            if let Some(seed) = self.cluster.seeds.iter().find(|s| {
-                s.rsplit_once(':')
-                    .is_none_or(|(h, p)| h.is_empty() || p.parse::<u16>().is_err())
-            }) {
+            if let Some(seed) = self.cluster.seeds.iter().find(|s| !is_host_port(s)) {
                 return bad("cluster.seeds", &format!("host:port entries, found `{seed}`"));
             }
             for (key, d) in [

@@ -46,7 +46,7 @@ impl Actor for ClusterEndpoint {
             EndpointMsg::Ping(sent, reply) => {
                 let _ = reply.send(sent);
             }
-            EndpointMsg::Members(_, reply) => {
+            EndpointMsg::Members(reply) => {
                 let mut addrs = vec![self.node.config().cluster.advertised()];
                 addrs.extend(
                     self.node

@@ -37,9 +37,9 @@ pub enum EndpointMsg {
     Control(String, String, RpcReplyPort<String>),
     /// The addresses of the members it sees up, its own first, one per
     /// line (how members learn each other when ractor_cluster's transitive
-    /// connections are off, with TLS). The `u64` is unused (0).
+    /// connections are off, with TLS).
     #[rpc]
-    Members(u64, RpcReplyPort<String>),
+    Members(RpcReplyPort<String>),
 }
 
 /// Most addresses a member's answer to [`EndpointMsg::Members`] is read for.

@@ -83,9 +83,7 @@ pub async fn ping(member: &str, timeout: Duration) -> Result<Duration, RemoteErr
 /// sent: the caller checks them).
 pub async fn members(member: &str, timeout: Duration) -> Result<Vec<String>, RemoteError> {
     let to = endpoint(member).ok_or_else(|| RemoteError::NotConnected(member.to_owned()))?;
-    let r = to
-        .call(|reply| EndpointMsg::Members(0, reply), Some(timeout))
-        .await;
+    let r = to.call(EndpointMsg::Members, Some(timeout)).await;
     outcome(member, timeout, r).map(|text| text.lines().take(MAX_GOSSIP).map(str::to_owned).collect())
 }
 

@@ -180,3 +180,33 @@ pub fn is_host_port(s: &str) -> bool {
                 && p.parse::<u16>().is_ok_and(|p| p > 0)
         })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::is_host_port;
+
+    #[test]
+    fn host_port_takes_names_ipv4_and_bracketed_ipv6_only() {
+        for ok in [
+            "10.0.0.1:4370",
+            "[::1]:4370",
+            "diem-0.diem-cluster.ns.svc:4370",
+            "localhost:1",
+        ] {
+            assert!(is_host_port(ok), "{ok}");
+        }
+        for bad in [
+            "::1",
+            "::1:4370",
+            "host",
+            ":4370",
+            "host:",
+            "host:0",
+            "a b:1",
+            "x@y:1",
+            "host:65536",
+        ] {
+            assert!(!is_host_port(bad), "{bad}");
+        }
+    }
+}

@@ -25,7 +25,7 @@ use supervisors::Backoff;
 
 use crate::config::ReadMode;
 use crate::node::Node;
-use crate::store::connection::{build_pool, connect};
+use crate::store::connection::{build_pool, connect_detached};
 use crate::store::pg_shared::Reader;
 use crate::store::queries::ReadStatements;
 use crate::store::{migrations, within, StoreError};
@@ -87,30 +87,24 @@ impl PostgresPool {
         } else {
             0
         };
-        let mut readers: Vec<Arc<Reader>> = self
-            .node
-            .pg
-            .readers()
+        let current = self.node.pg.readers();
+        let mut readers: Vec<Arc<Reader>> = current
             .iter()
             .filter(|r| !r.client.is_closed())
             .take(wanted)
             .cloned()
             .collect();
-        let before = readers.len();
+        let mut changed = readers.len() != current.len();
         while readers.len() < wanted {
-            let (client, connection) = connect(&cfg).await?;
-            tokio::spawn(async move {
-                if let Err(e) = connection.await {
-                    tracing::debug!(error = %e, "postgres read connection closed");
-                }
-            });
+            let client = connect_detached(&cfg).await?;
             let statements = within(cfg.query_deadline(), async {
                 Ok(ReadStatements::prepare(&client).await?)
             })
             .await?;
             readers.push(Arc::new(Reader { client, statements }));
+            changed = true;
         }
-        if readers.len() != before || readers.len() != self.node.pg.readers().len() {
+        if changed {
             self.node.pg.set_readers(readers);
         }
         Ok(())

@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use diem::limiter::gcra::{decide, Params};
+use diem::limiter::gcra::{decide, Params, Throttle};
 use diem::limiter::redis_handle::{eval, SCRIPT};
 use diem::limiter::redis_limiter::client;
 use fred::prelude::{ClientLike, KeysInterface, LuaInterface};
@@ -162,9 +162,31 @@ async fn redis_down_falls_back_locally_and_comes_back() {
     );
 }
 
+/// The GCRA script loaded in the test Redis.
+struct Script {
+    redis: fred::prelude::Client,
+    sha: String,
+}
+
+impl Script {
+    /// Redis's decision for one request on `key` at `now` (µs).
+    async fn decide(&self, key: &str, params: &Params, now: i64) -> Throttle {
+        eval(
+            &self.redis,
+            &self.sha,
+            vec![key.to_owned()],
+            params,
+            Some(now),
+            Duration::from_secs(2),
+        )
+        .await
+        .unwrap()[0]
+    }
+}
+
 /// A current-thread runtime (for proptest bodies) and, in it, a Redis
 /// client with the GCRA script loaded.
-fn with_script<T>(run: impl AsyncFnOnce(fred::prelude::Client, String) -> T) -> T {
+fn with_script<T>(run: impl AsyncFnOnce(Script) -> T) -> T {
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -173,34 +195,25 @@ fn with_script<T>(run: impl AsyncFnOnce(fred::prelude::Client, String) -> T) -> 
         let redis = client(&redis_url(), Duration::from_secs(2)).unwrap();
         redis.init().await.unwrap();
         let sha: String = redis.script_load(SCRIPT).await.unwrap();
-        run(redis, sha).await
+        run(Script { redis, sha }).await
     })
 }
 
 fn script_matches_rust(params: Params, steps: Vec<(u32, u8)>) {
-    with_script(async |redis, sha| {
+    with_script(async |script| {
         let key = unique("t_gcra:");
         let mut now: i64 = 1_700_000_000_000_000;
         let mut tat = None;
         for (dt_ms, _) in steps {
             now += i64::from(dt_ms) * 1_000;
-            let in_redis = eval(
-                &redis,
-                &sha,
-                vec![key.clone()],
-                &params,
-                Some(now),
-                Duration::from_secs(2),
-            )
-            .await
-            .unwrap();
+            let in_redis = script.decide(&key, &params, now).await;
             let (in_rust, next) = decide(&params, tat.filter(|&t| t > now), now, 1);
-            assert_eq!(in_redis[0], in_rust, "at {now}");
+            assert_eq!(in_redis, in_rust, "at {now}");
             if next.is_some() {
                 tat = next;
             }
         }
-        let _: i64 = redis.del(&key).await.unwrap();
+        let _: i64 = script.redis.del(&key).await.unwrap();
     });
 }
 
@@ -224,7 +237,7 @@ proptest! {
 /// asking changes nothing when the cache is right).
 fn deny_caches_match_redis(params: Params, steps: Vec<(u8, u8, u32)>) -> usize {
     use diem::limiter::deny_cache::DenyCache;
-    with_script(async |redis, sha| {
+    with_script(async |script| {
         let prefix = unique("t_deny:");
         let nodes: Vec<DenyCache> = (0..3).map(|_| DenyCache::new(1_000)).collect();
         let mut now: i64 = 1_700_000_000_000_000;
@@ -235,16 +248,7 @@ fn deny_caches_match_redis(params: Params, steps: Vec<(u8, u8, u32)>) -> usize {
             let ip: ipnet::IpNet = format!("192.0.2.{}/32", client % 4).parse().unwrap();
             let key = format!("{prefix}{ip}");
             let cached = cache.check(&ip, &params, now);
-            let in_redis = eval(
-                &redis,
-                &sha,
-                vec![key.clone()],
-                &params,
-                Some(now),
-                Duration::from_secs(2),
-            )
-            .await
-            .unwrap()[0];
+            let in_redis = script.decide(&key, &params, now).await;
             match cached {
                 Some(answer) => {
                     answered_from_cache += 1;
@@ -257,7 +261,11 @@ fn deny_caches_match_redis(params: Params, steps: Vec<(u8, u8, u32)>) -> usize {
             }
         }
         for client in 0..4 {
-            let _: i64 = redis.del(format!("{prefix}192.0.2.{client}/32")).await.unwrap();
+            let _: i64 = script
+                .redis
+                .del(format!("{prefix}192.0.2.{client}/32"))
+                .await
+                .unwrap();
         }
         answered_from_cache
     })
