@@ -35,6 +35,11 @@ use diem::workers::worker::Worker;
 use ractor::{Actor, ActorProcessingErr, ActorRef, RpcReplyPort};
 use tokio::runtime::Runtime;
 
+/// diem's allocator (src/main.rs): the figures are those of the layout diem
+/// serves with.
+#[global_allocator]
+static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
+
 #[derive(ractor_cluster::RactorMessage)]
 enum Msg {
     Count,

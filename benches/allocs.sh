@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Heap allocations per request (issue 13, lead 4), counted exactly by
-# uprobes on glibc's malloc, realloc and calloc (`perf probe`), for the
-# ceiling and for diem in the load.sh modes.
+# uprobes on the entry points of the allocator the binaries link, jemalloc
+# (`_rjem_malloc`/`_rjem_mallocx`, `_rjem_realloc`/`_rjem_rallocx`,
+# `_rjem_calloc`: `perf probe`), for the ceiling and for diem in the load.sh
+# modes.
 #
 #   benches/allocs.sh [SECONDS]     (default 8 s per mode)
 #
@@ -21,10 +23,22 @@ ensure_tools wrk:wrk perf:linux-perf
 cargo build -q --release --bin diem --example ceiling
 DIEM=$PWD/target/release/diem
 CEILING=$PWD/target/release/examples/ceiling
-LIBC=$(ldd "$DIEM" | awk '/libc.so.6/ {print $3}')
-for f in malloc realloc calloc; do
-    perf probe -q -x "$LIBC" --add "$f" 2>/dev/null || true
+# Rust's allocations reach jemalloc through these (tikv-jemallocator:
+# malloc or mallocx by alignment, realloc or rallocx, calloc).
+ENTRIES="_rjem_malloc _rjem_mallocx _rjem_realloc _rjem_rallocx _rjem_calloc"
+for bin in "$DIEM" "$CEILING"; do
+    # Probes of an earlier build would sit at its addresses: start afresh.
+    perf probe -q -d "probe_$(basename "$bin"):*" 2>/dev/null || true
+    for f in $ENTRIES; do # GROUP:EVENT=FUNC; event names must differ between the binaries
+        perf probe -q -x "$bin" --add "probe_$(basename "$bin"):$(basename "$bin")${f#_rjem}=$f" 2>/dev/null || true
+    done
 done
+events() { # the probe events of binary $1
+    local name e= f
+    name=$(basename "$1")
+    for f in $ENTRIES; do e="$e${e:+,}probe_$name:$name${f#_rjem}"; done
+    echo "$e"
+}
 PG_URL=${DIEM_TEST_PG_URL:-postgres://postgres@127.0.0.1:5432/postgres}
 SCHEMA=bench_allocs
 OUT=$(mktemp -d)
@@ -37,11 +51,11 @@ trap cleanup EXIT
 DIEM_POSTGRES__URL=$PG_URL DIEM_POSTGRES__SCHEMA=$SCHEMA "$DIEM" import ../shared/data/hitokoto-sentences >&2
 
 count() {
-    local name=$1; shift
+    local name=$1 bin=$2; shift 2
     "$@" >"$OUT/server.log" 2>&1 &
     PID=$!
     sleep 3
-    perf stat -x, -o "$OUT/stat.txt" -e probe_libc:malloc,probe_libc:realloc,probe_libc:calloc -p "$PID" \
+    perf stat -x, -o "$OUT/stat.txt" -e "$(events "$bin")" -p "$PID" \
         -- sleep $((SECS + 1)) &
     local stat=$!
     sleep 0.5
@@ -57,8 +71,10 @@ req = int(dict(kv.split("=") for kv in result.split()[1:]).get("requests", 0))
 hits = {}
 for line in open(stat):
     p = line.strip().split(",")
-    if len(p) > 2 and p[2].startswith("probe_libc:"):
-        hits[p[2].split(":")[1]] = int(p[0])
+    if len(p) > 2 and p[2].startswith("probe_"):
+        kind = p[2].rsplit("_", 1)[1]
+        kind = {"mallocx": "malloc", "rallocx": "realloc"}.get(kind, kind)
+        hits[kind] = hits.get(kind, 0) + int(p[0])
 per = lambda k: f"{hits.get(k, 0) / req:.2f}" if req else "-"
 print(f"| {name} | {req:,} | {per('malloc')} | {per('realloc')} | {per('calloc')} |")
 PY
@@ -66,11 +82,11 @@ PY
 
 diem_env=(env DIEM_HTTP__ADDR=127.0.0.1:$PORT DIEM_CONTROL__SOCKET=$OUT/diem.sock DIEM_ADMIN__ADDR=
     DIEM_LOG__FILTER=warn DIEM_POSTGRES__URL=$PG_URL DIEM_POSTGRES__SCHEMA=$SCHEMA DIEM_REDIS__KEY_PREFIX=balloc$$:)
-echo "# $(date -u +%FT%TZ) $(nproc) cores; wrk -t2 -c64 -d${SECS}s; uprobes on $LIBC"
+echo "# $(date -u +%FT%TZ) $(nproc) cores; wrk -t2 -c64 -d${SECS}s; uprobes on jemalloc's entry points"
 echo
 echo "| server | requests | malloc / request | realloc / request | calloc / request |"
 echo "|---|---|---|---|---|"
-count ceiling "$CEILING" --addr 127.0.0.1:$PORT
-count limiter_off "${diem_env[@]}" DIEM_LIMITER__ENABLED=false "$DIEM" serve
-count limiter_on "${diem_env[@]}" DIEM_LIMITER__TRUSTED_PROXIES=127.0.0.1 "$DIEM" serve
-count pg_query "${diem_env[@]}" DIEM_LIMITER__ENABLED=false DIEM_POSTGRES__READS=query "$DIEM" serve
+count ceiling "$CEILING" "$CEILING" --addr 127.0.0.1:$PORT
+count limiter_off "$DIEM" "${diem_env[@]}" DIEM_LIMITER__ENABLED=false "$DIEM" serve
+count limiter_on "$DIEM" "${diem_env[@]}" DIEM_LIMITER__TRUSTED_PROXIES=127.0.0.1 "$DIEM" serve
+count pg_query "$DIEM" "${diem_env[@]}" DIEM_LIMITER__ENABLED=false DIEM_POSTGRES__READS=query "$DIEM" serve

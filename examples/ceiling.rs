@@ -27,6 +27,11 @@ use hyper_util::rt::TokioIo;
 use ractor::{Actor, ActorProcessingErr, ActorRef};
 use tokio::sync::oneshot;
 
+/// The allocator diem serves with (src/main.rs), so that the ceiling is not
+/// lower than diem's for the allocator alone.
+#[global_allocator]
+static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
+
 const BODY: &[u8] = b"hello, world";
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]

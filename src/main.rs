@@ -11,6 +11,12 @@ use diem::config::{Config, LogFormat};
 use diem::node::Node;
 use diem::{control, serve, store, systemd, telemetry};
 
+/// jemalloc, not glibc's malloc: actors are allocated on one core and freed
+/// on another, and glibc then serialises both cores on its arena locks
+/// (docs/benchmarks.md, "Actor layer against Erlang/OTP 25").
+#[global_allocator]
+static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
+
 fn runtime(worker_threads: usize) -> anyhow::Result<tokio::runtime::Runtime> {
     let mut builder = tokio::runtime::Builder::new_multi_thread();
     if worker_threads > 0 {

@@ -216,3 +216,9 @@ fn benches(c: &mut Criterion) {
 
 criterion_group!(supervision, benches);
 criterion_main!(supervision);
+
+/// diem's allocator (src/main.rs): the figures are those of the layout diem
+/// serves with. glibc's malloc makes `spawn_stop_100k` 2.5-3.5x slower on
+/// the multi-thread runtime (docs/benchmarks.md).
+#[global_allocator]
+static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
