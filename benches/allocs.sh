@@ -8,7 +8,8 @@
 #   benches/allocs.sh [SECONDS]     (default 8 s per mode)
 #
 # Each server runs alone under `wrk -t2 -c64` on `/hitokoto/v2/?encode=json`
-# (benches/wrk.lua: a new X-Forwarded-For per request); `perf stat -p`
+# (benches/wrk.lua: a new X-Forwarded-For per request; in the zipf mode,
+# addresses drawn as in load.sh's, most of them refused); `perf stat -p`
 # counts the probes' hits in the server's threads over the whole wrk run,
 # which are divided by the requests wrk completed. The uprobes slow every
 # allocation down, so the requests/s here mean nothing; the counts are
@@ -61,7 +62,7 @@ count() {
     sleep 0.5
     local r
     r=$(wrk -t2 -c64 -d"${SECS}s" --timeout 10s -s benches/wrk.lua "http://127.0.0.1:$PORT" \
-        -- /hitokoto/v2/?encode=json | grep ^RESULT || true)
+        -- /hitokoto/v2/?encode=json ${WRK_MODE:-} | grep ^RESULT || true)
     wait "$stat"
     kill -9 "$PID"; wait "$PID" 2>/dev/null || true; PID=
     python3 - "$name" "$r" "$OUT/stat.txt" <<'PY'
@@ -89,4 +90,5 @@ echo "|---|---|---|---|---|"
 count ceiling "$CEILING" "$CEILING" --addr 127.0.0.1:$PORT
 count limiter_off "$DIEM" "${diem_env[@]}" DIEM_LIMITER__ENABLED=false "$DIEM" serve
 count limiter_on "$DIEM" "${diem_env[@]}" DIEM_LIMITER__TRUSTED_PROXIES=127.0.0.1 "$DIEM" serve
+WRK_MODE=zipf count zipf "$DIEM" "${diem_env[@]}" DIEM_LIMITER__TRUSTED_PROXIES=127.0.0.1 DIEM_REDIS__KEY_PREFIX=ballocz$$: "$DIEM" serve
 count pg_query "$DIEM" "${diem_env[@]}" DIEM_LIMITER__ENABLED=false DIEM_POSTGRES__READS=query "$DIEM" serve

@@ -14,6 +14,8 @@
 //! assert_eq!(r.headers()["content-type"], "application/json; charset=utf-8");
 //! ```
 
+use std::sync::OnceLock;
+
 use bytes::Bytes;
 use http_body_util::Full;
 use hyper::header::{HeaderValue, CONTENT_TYPE, RETRY_AFTER};
@@ -28,6 +30,35 @@ pub const TEXT: HeaderValue = HeaderValue::from_static("text/plain; charset=utf-
 pub const JSON: HeaderValue = HeaderValue::from_static("application/json; charset=utf-8");
 /// `text/javascript; charset=utf-8` (RFC 9239).
 pub const JAVASCRIPT: HeaderValue = HeaderValue::from_static("text/javascript; charset=utf-8");
+
+/// Numbers below this come from a table, without allocating.
+const SMALL_NUMBERS: u64 = 1024;
+
+/// `n` as a header value. The rate-limit headers of every request carry
+/// three numbers, which under any usual limit are small: those below 1,024
+/// are clones of values made once (no allocation; `HeaderValue::from(n)`
+/// allocates each time).
+///
+/// ```
+/// use diem::api::response::number;
+///
+/// assert_eq!(number(7), "7");
+/// assert_eq!(number(1023), "1023");
+/// assert_eq!(number(86_400), "86400");
+/// ```
+pub fn number(n: u64) -> HeaderValue {
+    static SMALL: OnceLock<Vec<HeaderValue>> = OnceLock::new();
+    let small = SMALL.get_or_init(|| {
+        (0..SMALL_NUMBERS)
+            .map(|i| HeaderValue::from_static(Box::leak(i.to_string().into_boxed_str())))
+            .collect()
+    });
+    usize::try_from(n)
+        .ok()
+        .and_then(|i| small.get(i))
+        .cloned()
+        .unwrap_or_else(|| HeaderValue::from(n))
+}
 
 /// A response with `body` of `content_type`.
 pub fn body(status: StatusCode, content_type: HeaderValue, body: impl Into<Bytes>) -> HttpResponse {
@@ -58,7 +89,25 @@ pub fn bad_parameter(parameter: &str, message: &str) -> HttpResponse {
 /// A JSON error with `Retry-After: secs`.
 pub fn retry_later(status: StatusCode, code: &str, message: &str, secs: u64) -> HttpResponse {
     let mut r = error(status, code, message);
-    r.headers_mut().insert(RETRY_AFTER, HeaderValue::from(secs));
+    r.headers_mut().insert(RETRY_AFTER, number(secs));
+    r
+}
+
+/// The body of a 429 from the rate limiter: always the same, so it is a
+/// constant rather than JSON built per refusal (most 429s come from the
+/// deny cache, which otherwise allocates nothing); a test checks it is
+/// byte for byte what [`error`] would build.
+const RATE_LIMITED: &[u8] =
+    br#"{"error":"rate_limited","message":"too many requests from this address; see Retry-After"}"#;
+
+/// 429 from the rate limiter, with `Retry-After: secs`.
+pub fn rate_limited(secs: u64) -> HttpResponse {
+    let mut r = body(
+        StatusCode::TOO_MANY_REQUESTS,
+        JSON,
+        Bytes::from_static(RATE_LIMITED),
+    );
+    r.headers_mut().insert(RETRY_AFTER, number(secs));
     r
 }
 
@@ -86,6 +135,33 @@ mod tests {
     use http_body_util::BodyExt;
 
     use super::*;
+
+    fn bytes(r: HttpResponse) -> Bytes {
+        futures::executor::block_on(r.into_body().collect())
+            .map(|c| c.to_bytes())
+            .unwrap_or_default()
+    }
+
+    #[test]
+    fn the_rate_limited_body_is_the_error_body() {
+        let built = error(
+            StatusCode::TOO_MANY_REQUESTS,
+            "rate_limited",
+            "too many requests from this address; see Retry-After",
+        );
+        let r = rate_limited(12);
+        assert_eq!(r.status(), StatusCode::TOO_MANY_REQUESTS);
+        assert_eq!(r.headers()[CONTENT_TYPE], built.headers()[CONTENT_TYPE]);
+        assert_eq!(r.headers()[RETRY_AFTER], "12");
+        assert_eq!(bytes(r), bytes(built));
+    }
+
+    #[test]
+    fn numbers_are_decimal_on_both_sides_of_the_table() {
+        for n in [0, 1, 9, 10, 1023, 1024, 1025, u64::MAX] {
+            assert_eq!(number(n), HeaderValue::from(n), "{n}");
+        }
+    }
 
     #[test]
     fn error_bodies_are_script_safe() {

@@ -146,11 +146,24 @@ pub fn limit_key(ip: IpAddr, ipv6_prefix: u8) -> IpNet {
 /// The text of a limit key: an address for a single address, `net/len`
 /// for an IPv6 prefix (`192.0.2.1`, `2001:db8:1:2::/64`).
 pub fn key_text(key: &IpNet) -> String {
-    if key.prefix_len() == key.max_prefix_len() {
-        key.addr().to_string()
+    let mut text = String::with_capacity(KEY_TEXT_MAX);
+    push_key_text(&mut text, key);
+    text
+}
+
+/// The longest [`key_text`]: an IPv6 prefix written out in full with its
+/// length (`ffff:…:ffff/128`).
+pub const KEY_TEXT_MAX: usize = 43;
+
+/// Appends [`key_text`] of `key` to `out` (a Redis key is built in one
+/// allocation this way).
+pub fn push_key_text(out: &mut String, key: &IpNet) {
+    use std::fmt::Write as _;
+    let _ = if key.prefix_len() == key.max_prefix_len() {
+        write!(out, "{}", key.addr())
     } else {
-        key.to_string()
-    }
+        write!(out, "{key}")
+    };
 }
 
 #[cfg(test)]

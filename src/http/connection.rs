@@ -30,9 +30,7 @@ use std::time::Instant;
 use bytes::Bytes;
 use http_body_util::{BodyExt, Limited};
 use hyper::body::Incoming;
-use hyper::header::{
-    HeaderValue, ACCESS_CONTROL_ALLOW_ORIGIN, CONNECTION, RETRY_AFTER, X_CONTENT_TYPE_OPTIONS,
-};
+use hyper::header::{HeaderValue, ACCESS_CONTROL_ALLOW_ORIGIN, CONNECTION, X_CONTENT_TYPE_OPTIONS};
 use hyper::StatusCode;
 use hyper_util::rt::{TokioIo, TokioTimer};
 use tokio::net::TcpStream;
@@ -146,16 +144,7 @@ async fn read_body(node: &Node, body: Incoming) -> Result<Bytes, HttpResponse> {
 }
 
 fn limited(decision: &Decision) -> HttpResponse {
-    let mut r = response::error(
-        StatusCode::TOO_MANY_REQUESTS,
-        "rate_limited",
-        "too many requests from this address; see Retry-After",
-    );
-    r.headers_mut().insert(
-        RETRY_AFTER,
-        HeaderValue::from(decision.throttle.retry_after_secs()),
-    );
-    r
+    response::rate_limited(decision.throttle.retry_after_secs())
 }
 
 async fn answer(
@@ -237,9 +226,9 @@ async fn respond(node: &Node, peer: SocketAddr, req: hyper::Request<Incoming>) -
         headers.insert(CONNECTION, HeaderValue::from_static("close"));
     }
     if let Some(d) = decision {
-        headers.insert("x-ratelimit-limit", HeaderValue::from(d.throttle.limit));
-        headers.insert("x-ratelimit-remaining", HeaderValue::from(d.throttle.remaining));
-        headers.insert("x-ratelimit-reset", HeaderValue::from(d.throttle.reset_secs()));
+        headers.insert("x-ratelimit-limit", response::number(d.throttle.limit));
+        headers.insert("x-ratelimit-remaining", response::number(d.throttle.remaining));
+        headers.insert("x-ratelimit-reset", response::number(d.throttle.reset_secs()));
     }
     let latency = start.elapsed();
     let status = response.status().as_u16();

@@ -21,7 +21,7 @@ use ractor::ActorRef;
 use ractor_cluster::RactorMessage;
 use tokio::sync::{mpsc, oneshot};
 
-use crate::http::client_ip::key_text;
+use crate::http::client_ip::{push_key_text, KEY_TEXT_MAX};
 use crate::limiter::gcra::{decide, peek, Params, Throttle};
 use crate::limiter::pipe::Pipe;
 
@@ -147,8 +147,13 @@ impl RedisHandle {
         }
     }
 
+    /// `<prefix>rl:<key text>`, in one allocation.
     fn key(&self, client: &IpNet) -> String {
-        format!("{}rl:{}", self.prefix, key_text(client))
+        let mut key = String::with_capacity(self.prefix.len() + 3 + KEY_TEXT_MAX);
+        key.push_str(&self.prefix);
+        key.push_str("rl:");
+        push_key_text(&mut key, client);
+        key
     }
 
     /// The state of `client`'s key in Redis, spending nothing; `None` if

@@ -24,7 +24,10 @@ async fn a_handler_panic_fails_that_request_only() {
     assert_eq!(r.status, 500);
     assert_eq!(r.json()["error"], "internal_error");
     let outcomes = load.join().await;
-    assert!(outcomes.len() > 50, "{}", outcomes.len());
+    // 8 clients for 800 ms: at least 3 requests each around the panic, even
+    // on a busy 2-core host (45 in all seen once, a build running beside
+    // the suite).
+    assert!(outcomes.len() >= 24, "{}", outcomes.len());
     assert_eq!(
         by_status(&outcomes),
         [(Some(200), outcomes.len())].into_iter().collect()

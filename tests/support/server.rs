@@ -256,6 +256,25 @@ impl TestServer {
         }
     }
 
+    /// Sends one control request; `None` if the connection fails or
+    /// closes without a reply (for polling across a hand-over, when the old
+    /// process closes its control socket with connections still queued).
+    pub async fn try_ctl(&self, request: Value) -> Option<Value> {
+        let mut stream = tokio::net::UnixStream::connect(&self.socket).await.ok()?;
+        let mut line = request.to_string();
+        line.push('\n');
+        let _ = stream.write_all(line.as_bytes()).await;
+        let mut reply = String::new();
+        tokio::time::timeout(
+            Duration::from_secs(60),
+            AsyncBufReader::new(stream).read_line(&mut reply),
+        )
+        .await
+        .ok()?
+        .ok()?;
+        serde_json::from_str(&reply).ok()
+    }
+
     /// Sends one control request and returns the reply.
     pub async fn ctl(&self, request: Value) -> Value {
         let mut stream = tokio::net::UnixStream::connect(&self.socket)
