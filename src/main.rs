@@ -13,7 +13,7 @@ use diem::{control, serve, store, systemd, telemetry};
 
 /// jemalloc, not glibc's malloc: actors are allocated on one core and freed
 /// on another, and glibc then serialises both cores on its arena locks
-/// (docs/benchmarks.md, "Actor layer against Erlang/OTP 25").
+/// (docs/benchmarks.md, "The allocator").
 #[global_allocator]
 static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
 

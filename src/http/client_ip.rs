@@ -151,8 +151,9 @@ pub fn key_text(key: &IpNet) -> String {
     text
 }
 
-/// The longest [`key_text`]: an IPv6 prefix written out in full with its
-/// length (`ffff:…:ffff/128`).
+/// The longest [`key_text`]: an IPv6 prefix of 127 bits, written out in
+/// full with its length (`ffff:…:fffe/127`; a single address has no
+/// `/len`).
 pub const KEY_TEXT_MAX: usize = 43;
 
 /// Appends [`key_text`] of `key` to `out` (a Redis key is built in one
