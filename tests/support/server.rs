@@ -140,6 +140,7 @@ impl TestServer {
         let mut child = cmd.spawn().expect("spawn diem");
         let logs = Arc::new(Mutex::new(Vec::new()));
         let (tx, rx) = std::sync::mpsc::channel();
+        let (started_tx, started_rx) = std::sync::mpsc::channel();
         if let Some(stderr) = child.stderr.take() {
             let logs = logs.clone();
             std::thread::spawn(move || {
@@ -148,13 +149,24 @@ impl TestServer {
                         let addr = addr.split_whitespace().next().unwrap_or("").to_owned();
                         let _ = tx.send(addr);
                     }
+                    if line.contains("diem started") {
+                        let _ = started_tx.send(());
+                    }
                     logs.lock().expect("logs").push(line);
                 }
             });
         }
-        let addr = tokio::task::spawn_blocking(move || rx.recv_timeout(Duration::from_secs(30)))
-            .await
-            .expect("join");
+        let addr = tokio::task::spawn_blocking(move || {
+            let addr = rx.recv_timeout(Duration::from_secs(30));
+            // The listener logs its address while the tree is still
+            // starting; the control socket answers "the tree is not running"
+            // until the root is published, which "diem started" follows.
+            // (A process that exits first ends the wait at once.)
+            let _ = started_rx.recv_timeout(Duration::from_secs(30));
+            addr
+        })
+        .await
+        .expect("join");
         let addr: SocketAddr = match addr {
             Ok(a) => a.parse().expect("listening address"),
             Err(_) => {
