@@ -143,10 +143,6 @@ async fn read_body(node: &Node, body: Incoming) -> Result<Bytes, HttpResponse> {
     }
 }
 
-fn limited(decision: &Decision) -> HttpResponse {
-    response::rate_limited(decision.throttle.retry_after_secs())
-}
-
 async fn answer(
     node: &Node,
     endpoint: Endpoint,
@@ -176,7 +172,7 @@ async fn answer(
             node.metrics.cached_refusal();
         }
         if d.throttle.limited {
-            return (limited(d), decision);
+            return (response::rate_limited(d.throttle.retry_after_secs()), decision);
         }
     }
     let (parts, body) = req.into_parts();

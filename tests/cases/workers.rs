@@ -16,7 +16,9 @@ async fn worker_restarts(s: &TestServer) -> u64 {
 #[tokio::test]
 async fn a_handler_panic_fails_that_request_only() {
     let s = TestServer::start_with(Options::no_limit(), &[('a', "fine", "x")]).await;
-    let load = Load::start(s.addr, Plan::new("/hitokoto/v2/", 8, Duration::from_millis(800)));
+    // 2 s of load: over 50 requests around the panic even on a busy 2-core
+    // host (800 ms gave 45 once, with a build running beside the suite).
+    let load = Load::start(s.addr, Plan::new("/hitokoto/v2/", 8, Duration::from_secs(2)));
     s.wait_answered(8).await;
     let r = s
         .request("GET", "/hitokoto/v2/", &[("x-diem-fault", "panic")], "")
@@ -24,10 +26,7 @@ async fn a_handler_panic_fails_that_request_only() {
     assert_eq!(r.status, 500);
     assert_eq!(r.json()["error"], "internal_error");
     let outcomes = load.join().await;
-    // 8 clients for 800 ms: at least 3 requests each around the panic, even
-    // on a busy 2-core host (45 in all seen once, a build running beside
-    // the suite).
-    assert!(outcomes.len() >= 24, "{}", outcomes.len());
+    assert!(outcomes.len() > 50, "{}", outcomes.len());
     assert_eq!(
         by_status(&outcomes),
         [(Some(200), outcomes.len())].into_iter().collect()

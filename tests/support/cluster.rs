@@ -166,11 +166,17 @@ pub async fn state_of(s: &TestServer, member: &str) -> String {
         .map_or("absent".to_owned(), |(_, st)| st)
 }
 
-/// Waits until `s` sees `n` other members up.
+/// Waits until `s` sees `n` other members up and can reach them.
 pub async fn wait_members(s: &TestServer, n: usize, within: Duration) {
-    eventually(within, &format!("{n} members up"), || async {
+    eventually(within, &format!("{n} members up and reachable"), || async {
         let up = members(s).await.iter().filter(|(_, st)| st == "up").count();
-        (up >= n).then_some(())
+        // Membership (heartbeats) can count a member up a moment before its
+        // endpoint reaches this node's process group, which `cluster: true`
+        // commands fan out over: wait for both (a rolling restart once
+        // skipped a member that had just joined).
+        let fanout = s.ctl(json!({"cmd": "ping", "cluster": true})).await;
+        let reachable = fanout["nodes"].as_object().map_or(0, |m| m.len());
+        (up >= n && reachable > n).then_some(())
     })
     .await;
 }

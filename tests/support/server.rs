@@ -272,26 +272,18 @@ impl TestServer {
     /// closes without a reply (for polling across a hand-over, when the old
     /// process closes its control socket with connections still queued).
     pub async fn try_ctl(&self, request: Value) -> Option<Value> {
-        let mut stream = tokio::net::UnixStream::connect(&self.socket).await.ok()?;
-        let mut line = request.to_string();
-        line.push('\n');
-        let _ = stream.write_all(line.as_bytes()).await;
-        let mut reply = String::new();
-        tokio::time::timeout(
-            Duration::from_secs(60),
-            AsyncBufReader::new(stream).read_line(&mut reply),
-        )
-        .await
-        .ok()?
-        .ok()?;
-        serde_json::from_str(&reply).ok()
+        self.ctl_exchange(request).await.ok()
     }
 
     /// Sends one control request and returns the reply.
     pub async fn ctl(&self, request: Value) -> Value {
+        self.ctl_exchange(request).await.unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    async fn ctl_exchange(&self, request: Value) -> Result<Value, String> {
         let mut stream = tokio::net::UnixStream::connect(&self.socket)
             .await
-            .expect("control socket");
+            .map_err(|e| format!("control socket: {e}"))?;
         let mut line = request.to_string();
         line.push('\n');
         // A refused connection is answered before the request is read: the
@@ -301,9 +293,9 @@ impl TestServer {
         let mut reply = String::new();
         tokio::time::timeout(Duration::from_secs(60), reader.read_line(&mut reply))
             .await
-            .expect("reply within 60 s")
-            .expect("read");
-        serde_json::from_str(&reply).unwrap_or_else(|e| panic!("bad reply ({e}): {reply}"))
+            .map_err(|_| "no reply within 60 s".to_owned())?
+            .map_err(|e| format!("read: {e}"))?;
+        serde_json::from_str(&reply).map_err(|e| format!("bad reply ({e}): {reply}"))
     }
 
     /// Runs `diem ctl ARGS` against this server; returns (code, stdout, stderr).
