@@ -168,16 +168,32 @@ pub async fn state_of(s: &TestServer, member: &str) -> String {
 
 /// Waits until `s` sees `n` other members up and can reach them.
 pub async fn wait_members(s: &TestServer, n: usize, within: Duration) {
-    eventually(within, &format!("{n} members up and reachable"), || async {
-        let up = members(s).await.iter().filter(|(_, st)| st == "up").count();
-        // Membership (heartbeats) can count a member up a moment before its
-        // endpoint reaches this node's process group, which `cluster: true`
-        // commands fan out over: wait for both (a rolling restart once
-        // skipped a member that had just joined).
-        let fanout = s.ctl(json!({"cmd": "ping", "cluster": true})).await;
-        let reachable = fanout["nodes"].as_object().map_or(0, |m| m.len());
-        (up >= n && reachable > n).then_some(())
-    })
+    let deadline = tokio::time::Instant::now() + within;
+    eventually(
+        within,
+        &format!("{n} members up (heartbeat membership)"),
+        || async {
+            let up = members(s).await.iter().filter(|(_, st)| st == "up").count();
+            (up >= n).then_some(())
+        },
+    )
+    .await;
+    // Membership (heartbeats) can count a member up a moment before its
+    // endpoint reaches this node's process group, which `cluster: true`
+    // commands fan out over: wait for that too (a rolling restart once
+    // skipped a member that had just joined). Checked apart: on a busy
+    // host a late heartbeat makes a member `suspect` for a moment, and the
+    // two need not hold at the same instant.
+    let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+    eventually(
+        left,
+        &format!("{n} members in the fan-out view (process group)"),
+        || async {
+            let fanout = s.ctl(json!({"cmd": "ping", "cluster": true})).await;
+            let reachable = fanout["nodes"].as_object().map_or(0, |m| m.len());
+            (reachable > n).then_some(())
+        },
+    )
     .await;
 }
 
