@@ -56,13 +56,15 @@ run() {
     local env=(DIEM_HTTP__ADDR=127.0.0.1:$PORT DIEM_POSTGRES__URL=$PG_URL DIEM_POSTGRES__SCHEMA=$SCHEMA
         DIEM_REDIS__KEY_PREFIX=cpu$$r$RANDOM: DIEM_LOG__FILTER=warn DIEM_ADMIN__ADDR=
         DIEM_CONTROL__SOCKET=$OUT/diem.sock DIEM_LIMITER__TRUSTED_PROXIES=127.0.0.1)
+    local cmd
     case $mode in
-        ceiling) (cd "$OUT/run" && exec "$CEILING" --addr 127.0.0.1:$PORT --layout multi) >"$OUT/server.log" 2>&1 & ;;
-        off) (cd "$OUT/run" && exec env "${env[@]}" DIEM_LIMITER__ENABLED=false "$bin") >"$OUT/server.log" 2>&1 & ;;
-        on) (cd "$OUT/run" && exec env "${env[@]}" "$bin") >"$OUT/server.log" 2>&1 & ;;
-        zipf) wrk_mode=zipf; (cd "$OUT/run" && exec env "${env[@]}" "$bin") >"$OUT/server.log" 2>&1 & ;;
+        ceiling) cmd=("$CEILING" --addr 127.0.0.1:$PORT --layout multi) ;;
+        off) cmd=(env "${env[@]}" DIEM_LIMITER__ENABLED=false "$bin") ;;
+        on) cmd=(env "${env[@]}" "$bin") ;;
+        zipf) cmd=(env "${env[@]}" "$bin"); wrk_mode=zipf ;;
         *) echo "error: unknown mode $mode (ceiling, off, on, zipf)" >&2; exit 2 ;;
     esac
+    (cd "$OUT/run" && exec "${cmd[@]}") >"$OUT/server.log" 2>&1 &
     PID=$!
     local up=
     for _ in $(seq 1 200); do
