@@ -58,6 +58,12 @@ fn sentence_id(path: &str) -> &str {
 }
 
 /// Handles one request (inside a worker).
+///
+/// The handlers that wait on PostgreSQL (writes, reads by id, readiness)
+/// are boxed: their futures are kilobytes, and an unboxed one would make
+/// every request's future that large — copied into the worker's message
+/// loop on each request, the snapshot reads included. Boxed, they cost one
+/// allocation on their own (rare) requests instead.
 pub async fn handle(node: &Node, request: Request, rng: &mut fastrand::Rng) -> HttpResponse {
     #[cfg(feature = "faults")]
     crate::faults::inject(node, &request.parts.headers).await;
@@ -66,14 +72,14 @@ pub async fn handle(node: &Node, request: Request, rng: &mut fastrand::Rng) -> H
     let path = request.parts.uri.path();
     match (request.endpoint.route, method) {
         (Route::Hitokoto, Method::GET | Method::HEAD) => hitokoto::get(node, &request, rng).await,
-        (Route::Hitokoto, Method::POST) => write::post(node, &request).await,
+        (Route::Hitokoto, Method::POST) => Box::pin(write::post(node, &request)).await,
         (Route::Hitokoto, Method::OPTIONS) => preflight("GET, HEAD, POST, OPTIONS"),
         (Route::Hitokoto, _) => allow("GET, HEAD, POST, OPTIONS"),
-        (Route::Sentence, Method::GET | Method::HEAD) => write::get(node, sentence_id(path)).await,
-        (Route::Sentence, Method::DELETE) => write::delete(node, sentence_id(path)).await,
+        (Route::Sentence, Method::GET | Method::HEAD) => Box::pin(write::get(node, sentence_id(path))).await,
+        (Route::Sentence, Method::DELETE) => Box::pin(write::delete(node, sentence_id(path))).await,
         (Route::Sentence, Method::OPTIONS) => preflight("GET, HEAD, DELETE, OPTIONS"),
         (Route::Sentence, _) => allow("GET, HEAD, DELETE, OPTIONS"),
-        (Route::Readyz, Method::GET | Method::HEAD) => ops::readyz(node).await,
+        (Route::Readyz, Method::GET | Method::HEAD) => Box::pin(ops::readyz(node)).await,
         (Route::Metrics, Method::GET | Method::HEAD) => ops::metrics(node),
         (Route::Healthz | Route::Readyz | Route::Metrics, _) => allow("GET, HEAD"),
         (Route::Other, _) => error(StatusCode::NOT_FOUND, "not_found", "no such route"),

@@ -73,6 +73,9 @@ fn from_snapshot(node: &Node, q: &HitokotoQuery, rng: &mut fastrand::Rng) -> Htt
 }
 
 /// Answers `GET /hitokoto/v2/`.
+///
+/// A snapshot read never waits; a query read is boxed, so that the
+/// future of every read is not the size of a PostgreSQL query's.
 pub(crate) async fn get(node: &Node, request: &Request, rng: &mut fastrand::Rng) -> HttpResponse {
     let q = match parse(request.parts.uri.query().unwrap_or("")) {
         Ok(q) => q,
@@ -81,6 +84,12 @@ pub(crate) async fn get(node: &Node, request: &Request, rng: &mut fastrand::Rng)
     if node.with_config(|c| c.postgres.reads) == ReadMode::Snapshot {
         return from_snapshot(node, &q, rng);
     }
+    Box::pin(from_query(node, q, rng)).await
+}
+
+/// A read from PostgreSQL (`postgres.reads = "query"`), falling back to
+/// the snapshot when it fails.
+async fn from_query(node: &Node, q: HitokotoQuery, rng: &mut fastrand::Rng) -> HttpResponse {
     let filter = q.filter;
     let candidate = {
         let snapshot = node.corpus.load();

@@ -18,7 +18,7 @@ use std::sync::OnceLock;
 
 use bytes::Bytes;
 use http_body_util::Full;
-use hyper::header::{HeaderValue, CONTENT_TYPE, RETRY_AFTER};
+use hyper::header::{HeaderName, HeaderValue, CONTENT_TYPE, RETRY_AFTER};
 use hyper::{Response, StatusCode};
 
 use crate::api::request::HttpResponse;
@@ -30,6 +30,14 @@ pub const TEXT: HeaderValue = HeaderValue::from_static("text/plain; charset=utf-
 pub const JSON: HeaderValue = HeaderValue::from_static("application/json; charset=utf-8");
 /// `text/javascript; charset=utf-8` (RFC 9239).
 pub const JAVASCRIPT: HeaderValue = HeaderValue::from_static("text/javascript; charset=utf-8");
+
+/// `X-RateLimit-Limit` (a constant: a name given as a string would be
+/// parsed again on every insert).
+pub const X_RATELIMIT_LIMIT: HeaderName = HeaderName::from_static("x-ratelimit-limit");
+/// `X-RateLimit-Remaining`.
+pub const X_RATELIMIT_REMAINING: HeaderName = HeaderName::from_static("x-ratelimit-remaining");
+/// `X-RateLimit-Reset`.
+pub const X_RATELIMIT_RESET: HeaderName = HeaderName::from_static("x-ratelimit-reset");
 
 /// Numbers below this come from a table, without allocating.
 const SMALL_NUMBERS: u64 = 1024;

@@ -35,7 +35,7 @@
 
 use std::net::{IpAddr, SocketAddr};
 
-use hyper::header::HeaderMap;
+use hyper::header::{HeaderMap, HeaderName, FORWARDED};
 use ipnet::IpNet;
 use serde::{Deserialize, Serialize};
 
@@ -49,6 +49,9 @@ pub enum ClientHeader {
     /// RFC 7239 `Forwarded: for=client, for=proxy1`.
     Forwarded,
 }
+
+/// `X-Forwarded-For` (not among `http`'s standard names).
+const X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
 
 fn canonical(ip: IpAddr) -> IpAddr {
     match ip {
@@ -92,20 +95,22 @@ pub fn client_ip(peer: IpAddr, headers: &HeaderMap, trusted: &[IpNet], header: C
     if !trusted_peer(peer, trusted) {
         return peer;
     }
-    let (name, parse): (&str, fn(&str) -> Option<IpAddr>) = match header {
-        ClientHeader::XForwardedFor => ("x-forwarded-for", xff_element),
-        ClientHeader::Forwarded => ("forwarded", forwarded_element),
+    let (name, parse): (HeaderName, fn(&str) -> Option<IpAddr>) = match header {
+        ClientHeader::XForwardedFor => (X_FORWARDED_FOR, xff_element),
+        ClientHeader::Forwarded => (FORWARDED, forwarded_element),
     };
-    // Several header lines are one list, in order.
-    let mut elements: Vec<&str> = Vec::new();
-    for value in headers.get_all(name) {
-        let Ok(text) = value.to_str() else {
-            return peer;
-        };
-        elements.extend(text.split(','));
+    let lines = headers.get_all(&name);
+    if lines.iter().any(|value| value.to_str().is_err()) {
+        return peer;
     }
+    // Several header lines are one list, in order: walked from the last
+    // element of the last line (no list is built).
+    let elements = lines
+        .iter()
+        .rev()
+        .flat_map(|value| value.to_str().unwrap_or_default().rsplit(','));
     let mut client = peer;
-    for element in elements.iter().rev() {
+    for element in elements {
         match parse(element) {
             Some(ip) => {
                 client = canonical(ip);
@@ -160,11 +165,30 @@ pub const KEY_TEXT_MAX: usize = 43;
 /// allocation this way).
 pub fn push_key_text(out: &mut String, key: &IpNet) {
     use std::fmt::Write as _;
-    let _ = if key.prefix_len() == key.max_prefix_len() {
-        write!(out, "{}", key.addr())
-    } else {
-        write!(out, "{key}")
-    };
+    match key {
+        // Every request's key with the limiter on: written by hand, since
+        // `fmt` costs more than the rest of building the key.
+        IpNet::V4(net) if net.prefix_len() == 32 => {
+            for (i, octet) in net.addr().octets().into_iter().enumerate() {
+                if i > 0 {
+                    out.push('.');
+                }
+                if octet >= 100 {
+                    out.push(char::from(b'0' + octet / 100));
+                }
+                if octet >= 10 {
+                    out.push(char::from(b'0' + octet / 10 % 10));
+                }
+                out.push(char::from(b'0' + octet % 10));
+            }
+        }
+        _ if key.prefix_len() == key.max_prefix_len() => {
+            let _ = write!(out, "{}", key.addr());
+        }
+        _ => {
+            let _ = write!(out, "{key}");
+        }
+    }
 }
 
 #[cfg(test)]
@@ -218,6 +242,41 @@ mod tests {
         assert_eq!(ip(&["203.0.113.9, junk"], &["10.0.0.1"]), "10.0.0.1");
         assert_eq!(ip(&["junk, 10.0.0.2"], &["10.0.0.0/8"]), "10.0.0.2");
         assert_eq!(ip(&[""], &["10.0.0.1"]), "10.0.0.1");
+    }
+
+    #[test]
+    fn a_line_that_is_not_text_means_the_proxy() {
+        let mut h = HeaderMap::new();
+        h.append("x-forwarded-for", HeaderValue::from_static("203.0.113.9"));
+        h.append(
+            "x-forwarded-for",
+            HeaderValue::from_bytes(b"198.51.100.\xff").unwrap(),
+        );
+        let trusted = ["10.0.0.1/32".parse().unwrap()];
+        let peer = "10.0.0.1".parse().unwrap();
+        assert_eq!(client_ip(peer, &h, &trusted, ClientHeader::XForwardedFor), peer);
+    }
+
+    #[test]
+    fn ipv4_key_text_is_std_s_address_text() {
+        for a in [
+            "0.0.0.0",
+            "255.255.255.255",
+            "10.0.100.9",
+            "192.0.2.1",
+            "1.20.199.250",
+        ] {
+            let ip: IpAddr = a.parse().unwrap();
+            assert_eq!(key_text(&limit_key(ip, 64)), a);
+        }
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn every_ipv4_key_is_written_as_std_writes_it(a: u32) {
+            let ip = std::net::Ipv4Addr::from(a);
+            proptest::prop_assert_eq!(key_text(&limit_key(IpAddr::V4(ip), 64)), ip.to_string());
+        }
     }
 
     #[test]

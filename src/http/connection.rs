@@ -30,7 +30,9 @@ use std::time::Instant;
 use bytes::Bytes;
 use http_body_util::{BodyExt, Limited};
 use hyper::body::Incoming;
-use hyper::header::{HeaderValue, ACCESS_CONTROL_ALLOW_ORIGIN, CONNECTION, X_CONTENT_TYPE_OPTIONS};
+use hyper::header::{
+    HeaderMap, HeaderValue, ACCESS_CONTROL_ALLOW_ORIGIN, CONNECTION, X_CONTENT_TYPE_OPTIONS,
+};
 use hyper::StatusCode;
 use hyper_util::rt::{TokioIo, TokioTimer};
 use tokio::net::TcpStream;
@@ -143,10 +145,19 @@ async fn read_body(node: &Node, body: Incoming) -> Result<Bytes, HttpResponse> {
     }
 }
 
+/// The client's address ([`client_ip`] under the limiter's trusted
+/// proxies). Read only where it is used — a write's token check, the rate
+/// limit, the access log — so that a request none of them concerns does
+/// not parse the forwarding header.
+fn client_of(node: &Node, peer: IpAddr, headers: &HeaderMap) -> IpAddr {
+    let settings = node.limiter.settings();
+    client_ip(peer, headers, &settings.trusted_proxies, settings.client_header)
+}
+
 async fn answer(
     node: &Node,
     endpoint: Endpoint,
-    client: IpAddr,
+    peer: IpAddr,
     req: hyper::Request<Incoming>,
 ) -> (HttpResponse, Option<Decision>) {
     if endpoint.inline {
@@ -156,13 +167,14 @@ async fn answer(
         return (response::overloaded(), None);
     };
     if endpoint.write {
+        let client = client_of(node, peer, req.headers());
         if let Err(refusal) = auth::authorize(node, client, req.headers()) {
             node.metrics.rejected(refusal.label());
             return (refusal.response(), None);
         }
     }
-    let decision = if endpoint.limited {
-        node.limiter.check(client).await
+    let decision = if endpoint.limited && node.limiter.settings().enabled {
+        node.limiter.check(client_of(node, peer, req.headers())).await
     } else {
         None
     };
@@ -200,19 +212,13 @@ async fn respond(node: &Node, peer: SocketAddr, req: hyper::Request<Incoming>) -
     let start = Instant::now();
     let endpoint = Endpoint::of(req.method(), req.uri().path());
     let method = MethodClass::of(req.method());
-    let client = {
-        let settings = node.limiter.settings();
-        client_ip(
-            peer.ip(),
-            req.headers(),
-            &settings.trusted_proxies,
-            settings.client_header,
-        )
-    };
     let access =
         node.with_config(|c| c.log.access) && tracing::enabled!(target: "diem::access", tracing::Level::INFO);
-    let logged = access.then(|| (req.method().clone(), req.uri().clone()));
-    let (mut response, decision) = answer(node, endpoint, client, req).await;
+    let logged = access.then(|| {
+        let client = client_of(node, peer.ip(), req.headers());
+        (req.method().clone(), req.uri().clone(), client)
+    });
+    let (mut response, decision) = answer(node, endpoint, peer.ip(), req).await;
     let headers = response.headers_mut();
     headers.insert(ACCESS_CONTROL_ALLOW_ORIGIN, HeaderValue::from_static("*"));
     headers.insert(X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff"));
@@ -222,14 +228,20 @@ async fn respond(node: &Node, peer: SocketAddr, req: hyper::Request<Incoming>) -
         headers.insert(CONNECTION, HeaderValue::from_static("close"));
     }
     if let Some(d) = decision {
-        headers.insert("x-ratelimit-limit", response::number(d.throttle.limit));
-        headers.insert("x-ratelimit-remaining", response::number(d.throttle.remaining));
-        headers.insert("x-ratelimit-reset", response::number(d.throttle.reset_secs()));
+        headers.insert(response::X_RATELIMIT_LIMIT, response::number(d.throttle.limit));
+        headers.insert(
+            response::X_RATELIMIT_REMAINING,
+            response::number(d.throttle.remaining),
+        );
+        headers.insert(
+            response::X_RATELIMIT_RESET,
+            response::number(d.throttle.reset_secs()),
+        );
     }
     let latency = start.elapsed();
     let status = response.status().as_u16();
     node.metrics.request(endpoint.route, method, status, latency);
-    if let Some((method, uri)) = logged {
+    if let Some((method, uri, client)) = logged {
         tracing::info!(
             target: "diem::access",
             %method,

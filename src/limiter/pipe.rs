@@ -19,7 +19,6 @@
 //! new connection — when its health check finds Redis back. A request
 //! waits at most `redis.command_timeout` for its reply, as with fred.
 
-use std::io::Write as _;
 use std::time::Duration;
 
 use bytes::{Buf, BytesMut};
@@ -162,9 +161,16 @@ impl Pipe {
 
 /// Appends a RESP command of `parts`.
 fn command(out: &mut Vec<u8>, parts: &[&[u8]]) {
-    let _ = write!(out, "*{}\r\n", parts.len());
+    // The lengths by `digits`, not `write!`: formatting machinery was a
+    // tenth of the limiter's instructions per request.
+    let len = |n: usize| digits(i64::try_from(n).unwrap_or(i64::MAX));
+    out.push(b'*');
+    out.extend_from_slice(len(parts.len()).as_bytes());
+    out.extend_from_slice(b"\r\n");
     for p in parts {
-        let _ = write!(out, "${}\r\n", p.len());
+        out.push(b'$');
+        out.extend_from_slice(len(p.len()).as_bytes());
+        out.extend_from_slice(b"\r\n");
         out.extend_from_slice(p);
         out.extend_from_slice(b"\r\n");
     }

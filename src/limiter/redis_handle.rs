@@ -171,6 +171,23 @@ impl RedisHandle {
         matches!(tokio::time::timeout(self.timeout, del).await, Ok(Ok(_)))
     }
 
+    /// `SET key tat NX GET PX px` through fred (without the batching
+    /// connection): the TAT Redis held, if any.
+    async fn set_nx_get_fred(&self, key: &str, tat: i64, px: i64) -> Result<Option<i64>, String> {
+        let set = self.client.set::<Option<i64>, _, _>(
+            key,
+            tat,
+            Some(Expiration::PX(px)),
+            Some(SetOptions::NX),
+            true,
+        );
+        match tokio::time::timeout(self.timeout, set).await {
+            Ok(Ok(held)) => Ok(held),
+            Ok(Err(e)) => Err(e.to_string()),
+            Err(_) => Err(format!("no reply within {:?}", self.timeout)),
+        }
+    }
+
     /// Redis's decision for `client`, or `None` if Redis failed (decide
     /// locally then; the actor is told and withdraws the handle).
     ///
@@ -195,20 +212,10 @@ impl RedisHandle {
                 .set_nx_get(key, now.saturating_add(emission), px)
                 .await
                 .map_err(|e| e.to_string()),
-            None => {
-                let set = self.client.set::<Option<i64>, _, _>(
-                    key.as_str(),
-                    now.saturating_add(emission),
-                    Some(Expiration::PX(px)),
-                    Some(SetOptions::NX),
-                    true,
-                );
-                match tokio::time::timeout(self.timeout, set).await {
-                    Ok(Ok(held)) => Ok(held),
-                    Ok(Err(e)) => Err(e.to_string()),
-                    Err(_) => Err(format!("no reply within {:?}", self.timeout)),
-                }
-            }
+            // Boxed: fred's future is kilobytes, and this path is the
+            // exception (no batching connection), so the common one should
+            // not carry its size.
+            None => Box::pin(self.set_nx_get_fred(&key, now.saturating_add(emission), px)).await,
         };
         match held {
             Ok(None) => Some(Checked {

@@ -184,9 +184,6 @@ impl WorkerPool {
     pub async fn dispatch(&self, request: Request) -> Result<HttpResponse, DispatchError> {
         let mut request = request;
         for _ in 0..ATTEMPTS {
-            if self.workers.load().is_empty() {
-                self.wait_for_workers().await.ok_or(DispatchError::Unavailable)?;
-            }
             let (tx, rx) = oneshot::channel();
             // The guard is dropped before waiting: no reference count is
             // taken on the shared list on this path.
@@ -213,8 +210,16 @@ impl WorkerPool {
                     Ok(Outcome::Crashed) | Err(_) => return Err(DispatchError::Crashed),
                 },
                 Err((back, stopped)) => {
-                    if let Some(id) = stopped {
-                        self.unregister(id);
+                    match stopped {
+                        Some(id) => self.unregister(id),
+                        // No worker at all (the whole pool restarting).
+                        // Boxed: the wait holds a timer, and every
+                        // request's future would otherwise be that large.
+                        None => {
+                            Box::pin(self.wait_for_workers())
+                                .await
+                                .ok_or(DispatchError::Unavailable)?;
+                        }
                     }
                     request = back;
                 }
