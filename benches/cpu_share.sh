@@ -35,16 +35,8 @@ CEILING=$PWD/target/release/examples/ceiling
 PG_URL=${DIEM_TEST_PG_URL:-postgres://postgres@127.0.0.1:5432/postgres}
 SCHEMA=bench_cpu
 PORT=18997
-OUT=$(mktemp -d)
-mkdir -p "$OUT/run"
-PID=
-cleanup() {
-    [ -n "$PID" ] && kill "$PID" 2>/dev/null && wait "$PID" 2>/dev/null || true
-    rm -rf "$OUT"
-}
-trap cleanup EXIT
-CORPUS=$(cd ../shared/data/hitokoto-sentences && pwd)
-(cd "$OUT/run" && DIEM_POSTGRES__URL=$PG_URL DIEM_POSTGRES__SCHEMA=$SCHEMA "$(set -- $BINARIES; echo "$1")" import "$CORPUS") >&2
+. benches/workdir.sh
+bench_workdir "$(set -- $BINARIES; echo "$1")" "$SCHEMA"
 REDIS_PID=$(pgrep -xo redis-server) || { echo "error: no redis-server process to measure" >&2; exit 1; }
 
 ticks() { awk '{print $14 + $15}' "/proc/$1/stat" 2>/dev/null || echo 0; }

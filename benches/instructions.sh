@@ -40,16 +40,8 @@ PG_URL=${DIEM_TEST_PG_URL:-postgres://postgres@127.0.0.1:5432/postgres}
 SCHEMA=bench_instructions
 PORT=18994
 URL=http://127.0.0.1:$PORT
-OUT=$(mktemp -d)
-mkdir -p "$OUT/run"
-PID=
-cleanup() {
-    [ -n "$PID" ] && kill "$PID" 2>/dev/null && wait "$PID" 2>/dev/null || true
-    rm -rf "$OUT"
-}
-trap cleanup EXIT
-CORPUS=$(cd ../shared/data/hitokoto-sentences && pwd)
-(cd "$OUT/run" && DIEM_POSTGRES__URL=$PG_URL DIEM_POSTGRES__SCHEMA=$SCHEMA "$DIEM" import "$CORPUS") >&2
+. benches/workdir.sh
+bench_workdir "$DIEM" "$SCHEMA"
 
 # The self cost per function of a callgrind file, and the total (the
 # functions' names merged across the source files their inlined code
