@@ -42,7 +42,7 @@ use crate::api::request::{HttpResponse, Request};
 use crate::api::route::Endpoint;
 use crate::api::{auth, ops, response};
 use crate::http::client_ip::client_ip;
-use crate::limiter::Decision;
+use crate::limiter::{Decision, LimiterSettings};
 use crate::metrics::MethodClass;
 use crate::node::Node;
 use crate::workers::pool::DispatchError;
@@ -149,8 +149,7 @@ async fn read_body(node: &Node, body: Incoming) -> Result<Bytes, HttpResponse> {
 /// proxies). Read only where it is used — a write's token check, the rate
 /// limit, the access log — so that a request none of them concerns does
 /// not parse the forwarding header.
-fn client_of(node: &Node, peer: IpAddr, headers: &HeaderMap) -> IpAddr {
-    let settings = node.limiter.settings();
+fn client_of(settings: &LimiterSettings, peer: IpAddr, headers: &HeaderMap) -> IpAddr {
     client_ip(peer, headers, &settings.trusted_proxies, settings.client_header)
 }
 
@@ -167,16 +166,24 @@ async fn answer(
         return (response::overloaded(), None);
     };
     if endpoint.write {
-        let client = client_of(node, peer, req.headers());
+        let client = client_of(&node.limiter.settings(), peer, req.headers());
         if let Err(refusal) = auth::authorize(node, client, req.headers()) {
             node.metrics.rejected(refusal.label());
             return (refusal.response(), None);
         }
     }
-    let decision = if endpoint.limited && node.limiter.settings().enabled {
-        node.limiter.check(client_of(node, peer, req.headers())).await
+    // One load of the settings for both the switch and the client.
+    let limited_client = if endpoint.limited {
+        let settings = node.limiter.settings();
+        settings
+            .enabled
+            .then(|| client_of(&settings, peer, req.headers()))
     } else {
         None
+    };
+    let decision = match limited_client {
+        Some(client) => node.limiter.check(client).await,
+        None => None,
     };
     if let Some(d) = &decision {
         node.metrics.decision(d.backend, d.throttle.limited);
@@ -215,7 +222,7 @@ async fn respond(node: &Node, peer: SocketAddr, req: hyper::Request<Incoming>) -
     let access =
         node.with_config(|c| c.log.access) && tracing::enabled!(target: "diem::access", tracing::Level::INFO);
     let logged = access.then(|| {
-        let client = client_of(node, peer.ip(), req.headers());
+        let client = client_of(&node.limiter.settings(), peer.ip(), req.headers());
         (req.method().clone(), req.uri().clone(), client)
     });
     let (mut response, decision) = answer(node, endpoint, peer.ip(), req).await;
