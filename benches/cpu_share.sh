@@ -56,14 +56,7 @@ run() {
         zipf) cmd=(env "${env[@]}" "$bin"); wrk_mode=zipf ;;
         *) echo "error: unknown mode $mode (ceiling, off, on, zipf)" >&2; exit 2 ;;
     esac
-    (cd "$OUT/run" && exec "${cmd[@]}") >"$OUT/server.log" 2>&1 &
-    PID=$!
-    local up=
-    for _ in $(seq 1 200); do
-        curl -sf -o /dev/null "http://127.0.0.1:$PORT/hitokoto/v2/" && { up=1; break; }
-        sleep 0.05
-    done
-    [ -n "$up" ] || { tail -5 "$OUT/server.log" >&2; echo "error: $name did not answer on $PORT" >&2; exit 1; }
+    bench_serve "$name" 10 "${cmd[@]}"
     sleep 1
     redis-cli CONFIG RESETSTAT >/dev/null
     wrk -t2 -c"$CONNS" -d"${SECS}s" --timeout 10s -s benches/wrk.lua "http://127.0.0.1:$PORT" \

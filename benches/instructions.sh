@@ -77,15 +77,7 @@ measure() {
     while [[ $1 == *=* ]]; do vars+=("$1"); shift; done
     # valgrind runs the server itself, so the environment is set around it
     # (an `env` inside would be the program callgrind measured).
-    (cd "$OUT/run" && exec env "${vars[@]}" valgrind --tool=callgrind --callgrind-out-file="$OUT/$name.%p" "$@") \
-        >"$OUT/$name.log" 2>&1 &
-    PID=$!
-    local up=
-    for _ in $(seq 1 600); do
-        curl -sf -o /dev/null "$URL/hitokoto/v2/" && { up=1; break; }
-        sleep 0.1
-    done
-    [ -n "$up" ] || { tail -5 "$OUT/$name.log" >&2; echo "error: $name did not answer on $PORT" >&2; exit 1; }
+    bench_serve "$name" 60 env "${vars[@]}" valgrind --tool=callgrind --callgrind-out-file="$OUT/$name.%p" "$@"
     for _ in $(seq 1 200); do curl -sf -o /dev/null "$URL/hitokoto/v2/?encode=json" || true; done
     callgrind_control -z "$PID" >/dev/null 2>&1
     sleep 3
