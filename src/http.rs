@@ -6,9 +6,11 @@
 //! * [`listener`]: the listener actor (`diem/listener`), the accept loop.
 //! * [`connection`]: one HTTP/1.1 connection (hyper), from request to
 //!   response.
+//! * [`head_deadline`]: the header read timeout of a connection.
 //! * [`client_ip`]: who the client is, behind trusted proxies.
 
 pub mod client_ip;
 pub(crate) mod connection;
+pub(crate) mod head_deadline;
 pub(crate) mod listener;
 pub(crate) mod socket;

@@ -1,7 +1,8 @@
 //! One HTTP/1.1 connection, from request to response.
 //!
 //! hyper reads each request head (bounded: `http.max_header_bytes`, and
-//! `http.header_read_timeout` against slow clients). Its [`Endpoint`] is
+//! `http.header_read_timeout` against slow clients, kept by
+//! [`head_deadline`](crate::http::head_deadline)). Its [`Endpoint`] is
 //! decided once ([`route`](crate::api::route)) and carried with it. Then, in
 //! order:
 //!
@@ -34,7 +35,7 @@ use hyper::header::{
     HeaderMap, HeaderValue, ACCESS_CONTROL_ALLOW_ORIGIN, CONNECTION, X_CONTENT_TYPE_OPTIONS,
 };
 use hyper::StatusCode;
-use hyper_util::rt::{TokioIo, TokioTimer};
+use hyper_util::rt::TokioIo;
 use tokio::net::TcpStream;
 use tokio::sync::OwnedSemaphorePermit;
 
@@ -42,6 +43,7 @@ use crate::api::request::{HttpResponse, Request};
 use crate::api::route::Endpoint;
 use crate::api::{auth, ops, response};
 use crate::http::client_ip::client_ip;
+use crate::http::head_deadline::{Expired, HeadDeadline, Watched};
 use crate::limiter::{Decision, LimiterSettings};
 use crate::metrics::MethodClass;
 use crate::node::Node;
@@ -59,23 +61,49 @@ pub(crate) async fn serve(
     let _open = node.http.opened();
     let (header_timeout, max_buf) =
         node.with_config(|c| (c.http.header_read_timeout, c.http.max_header_bytes));
-    let svc_node = node.clone();
+    let deadline = Arc::new(HeadDeadline::new(header_timeout));
+    let io = TokioIo::new(Watched::new(stream, deadline.clone()));
+    // The service borrows the node and the deadline from this task: no
+    // reference count is taken per request.
+    let (svc_node, svc_deadline) = (&*node, &*deadline);
     let service = hyper::service::service_fn(move |req| {
-        let node = svc_node.clone();
+        svc_deadline.request_started();
         // Boxed: the request's future is large (limiter, body, dispatch) and
         // hyper moves the future it is given; a pointer moves cheaply.
-        Box::pin(async move { Ok::<_, Infallible>(respond(&node, peer, req).await) })
+        Box::pin(async move {
+            let response = respond(svc_node, peer, req).await;
+            svc_deadline.request_done(tokio::time::Instant::now());
+            Ok::<_, Infallible>(response)
+        })
     });
     let mut builder = hyper::server::conn::http1::Builder::new();
+    // The header read timeout is kept by `deadline`, not by hyper's timer
+    // per request (see head_deadline); without a timer hyper has none.
     builder
-        .timer(TokioTimer::new())
-        .header_read_timeout(header_timeout)
+        .header_read_timeout(None)
         .max_buf_size(max_buf)
         .keep_alive(true);
-    let conn = builder.serve_connection(TokioIo::new(stream), service);
-    let result = match node.http.watcher() {
-        Some(watcher) => watcher.watch(conn).await,
-        None => conn.await,
+    let conn = builder.serve_connection(io, service);
+    let served = async {
+        match node.http.watcher() {
+            Some(watcher) => watcher.watch(conn).await,
+            None => conn.await,
+        }
+    };
+    // The connection first: a head that has come is read before the
+    // deadline is looked at.
+    let result = tokio::select! {
+        biased;
+        result = served => result,
+        expired = deadline.expired() => {
+            if expired == Expired::Partial {
+                node.metrics.rejected("header_timeout");
+                if node.http.may_log_rejection() {
+                    tracing::info!(%peer, reason = "header_timeout", "request refused before a handler (logged once a second at most)");
+                }
+            }
+            return;
+        }
     };
     if let Err(e) = result {
         match rejection(&e) {
@@ -101,8 +129,6 @@ fn rejection(e: &hyper::Error) -> Option<&'static str> {
         } else {
             Some("malformed")
         }
-    } else if e.is_timeout() {
-        Some("header_timeout")
     } else {
         None
     }

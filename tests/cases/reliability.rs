@@ -515,6 +515,77 @@ async fn hostile_http_gets_4xx_or_a_closed_connection() {
     assert_eq!(child(&tree, "diem/workers")["size"], 4);
 }
 
+/// Reads one response of a keep-alive connection (head and
+/// `Content-Length` body); its status, or `None` if the connection closed.
+async fn read_response(c: &mut TcpStream) -> Option<u16> {
+    let mut got = Vec::new();
+    let mut byte = [0; 1];
+    while !got.ends_with(b"\r\n\r\n") {
+        if c.read(&mut byte).await.ok()? == 0 {
+            return None;
+        }
+        got.push(byte[0]);
+    }
+    let head = String::from_utf8_lossy(&got).to_ascii_lowercase();
+    let length: usize = head
+        .lines()
+        .find_map(|l| l.strip_prefix("content-length:"))
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap_or(0);
+    let mut body = vec![0; length];
+    c.read_exact(&mut body).await.ok()?;
+    status_of(&head)
+}
+
+/// `http.header_read_timeout` runs from the connection's opening or the
+/// end of its previous request, and not while a request is handled: a
+/// keep-alive client that sends more often than that keeps its connection
+/// however long it stays, even across a slow request; one that stops is
+/// closed quietly; one that stalls inside a head is cut off and counted.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_header_deadline_restarts_with_each_request() {
+    let opts = Options::no_limit().env("DIEM_HTTP__HEADER_READ_TIMEOUT", "1s");
+    let s = TestServer::start_with(opts, &[('a', "x", "y")]).await;
+    let mut c = TcpStream::connect(s.addr).await.unwrap();
+    let started = Instant::now();
+    let mut answered = 0;
+    while started.elapsed() < Duration::from_millis(2500) {
+        c.write_all(b"GET /hitokoto/v2/?encode=text HTTP/1.1\r\nHost: x\r\n\r\n")
+            .await
+            .unwrap();
+        assert_eq!(read_response(&mut c).await, Some(200), "request {answered}");
+        answered += 1;
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+    // A request that takes longer than the timeout is not cut off.
+    c.write_all(b"GET /hitokoto/v2/ HTTP/1.1\r\nHost: x\r\nX-Diem-Fault: stall=1500\r\n\r\n")
+        .await
+        .unwrap();
+    assert_eq!(read_response(&mut c).await, Some(200), "the slow request");
+    // Then nothing: closed once the timeout has passed, not before.
+    let idle = Instant::now();
+    let closed = tokio::time::timeout(Duration::from_secs(10), read_response(&mut c)).await;
+    assert_eq!(closed, Ok(None), "an idle connection is closed");
+    assert!(
+        idle.elapsed() >= Duration::from_millis(900),
+        "closed after {:?}, before the timeout",
+        idle.elapsed()
+    );
+    // Part of a head, then a stall.
+    let mut slow = TcpStream::connect(s.addr).await.unwrap();
+    slow.write_all(b"GET /hitokoto/v2/ HTTP/1.1\r\nHost: x\r\n")
+        .await
+        .unwrap();
+    let cut = tokio::time::timeout(Duration::from_secs(10), read_response(&mut slow)).await;
+    assert_eq!(cut, Ok(None), "a stalled head is cut off");
+    // Only the stalled head is a refusal; the idle connection is not.
+    let metrics = s.get("/metrics").await.body;
+    assert!(
+        metrics.contains("diem_http_rejected_total{reason=\"header_timeout\"} 1\n"),
+        "{metrics}"
+    );
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sigterm_under_load_drops_no_request_in_flight() {
     let mut s = TestServer::start_with(
