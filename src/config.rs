@@ -141,7 +141,10 @@ pub struct HttpConfig {
     pub backlog: u32,
     /// Connections served at once; more wait in the backlog.
     pub max_connections: usize,
-    /// Time a client has to send a request's headers.
+    /// Time a client has to send a request's headers, from the
+    /// connection's opening or its previous request's end; also how long
+    /// an idle keep-alive connection stays open
+    /// (`src/http/head_deadline.rs`).
     #[serde(with = "humantime_serde")]
     pub header_read_timeout: Duration,
     /// Time a client has to send a request's body.
