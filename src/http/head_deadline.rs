@@ -42,6 +42,9 @@ use tokio::time::Instant;
 const IN_REQUEST: u64 = u64::MAX;
 /// The low bit of the state word: a byte of the awaited head has come.
 const HEAD_STARTED: u64 = 1;
+/// Longer timeouts act as this one (a year), so that no deadline
+/// overflows the clock whatever the configuration says.
+const LONGEST: Duration = Duration::from_secs(365 * 24 * 3600);
 
 /// How a connection's wait for a request head ended at its deadline.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -69,7 +72,7 @@ impl HeadDeadline {
     pub(crate) fn new(timeout: Duration) -> Self {
         Self {
             opened: Instant::now(),
-            timeout,
+            timeout: timeout.min(LONGEST),
             state: AtomicU64::new(0),
         }
     }
@@ -226,6 +229,14 @@ mod tests {
             expires_within(&d, Duration::from_millis(2)).await,
             Some(Expired::Idle)
         );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_huge_timeout_neither_overflows_nor_expires() {
+        let d = HeadDeadline::new(Duration::MAX);
+        assert_eq!(expires_within(&d, Duration::from_secs(3600)).await, None);
+        d.request_started();
+        assert_eq!(expires_within(&d, Duration::from_secs(3600)).await, None);
     }
 
     #[tokio::test(start_paused = true)]
