@@ -71,8 +71,8 @@ pub(crate) async fn serve(
         // Boxed: the request's future is large (limiter, body, dispatch) and
         // hyper moves the future it is given; a pointer moves cheaply.
         Box::pin(async move {
-            let response = respond(svc_node, peer, req).await;
-            svc_deadline.request_done(tokio::time::Instant::now());
+            let (response, end) = respond(svc_node, peer, req).await;
+            svc_deadline.request_done(end.into());
             Ok::<_, Infallible>(response)
         })
     });
@@ -92,28 +92,26 @@ pub(crate) async fn serve(
     };
     // The connection first: a head that has come is read before the
     // deadline is looked at.
-    let result = tokio::select! {
+    let refused = tokio::select! {
         biased;
-        result = served => result,
-        expired = deadline.expired() => {
-            if expired == Expired::Partial {
-                node.metrics.rejected("header_timeout");
-                if node.http.may_log_rejection() {
-                    tracing::info!(%peer, reason = "header_timeout", "request refused before a handler (logged once a second at most)");
+        result = served => match result {
+            Ok(()) => None,
+            Err(e) => match rejection(&e) {
+                Some(reason) => Some((reason, e.to_string())),
+                None => {
+                    tracing::debug!(%peer, error = %e, "connection ended with an error");
+                    None
                 }
-            }
-            return;
-        }
+            },
+        },
+        expired = deadline.expired() => (expired == Expired::Partial).then(|| {
+            ("header_timeout", format!("no complete request head within {header_timeout:?}"))
+        }),
     };
-    if let Err(e) = result {
-        match rejection(&e) {
-            Some(reason) => {
-                node.metrics.rejected(reason);
-                if node.http.may_log_rejection() {
-                    tracing::info!(%peer, reason, error = %e, "request refused before a handler (logged once a second at most)");
-                }
-            }
-            None => tracing::debug!(%peer, error = %e, "connection ended with an error"),
+    if let Some((reason, error)) = refused {
+        node.metrics.rejected(reason);
+        if node.http.may_log_rejection() {
+            tracing::info!(%peer, reason, %error, "request refused before a handler (logged once a second at most)");
         }
     }
 }
@@ -241,7 +239,9 @@ async fn answer(
     (response, decision)
 }
 
-async fn respond(node: &Node, peer: SocketAddr, req: hyper::Request<Incoming>) -> HttpResponse {
+/// Answers one request; also returns when the answer was ready (the
+/// clock read that timed it), from which the wait for the next head runs.
+async fn respond(node: &Node, peer: SocketAddr, req: hyper::Request<Incoming>) -> (HttpResponse, Instant) {
     let start = Instant::now();
     let endpoint = Endpoint::of(req.method(), req.uri().path());
     let method = MethodClass::of(req.method());
@@ -271,7 +271,8 @@ async fn respond(node: &Node, peer: SocketAddr, req: hyper::Request<Incoming>) -
             response::number(d.throttle.reset_secs()),
         );
     }
-    let latency = start.elapsed();
+    let end = Instant::now();
+    let latency = end - start;
     let status = response.status().as_u16();
     node.metrics.request(endpoint.route, method, status, latency);
     if let Some((method, uri, client)) = logged {
@@ -285,5 +286,5 @@ async fn respond(node: &Node, peer: SocketAddr, req: hyper::Request<Incoming>) -
             "request"
         );
     }
-    response
+    (response, end)
 }

@@ -13,7 +13,7 @@
 //! and drops it when the head arrives: two operations on tokio's timer
 //! wheel per request, each taking the wheel's lock, which the runtime's
 //! threads contend for — under load they spun and called `sched_yield`
-//! ~600 times a second (docs/benchmarks.md). Here the connection keeps its
+//! hundreds of times a second (docs/benchmarks.md). Here the connection keeps its
 //! state in one word — when the wait began, whether a byte of the head has
 //! come, or that a request is being handled — written by the connection's
 //! own task, and one timer per connection wakes only when the deadline
@@ -86,7 +86,7 @@ impl HeadDeadline {
     /// The response is ready at `at`: the wait for the next head begins.
     pub(crate) fn request_done(&self, at: Instant) {
         let nanos = at.saturating_duration_since(self.opened).as_nanos();
-        // Shifted left by one below: keep the top bit clear (292 years).
+        // Shifted left by one below: keep the top bit clear (146 years).
         let nanos = u64::try_from(nanos).unwrap_or(u64::MAX).min(u64::MAX >> 2);
         self.state.store(nanos << 1, Ordering::Relaxed);
     }
@@ -109,13 +109,15 @@ impl HeadDeadline {
                 // The earliest a wait beginning after this request can end.
                 Instant::now() + self.timeout
             } else {
-                let began = Duration::from_nanos(state >> 1);
-                match self.opened.checked_add(began + self.timeout) {
-                    Some(deadline) if Instant::now() < deadline => deadline,
-                    Some(_) if state & HEAD_STARTED != 0 => return Expired::Partial,
-                    Some(_) => return Expired::Idle,
-                    // Beyond the clock's range: never.
-                    None => Instant::now() + self.timeout,
+                // At most 146 years (request_done) plus a year (LONGEST)
+                // from `opened`: within the clock's range.
+                let deadline = self.opened + Duration::from_nanos(state >> 1) + self.timeout;
+                if Instant::now() < deadline {
+                    deadline
+                } else if state & HEAD_STARTED != 0 {
+                    return Expired::Partial;
+                } else {
+                    return Expired::Idle;
                 }
             };
             tokio::time::sleep_until(wake).await;
