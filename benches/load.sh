@@ -8,6 +8,9 @@
 # baseline_on, baseline_zipf, baseline_off and baseline_pg (that binary in
 # the same four modes) to compare two builds in one run; CONNS sets the
 # connection counts (default "64 256"), PATHS the paths (default both).
+# percore_off and percore_on (not in the default list) run diem in the
+# per-core layout: one copy per core of one runtime thread each, on one
+# socket (benches/percore.py); their CPU and RSS are the copies' sums.
 #
 # 1. builds release binaries (diem and examples/ceiling.rs);
 # 2. runs the ceiling: a minimal hyper 1 server answering a fixed body;
@@ -50,6 +53,7 @@ fi
 cargo build -q --release --bin diem --example ceiling
 DIEM=$PWD/target/release/diem
 CEILING=$PWD/target/release/examples/ceiling
+PERCORE=$PWD/benches/percore.py
 PG_URL=${DIEM_TEST_PG_URL:-postgres://postgres@127.0.0.1:5432/postgres}
 SCHEMA=bench_load
 OUT=$(mktemp -d)
@@ -61,7 +65,15 @@ trap 'kill $(jobs -p) 2>/dev/null || true; rm -rf "$OUT"' EXIT
 CORPUS=$(cd ../shared/data/hitokoto-sentences && pwd)
 (cd "$OUT/run" && DIEM_POSTGRES__URL=$PG_URL DIEM_POSTGRES__SCHEMA=$SCHEMA "$DIEM" import "$CORPUS") >&2
 TCK=$(getconf CLK_TCK)
-cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
+# CPU ticks of a server: the process and its children (the percore modes'
+# diem copies under benches/percore.py).
+cpu_ticks() {
+    local p t=0
+    for p in "$1" $(pgrep -P "$1"); do
+        t=$((t + $(awk '{print $14 + $15}' "/proc/$p/stat" 2>/dev/null || echo 0)))
+    done
+    echo "$t"
+}
 
 wait_port() {
     for _ in $(seq 1 200); do
@@ -95,7 +107,8 @@ run_mode() {
         done
     done
     local hwm
-    hwm=$(awk '/VmHWM/{print $2}' "/proc/$pid/status")
+    # Peak RSS, summed over the percore modes' copies.
+    hwm=$(for p in $pid $(pgrep -P $pid); do awk '/VmHWM/{print $2}' "/proc/$p/status"; done | awk '{s += $1} END {print s}')
     echo "$name $hwm" >>"$OUT/rss"
     kill -TERM $pid; wait $pid 2>/dev/null || true
 }
@@ -118,6 +131,11 @@ for round in $(seq 1 "$ROUNDS"); do
             baseline_zipf) WRK_MODE=zipf run_mode baseline_zipf "${diem_env[@]}" DIEM_REDIS__KEY_PREFIX=benchbz$round$$: DIEM_LIMITER__TRUSTED_PROXIES=127.0.0.1 "$BASELINE" ;;
             baseline_pg) run_mode baseline_pg "${diem_env[@]}" DIEM_LIMITER__ENABLED=false DIEM_POSTGRES__READS=query "$BASELINE" ;;
             limiter_off) run_mode limiter_off "${diem_env[@]}" DIEM_LIMITER__ENABLED=false "$DIEM" ;;
+            # The copies share no admin port (off) and each has its own control socket.
+            percore_off) run_mode percore_off "${diem_env[@]}" DIEM_LIMITER__ENABLED=false DIEM_ADMIN__ADDR= CTL=$OUT/pc.sock \
+                "$PERCORE" $PORT "$(nproc)" -- "$DIEM" ;;
+            percore_on) run_mode percore_on "${diem_env[@]}" DIEM_REDIS__KEY_PREFIX=benchp$round$$: DIEM_LIMITER__TRUSTED_PROXIES=127.0.0.1 \
+                DIEM_ADMIN__ADDR= CTL=$OUT/pc.sock "$PERCORE" $PORT "$(nproc)" -- "$DIEM" ;;
             pg_query) run_mode pg_query "${diem_env[@]}" DIEM_LIMITER__ENABLED=false DIEM_POSTGRES__READS=query "$DIEM" ;;
             baseline_off) run_mode baseline_off "${diem_env[@]}" DIEM_LIMITER__ENABLED=false "$BASELINE" ;;
             *) echo "error: unknown mode $mode" >&2; exit 2 ;;
