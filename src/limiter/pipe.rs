@@ -25,6 +25,7 @@ use bytes::{Buf, BytesMut};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::sync::{mpsc, oneshot};
+use tokio::time::Instant;
 
 /// The most commands one write carries.
 const MAX_BATCH: usize = 512;
@@ -145,8 +146,8 @@ impl Pipe {
 
     /// `SET key value NX GET PX px_ms`: the value `key` held, or `None` if
     /// it held none (and now holds `value`). `Err` if the connection failed
-    /// or its batch had no reply within the connection's timeout (one timer
-    /// per batch, in the connection's task, rather than one per request).
+    /// or its batch had no reply within the connection's timeout (kept by
+    /// one timer in the connection's task, not one per request or batch).
     pub async fn set_nx_get(&self, key: String, value: i64, px_ms: i64) -> Result<Option<i64>, PipeError> {
         let (reply, rx) = oneshot::channel();
         self.tx
@@ -258,6 +259,13 @@ async fn read_reply(stream: &mut TcpStream, buf: &mut BytesMut) -> Result<Reply,
 /// fails, or a batch has no complete reply within `timeout` (then every
 /// request waiting on it decides locally, and the actor replaces the
 /// connection).
+///
+/// One timer for the connection, not one per batch: a `timeout` per batch
+/// took tokio's timer-wheel lock (one for the whole runtime) twice per
+/// batch. The timer is set for the deadline of the batch in flight when it
+/// was set; when it fires, a batch that began since moves it on to that
+/// batch's deadline, so it fires at most once per `timeout` while Redis
+/// answers, and cuts off a batch only `timeout` after that batch began.
 async fn drive(
     mut stream: TcpStream,
     mut buf: BytesMut,
@@ -266,11 +274,14 @@ async fn drive(
 ) -> PipeError {
     let mut batch: Vec<SetNx> = Vec::with_capacity(MAX_BATCH);
     let mut out: Vec<u8> = Vec::with_capacity(64 * 1024);
+    let timer = tokio::time::sleep(timeout);
+    tokio::pin!(timer);
     loop {
         batch.clear();
         if rx.recv_many(&mut batch, MAX_BATCH).await == 0 {
             return PipeError::Reply("the limiter closed the connection".into());
         }
+        let began = Instant::now();
         out.clear();
         for op in &batch {
             set_nx_get(&mut out, op);
@@ -290,10 +301,22 @@ async fn drive(
             }
             Ok::<(), PipeError>(())
         };
-        match tokio::time::timeout(timeout, exchange).await {
-            Ok(Ok(())) => {}
-            Ok(Err(e)) => return e,
-            Err(_) => return PipeError::Timeout(timeout),
+        tokio::pin!(exchange);
+        loop {
+            tokio::select! {
+                biased;
+                done = &mut exchange => match done {
+                    Ok(()) => break,
+                    Err(e) => return e,
+                },
+                () = &mut timer => {
+                    let deadline = began + timeout;
+                    if Instant::now() >= deadline {
+                        return PipeError::Timeout(timeout);
+                    }
+                    timer.as_mut().reset(deadline);
+                }
+            }
         }
     }
 }
@@ -330,6 +353,67 @@ mod tests {
             out,
             b"*7\r\n$3\r\nSET\r\n$15\r\np:rl:1.2.3.4/32\r\n$3\r\n-12\r\n$2\r\nNX\r\n$3\r\nGET\r\n$2\r\nPX\r\n$5\r\n10000\r\n"
         );
+    }
+
+    /// A Redis stand-in on loopback that answers every `SET` with nil,
+    /// `delay` after it came (`None`: never answers).
+    async fn redis_like(delay: Option<Duration>) -> Target {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap().to_string();
+        tokio::spawn(async move {
+            let (mut socket, _) = listener.accept().await.unwrap();
+            let mut seen = Vec::new();
+            let mut answered = 0;
+            loop {
+                let mut chunk = [0u8; 4096];
+                let n = socket.read(&mut chunk).await.unwrap_or(0);
+                if n == 0 {
+                    return;
+                }
+                seen.extend_from_slice(&chunk[..n]);
+                let commands = seen.windows(4).filter(|w| w == b"*7\r\n").count();
+                let Some(delay) = delay else { continue };
+                while answered < commands {
+                    tokio::time::sleep(delay).await;
+                    socket.write_all(b"$-1\r\n").await.unwrap();
+                    answered += 1;
+                }
+            }
+        });
+        Target {
+            addr,
+            username: None,
+            password: None,
+            database: None,
+        }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_batch_without_a_reply_is_cut_off_at_its_timeout() {
+        let target = redis_like(None).await;
+        let (pipe, drive) = Pipe::connect(&target, Duration::from_secs(1)).await.unwrap();
+        let drive = tokio::spawn(drive);
+        tokio::time::sleep(Duration::from_millis(700)).await;
+        let began = Instant::now();
+        assert!(pipe.set_nx_get("k".into(), 1, 1).await.is_err());
+        let waited = began.elapsed();
+        assert!(matches!(drive.await.unwrap(), PipeError::Timeout(_)));
+        // Not at the timer's first deadline (300 ms after the batch began).
+        assert!(waited >= Duration::from_secs(1), "cut off after {waited:?}");
+        assert!(waited < Duration::from_millis(1100), "cut off after {waited:?}");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn replies_spread_over_several_timeouts_are_not_cut_off() {
+        let target = redis_like(Some(Duration::from_millis(400))).await;
+        let (pipe, drive) = Pipe::connect(&target, Duration::from_secs(1)).await.unwrap();
+        let drive = tokio::spawn(drive);
+        let began = Instant::now();
+        for i in 0..8 {
+            assert_eq!(pipe.set_nx_get(format!("k{i}"), 1, 1).await.unwrap(), None);
+        }
+        assert!(began.elapsed() >= Duration::from_millis(3200));
+        assert!(!drive.is_finished());
     }
 
     proptest::proptest! {
