@@ -30,6 +30,9 @@ use tokio::time::Instant;
 /// The most commands one write carries.
 const MAX_BATCH: usize = 512;
 
+/// The longest wait for a batch's replies the connection keeps count of.
+const LONGEST: Duration = Duration::from_secs(365 * 24 * 3600);
+
 /// How many requests may wait for the connection.
 const QUEUE: usize = 65_536;
 
@@ -183,9 +186,9 @@ fn bulk(out: &mut Vec<u8>, bytes: &[u8]) {
 }
 
 /// Appends `SET key value NX GET PX ms`: the fixed parts as constants,
-/// the numbers by `itoa` (through `fmt`, the lengths and numbers of this
-/// command were ~2,600 instructions per request; by a hand-written digit
-/// loop still ~2,100 with `command`'s, most of the limiter's own code).
+/// the numbers by `itoa`. A hand-written digit loop and the generic
+/// encoding of the seven parts cost ~2,100 instructions per request, most
+/// of the limiter's own code (docs/benchmarks.md).
 fn set_nx_get(out: &mut Vec<u8>, op: &SetNx) {
     let mut value = itoa::Buffer::new();
     let mut px = itoa::Buffer::new();
@@ -274,6 +277,9 @@ async fn drive(
 ) -> PipeError {
     let mut batch: Vec<SetNx> = Vec::with_capacity(MAX_BATCH);
     let mut out: Vec<u8> = Vec::with_capacity(64 * 1024);
+    // The clock's arithmetic panics past its range: no configured timeout
+    // is followed beyond a year.
+    let timeout = timeout.min(LONGEST);
     let timer = tokio::time::sleep(timeout);
     tokio::pin!(timer);
     loop {
@@ -401,6 +407,17 @@ mod tests {
         // Not at the timer's first deadline (300 ms after the batch began).
         assert!(waited >= Duration::from_secs(1), "cut off after {waited:?}");
         assert!(waited < Duration::from_millis(1100), "cut off after {waited:?}");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_huge_timeout_neither_overflows_nor_expires_early() {
+        let target = redis_like(None).await;
+        let (pipe, drive) = Pipe::connect(&target, Duration::MAX).await.unwrap();
+        let drive = tokio::spawn(drive);
+        let began = Instant::now();
+        assert!(pipe.set_nx_get("k".into(), 1, 1).await.is_err());
+        assert!(matches!(drive.await.unwrap(), PipeError::Timeout(_)));
+        assert!(began.elapsed() >= LONGEST);
     }
 
     #[tokio::test(start_paused = true)]
