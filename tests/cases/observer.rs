@@ -139,11 +139,19 @@ async fn the_page_shows_a_restart_without_a_reload_and_its_actions_are_audited()
         (tree_node(&tree, "diem/workers")["size"] == 6).then_some(())
     })
     .await;
-    let audited = s
-        .logs()
-        .lines()
-        .any(|l| l.contains("diem::audit") && l.contains("admin-http") && l.contains("\"scale\""));
-    assert!(audited, "the page's action is in the audit log:\n{}", s.logs());
+    // The log comes through a pipe the test reads on its own thread: the
+    // line may arrive after the pool has been seen at 6.
+    eventually(
+        Duration::from_secs(5),
+        "the page's action in the audit log",
+        || async {
+            s.logs()
+                .lines()
+                .any(|l| l.contains("diem::audit") && l.contains("admin-http") && l.contains("\"scale\""))
+                .then_some(())
+        },
+    )
+    .await;
 
     // A screenshot with a little traffic on the plots.
     let load = Load::start(s.addr, Plan::new("/hitokoto/v2/", 4, Duration::from_secs(6)));
