@@ -9,8 +9,9 @@
 # limiter on, a new client per request), zipf (limiter on, the Zipf mix of
 # benches/wrk.lua). BINARIES="/path/a /path/b" runs each diem mode once per
 # binary (default: this tree's release build), interleaved, so builds
-# compare in one run. wrk -t2 -c$CONNS (default 64) on
-# /hitokoto/v2/?encode=json with benches/wrk.lua, as benches/load.sh.
+# compare in one run; every other round runs in reverse order. wrk -t2
+# -c$CONNS (default 64) on /hitokoto/v2/?encode=json with benches/wrk.lua,
+# as benches/load.sh.
 #
 # For each run it samples /proc/stat and the processes' CPU ticks over the
 # middle of the run (from 2 s in to 2 s before the end) and Redis's
@@ -98,12 +99,21 @@ PY
 }
 
 echo "# $(date -u +%FT%TZ) $(nproc) cores; wrk -t2 -c$CONNS -d${SECS}s; shares of the whole machine over the middle $((SECS - 4)) s; load $(cut -d' ' -f1-3 /proc/loadavg)"
+# Every other round runs the modes, and the binaries within a mode, in
+# reverse order, as benches/load.sh does: a run's place in the sequence was
+# worth 3-4 % by itself there.
 for round in $(seq 1 "$ROUNDS"); do
-    for mode in "${MODES[@]}"; do
+    modes=("${MODES[@]}")
+    bins=$BINARIES
+    if [ $((round % 2)) -eq 0 ]; then
+        mapfile -t modes < <(printf '%s\n' "${MODES[@]}" | tac)
+        bins=$(printf '%s\n' $BINARIES | tac | tr '\n' ' ')
+    fi
+    for mode in "${modes[@]}"; do
         if [ "$mode" = ceiling ]; then
             run ceiling "$CEILING" ceiling
         else
-            for bin in $BINARIES; do
+            for bin in $bins; do
                 run "$(basename "$bin")" "$bin" "$mode"
             done
         fi
