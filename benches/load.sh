@@ -65,11 +65,13 @@ trap 'kill $(jobs -p) 2>/dev/null || true; rm -rf "$OUT"' EXIT
 CORPUS=$(cd ../shared/data/hitokoto-sentences && pwd)
 (cd "$OUT/run" && DIEM_POSTGRES__URL=$PG_URL DIEM_POSTGRES__SCHEMA=$SCHEMA "$DIEM" import "$CORPUS") >&2
 TCK=$(getconf CLK_TCK)
-# CPU ticks of a server: the process and its children (the percore modes'
-# diem copies under benches/percore.py).
+# A server's processes: itself and its children (the percore modes' diem
+# copies under benches/percore.py).
+server_pids() { echo "$1" $(pgrep -P "$1"); }
+# CPU ticks of a server, summed over its processes.
 cpu_ticks() {
     local p t=0
-    for p in "$1" $(pgrep -P "$1"); do
+    for p in $(server_pids "$1"); do
         t=$((t + $(awk '{print $14 + $15}' "/proc/$p/stat" 2>/dev/null || echo 0)))
     done
     echo "$t"
@@ -107,8 +109,8 @@ run_mode() {
         done
     done
     local hwm
-    # Peak RSS, summed over the percore modes' copies.
-    hwm=$(for p in $pid $(pgrep -P $pid); do awk '/VmHWM/{print $2}' "/proc/$p/status"; done | awk '{s += $1} END {print s}')
+    # Peak RSS, summed over the server's processes.
+    hwm=$(for p in $(server_pids $pid); do awk '/VmHWM/{print $2}' "/proc/$p/status"; done | awk '{s += $1} END {print s}')
     echo "$name $hwm" >>"$OUT/rss"
     kill -TERM $pid; wait $pid 2>/dev/null || true
 }

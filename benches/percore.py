@@ -41,7 +41,5 @@ def stop(*_):
 signal.signal(signal.SIGTERM, stop)
 signal.signal(signal.SIGINT, stop)
 for k in kids:
-    while True:
-        try: os.waitpid(k, 0); break
-        except ChildProcessError: break
-        except InterruptedError: continue
+    try: os.waitpid(k, 0)  # interrupted by a signal, Python retries (PEP 475)
+    except ChildProcessError: pass

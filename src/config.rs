@@ -10,7 +10,8 @@
 //!
 //! Durations are written with units (`"250ms"`, `"5s"`, `"6m"`, via
 //! humantime). The keys they replaced (`*_ms`, `*_secs`) are refused with a
-//! message naming the new key.
+//! message naming the new key. Timeouts and intervals run from 1ms to 365
+//! days ([`LONGEST_WAIT`]).
 //!
 //! `config/diem.toml` in the repository documents every key; a test keeps it
 //! equal to [`Config::default`].
@@ -46,6 +47,11 @@ use thiserror::Error;
 
 /// The shortest admin token accepted: a guessable token is refused at start.
 pub const MIN_TOKEN_BYTES: usize = 16;
+
+/// The longest timeout or interval a setting may hold (365 days). Timers add a
+/// wait to the clock, whose arithmetic panics past its range; the code that
+/// keeps a timer caps what it is given at this bound too.
+pub const LONGEST_WAIT: Duration = Duration::from_secs(365 * 24 * 3600);
 
 /// The default config file, read when it exists and no `--config` is given.
 pub const DEFAULT_CONFIG_PATH: &str = "config/diem.toml";
@@ -739,6 +745,9 @@ impl Config {
             if d < Duration::from_millis(1) {
                 return bad(key, "a duration of at least 1ms");
             }
+            if d > LONGEST_WAIT {
+                return bad(key, "a duration of at most 365 days");
+            }
         }
         if let Err(e) = tracing_subscriber::EnvFilter::try_new(&self.log.filter) {
             return bad("log.filter", &format!("a tracing filter ({e})"));
@@ -851,6 +860,10 @@ mod tests {
         assert!(e.to_string().contains("postgres.schema"), "{e}");
         let e = Config::from_toml_str("[limiter]\nperiod = \"1500ms\"").unwrap_err();
         assert!(e.to_string().contains("limiter.period"), "{e}");
+        let e = Config::from_toml_str("[redis]\ncommand_timeout = \"366days\"").unwrap_err();
+        assert!(e.to_string().contains("redis.command_timeout"), "{e}");
+        assert!(e.to_string().contains("at most 365 days"), "{e}");
+        assert!(Config::from_toml_str("[redis]\ncommand_timeout = \"365days\"").is_ok());
     }
 
     #[test]

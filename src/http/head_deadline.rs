@@ -38,13 +38,12 @@ use std::time::Duration;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::time::Instant;
 
+use crate::config::LONGEST_WAIT;
+
 /// The state word while a request is being handled.
 const IN_REQUEST: u64 = u64::MAX;
 /// The low bit of the state word: a byte of the awaited head has come.
 const HEAD_STARTED: u64 = 1;
-/// Longer timeouts act as this one (a year), so that no deadline
-/// overflows the clock whatever the configuration says.
-const LONGEST: Duration = Duration::from_secs(365 * 24 * 3600);
 
 /// How a connection's wait for a request head ended at its deadline.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -72,7 +71,7 @@ impl HeadDeadline {
     pub(crate) fn new(timeout: Duration) -> Self {
         Self {
             opened: Instant::now(),
-            timeout: timeout.min(LONGEST),
+            timeout: timeout.min(LONGEST_WAIT),
             state: AtomicU64::new(0),
         }
     }
@@ -109,7 +108,7 @@ impl HeadDeadline {
                 // The earliest a wait beginning after this request can end.
                 Instant::now() + self.timeout
             } else {
-                // At most 146 years (request_done) plus a year (LONGEST)
+                // At most 146 years (request_done) plus a year (LONGEST_WAIT)
                 // from `opened`: within the clock's range.
                 let deadline = self.opened + Duration::from_nanos(state >> 1) + self.timeout;
                 if Instant::now() < deadline {

@@ -27,11 +27,10 @@ use tokio::net::TcpStream;
 use tokio::sync::{mpsc, oneshot};
 use tokio::time::Instant;
 
+use crate::config::LONGEST_WAIT;
+
 /// The most commands one write carries.
 const MAX_BATCH: usize = 512;
-
-/// The longest wait for a batch's replies the connection keeps count of.
-const LONGEST: Duration = Duration::from_secs(365 * 24 * 3600);
 
 /// How many requests may wait for the connection.
 const QUEUE: usize = 65_536;
@@ -279,7 +278,7 @@ async fn drive(
     let mut out: Vec<u8> = Vec::with_capacity(64 * 1024);
     // The clock's arithmetic panics past its range: no configured timeout
     // is followed beyond a year.
-    let timeout = timeout.min(LONGEST);
+    let timeout = timeout.min(LONGEST_WAIT);
     let timer = tokio::time::sleep(timeout);
     tokio::pin!(timer);
     loop {
@@ -417,7 +416,7 @@ mod tests {
         let began = Instant::now();
         assert!(pipe.set_nx_get("k".into(), 1, 1).await.is_err());
         assert!(matches!(drive.await.unwrap(), PipeError::Timeout(_)));
-        assert!(began.elapsed() >= LONGEST);
+        assert!(began.elapsed() >= LONGEST_WAIT);
     }
 
     #[tokio::test(start_paused = true)]
