@@ -111,7 +111,7 @@ fn request() -> Request {
         .into_parts();
     Request {
         endpoint: Endpoint::of(&parts.method, parts.uri.path()),
-        parts,
+        parts: Box::new(parts),
         body: Bytes::new(),
     }
 }

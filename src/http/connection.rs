@@ -226,7 +226,7 @@ async fn answer(
     let response = match node
         .workers
         .dispatch(Request {
-            parts,
+            parts: Box::new(parts),
             body,
             endpoint,
         })

@@ -100,7 +100,7 @@ mod tests {
         let (parts, _) = hyper::Request::new(()).into_parts();
         Request {
             endpoint: crate::api::route::Endpoint::of(&parts.method, parts.uri.path()),
-            parts,
+            parts: Box::new(parts),
             body: bytes::Bytes::new(),
         }
     }
