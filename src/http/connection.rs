@@ -132,10 +132,18 @@ fn rejection(e: &hyper::Error) -> Option<&'static str> {
     }
 }
 
+/// Reads a request's body in full. A body that has ended (every `GET`'s)
+/// is answered without waiting; only one to read waits, in a boxed future:
+/// the wait (a timer and the collected chunks) would otherwise be part of
+/// every request's future, copied with it.
 async fn read_body(node: &Node, body: Incoming) -> Result<Bytes, HttpResponse> {
     if hyper::body::Body::is_end_stream(&body) {
         return Ok(Bytes::new());
     }
+    Box::pin(read_to_end(node, body)).await
+}
+
+async fn read_to_end(node: &Node, body: Incoming) -> Result<Bytes, HttpResponse> {
     let (limit, timeout) = node.with_config(|c| (c.http.max_body_bytes, c.http.body_read_timeout));
     let too_large = || {
         response::error(
