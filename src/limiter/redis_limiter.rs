@@ -143,10 +143,13 @@ async fn batcher(
         let params = node.limiter.settings().params;
         let timeout = config.redis.command_timeout;
         let (client, sha, me) = (client.clone(), sha.clone(), me.clone());
+        // The script's call is boxed: fred's future is kilobytes, and the
+        // spawned task would otherwise be moved whole several times on its
+        // way into the runtime, once per batch.
         tokio::spawn(async move {
             let keys = batch.iter().map(|p| p.key.clone()).collect();
             let now = now_us();
-            match eval(&client, &sha, keys, &params, Some(now), timeout).await {
+            match Box::pin(eval(&client, &sha, keys, &params, Some(now), timeout)).await {
                 Ok(decisions) => {
                     for (p, d) in batch.into_iter().zip(decisions) {
                         let _ = p.reply.send((d, now));
