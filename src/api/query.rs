@@ -128,13 +128,14 @@ fn length(value: &str) -> Result<u32, ParamError> {
 ///
 /// A query with nothing to decode — no `%` and no `+`, as nearly every
 /// request's — decodes to itself, so it is split in place: the decoder's
-/// byte-by-byte scans and UTF-8 check were ~4 % of a request's
-/// instructions. A property test checks both give the same pairs.
+/// scans and UTF-8 check cost ~600 instructions per request (callgrind),
+/// of ~17,000. A property test checks both give the same pairs.
 enum Pairs<'a> {
     /// Nothing to decode; what is left of the query. Pieces are
     /// `&`-separated, empty ones skipped, split at the first `=` (none: an
-    /// empty value), as the decoder splits. By bytes: `&` and `=` are
-    /// ASCII, and `str`'s char searcher cost more than the decoder saved.
+    /// empty value), as the decoder splits. By bytes (`&` and `=` are
+    /// ASCII): `str::split` with a `char` pattern cost 223 instructions per
+    /// request, most of what skipping the decoder saves.
     Plain(&'a str),
     /// Percent-encoded bytes or `+`: the decoder.
     Encoded(form_urlencoded::Parse<'a>),

@@ -13,7 +13,7 @@ use crate::api::route::Endpoint;
 pub struct Request {
     /// Method, URI, headers. Boxed: a request moves several times on its
     /// way to a handler (into the job, the worker's mailbox, the handler's
-    /// future), and a pointer moves for less than the ~220-byte head.
+    /// future), and a pointer moves for less than the 224-byte head.
     pub parts: Box<Parts>,
     /// The body, read in full by the connection (bounded in size and time).
     pub body: Bytes,

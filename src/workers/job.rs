@@ -22,9 +22,6 @@ use tokio::sync::oneshot;
 use crate::api::request::{HttpResponse, Request};
 
 /// Messages of a worker.
-// A job travels by value: boxing it would cost an allocation per request
-// for the sake of the rare ping.
-#[allow(clippy::large_enum_variant)]
 #[derive(Debug, RactorMessage)]
 pub enum WorkerMsg {
     /// Handle a request.
