@@ -143,9 +143,9 @@ async fn batcher(
         let params = node.limiter.settings().params;
         let timeout = config.redis.command_timeout;
         let (client, sha, me) = (client.clone(), sha.clone(), me.clone());
-        // The script's call is boxed: fred's future is kilobytes, and the
-        // spawned task would otherwise be moved whole several times on its
-        // way into the runtime, once per batch.
+        // The script's call is boxed: fred's future is large, and inside the
+        // spawned task it was moved whole on the task's way into the runtime
+        // (1,368 instructions of copies per request of the zipf mix).
         tokio::spawn(async move {
             let keys = batch.iter().map(|p| p.key.clone()).collect();
             let now = now_us();
