@@ -7,10 +7,12 @@
 //! * [`connection`]: one HTTP/1.1 connection (hyper), from request to
 //!   response.
 //! * [`head_deadline`]: the header read timeout of a connection.
+//! * [`drain`]: asks the open connections to close on shutdown, and waits.
 //! * [`client_ip`]: who the client is, behind trusted proxies.
 
 pub mod client_ip;
 pub(crate) mod connection;
+pub(crate) mod drain;
 pub(crate) mod head_deadline;
 pub(crate) mod listener;
 pub(crate) mod socket;

@@ -84,12 +84,7 @@ pub(crate) async fn serve(
         .max_buf_size(max_buf)
         .keep_alive(true);
     let conn = builder.serve_connection(io, service);
-    let served = async {
-        match node.http.watcher() {
-            Some(watcher) => watcher.watch(conn).await,
-            None => conn.await,
-        }
-    };
+    let served = node.http.watch(conn);
     // The connection first: a head that has come is read before the
     // deadline is looked at.
     let refused = tokio::select! {

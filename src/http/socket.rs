@@ -6,7 +6,7 @@
 //! duplicate of it, so killing or restarting the listener never closes the
 //! socket: connections arriving meanwhile wait in the kernel's backlog and
 //! are accepted by the next incarnation. Connections are tracked here too
-//! (hyper-util's graceful-shutdown watcher), so they outlive listener
+//! ([`Drain`]), so they outlive listener
 //! restarts and can be drained on shutdown. An upgrade hands a duplicate
 //! of the same socket to the new process ([`HttpShared::duplicate`]): the
 //! kernel's accept queue is shared, so no queued connection is lost when
@@ -16,18 +16,19 @@ use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 
-use hyper_util::server::graceful::{GracefulShutdown, Watcher};
+use hyper_util::server::graceful::GracefulConnection;
 use socket2::{Domain, Protocol, Socket, Type};
 use tokio::sync::{watch, Semaphore};
 
 use crate::config::HttpConfig;
+use crate::http::drain::Drain;
 
 /// The socket, the connection tracker and the connection limit.
 #[derive(Debug)]
 pub(crate) struct HttpShared {
     socket: Mutex<Option<std::net::TcpListener>>,
     addr: OnceLock<SocketAddr>,
-    graceful: Mutex<Option<GracefulShutdown>>,
+    drain: Drain,
     slots: OnceLock<Arc<Semaphore>>,
     open: Arc<AtomicUsize>,
     last_rejection_log: AtomicU64,
@@ -40,7 +41,7 @@ impl Default for HttpShared {
         Self {
             socket: Mutex::new(None),
             addr: OnceLock::new(),
-            graceful: Mutex::new(None),
+            drain: Drain::default(),
             slots: OnceLock::new(),
             open: Arc::new(AtomicUsize::new(0)),
             last_rejection_log: AtomicU64::new(u64::MAX),
@@ -60,9 +61,6 @@ impl HttpShared {
     ) -> std::io::Result<SocketAddr> {
         listener.set_nonblocking(true)?;
         let addr = listener.local_addr()?;
-        if let Ok(mut g) = self.graceful.lock() {
-            *g = Some(GracefulShutdown::new());
-        }
         let _ = self.slots.set(Arc::new(Semaphore::new(cfg.max_connections)));
         let _ = self.addr.set(addr);
         if let Ok(mut s) = self.socket.lock() {
@@ -128,9 +126,9 @@ impl HttpShared {
         self.slots.get().cloned()
     }
 
-    /// A watcher for one new connection (`None` once draining began).
-    pub(crate) fn watcher(&self) -> Option<Watcher> {
-        self.graceful.lock().ok()?.as_ref().map(GracefulShutdown::watcher)
+    /// Serves one connection to its end under the drain ([`Drain::watch`]).
+    pub(crate) async fn watch<C: GracefulConnection>(&self, conn: C) -> C::Output {
+        self.drain.watch(conn).await
     }
 
     /// Counts a connection as open until the returned guard drops.
@@ -161,11 +159,7 @@ impl HttpShared {
     /// Asks every connection to finish its request in flight and close,
     /// and waits for them all, at most `grace`. Returns whether all closed.
     pub(crate) async fn drain(&self, grace: std::time::Duration) -> bool {
-        let graceful = self.graceful.lock().ok().and_then(|mut g| g.take());
-        match graceful {
-            Some(g) => tokio::time::timeout(grace, g.shutdown()).await.is_ok(),
-            None => true,
-        }
+        tokio::time::timeout(grace, self.drain.drain()).await.is_ok()
     }
 }
 
