@@ -198,7 +198,9 @@ mod tests {
             async move { drain.watch(conn).await }
         });
         client.write_all(GET).await.expect("write");
-        tokio::time::timeout(LIMIT, entries.recv()).await.expect("the request reached the handler");
+        tokio::time::timeout(LIMIT, entries.recv())
+            .await
+            .expect("the request reached the handler");
 
         let drained = tokio::spawn({
             let drain = drain.clone();
@@ -214,7 +216,10 @@ mod tests {
         assert!(answer.starts_with("http/1.1 200 ok"), "{answer}");
         assert!(answer.contains("connection: close"), "{answer}");
         assert!(answer.ends_with("ok"), "{answer}");
-        tokio::time::timeout(LIMIT, drained).await.expect("drained").expect("no panic");
+        tokio::time::timeout(LIMIT, drained)
+            .await
+            .expect("drained")
+            .expect("no panic");
         assert_eq!(drain.live(), 0);
     }
 
@@ -243,7 +248,9 @@ mod tests {
     #[tokio::test]
     async fn a_connection_arriving_while_draining_is_served_unwatched() {
         let drain = Arc::new(Drain::default());
-        tokio::time::timeout(LIMIT, drain.drain()).await.expect("nothing to drain");
+        tokio::time::timeout(LIMIT, drain.drain())
+            .await
+            .expect("nothing to drain");
         let (mut client, server) = tokio::io::duplex(1024);
         let (entered, _) = mpsc::unbounded_channel();
         let conn = connection(server, entered, Arc::new(Semaphore::new(1)));

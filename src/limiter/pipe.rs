@@ -1,24 +1,29 @@
 //! The limiter's hot-path connection to Redis: one TCP connection on which
-//! every `SET key tat NX GET PX ms` queued at that moment goes out in one
-//! `write`, and the replies are read back in order.
+//! every command queued at that moment — each request's `SET key tat NX
+//! GET PX ms`, and the batcher's `EVALSHA` of the GCRA script — goes out in
+//! one `write`, and the replies are read back in order.
 //!
-//! Why not fred for this one command: fred flushes its socket whenever its
-//! command queue is empty, i.e. once per command under diem's load, and
+//! Why not fred for these two commands: fred flushes its socket whenever
+//! its command queue is empty, i.e. once per command under diem's load, and
 //! its pipelines flush per command as well. Measured on this machine with
 //! `examples/redis_batching.rs` (64 tasks, new keys, 2 threads; two rounds,
 //! docs/benchmarks.md): fred one command at a time 143–192 k commands/s at
 //! 4.0–4.8 µs of CPU each, fred pipelines 101–107 k/s at 6.2–6.4 µs, this
-//! connection 154–201 k/s at 2.0–2.1 µs. Everything else — the script,
-//! health checks, `peek`, `forget`, reconnection with backoff — stays on
-//! fred.
+//! connection 154–201 k/s at 2.0–2.1 µs. The script's call went through
+//! fred until 2026-12-03: its router task and command encoding were about a
+//! quarter of the instructions of a request of the zipf mix
+//! (docs/benchmarks.md). Everything else — loading the script, health
+//! checks, `peek`, `forget`, reconnection with backoff — stays on fred.
 //!
 //! Failure handling is the limiter actor's: on any error (I/O, a reply that
-//! is not what `SET … GET` answers, the connection closed) the task ends,
+//! is not what `SET … GET` or the script answers, the connection closed)
+//! the task ends,
 //! every request waiting on it gets no answer (and decides locally), and the
 //! actor is told, withdraws the handle, and publishes a new one — with a
 //! new connection — when its health check finds Redis back. A request
 //! waits at most `redis.command_timeout` for its reply, as with fred.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::{Buf, BytesMut};
@@ -43,6 +48,23 @@ struct SetNx {
     value: i64,
     px_ms: i64,
     reply: oneshot::Sender<Option<i64>>,
+}
+
+/// One `EVALSHA sha numkeys key… arg…` of a script that returns integers;
+/// the reply is those integers, or the error Redis answered (`NOSCRIPT`…).
+#[derive(Debug)]
+struct EvalSha {
+    sha: Arc<str>,
+    keys: Arc<[String]>,
+    args: Vec<i64>,
+    reply: oneshot::Sender<Result<Vec<i64>, String>>,
+}
+
+/// A command queued for the connection.
+#[derive(Debug)]
+enum Op {
+    SetNx(SetNx),
+    EvalSha(EvalSha),
 }
 
 /// Where and how to connect.
@@ -84,6 +106,9 @@ pub enum PipeError {
     /// Redis answered something else than expected.
     #[error("redis replied {0}")]
     Reply(String),
+    /// Redis answered the command with an error (the connection stays up).
+    #[error("redis answered {0}")]
+    Answered(String),
     /// No reply in time.
     #[error("no reply from redis within {0:?}")]
     Timeout(Duration),
@@ -92,7 +117,7 @@ pub enum PipeError {
 /// The sending side: cheap to share.
 #[derive(Debug, Clone)]
 pub struct Pipe {
-    tx: mpsc::Sender<SetNx>,
+    tx: mpsc::Sender<Op>,
 }
 
 impl Pipe {
@@ -152,17 +177,45 @@ impl Pipe {
     /// one timer in the connection's task, not one per request or batch).
     pub async fn set_nx_get(&self, key: String, value: i64, px_ms: i64) -> Result<Option<i64>, PipeError> {
         let (reply, rx) = oneshot::channel();
-        self.tx
-            .try_send(SetNx {
-                key,
-                value,
-                px_ms,
-                reply,
-            })
-            .map_err(|_| PipeError::Reply("the connection is closed or saturated".into()))?;
-        rx.await
-            .map_err(|_| PipeError::Reply("the connection failed or timed out".into()))
+        self.send(Op::SetNx(SetNx {
+            key,
+            value,
+            px_ms,
+            reply,
+        }))?;
+        rx.await.map_err(|_| failed())
     }
+
+    /// `EVALSHA sha keys.len() keys… args…` of a script that returns an
+    /// array of integers: those integers. [`PipeError::Answered`] if Redis
+    /// answered an error (`NOSCRIPT` when it does not hold the script);
+    /// other errors as [`Pipe::set_nx_get`]'s.
+    pub async fn evalsha(
+        &self,
+        sha: Arc<str>,
+        keys: Arc<[String]>,
+        args: Vec<i64>,
+    ) -> Result<Vec<i64>, PipeError> {
+        let (reply, rx) = oneshot::channel();
+        self.send(Op::EvalSha(EvalSha {
+            sha,
+            keys,
+            args,
+            reply,
+        }))?;
+        rx.await.map_err(|_| failed())?.map_err(PipeError::Answered)
+    }
+
+    fn send(&self, op: Op) -> Result<(), PipeError> {
+        self.tx
+            .try_send(op)
+            .map_err(|_| PipeError::Reply("the connection is closed or saturated".into()))
+    }
+}
+
+/// A command whose reply will not come: its batch failed or timed out.
+fn failed() -> PipeError {
+    PipeError::Reply("the connection failed or timed out".into())
 }
 
 /// Appends a RESP command of `parts`.
@@ -198,6 +251,22 @@ fn set_nx_get(out: &mut Vec<u8>, op: &SetNx) {
     bulk(out, px.format(op.px_ms).as_bytes());
 }
 
+/// Appends `EVALSHA sha numkeys key… arg…`.
+fn evalsha(out: &mut Vec<u8>, op: &EvalSha) {
+    let mut n = itoa::Buffer::new();
+    out.push(b'*');
+    out.extend_from_slice(n.format(3 + op.keys.len() + op.args.len()).as_bytes());
+    out.extend_from_slice(b"\r\n$7\r\nEVALSHA\r\n");
+    bulk(out, op.sha.as_bytes());
+    bulk(out, n.format(op.keys.len()).as_bytes());
+    for key in op.keys.iter() {
+        bulk(out, key.as_bytes());
+    }
+    for arg in &op.args {
+        bulk(out, n.format(*arg).as_bytes());
+    }
+}
+
 /// A reply of the commands this connection sends.
 #[derive(Debug, PartialEq, Eq)]
 enum Reply {
@@ -207,7 +276,11 @@ enum Reply {
     Nil,
     /// A bulk string holding an integer: the key's value.
     Int(i64),
-    /// Anything else (an error, an unexpected type).
+    /// An array of integers: the script's reply.
+    Ints(Vec<i64>),
+    /// An error reply (`-…`).
+    Error(String),
+    /// Anything else (an unexpected type).
     Other(String),
 }
 
@@ -240,6 +313,35 @@ fn parse(buf: &[u8]) -> Option<(Reply, usize)> {
             Some((reply, end + 2))
         }
         b'_' => Some((Reply::Nil, eol + 2)),
+        b'-' => Some((
+            Reply::Error(String::from_utf8_lossy(&line[1..]).into_owned()),
+            eol + 2,
+        )),
+        b'*' => {
+            let n: i64 = std::str::from_utf8(&line[1..]).ok()?.parse().ok()?;
+            let mut at = eol + 2;
+            let mut ints = Vec::with_capacity(usize::try_from(n).unwrap_or(0).min(4096));
+            for _ in 0..n {
+                let rest = &buf[at..];
+                let end = rest.windows(2).position(|w| w == b"\r\n")?;
+                let element = &rest[..end];
+                let int = match element.split_first() {
+                    Some((b':', digits)) => std::str::from_utf8(digits).ok().and_then(|d| d.parse().ok()),
+                    _ => None,
+                };
+                match int {
+                    Some(i) => ints.push(i),
+                    // Not an integer: the connection is given up, so where
+                    // the rest of the array ends does not matter.
+                    None => {
+                        let element = String::from_utf8_lossy(element);
+                        return Some((Reply::Other(format!("an array holding {element}")), at + end + 2));
+                    }
+                }
+                at += end + 2;
+            }
+            Some((Reply::Ints(ints), at))
+        }
         _ => Some((Reply::Other(text()), eol + 2)),
     }
 }
@@ -271,10 +373,10 @@ async fn read_reply(stream: &mut TcpStream, buf: &mut BytesMut) -> Result<Reply,
 async fn drive(
     mut stream: TcpStream,
     mut buf: BytesMut,
-    mut rx: mpsc::Receiver<SetNx>,
+    mut rx: mpsc::Receiver<Op>,
     timeout: Duration,
 ) -> PipeError {
-    let mut batch: Vec<SetNx> = Vec::with_capacity(MAX_BATCH);
+    let mut batch: Vec<Op> = Vec::with_capacity(MAX_BATCH);
     let mut out: Vec<u8> = Vec::with_capacity(64 * 1024);
     // The clock's arithmetic panics past its range: no configured timeout
     // is followed beyond a year.
@@ -289,19 +391,32 @@ async fn drive(
         let began = Instant::now();
         out.clear();
         for op in &batch {
-            set_nx_get(&mut out, op);
+            match op {
+                Op::SetNx(op) => set_nx_get(&mut out, op),
+                Op::EvalSha(op) => evalsha(&mut out, op),
+            }
         }
         let exchange = async {
             stream.write_all(&out).await?;
             for op in batch.drain(..) {
-                match read_reply(&mut stream, &mut buf).await? {
-                    Reply::Nil => {
+                let reply = read_reply(&mut stream, &mut buf).await?;
+                match (op, reply) {
+                    (Op::SetNx(op), Reply::Nil) => {
                         let _ = op.reply.send(None);
                     }
-                    Reply::Int(held) => {
+                    (Op::SetNx(op), Reply::Int(held)) => {
                         let _ = op.reply.send(Some(held));
                     }
-                    other => return Err(PipeError::Reply(format!("{other:?} to SET … NX GET"))),
+                    (Op::EvalSha(op), Reply::Ints(ints)) => {
+                        let _ = op.reply.send(Ok(ints));
+                    }
+                    (Op::EvalSha(op), Reply::Error(e)) => {
+                        let _ = op.reply.send(Err(e));
+                    }
+                    (Op::SetNx(_), other) => {
+                        return Err(PipeError::Reply(format!("{other:?} to SET … NX GET")))
+                    }
+                    (Op::EvalSha(_), other) => return Err(PipeError::Reply(format!("{other:?} to EVALSHA"))),
                 }
             }
             Ok::<(), PipeError>(())
@@ -337,8 +452,29 @@ mod tests {
         assert_eq!(parse(b"$4\r\n1234\r\n$-1\r\n"), Some((Reply::Int(1234), 10)));
         assert_eq!(parse(b"$4\r\n12"), None);
         assert_eq!(parse(b"+OK\r\n"), Some((Reply::Ok, 5)));
-        assert!(matches!(parse(b"-ERR syntax\r\n"), Some((Reply::Other(e), 13)) if e == "-ERR syntax"));
+        assert!(matches!(parse(b"-ERR syntax\r\n"), Some((Reply::Error(e), 13)) if e == "ERR syntax"));
         assert!(matches!(parse(b"$3\r\nabc\r\n"), Some((Reply::Other(_), 9))));
+    }
+
+    #[test]
+    fn parses_the_replies_of_evalsha() {
+        assert_eq!(
+            parse(b"*3\r\n:0\r\n:-1\r\n:123456789012\r\n+OK\r\n"),
+            Some((Reply::Ints(vec![0, -1, 123_456_789_012]), 28))
+        );
+        assert_eq!(parse(b"*0\r\n"), Some((Reply::Ints(vec![]), 4)));
+        // Incomplete: the header, an element, half of one.
+        assert_eq!(parse(b"*2\r\n"), None);
+        assert_eq!(parse(b"*2\r\n:1\r\n"), None);
+        assert_eq!(parse(b"*2\r\n:1\r\n:2"), None);
+        assert!(matches!(
+            parse(b"-NOSCRIPT No matching script. Please use EVAL.\r\n"),
+            Some((Reply::Error(e), _)) if e.starts_with("NOSCRIPT")
+        ));
+        assert!(matches!(
+            parse(b"*2\r\n:1\r\n$1\r\nx\r\n"),
+            Some((Reply::Other(_), _))
+        ));
     }
 
     #[test]
@@ -447,6 +583,27 @@ mod tests {
                 &mut generic,
                 &[b"SET", op.key.as_bytes(), v.as_bytes(), b"NX", b"GET", b"PX", px.as_bytes()],
             );
+            proptest::prop_assert_eq!(fast, generic);
+        }
+
+        /// `EVALSHA`'s encoding is the generic encoding of its parts.
+        #[test]
+        fn evalsha_is_the_generic_encoding(
+            keys in proptest::collection::vec("\\PC{0,20}", 0..6),
+            args in proptest::collection::vec(proptest::num::i64::ANY, 0..6),
+        ) {
+            let (reply, _rx) = oneshot::channel();
+            let sha: Arc<str> = Arc::from("0123456789abcdef0123456789abcdef01234567");
+            let op = EvalSha { sha: sha.clone(), keys: keys.clone().into(), args: args.clone(), reply };
+            let mut fast = Vec::new();
+            evalsha(&mut fast, &op);
+            let numkeys = keys.len().to_string();
+            let args: Vec<String> = args.iter().map(i64::to_string).collect();
+            let mut parts: Vec<&[u8]> = vec![b"EVALSHA", sha.as_bytes(), numkeys.as_bytes()];
+            parts.extend(keys.iter().map(|k| k.as_bytes()));
+            parts.extend(args.iter().map(|a| a.as_bytes()));
+            let mut generic = Vec::new();
+            command(&mut generic, &parts);
             proptest::prop_assert_eq!(fast, generic);
         }
     }

@@ -13,6 +13,7 @@
 //! `EVALSHA` of [`SCRIPT`]. Every allowed request is decided by Redis,
 //! atomically per key.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use fred::prelude::{Client, ClientLike, Expiration, KeysInterface, LuaInterface, Options, SetOptions};
@@ -23,7 +24,7 @@ use tokio::sync::{mpsc, oneshot};
 
 use crate::http::client_ip::{push_key_text, KEY_TEXT_MAX};
 use crate::limiter::gcra::{decide, peek, Params, Throttle};
-use crate::limiter::pipe::Pipe;
+use crate::limiter::pipe::{Pipe, PipeError};
 
 /// The GCRA of [`gcra`](super::gcra) for every key of `KEYS`.
 /// `ARGV`: max_burst, count, period (s), quantity, and optionally `now` in
@@ -275,6 +276,10 @@ pub enum RedisFailure {
     /// Redis (or the connection to it) failed.
     #[error("redis: {0}")]
     Redis(#[from] fred::error::Error),
+    /// The hot-path connection failed, or Redis answered its command with
+    /// an error.
+    #[error(transparent)]
+    Pipe(#[from] PipeError),
     /// Redis answered something the script does not return.
     #[error("unexpected reply of {got} numbers for {keys} keys")]
     Reply {
@@ -285,7 +290,16 @@ pub enum RedisFailure {
     },
 }
 
-/// Runs the script for `keys` with `params` (and `now`, µs, if given).
+/// The script's `ARGV` for `params` (and `now`, µs, if given).
+fn script_args(params: &Params, now: Option<i64>) -> Vec<i64> {
+    let i = |v: u64| i64::try_from(v).unwrap_or(i64::MAX);
+    let mut args = vec![i(params.burst), i(params.count), i(params.period_secs), 1];
+    args.extend(now);
+    args
+}
+
+/// Runs the script for `keys` with `params` (and `now`, µs, if given)
+/// through fred.
 pub async fn eval(
     client: &Client,
     sha: &str,
@@ -294,9 +308,7 @@ pub async fn eval(
     now: Option<i64>,
     timeout: Duration,
 ) -> Result<Vec<Throttle>, RedisFailure> {
-    let i = |v: u64| i64::try_from(v).unwrap_or(i64::MAX);
-    let mut args = vec![i(params.burst), i(params.count), i(params.period_secs), 1];
-    args.extend(now);
+    let args = script_args(params, now);
     let opts = Options {
         timeout: Some(timeout),
         fail_fast: true,
@@ -309,6 +321,33 @@ pub async fn eval(
     if matches!(&reply, Err(e) if e.details().contains("NOSCRIPT")) {
         let _: String = c.script_load(SCRIPT).await?;
         reply = c.evalsha(sha, keys, args).await;
+    }
+    let reply = reply?;
+    decode(&reply, n).ok_or(RedisFailure::Reply {
+        got: reply.len(),
+        keys: n,
+    })
+}
+
+/// Runs the script for `keys` with `params` at `now` (µs) on the hot-path
+/// connection, in the same write as the requests' commands queued with it.
+/// If Redis no longer holds the script (`NOSCRIPT`: flushed, or a restarted
+/// server), `client` loads it and the call is made once more.
+pub async fn eval_on_pipe(
+    pipe: &Pipe,
+    client: &Client,
+    sha: &Arc<str>,
+    keys: Arc<[String]>,
+    params: &Params,
+    now: i64,
+) -> Result<Vec<Throttle>, RedisFailure> {
+    let args = script_args(params, Some(now));
+    let n = keys.len();
+    let mut reply = pipe.evalsha(sha.clone(), keys.clone(), args.clone()).await;
+    if matches!(&reply, Err(PipeError::Answered(e)) if e.starts_with("NOSCRIPT")) {
+        // Boxed: fred's future is large and this is the exception.
+        let _: String = Box::pin(client.script_load(SCRIPT)).await?;
+        reply = pipe.evalsha(sha.clone(), keys, args).await;
     }
     let reply = reply?;
     decode(&reply, n).ok_or(RedisFailure::Reply {

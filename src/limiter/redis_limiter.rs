@@ -4,9 +4,11 @@
 //! [`RedisHandle`] in the node's [`Limiter`](super::Limiter). Keys Redis
 //! already holds go from requests to a batcher task owned by the actor,
 //! which takes everything queued (up to `limiter.max_batch`) and sends it as
-//! one `EVALSHA` of [`SCRIPT`], which runs the GCRA for each key in turn and
-//! returns the five `CL.THROTTLE` numbers for each; up to four batches are
-//! in flight at once. Every decision is made by Redis, atomically per key.
+//! one `EVALSHA` of [`SCRIPT`] (on the hot-path connection,
+//! [`pipe`](super::pipe), when there is one; else through fred), which runs
+//! the GCRA for each key in turn and returns the five `CL.THROTTLE` numbers
+//! for each; up to four batches are in flight at once. Every decision is
+//! made by Redis, atomically per key.
 //!
 //! A failed or late reply (after `redis.command_timeout`) sends that
 //! request to the local fallback and makes the actor withdraw the handle:
@@ -26,7 +28,9 @@ use ractor::{Actor, ActorProcessingErr, ActorRef};
 use tokio::sync::{mpsc, Semaphore};
 
 use crate::limiter::pipe::{Pipe, Target};
-use crate::limiter::redis_handle::{eval, now_us, LimiterMsg, Pending, RedisFailure, RedisHandle, SCRIPT};
+use crate::limiter::redis_handle::{
+    eval, eval_on_pipe, now_us, LimiterMsg, Pending, RedisFailure, RedisHandle, SCRIPT,
+};
 use crate::node::Node;
 use crate::owned_task::OwnedTask;
 
@@ -119,6 +123,7 @@ async fn batcher(
     node: Arc<Node>,
     me: ActorRef<LimiterMsg>,
     client: Client,
+    pipe: Option<Pipe>,
     sha: Arc<str>,
     mut rx: mpsc::Receiver<Pending>,
 ) {
@@ -142,14 +147,23 @@ async fn batcher(
         }
         let params = node.limiter.settings().params;
         let timeout = config.redis.command_timeout;
-        let (client, sha, me) = (client.clone(), sha.clone(), me.clone());
-        // The script's call is boxed: fred's future is large, and inside the
-        // spawned task it was moved whole on the task's way into the runtime
-        // (1,368 instructions of copies per request of the zipf mix).
+        let (client, pipe, sha, me) = (client.clone(), pipe.clone(), sha.clone(), me.clone());
         tokio::spawn(async move {
-            let keys = batch.iter().map(|p| p.key.clone()).collect();
             let now = now_us();
-            match Box::pin(eval(&client, &sha, keys, &params, Some(now), timeout)).await {
+            let decided = match &pipe {
+                Some(pipe) => {
+                    let keys = batch.iter().map(|p| p.key.clone()).collect();
+                    eval_on_pipe(pipe, &client, &sha, keys, &params, now).await
+                }
+                // Boxed: fred's future is large, and inside the spawned task
+                // it was moved whole on the task's way into the runtime
+                // (1,368 instructions of copies per request of the zipf mix).
+                None => {
+                    let keys = batch.iter().map(|p| p.key.clone()).collect();
+                    Box::pin(eval(&client, &sha, keys, &params, Some(now), timeout)).await
+                }
+            };
+            match decided {
                 Ok(decisions) => {
                     for (p, d) in batch.into_iter().zip(decisions) {
                         let _ = p.reply.send((d, now));
@@ -217,7 +231,7 @@ impl RedisLimiter {
         };
         let handle = Arc::new(RedisHandle::new(
             state.connection.client.clone(),
-            pipe,
+            pipe.clone(),
             config.redis.key_prefix.clone(),
             config.redis.command_timeout,
             tx,
@@ -228,6 +242,7 @@ impl RedisLimiter {
                 self.node.clone(),
                 myself.clone(),
                 state.connection.client.clone(),
+                pipe.clone(),
                 state.sha.clone(),
                 rx,
             ),

@@ -1,10 +1,12 @@
 //! The rate limiter: CL.THROTTLE semantics in Redis, headers, trusted
 //! proxies, expiry, and the local fallback while Redis is down.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use diem::limiter::gcra::{decide, Params, Throttle};
-use diem::limiter::redis_handle::{eval, SCRIPT};
+use diem::limiter::pipe::{Pipe, PipeError, Target};
+use diem::limiter::redis_handle::{eval, eval_on_pipe, SCRIPT};
 use diem::limiter::redis_limiter::client;
 use fred::prelude::{ClientLike, KeysInterface, LuaInterface};
 use proptest::prelude::*;
@@ -162,14 +164,16 @@ async fn redis_down_falls_back_locally_and_comes_back() {
     );
 }
 
-/// The GCRA script loaded in the test Redis.
+/// The GCRA script loaded in the test Redis, and the two ways diem runs
+/// it: through fred, and on the hot-path connection.
 struct Script {
     redis: fred::prelude::Client,
-    sha: String,
+    sha: Arc<str>,
+    pipe: Pipe,
 }
 
 impl Script {
-    /// Redis's decision for one request on `key` at `now` (µs).
+    /// Redis's decision for one request on `key` at `now` (µs), through fred.
     async fn decide(&self, key: &str, params: &Params, now: i64) -> Throttle {
         eval(
             &self.redis,
@@ -182,10 +186,24 @@ impl Script {
         .await
         .unwrap()[0]
     }
+
+    /// The same on the hot-path connection (as the batcher runs it).
+    async fn decide_on_pipe(&self, key: &str, params: &Params, now: i64) -> Throttle {
+        eval_on_pipe(
+            &self.pipe,
+            &self.redis,
+            &self.sha,
+            vec![key.to_owned()].into(),
+            params,
+            now,
+        )
+        .await
+        .unwrap()[0]
+    }
 }
 
 /// A current-thread runtime (for proptest bodies) and, in it, a Redis
-/// client with the GCRA script loaded.
+/// client with the GCRA script loaded and a hot-path connection.
 fn with_script<T>(run: impl AsyncFnOnce(Script) -> T) -> T {
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
@@ -195,25 +213,106 @@ fn with_script<T>(run: impl AsyncFnOnce(Script) -> T) -> T {
         let redis = client(&redis_url(), Duration::from_secs(2)).unwrap();
         redis.init().await.unwrap();
         let sha: String = redis.script_load(SCRIPT).await.unwrap();
-        run(Script { redis, sha }).await
+        let target = Target::of_url(&redis_url()).expect("a single Redis server");
+        let (pipe, drive) = Pipe::connect(&target, Duration::from_secs(2)).await.unwrap();
+        let drive = tokio::spawn(drive);
+        let out = run(Script {
+            redis,
+            sha: sha.into(),
+            pipe,
+        })
+        .await;
+        drive.abort();
+        out
     })
 }
 
+/// Step by step, the script decides as the local GCRA, through fred and
+/// on the hot-path connection alike (each on its own key).
 fn script_matches_rust(params: Params, steps: Vec<(u32, u8)>) {
     with_script(async |script| {
-        let key = unique("t_gcra:");
+        let (key, piped) = (unique("t_gcra:"), unique("t_gcra_pipe:"));
         let mut now: i64 = 1_700_000_000_000_000;
         let mut tat = None;
         for (dt_ms, _) in steps {
             now += i64::from(dt_ms) * 1_000;
             let in_redis = script.decide(&key, &params, now).await;
+            let on_pipe = script.decide_on_pipe(&piped, &params, now).await;
             let (in_rust, next) = decide(&params, tat.filter(|&t| t > now), now, 1);
             assert_eq!(in_redis, in_rust, "at {now}");
+            assert_eq!(on_pipe, in_rust, "on the pipe at {now}");
             if next.is_some() {
                 tat = next;
             }
         }
-        let _: i64 = script.redis.del(&key).await.unwrap();
+        let _: i64 = script.redis.del(vec![key, piped]).await.unwrap();
+    });
+}
+
+/// Several keys in one call on the hot-path connection, in the same write
+/// as `SET … NX GET`s: each decided as alone, in order.
+#[test]
+fn one_script_call_on_the_pipe_decides_several_keys() {
+    with_script(async |script| {
+        let params = Params {
+            burst: 1,
+            count: 1,
+            period_secs: 60,
+        };
+        let now: i64 = 1_700_000_000_000_000;
+        let keys: Vec<String> = (0..3).map(|_| unique("t_gcra_many:")).collect();
+        // The second key has spent its burst already: refused.
+        for _ in 0..2 {
+            script.decide(&keys[1], &params, now).await;
+        }
+        // The third key is given one spent request by a `SET … NX GET`
+        // queued just before the script (so in the same write).
+        let set = script.pipe.set_nx_get(keys[2].clone(), now + 60_000_000, 60_000);
+        let call = eval_on_pipe(
+            &script.pipe,
+            &script.redis,
+            &script.sha,
+            keys.clone().into(),
+            &params,
+            now,
+        );
+        let (held, decided) = tokio::join!(set, call);
+        let decided = decided.unwrap();
+        assert_eq!(decided.len(), 3);
+        assert!(!decided[0].limited && decided[0].remaining == 1, "{decided:?}");
+        assert!(decided[1].limited, "{decided:?}");
+        // Each reply is its own command's: the `SET` found nothing, and the
+        // script saw the request it stored.
+        assert_eq!(held.unwrap(), None);
+        assert!(!decided[2].limited && decided[2].remaining == 0, "{decided:?}");
+        let _: i64 = script.redis.del(keys).await.unwrap();
+    });
+}
+
+/// A script Redis does not hold is answered `NOSCRIPT` to that call only:
+/// the connection stays up for the next command.
+#[test]
+fn noscript_on_the_pipe_is_an_answer_not_a_failure() {
+    with_script(async |script| {
+        let unknown = "0000000000000000000000000000000000000000";
+        let key = unique("t_noscript:");
+        let answer = script
+            .pipe
+            .evalsha(unknown.into(), vec![key.clone()].into(), vec![1])
+            .await;
+        assert!(
+            matches!(&answer, Err(PipeError::Answered(e)) if e.starts_with("NOSCRIPT")),
+            "{answer:?}"
+        );
+        assert_eq!(
+            script.pipe.set_nx_get(key.clone(), 7, 10_000).await.unwrap(),
+            None
+        );
+        assert_eq!(
+            script.pipe.set_nx_get(key.clone(), 8, 10_000).await.unwrap(),
+            Some(7)
+        );
+        let _: i64 = script.redis.del(key).await.unwrap();
     });
 }
 
