@@ -319,6 +319,9 @@ fn parse(buf: &[u8]) -> Option<(Reply, usize)> {
         )),
         b'*' => {
             let n: i64 = std::str::from_utf8(&line[1..]).ok()?.parse().ok()?;
+            if n < 0 {
+                return Some((Reply::Nil, eol + 2));
+            }
             let mut at = eol + 2;
             let mut ints = Vec::with_capacity(usize::try_from(n).unwrap_or(0).min(4096));
             for _ in 0..n {
@@ -463,6 +466,7 @@ mod tests {
             Some((Reply::Ints(vec![0, -1, 123_456_789_012]), 28))
         );
         assert_eq!(parse(b"*0\r\n"), Some((Reply::Ints(vec![]), 4)));
+        assert_eq!(parse(b"*-1\r\n"), Some((Reply::Nil, 5)));
         // Incomplete: the header, an element, half of one.
         assert_eq!(parse(b"*2\r\n"), None);
         assert_eq!(parse(b"*2\r\n:1\r\n"), None);
