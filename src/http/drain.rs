@@ -158,6 +158,16 @@ mod tests {
         http1::Builder::new().serve_connection(TokioIo::new(io), service)
     }
 
+    /// Serves `conn` under `drain` in a task of its own.
+    fn watched<C>(drain: &Arc<Drain>, conn: C) -> tokio::task::JoinHandle<C::Output>
+    where
+        C: GracefulConnection + Send + 'static,
+        C::Output: Send,
+    {
+        let drain = drain.clone();
+        tokio::spawn(async move { drain.watch(conn).await })
+    }
+
     /// Everything the server sends until it closes.
     async fn read_to_close(client: &mut DuplexStream) -> String {
         let mut seen = Vec::new();
@@ -174,10 +184,7 @@ mod tests {
         let (mut client, server) = tokio::io::duplex(1024);
         let (entered, _) = mpsc::unbounded_channel();
         let conn = connection(server, entered, Arc::new(Semaphore::new(0)));
-        let served = tokio::spawn({
-            let drain = drain.clone();
-            async move { drain.watch(conn).await }
-        });
+        let served = watched(&drain, conn);
         while drain.live() == 0 {
             tokio::task::yield_now().await;
         }
@@ -194,10 +201,7 @@ mod tests {
         let (entered, mut entries) = mpsc::unbounded_channel();
         let gate = Arc::new(Semaphore::new(0));
         let conn = connection(server, entered, gate.clone());
-        tokio::spawn({
-            let drain = drain.clone();
-            async move { drain.watch(conn).await }
-        });
+        watched(&drain, conn);
         client.write_all(GET).await.expect("write");
         tokio::time::timeout(LIMIT, entries.recv())
             .await
@@ -255,10 +259,7 @@ mod tests {
         let (mut client, server) = tokio::io::duplex(1024);
         let (entered, _) = mpsc::unbounded_channel();
         let conn = connection(server, entered, Arc::new(Semaphore::new(1)));
-        tokio::spawn({
-            let drain = drain.clone();
-            async move { drain.watch(conn).await }
-        });
+        watched(&drain, conn);
         client.write_all(GET).await.expect("write");
         let mut head = [0; 256];
         let n = tokio::time::timeout(LIMIT, client.read(&mut head))

@@ -341,13 +341,13 @@ pub async fn eval_on_pipe(
     params: &Params,
     now: i64,
 ) -> Result<Vec<Throttle>, RedisFailure> {
-    let args = script_args(params, Some(now));
     let n = keys.len();
-    let mut reply = pipe.evalsha(sha.clone(), keys.clone(), args.clone()).await;
+    let args = || script_args(params, Some(now));
+    let mut reply = pipe.evalsha(sha.clone(), keys.clone(), args()).await;
     if matches!(&reply, Err(PipeError::Answered(e)) if e.starts_with("NOSCRIPT")) {
         // Boxed: fred's future is large and this is the exception.
         let _: String = Box::pin(client.script_load(SCRIPT)).await?;
-        reply = pipe.evalsha(sha.clone(), keys, args).await;
+        reply = pipe.evalsha(sha.clone(), keys, args()).await;
     }
     let reply = reply?;
     decode(&reply, n).ok_or(RedisFailure::Reply {

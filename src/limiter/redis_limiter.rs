@@ -150,18 +150,13 @@ async fn batcher(
         let (client, pipe, sha, me) = (client.clone(), pipe.clone(), sha.clone(), me.clone());
         tokio::spawn(async move {
             let now = now_us();
+            let keys: Vec<String> = batch.iter().map(|p| p.key.clone()).collect();
             let decided = match &pipe {
-                Some(pipe) => {
-                    let keys = batch.iter().map(|p| p.key.clone()).collect();
-                    eval_on_pipe(pipe, &client, &sha, keys, &params, now).await
-                }
+                Some(pipe) => eval_on_pipe(pipe, &client, &sha, keys.into(), &params, now).await,
                 // Boxed: fred's future is large, and inside the spawned task
                 // it was moved whole on the task's way into the runtime
                 // (1,368 instructions of copies per request of the zipf mix).
-                None => {
-                    let keys = batch.iter().map(|p| p.key.clone()).collect();
-                    Box::pin(eval(&client, &sha, keys, &params, Some(now), timeout)).await
-                }
+                None => Box::pin(eval(&client, &sha, keys, &params, Some(now), timeout)).await,
             };
             match decided {
                 Ok(decisions) => {
