@@ -4,6 +4,7 @@
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::Duration;
 
 use serde_json::{json, Value};
@@ -15,13 +16,54 @@ use super::services::{drop_schema_blocking, unique};
 /// The cookie every test cluster shares.
 pub const COOKIE: &str = "test-cluster-cookie-0123456789";
 
-/// A free loopback port (bound once and released: the tests need fixed
-/// ports for the cluster listener and behind HAProxy).
+/// A loopback port a test will listen on later (the cluster listener and
+/// the backends behind HAProxy need their ports known in advance).
+///
+/// It is taken *below* the kernel's ephemeral range
+/// (`net.ipv4.ip_local_port_range`), where neither `bind(:0)` nor an
+/// outgoing connection ever lands. A port from that range, released and
+/// bound again later, could meanwhile be the local port of one of the
+/// thousands of client connections the load tests open, and the node's
+/// `bind` then fails with "Address already in use" (it did, in CI). The
+/// ports are handed out in turn from an offset drawn from the process id,
+/// each one checked free with a bind when it is handed out.
 pub fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("a free port")
+    static NEXT: AtomicU32 = AtomicU32::new(0);
+    let (low, high) = fixed_port_range();
+    let span = u32::from(high - low) + 1;
+    let offset = std::process::id().wrapping_mul(7919) % span;
+    for _ in 0..span {
+        let n = NEXT.fetch_add(1, Ordering::Relaxed);
+        let port = low + ((offset + n) % span) as u16;
+        if std::net::TcpListener::bind(("127.0.0.1", port)).is_ok() {
+            return port;
+        }
+    }
+    panic!("no free loopback port in {low}..={high}");
+}
+
+/// The ports [`free_port`] hands out: those below the ephemeral range, from
+/// 10000 up (or, where the ephemeral range starts too low, those above it).
+fn fixed_port_range() -> (u16, u16) {
+    const FILE: &str = "/proc/sys/net/ipv4/ip_local_port_range";
+    let text = std::fs::read_to_string(FILE).unwrap_or_else(|e| panic!("read {FILE}: {e}"));
+    let bounds: Vec<u16> = text
+        .split_whitespace()
+        .map(|t| t.parse().unwrap_or_else(|e| panic!("{FILE}: {t:?}: {e}")))
+        .collect();
+    let [ephemeral_low, ephemeral_high] = bounds[..] else {
+        panic!("{FILE}: expected two ports, read {text:?}");
+    };
+    if ephemeral_low > 11_000 {
+        (10_000, ephemeral_low - 1)
+    } else if ephemeral_high < 64_535 {
+        (ephemeral_high + 1, u16::MAX)
+    } else {
+        panic!(
+            "{FILE} is {ephemeral_low}-{ephemeral_high}: no room outside it for the \
+             tests' fixed ports; narrow it (sysctl net.ipv4.ip_local_port_range)"
+        );
+    }
 }
 
 /// One node of a test cluster: its name and ports.
