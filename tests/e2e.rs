@@ -16,6 +16,7 @@ mod support {
     pub mod proxy;
     pub mod server;
     pub mod services;
+    pub mod stall;
 }
 
 mod cases {

@@ -5,7 +5,9 @@
 //! Bounds asserted here (generous, so a loaded CI machine does not flake;
 //! the measured figures are in docs/reliability.md):
 //! * after killing an actor not on the request path, no request fails and
-//!   the longest gap between two successful responses stays under 1 s;
+//!   the longest gap between two successful responses stays under 1 s (plus
+//!   however long the host stopped the test process itself, see
+//!   `support/stall.rs`);
 //! * `/readyz` notes a PostgreSQL outage within 3 s (staying 200: the node
 //!   still serves) and its end within 10 s.
 
@@ -20,6 +22,7 @@ use crate::support::load::{by_status, Load, Outcome, Plan};
 use crate::support::proxy::{FaultProxy, Mode};
 use crate::support::server::{eventually, restarts_under, tree_node, Options, TestServer};
 use crate::support::services::{pg, pg_addr, pg_url, redis_addr, redis_url, via};
+use crate::support::stall::StallMeter;
 
 fn child<'a>(tree: &'a Value, path: &str) -> &'a Value {
     tree_node(tree, path)
@@ -39,7 +42,8 @@ fn longest_gap(outcomes: &[Outcome]) -> Duration {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn worker_crash_storm_fails_only_the_crashing_requests() {
     let s = TestServer::start_with(Options::no_limit(), &[('a', "x", "y")]).await;
-    let load = Load::start(s.addr, Plan::new("/hitokoto/v2/", 8, Duration::from_secs(3)));
+    // The load runs until the kills are over and it has been answered again.
+    let load = Load::start(s.addr, Plan::new("/hitokoto/v2/", 8, Duration::from_secs(60)));
     let mut crash_plan = Plan::new("/hitokoto/v2/", 2, Duration::from_secs(10));
     crash_plan.max_requests = 40;
     crash_plan.headers = vec![("x-diem-fault".into(), "panic".into())];
@@ -49,7 +53,14 @@ async fn worker_crash_storm_fails_only_the_crashing_requests() {
         let path = format!("diem/workers/{}", 1 + i % 4);
         assert_eq!(s.ctl(json!({"cmd": "kill", "path": path})).await["ok"], true);
     }
-    let outcomes = load.join().await;
+    let before = load.completed();
+    eventually(
+        Duration::from_secs(20),
+        "200 requests answered after the kills",
+        || async { (load.completed() >= before + 200).then_some(()) },
+    )
+    .await;
+    let outcomes = load.finish().await;
     assert_eq!(
         by_status(&crashes),
         [(Some(500), 40)].into_iter().collect(),
@@ -61,7 +72,6 @@ async fn worker_crash_storm_fails_only_the_crashing_requests() {
         "only a request inside a killed handler may fail: {:?}",
         by_status(&outcomes)
     );
-    assert!(outcomes.len() > 200, "{}", outcomes.len());
     assert!(outcomes
         .iter()
         .all(|o| o.status.is_none_or(|s| s == 200 || s == 500)));
@@ -81,6 +91,7 @@ async fn every_long_lived_actor_killed_in_turn_under_load() {
         &[('a', "x", "y")],
     )
     .await;
+    let meter = StallMeter::start();
     let load = Load::start(s.addr, Plan::new("/hitokoto/v2/", 6, Duration::from_secs(6)));
     // A writer: every 201 it gets must be in PostgreSQL at the end.
     let (writer_addr, auth) = (s.addr, format!("Bearer {TOKEN}"));
@@ -137,10 +148,10 @@ async fn every_long_lived_actor_killed_in_turn_under_load() {
         [(Some(200), outcomes.len())].into_iter().collect(),
         "reads never failed"
     );
-    let gap = longest_gap(&outcomes);
+    let (gap, host_stall) = (longest_gap(&outcomes), meter.stop());
     assert!(
-        gap < Duration::from_secs(1),
-        "the API kept answering: longest gap {gap:?}"
+        gap < Duration::from_secs(1) + host_stall,
+        "the API kept answering: longest gap {gap:?} (the host stopped this process for up to {host_stall:?})"
     );
     assert!(!acknowledged.is_empty(), "{statuses:?}");
     assert!(

@@ -70,6 +70,7 @@ impl Plan {
 /// A load run in the background.
 pub struct Load {
     stop: Arc<AtomicBool>,
+    completed: Arc<AtomicU64>,
     task: tokio::task::JoinHandle<Vec<Outcome>>,
 }
 
@@ -77,9 +78,18 @@ impl Load {
     /// Starts loading `addr`.
     pub fn start(addr: SocketAddr, plan: Plan) -> Load {
         let stop = Arc::new(AtomicBool::new(false));
-        let s = stop.clone();
-        let task = tokio::spawn(run(addr, plan, s));
-        Load { stop, task }
+        let completed = Arc::new(AtomicU64::new(0));
+        let task = tokio::spawn(run(addr, plan, stop.clone(), completed.clone()));
+        Load {
+            stop,
+            completed,
+            task,
+        }
+    }
+
+    /// How many requests have completed so far (answered or failed).
+    pub fn completed(&self) -> u64 {
+        self.completed.load(Ordering::Acquire)
     }
 
     /// Stops and returns every outcome, in order of sending.
@@ -98,7 +108,7 @@ impl Load {
     }
 }
 
-async fn run(addr: SocketAddr, plan: Plan, stop: Arc<AtomicBool>) -> Vec<Outcome> {
+async fn run(addr: SocketAddr, plan: Plan, stop: Arc<AtomicBool>, completed: Arc<AtomicU64>) -> Vec<Outcome> {
     let idle = if plan.fresh_connections {
         0
     } else {
@@ -113,6 +123,7 @@ async fn run(addr: SocketAddr, plan: Plan, stop: Arc<AtomicBool>) -> Vec<Outcome
     let mut tasks = Vec::new();
     for _ in 0..plan.concurrency {
         let (client, seq, plan, stop) = (client.clone(), seq.clone(), plan.clone(), stop.clone());
+        let completed = completed.clone();
         tasks.push(tokio::spawn(async move {
             let mut out = Vec::new();
             while !stop.load(Ordering::Acquire) && start.elapsed() < plan.duration {
@@ -143,6 +154,7 @@ async fn run(addr: SocketAddr, plan: Plan, stop: Arc<AtomicBool>) -> Vec<Outcome
                     Ok(Err(e)) => (None, Some(e)),
                     Err(_) => (None, Some("timeout".to_owned())),
                 };
+                completed.fetch_add(1, Ordering::AcqRel);
                 out.push(Outcome {
                     at,
                     latency: sent.elapsed(),
