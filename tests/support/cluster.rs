@@ -22,9 +22,10 @@ pub const COOKIE: &str = "test-cluster-cookie-0123456789";
 /// It is taken *below* the kernel's ephemeral range
 /// (`net.ipv4.ip_local_port_range`), where neither `bind(:0)` nor an
 /// outgoing connection ever lands. A port from that range, released and
-/// bound again later, could meanwhile be the local port of one of the
-/// thousands of client connections the load tests open, and the node's
-/// `bind` then fails with "Address already in use" (it did, in CI). The
+/// bound again later, could meanwhile be handed to another test's `:0`
+/// listener or be the local port of one of the client connections the load
+/// tests open by the thousand, and the node's `bind` then fails with
+/// "Address already in use" (it did once in CI, on 127.0.0.1:43039). The
 /// ports are handed out in turn from an offset drawn from the process id,
 /// each one checked free with a bind when it is handed out.
 pub fn free_port() -> u16 {

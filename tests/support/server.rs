@@ -108,9 +108,9 @@ impl TestServer {
             // No RUST_BACKTRACE: the first backtrace a process prints loads
             // the debug binary's DWARF, ~0.24 s of CPU and +226 MiB of RSS,
             // and std's panic lock holds every other panicking thread (so
-            // both runtime threads) for that long. A crash-storm test then
-            // froze its node and starved its neighbours (CI flaked). The
-            // panic message and its file:line are still in the log.
+            // both runtime threads) for that long: three concurrent
+            // panicking requests took 0.29 s each, against 0.01 s without.
+            // The panic message and its file:line are still in the log.
             .env("DIEM_HTTP__ADDR", "127.0.0.1:0")
             .env("DIEM_POSTGRES__URL", opts.pg_url.clone().unwrap_or_else(pg_url))
             .env("DIEM_POSTGRES__SCHEMA", &schema)

@@ -4,8 +4,9 @@
 //! A liveness bound such as "the longest gap between two answers is under
 //! 1 s" is diem's to keep only while the machine runs it. On a shared CI
 //! host a stolen or overcommitted CPU can stop every process for a second
-//! or two (a 1.8 s gap once failed CI that way); the meter sees the same
-//! stop, and the test allows the gap that much more. A stall of diem alone
+//! or two (a local run once saw a 1.8 s gap that way, while the test
+//! beside it got 32 answers in 3 s); the meter sees the same stop, and the
+//! test allows the gap that much more. A stall of diem alone
 //! — a blocked runtime, a slow restart — is not seen by the meter, so the
 //! bound still catches it.
 
