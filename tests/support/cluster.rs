@@ -5,6 +5,7 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::OnceLock;
 use std::time::Duration;
 
 use serde_json::{json, Value};
@@ -30,7 +31,8 @@ pub const COOKIE: &str = "test-cluster-cookie-0123456789";
 /// each one checked free with a bind when it is handed out.
 pub fn free_port() -> u16 {
     static NEXT: AtomicU32 = AtomicU32::new(0);
-    let (low, high) = fixed_port_range();
+    static RANGE: OnceLock<(u16, u16)> = OnceLock::new();
+    let (low, high) = *RANGE.get_or_init(fixed_port_range);
     let span = u32::from(high - low) + 1;
     let offset = std::process::id().wrapping_mul(7919) % span;
     for _ in 0..span {
