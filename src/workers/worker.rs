@@ -8,6 +8,8 @@
 //! worker, and the workers' supervisor starts a replacement. A worker
 //! registers with the [`WorkerPool`](super::pool::WorkerPool) when it starts
 //! and is removed from it when its state is dropped, whatever the exit.
+//! It counts each job it has handled off its [`Backlog`], by which the pool
+//! sends new jobs to idle workers first.
 
 use std::sync::Arc;
 
@@ -15,7 +17,7 @@ use ractor::{Actor, ActorId, ActorProcessingErr, ActorRef};
 
 use crate::api;
 use crate::node::Node;
-use crate::workers::job::WorkerMsg;
+use crate::workers::job::{Backlog, WorkerMsg};
 
 /// A request worker.
 #[derive(Debug)]
@@ -41,6 +43,7 @@ impl Drop for Registration {
 #[derive(Debug)]
 pub struct WorkerState {
     rng: fastrand::Rng,
+    backlog: Arc<Backlog>,
     _registration: Registration,
 }
 
@@ -52,6 +55,7 @@ impl Actor for Worker {
     async fn pre_start(&self, myself: ActorRef<WorkerMsg>, _: ()) -> Result<WorkerState, ActorProcessingErr> {
         Ok(WorkerState {
             rng: fastrand::Rng::new(),
+            backlog: Arc::default(),
             _registration: Registration {
                 node: self.node.clone(),
                 id: myself.get_id(),
@@ -62,11 +66,11 @@ impl Actor for Worker {
     async fn post_start(
         &self,
         myself: ActorRef<WorkerMsg>,
-        _: &mut WorkerState,
+        state: &mut WorkerState,
     ) -> Result<(), ActorProcessingErr> {
         // Registered only once running: messages sent before would wait
         // behind the start for nothing.
-        self.node.workers.register(myself);
+        self.node.workers.register(myself, state.backlog.clone());
         Ok(())
     }
 
@@ -82,6 +86,7 @@ impl Actor for Worker {
                     let response = api::handle(&self.node, request, &mut state.rng).await;
                     job.finish(response);
                 }
+                state.backlog.handled();
             }
             WorkerMsg::Ping(reply) => {
                 let _ = reply.send(());

@@ -28,15 +28,19 @@ fn child<'a>(tree: &'a Value, path: &str) -> &'a Value {
     tree_node(tree, path)
 }
 
-/// The longest time between two consecutive successful responses.
-fn longest_gap(outcomes: &[Outcome]) -> Duration {
+/// The longest time no request was answered: when it began (from the
+/// load's start) and how long it lasted.
+fn longest_gap(outcomes: &[Outcome]) -> (Duration, Duration) {
     let mut done: Vec<Duration> = outcomes
         .iter()
         .filter(|o| o.status == Some(200))
         .map(|o| o.at + o.latency)
         .collect();
     done.sort();
-    done.windows(2).map(|w| w[1] - w[0]).max().unwrap_or_default()
+    done.windows(2)
+        .map(|w| (w[0], w[1] - w[0]))
+        .max_by_key(|(_, gap)| *gap)
+        .unwrap_or_default()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -94,13 +98,16 @@ async fn every_long_lived_actor_killed_in_turn_under_load() {
     let meter = StallMeter::start();
     let load = Load::start(s.addr, Plan::new("/hitokoto/v2/", 6, Duration::from_secs(6)));
     // A writer: every 201 it gets must be in PostgreSQL at the end.
-    let (writer_addr, auth) = (s.addr, format!("Bearer {TOKEN}"));
+    let (writer_addr, auth, load_started) = (s.addr, format!("Bearer {TOKEN}"), load.started());
     let writer = tokio::spawn(async move {
         let client =
             hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new()).build_http();
         let mut acknowledged = Vec::new();
         let mut statuses = BTreeMap::new();
         let start = Instant::now();
+        // The slowest write: when it was sent (from the load's start) and
+        // how long it took.
+        let mut slowest = (Duration::ZERO, Duration::ZERO);
         let mut i = 0;
         while start.elapsed() < Duration::from_secs(5) {
             i += 1;
@@ -109,17 +116,22 @@ async fn every_long_lived_actor_killed_in_turn_under_load() {
                 .header("authorization", &auth)
                 .body(http_body_util::Full::new(bytes::Bytes::from(body)))
                 .unwrap();
+            let sent = Instant::now();
             let status = match client.request(req).await {
                 Ok(r) => r.status().as_u16(),
                 Err(_) => 0,
             };
+            let took = sent.elapsed();
+            if took > slowest.1 {
+                slowest = (sent - load_started, took);
+            }
             *statuses.entry(status).or_insert(0) += 1;
             if status == 201 {
                 acknowledged.push(format!("durable {i}"));
             }
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
-        (acknowledged, statuses)
+        (acknowledged, statuses, slowest)
     });
     let paths = [
         "diem/store",
@@ -130,8 +142,11 @@ async fn every_long_lived_actor_killed_in_turn_under_load() {
         "diem/control",
         "diem/metrics",
     ];
+    // When each kill was asked for and answered, from the load's start.
+    let mut kills = Vec::new();
     for path in paths {
         tokio::time::sleep(Duration::from_millis(400)).await;
+        let asked = load.started().elapsed();
         let reply = eventually(Duration::from_secs(5), "control socket answers", || async {
             match tokio::net::UnixStream::connect(&s.socket).await {
                 Ok(_) => Some(s.ctl(json!({"cmd": "kill", "path": path})).await),
@@ -140,18 +155,21 @@ async fn every_long_lived_actor_killed_in_turn_under_load() {
         })
         .await;
         assert_eq!(reply["state"], "running", "{path}: {reply}");
+        kills.push(format!("{path} {asked:.3?}..{:.3?}", load.started().elapsed()));
     }
     let outcomes = load.join().await;
-    let (acknowledged, statuses) = writer.await.unwrap();
+    let (acknowledged, statuses, (slowest_at, slowest)) = writer.await.unwrap();
     assert_eq!(
         by_status(&outcomes),
         [(Some(200), outcomes.len())].into_iter().collect(),
         "reads never failed"
     );
-    let (gap, host_stall) = (longest_gap(&outcomes), meter.stop());
+    let ((gap_from, gap), host_stall) = (longest_gap(&outcomes), meter.stop());
     assert!(
         gap < Duration::from_secs(1) + host_stall,
-        "the API kept answering: longest gap {gap:?} (the host stopped this process for up to {host_stall:?})"
+        "the API kept answering: longest gap {gap:?} from {gap_from:.3?} (the host stopped this \
+         process for up to {host_stall:?}); kills: {kills:?}; slowest write {slowest:.3?} from \
+         {slowest_at:.3?}"
     );
     assert!(!acknowledged.is_empty(), "{statuses:?}");
     assert!(

@@ -1,6 +1,6 @@
-//! Workers and the listener: a handler panic fails one request only, the
-//! pool's bound answers 503 at once, graceful shutdown drains, the root
-//! giving up exits non-zero.
+//! Workers and the listener: a handler panic fails one request only, a
+//! slow request holds no other, the pool's bound answers 503 at once,
+//! graceful shutdown drains, the root giving up exits non-zero.
 
 use std::time::{Duration, Instant};
 
@@ -8,6 +8,7 @@ use serde_json::json;
 
 use crate::support::load::{by_status, Load, Plan};
 use crate::support::server::{eventually, restarts_under, tree_node, Options, TestServer};
+use crate::support::services::pg;
 
 async fn worker_restarts(s: &TestServer) -> u64 {
     restarts_under(&s.ctl(json!({"cmd": "tree"})).await, "diem/workers")
@@ -42,6 +43,67 @@ async fn a_handler_panic_fails_that_request_only() {
         .await
         .body
         .contains("diem_supervisor_restarts_total{path=\"diem/workers/*\",reason=\"error\"} 1"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_write_slow_in_postgres_holds_no_read() {
+    const TOKEN: &str = "t0ken-0123456789abcdef";
+    const HELD: Duration = Duration::from_secs(2);
+    let s = TestServer::start_with(
+        Options::no_limit().env("DIEM_ADMIN__TOKEN", TOKEN),
+        &[('a', "x", "y")],
+    )
+    .await;
+    // PostgreSQL itself holds this one insert, as a slow commit would.
+    pg().await
+        .batch_execute(&format!(
+            "CREATE FUNCTION {0}.hold() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN
+                 IF NEW.hitokoto = 'held' THEN PERFORM pg_sleep({1}); END IF;
+                 RETURN NEW;
+             END $$;
+             CREATE TRIGGER hold BEFORE INSERT ON {0}.sentences
+                 FOR EACH ROW EXECUTE FUNCTION {0}.hold();",
+            s.schema,
+            HELD.as_secs()
+        ))
+        .await
+        .expect("the trigger");
+    let load = Load::start(s.addr, Plan::new("/hitokoto/v2/", 6, Duration::from_secs(60)));
+    s.wait_answered(50).await;
+    let body = json!({"hitokoto": "held", "from": "test", "type": "l"}).to_string();
+    let sent = load.started().elapsed();
+    let w = s
+        .request(
+            "POST",
+            "/hitokoto/v2/",
+            &[("authorization", &format!("Bearer {TOKEN}"))],
+            &body,
+        )
+        .await;
+    let answered = load.started().elapsed();
+    let outcomes = load.finish().await;
+    assert_eq!(w.status, 201, "{}", w.body);
+    assert!(
+        answered - sent >= HELD,
+        "the write was held {:?}",
+        answered - sent
+    );
+    // Reads answered while the write was held, after its first 500 ms
+    // (reads queued behind it before the fix could still finish then).
+    let window = (sent + Duration::from_millis(500))..answered;
+    let during = outcomes
+        .iter()
+        .filter(|o| o.status == Some(200) && window.contains(&(o.at + o.latency)))
+        .count();
+    assert!(
+        during >= 50,
+        "reads went on while one worker waited on PostgreSQL: {during} answered in {window:.3?}"
+    );
+    assert_eq!(
+        by_status(&outcomes),
+        [(Some(200), outcomes.len())].into_iter().collect(),
+        "no read failed"
+    );
 }
 
 #[tokio::test]

@@ -69,6 +69,7 @@ impl Plan {
 
 /// A load run in the background.
 pub struct Load {
+    started: Instant,
     stop: Arc<AtomicBool>,
     completed: Arc<AtomicU64>,
     task: tokio::task::JoinHandle<Vec<Outcome>>,
@@ -79,12 +80,19 @@ impl Load {
     pub fn start(addr: SocketAddr, plan: Plan) -> Load {
         let stop = Arc::new(AtomicBool::new(false));
         let completed = Arc::new(AtomicU64::new(0));
-        let task = tokio::spawn(run(addr, plan, stop.clone(), completed.clone()));
+        let started = Instant::now();
+        let task = tokio::spawn(run(addr, plan, started, stop.clone(), completed.clone()));
         Load {
+            started,
             stop,
             completed,
             task,
         }
+    }
+
+    /// The instant every [`Outcome::at`] counts from.
+    pub fn started(&self) -> Instant {
+        self.started
     }
 
     /// How many requests have completed so far (answered or failed).
@@ -108,7 +116,13 @@ impl Load {
     }
 }
 
-async fn run(addr: SocketAddr, plan: Plan, stop: Arc<AtomicBool>, completed: Arc<AtomicU64>) -> Vec<Outcome> {
+async fn run(
+    addr: SocketAddr,
+    plan: Plan,
+    start: Instant,
+    stop: Arc<AtomicBool>,
+    completed: Arc<AtomicU64>,
+) -> Vec<Outcome> {
     let idle = if plan.fresh_connections {
         0
     } else {
@@ -117,7 +131,6 @@ async fn run(addr: SocketAddr, plan: Plan, stop: Arc<AtomicBool>, completed: Arc
     let client: Client<_, Empty<Bytes>> = Client::builder(TokioExecutor::new())
         .pool_max_idle_per_host(idle)
         .build_http();
-    let start = Instant::now();
     let seq = Arc::new(AtomicU64::new(0));
     let plan = Arc::new(plan);
     let mut tasks = Vec::new();
