@@ -27,7 +27,7 @@ use std::time::Duration;
 
 use anyhow::Context;
 use supervisors::{start_root, Event};
-use tokio::signal::unix::{signal, SignalKind};
+use tokio::signal::unix::{signal, Signal, SignalKind};
 
 use crate::control::listening;
 use crate::node::{Node, Stop};
@@ -37,14 +37,28 @@ use crate::tree_paths::{child, ROOT};
 use crate::upgrade::successor;
 use crate::upgrade::upgrade_msg;
 
-/// Waits for SIGTERM or SIGINT.
-async fn signalled() -> anyhow::Result<&'static str> {
-    let mut term = signal(SignalKind::terminate()).context("cannot watch SIGTERM")?;
-    let mut int = signal(SignalKind::interrupt()).context("cannot watch SIGINT")?;
-    Ok(tokio::select! {
-        _ = term.recv() => "SIGTERM",
-        _ = int.recv() => "SIGINT",
-    })
+/// SIGTERM and SIGINT, watched from the moment they are created: once
+/// watched, neither ends the process by its default action.
+struct ShutdownSignals {
+    term: Signal,
+    int: Signal,
+}
+
+impl ShutdownSignals {
+    fn watch() -> anyhow::Result<Self> {
+        Ok(Self {
+            term: signal(SignalKind::terminate()).context("cannot watch SIGTERM")?,
+            int: signal(SignalKind::interrupt()).context("cannot watch SIGINT")?,
+        })
+    }
+
+    /// Waits for the next of them (one sent since `watch` counts).
+    async fn recv(&mut self) -> &'static str {
+        tokio::select! {
+            _ = self.term.recv() => "SIGTERM",
+            _ = self.int.recv() => "SIGINT",
+        }
+    }
 }
 
 /// Starts an upgrade on each SIGUSR2, as `ctl upgrade` with its defaults.
@@ -54,6 +68,9 @@ fn upgrade_on_sigusr2(node: Arc<Node>) -> anyhow::Result<()> {
         while usr2.recv().await.is_some() {
             let timeout = node.config().control.upgrade_timeout;
             tracing::info!(target: "diem::audit", via = "SIGUSR2", "upgrade requested");
+            // As for `ctl upgrade`: the process, handed over, does not exit
+            // before the outcome is logged.
+            let _busy = node.control.busy();
             match upgrade_msg::request(&node, None, timeout).await {
                 Ok(report) => tracing::info!(
                     new_pid = report.new.pid,
@@ -220,17 +237,20 @@ pub async fn run(node: Arc<Node>, activated: Activated) -> anyhow::Result<i32> {
             .context("the upgrade did not complete; the old process serves on")?;
         node.control.adopt_file();
     }
+    // Watched before the process says it is ready: a signal sent as soon
+    // as it did (systemd's ExecReload, a test, an operator) must not meet
+    // the default action, which for all three ends the process at once.
+    let mut signals = ShutdownSignals::watch()?;
+    upgrade_on_sigusr2(node.clone())?;
     let addr = node.http.local_addr().map(|a| a.to_string()).unwrap_or_default();
     tracing::info!(%addr, node = %config.node.name, version = env!("CARGO_PKG_VERSION"), pid = std::process::id(), "diem started");
     systemd::ready(&systemd::summary(&node));
     for variable in crate::config::env::foreign_variables() {
         tracing::debug!(%variable, "ignored: not a config variable (config is DIEM_<SECTION>__<KEY>)");
     }
-    upgrade_on_sigusr2(node.clone())?;
 
     let stop = tokio::select! {
-        signal = signalled() => {
-            let signal = signal?;
+        signal = signals.recv() => {
             tracing::info!(signal, "shutdown requested");
             Stop::Shutdown(config.http.shutdown_grace)
         }
@@ -240,11 +260,10 @@ pub async fn run(node: Arc<Node>, activated: Activated) -> anyhow::Result<i32> {
             return Ok(1);
         }
     };
-    tokio::spawn(async {
-        if signalled().await.is_ok() {
-            eprintln!("second signal: exiting at once");
-            std::process::exit(130);
-        }
+    tokio::spawn(async move {
+        signals.recv().await;
+        eprintln!("second signal: exiting at once");
+        std::process::exit(130);
     });
 
     node.start_draining();

@@ -293,7 +293,14 @@ async fn sigusr2_upgrades_to_the_binary_at_the_running_path() {
         "the old process exits 0"
     );
     assert_eq!(s.get("/hitokoto/v2/").await.status, 200);
-    assert!(s.logs().contains("upgrade (SIGUSR2) done"), "{}", s.logs());
+    // Written before the old process exited; the thread reading its stderr
+    // may not have it yet.
+    eventually(
+        Duration::from_secs(5),
+        "the old process logged the upgrade",
+        || async { s.logs().contains("upgrade (SIGUSR2) done").then_some(()) },
+    )
+    .await;
 }
 
 #[tokio::test]
