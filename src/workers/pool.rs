@@ -73,7 +73,11 @@ fn next_index(len: usize) -> usize {
 /// Which of `len` workers gets the next job, looking from `start` (the
 /// round robin's turn): `start` if its backlog is empty, else the first
 /// idle worker after it, else the one with the smallest backlog (the first
-/// after `start` among equals). `len` must not be 0.
+/// after `start` among equals).
+///
+/// # Panics
+///
+/// If `len` is 0 (there is no worker to pick).
 ///
 /// ```
 /// use diem::workers::pool::pick;
