@@ -85,7 +85,10 @@ fn next_index(len: usize) -> usize {
 /// let backlogs = [1, 3, 0, 0];
 /// assert_eq!(pick(4, 2, |i| backlogs[i]), 2, "the next in turn is idle");
 /// assert_eq!(pick(4, 0, |i| backlogs[i]), 2, "worker 0 is busy: the first idle after it");
-/// assert_eq!(pick(3, 1, |i| backlogs[i]), 0, "none idle: the smallest backlog");
+///
+/// let busy = [2, 3, 1, 1];
+/// assert_eq!(pick(4, 0, |i| busy[i]), 2, "none idle: the smallest backlog, first in turn");
+/// assert_eq!(pick(4, 3, |i| busy[i]), 3);
 /// ```
 pub fn pick(len: usize, start: usize, backlog: impl Fn(usize) -> usize) -> usize {
     let mut best = (start % len, backlog(start % len));
