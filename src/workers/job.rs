@@ -36,8 +36,10 @@ pub enum WorkerMsg {
 /// How many jobs a worker holds: sent to it and not yet handled, the one
 /// it is running included. The pool adds one when it sends a job, the
 /// worker takes one off when it has handled it; the pool gives the next
-/// job to a worker whose backlog is empty, so a request never waits behind
-/// a slow one (a write waiting on PostgreSQL) while another worker is idle.
+/// job to a worker whose backlog is empty, so a request is not queued
+/// behind a slow one (a write waiting on PostgreSQL) while another worker
+/// is seen idle (two dispatches at the same instant may both see the same
+/// idle worker, and one waits for the other's job).
 ///
 /// It is a hint, not an invariant: a worker that crashes takes its count
 /// with it, and its queued jobs are counted again where they are sent.
