@@ -107,14 +107,7 @@ async fn shared_state_is_exact_across_three_nodes() {
     assert_eq!(statuses, [200, 200, 200, 429, 429, 429, 429, 429, 429]);
     // A sentence written on one node is served by all three within a second.
     let body = json!({"hitokoto": "everywhere", "from": "n1"}).to_string();
-    let r = nodes[0]
-        .request(
-            "POST",
-            "/hitokoto/v2/",
-            &[("authorization", &format!("Bearer {TOKEN}"))],
-            &body,
-        )
-        .await;
+    let r = nodes[0].post(TOKEN, &body).await;
     assert_eq!(r.status, 201, "{}", r.body);
     let location = r.header("location").to_owned();
     let written = Instant::now();

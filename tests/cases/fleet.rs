@@ -559,14 +559,7 @@ async fn metrics_name_every_family_and_count_what_never_reached_a_handler() {
         .env("DIEM_HTTP__MAX_CONNECTIONS", 2);
     let s = TestServer::start_with(opts, &[('a', "x", "y")]).await;
     let body = json!({"hitokoto": "timed", "from": "x"}).to_string();
-    let r = s
-        .request(
-            "POST",
-            "/hitokoto/v2/",
-            &[("authorization", &format!("Bearer {TOKEN}"))],
-            &body,
-        )
-        .await;
+    let r = s.post(TOKEN, &body).await;
     assert_eq!(r.status, 201);
     raw_exchange(&s, b"GARBAGE\r\n\r\n", Duration::from_secs(2)).await;
     raw_exchange(&s, b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n", Duration::from_secs(2)).await;

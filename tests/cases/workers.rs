@@ -72,14 +72,7 @@ async fn a_write_slow_in_postgres_holds_no_read() {
     s.wait_answered(50).await;
     let body = json!({"hitokoto": "held", "from": "test", "type": "l"}).to_string();
     let sent = load.started().elapsed();
-    let w = s
-        .request(
-            "POST",
-            "/hitokoto/v2/",
-            &[("authorization", &format!("Bearer {TOKEN}"))],
-            &body,
-        )
-        .await;
+    let w = s.post(TOKEN, &body).await;
     let answered = load.started().elapsed();
     let outcomes = load.finish().await;
     assert_eq!(w.status, 201, "{}", w.body);

@@ -254,6 +254,13 @@ impl TestServer {
         self.request("GET", path, &[], "").await
     }
 
+    /// `POST /hitokoto/v2/` with `body`, authorised by the admin `token`.
+    pub async fn post(&self, token: &str, body: &str) -> Resp {
+        let auth = format!("Bearer {token}");
+        self.request("POST", "/hitokoto/v2/", &[("authorization", &auth)], body)
+            .await
+    }
+
     /// Waits until `/readyz` answers 200 and notes nothing about
     /// PostgreSQL or the corpus: the node serves PostgreSQL's sentences.
     pub async fn wait_ready(&self, within: Duration) {
