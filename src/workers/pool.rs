@@ -5,8 +5,9 @@
 //! state is dropped (any exit: stop, crash, kill), so the registry is always
 //! the set of workers that can take a message. It is an atomically swapped
 //! list of workers with their [`Backlog`]s: a dispatch is one load, one
-//! round-robin step, a look at that worker's backlog and one message send,
-//! with no lock.
+//! round-robin step, a look at that worker's backlog (at the others' only
+//! when it is busy), one increment of it and one message send, with no
+//! lock; the worker takes the one off when it has handled the job.
 //!
 //! A worker runs one job at a time, so a job sent to a busy worker waits
 //! for the one it is running. The next worker in turn takes the job if its
@@ -268,18 +269,17 @@ impl WorkerPool {
                 } else {
                     let Entry { worker, backlog } = choose(&workers);
                     backlog.sent();
-                    match worker.send_message(WorkerMsg::Job(Job::new(request, tx))) {
+                    let sent = worker.send_message(WorkerMsg::Job(Job::new(request, tx)));
+                    if sent.is_err() {
+                        backlog.handled();
+                    }
+                    match sent {
                         Ok(()) => Ok(()),
-                        Err(e) => {
-                            backlog.handled();
-                            match e {
-                                MessagingErr::SendErr(WorkerMsg::Job(job)) => match job.into_request() {
-                                    Some(back) => Err((back, Some(worker.get_id()))),
-                                    None => return Err(DispatchError::Unavailable),
-                                },
-                                _ => return Err(DispatchError::Unavailable),
-                            }
-                        }
+                        Err(MessagingErr::SendErr(WorkerMsg::Job(job))) => match job.into_request() {
+                            Some(back) => Err((back, Some(worker.get_id()))),
+                            None => return Err(DispatchError::Unavailable),
+                        },
+                        Err(_) => return Err(DispatchError::Unavailable),
                     }
                 }
             };
