@@ -104,12 +104,11 @@ async fn every_long_lived_actor_killed_in_turn_under_load() {
             hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new()).build_http();
         let mut acknowledged = Vec::new();
         let mut statuses = BTreeMap::new();
-        let start = Instant::now();
         // The slowest write: when it was sent (from the load's start) and
         // how long it took.
         let mut slowest = (Duration::ZERO, Duration::ZERO);
         let mut i = 0;
-        while start.elapsed() < Duration::from_secs(5) {
+        while load_started.elapsed() < Duration::from_secs(5) {
             i += 1;
             let body = json!({"hitokoto": format!("durable {i}"), "from": "writer", "type": "l"}).to_string();
             let req = hyper::Request::post(format!("http://{writer_addr}/hitokoto/v2/"))
