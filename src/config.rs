@@ -573,12 +573,22 @@ impl ClusterConfig {
         if self.cookie_file.as_os_str().is_empty() {
             return Ok(String::new());
         }
-        std::fs::read_to_string(&self.cookie_file)
+        let cookie = std::fs::read_to_string(&self.cookie_file)
             .map(|c| c.trim().to_owned())
             .map_err(|e| ConfigError::Invalid {
                 key: "cluster.cookie_file",
                 expected: format!("a readable file ({}: {e})", self.cookie_file.display()),
-            })
+            })?;
+        if cookie.contains(char::is_whitespace) {
+            return Err(ConfigError::Invalid {
+                key: "cluster.cookie_file",
+                expected: format!(
+                    "a file holding one cookie without whitespace inside ({})",
+                    self.cookie_file.display()
+                ),
+            });
+        }
+        Ok(cookie)
     }
 }
 

@@ -45,6 +45,11 @@ fn main() -> ExitCode {
     match cli.command.unwrap_or(Command::Serve) {
         Command::Config { action } => match action {
             ConfigAction::Check => {
+                if let Ok(figment) = Config::layers(cli.config.as_deref()) {
+                    for note in Config::notes(&figment) {
+                        println!("note: {note}");
+                    }
+                }
                 println!("config is valid");
                 exit(0)
             }

@@ -44,6 +44,20 @@ pub const LATENCY_BUCKETS: [f64; 17] = [
     5.0, 10.0,
 ];
 
+/// Every reason of `diem_http_rejected_total`, registered at 0 from the
+/// start.
+pub const REJECTION_REASONS: [&str; 9] = [
+    "malformed",
+    "too_large",
+    "http2_preface",
+    "header_timeout",
+    "connection_limit",
+    "writes_disabled",
+    "auth_failed",
+    "auth_throttled",
+    "admin_connection_limit",
+];
+
 /// Status codes with their own counter; others count as `other`.
 pub const STATUSES: [u16; 16] = [
     200, 201, 204, 400, 401, 403, 404, 405, 408, 413, 429, 431, 500, 503, 504, 0,
@@ -376,9 +390,15 @@ impl Metrics {
         registry.register(
             "diem_http_rejected",
             "Requests and connections refused before reaching a handler (malformed, too large, \
-             HTTP/2 preface, header timeout, connection limit)",
+             HTTP/2 preface, header timeout, connection limit, failed authentication, the admin \
+             listener's connection limit)",
             rejected.clone(),
         );
+        // Every reason from the start, at 0: an alert on a rate needs the
+        // series before its first increment.
+        for reason in REJECTION_REASONS {
+            let _ = rejected.get_or_create(&Reason { reason });
+        }
         registry.register(
             "diem_build",
             "The running build",
@@ -551,7 +571,13 @@ impl Metrics {
             .sum()
     }
 
-    /// Counts a request or connection refused before a handler, by reason.
+    /// One connection refused by the admin listener (it holds 128 at most).
+    pub fn admin_refused(&self) {
+        self.rejected("admin_connection_limit");
+    }
+
+    /// Counts a request or connection refused before a handler, by reason
+    /// (one of [`REJECTION_REASONS`]).
     pub fn rejected(&self, reason: &'static str) {
         self.rejected.get_or_create(&Reason { reason }).inc();
     }

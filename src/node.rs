@@ -25,7 +25,8 @@ use crate::cluster::shared::ClusterShared;
 use crate::config::Config;
 use crate::control::listening::ControlShared;
 use crate::http::socket::HttpShared;
-use crate::limiter::local::LocalStore;
+use crate::admin::access::Access;
+use crate::api::auth::Guard;
 use crate::limiter::Limiter;
 use crate::metrics::Metrics;
 use crate::observer::shared::ObserverShared;
@@ -48,7 +49,9 @@ pub struct Node {
     /// The rate limiter.
     pub(crate) limiter: Limiter,
     /// Failed authentications per client (see [`api::auth`](crate::api::auth)).
-    pub(crate) auth_failures: LocalStore,
+    pub(crate) auth: Guard,
+    /// Who may use the admin listener: its sessions and login links.
+    pub(crate) admin: Access,
     /// The worker registry and admission bound.
     pub workers: WorkerPool,
     /// The listening socket and the open connections.
@@ -98,7 +101,8 @@ impl Node {
             corpus: CorpusShared::default(),
             pg: PgShared::default(),
             limiter: Limiter::new(&config.limiter),
-            auth_failures: LocalStore::new(100_000),
+            auth: Guard::default(),
+            admin: Access::default(),
             workers: WorkerPool::new(config.workers.count, config.workers.queue_depth),
             http: HttpShared::default(),
             metrics: Metrics::new(&config.node.name),

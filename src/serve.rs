@@ -246,7 +246,10 @@ pub async fn run(node: Arc<Node>, activated: Activated) -> anyhow::Result<i32> {
     tracing::info!(%addr, node = %config.node.name, version = env!("CARGO_PKG_VERSION"), pid = std::process::id(), "diem started");
     systemd::ready(&systemd::summary(&node));
     for variable in crate::config::env::foreign_variables() {
-        tracing::debug!(%variable, "ignored: not a config variable (config is DIEM_<SECTION>__<KEY>)");
+        match crate::config::env::meant(&variable) {
+            Some(meant) => tracing::warn!(%variable, "ignored: not a config variable; did you mean {meant}?"),
+            None => tracing::debug!(%variable, "ignored: not a config variable (config is DIEM_<SECTION>__<KEY>)"),
+        }
     }
 
     let stop = tokio::select! {

@@ -86,6 +86,17 @@ pub(crate) struct HttpStats {
     pub connections_open: usize,
 }
 
+/// The admin listener's section: what outsiders hold open there.
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+pub(crate) struct AdminStats {
+    /// Browser sessions logged in.
+    pub sessions: usize,
+    /// Event streams open (of this node and of other members).
+    pub viewers: usize,
+    /// Other members' views polled now (one each, however many watch).
+    pub remote_feeds: usize,
+}
+
 /// The memory section.
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub(crate) struct MemoryStats {
@@ -112,6 +123,9 @@ pub(crate) struct Stats {
     pub workers: WorkerStats,
     /// The HTTP listener.
     pub http: HttpStats,
+    /// The admin listener.
+    #[serde(default)]
+    pub admin: AdminStats,
     /// Restarts of each child, by path.
     pub restarts: BTreeMap<String, u64>,
     /// Memory.
@@ -193,6 +207,11 @@ pub(crate) async fn collect(node: &Node) -> Stats {
         },
         http: HttpStats {
             connections_open: node.http.open_connections(),
+        },
+        admin: AdminStats {
+            sessions: node.admin.sessions(),
+            viewers: node.observer.watching(),
+            remote_feeds: node.observer.remote_feeds(),
         },
         restarts,
         memory: MemoryStats {

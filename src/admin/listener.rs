@@ -18,8 +18,7 @@ use ractor::{Actor, ActorProcessingErr, ActorRef};
 use ractor_cluster::RactorMessage;
 use socket2::{Domain, Protocol, Socket, Type};
 
-use crate::admin::access::Access;
-use crate::admin::routes;
+use crate::admin::routes::{self, Bound};
 use crate::node::Node;
 use crate::owned_task::OwnedTask;
 
@@ -61,7 +60,16 @@ fn bind(addr: SocketAddr) -> Result<tokio::net::TcpListener, BindError> {
     tokio::net::TcpListener::from_std(socket.into()).map_err(fail)
 }
 
-async fn accept_loop(node: Arc<Node>, listener: tokio::net::TcpListener, access: Arc<Access>) {
+/// Most connections the admin listener holds at once; one past it is
+/// closed as soon as it is accepted.
+pub(crate) const MAX_CONNECTIONS: usize = 128;
+
+/// Longest a write to an admin client may wait on it: a viewer that stops
+/// reading is dropped after this, freeing its buffers.
+pub(crate) const WRITE_DEADLINE: Duration = Duration::from_secs(10);
+
+async fn accept_loop(node: Arc<Node>, listener: tokio::net::TcpListener, bound: Bound) {
+    let slots = Arc::new(tokio::sync::Semaphore::new(MAX_CONNECTIONS));
     loop {
         let (stream, peer) = match listener.accept().await {
             Ok(accepted) => accepted,
@@ -71,18 +79,28 @@ async fn accept_loop(node: Arc<Node>, listener: tokio::net::TcpListener, access:
                 continue;
             }
         };
+        let Ok(slot) = slots.clone().try_acquire_owned() else {
+            node.metrics.admin_refused();
+            tracing::debug!(client = %peer, "admin connection closed: {MAX_CONNECTIONS} are open");
+            continue;
+        };
         // Frames are small and must leave at once (Nagle would hold one
         // behind the previous frame's delayed ACK, ~40 ms).
         let _ = stream.set_nodelay(true);
-        let (node, access) = (node.clone(), access.clone());
+        let mut stream = tokio_io_timeout::TimeoutStream::new(stream);
+        stream.set_write_timeout(Some(WRITE_DEADLINE));
+        let node = node.clone();
         tokio::spawn(async move {
-            let service = service_fn(move |req| routes::handle(node.clone(), access.clone(), req, peer));
+            let service = service_fn(move |req| routes::handle(node.clone(), bound, req, peer));
             let mut builder = hyper::server::conn::http1::Builder::new();
             builder
                 .timer(TokioTimer::new())
                 .header_read_timeout(Duration::from_secs(10))
                 .keep_alive(true);
-            let _ = builder.serve_connection(TokioIo::new(stream), service).await;
+            let _ = builder
+                .serve_connection(TokioIo::new(Box::pin(stream)), service)
+                .await;
+            drop(slot);
         });
     }
 }
@@ -98,17 +116,14 @@ impl Actor for AdminListener {
         };
         let listener = bind(addr)?;
         let local = listener.local_addr()?;
-        let access = Arc::new(Access::for_addr(local));
+        let bound = Bound {
+            loopback: local.ip().is_loopback(),
+        };
         self.node.set_admin_port(local.port());
         tracing::info!(
-            "admin listening on {local} (observer: http://{local}/observer){}",
-            if access.is_open() {
-                ""
-            } else {
-                "; the admin token is required"
-            }
+            "admin listening on {local} (observer: http://{local}/observer; every caller logs in: `diem ctl observe` prints a login link)"
         );
-        let accept = OwnedTask::spawn(accept_loop(self.node.clone(), listener, access), move || {
+        let accept = OwnedTask::spawn(accept_loop(self.node.clone(), listener, bound), move || {
             let _ = myself.send_message(AdminMsg::LoopEnded("the admin accept loop ended".into()));
         });
         Ok(AdminState { _accept: accept })

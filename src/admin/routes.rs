@@ -1,12 +1,18 @@
-//! What the admin listener answers.
+//! What the admin listener answers. Every route but the login ones needs
+//! a caller who proved itself ([`access`](super::access)).
 //!
 //! | request | answer |
 //! |---|---|
-//! | `GET /observer` | the page (or, when the token is asked for and none was given, the login form) |
-//! | `GET /observer/events[?node=NAME]` | the event stream (`text/event-stream`): a `snapshot`, then `tree` and `stats` frames; another member's view is polled every second through the cluster |
-//! | `POST /observer/action` | a control request (`kill`, `restart`, `scale`, `reload`, `log-level`; `"node"` for another member), run and audited as on the control socket; the control reply |
-//! | `POST /observer/login` | `token=…` (a form): a session cookie, then back to the page |
+//! | `GET /observer` | the page; without a session, the login form (401), nothing of the tree |
+//! | `GET /observer/login?ticket=…` | spends a one-time link of `diem ctl observe`: a session cookie, then back to the page (303) |
+//! | `POST /observer/login` | `token=…` (a form): a session cookie |
+//! | `GET /observer/events[?node=NAME]` | the event stream (`text/event-stream`): a `snapshot`, then `tree` and `stats` frames; another member's view is polled every second through the cluster, once however many watch it; 503 past 64 viewers |
+//! | `POST /observer/action` | a control request the page may send ([`Command::admin_page_may_send`](crate::control::protocol::Command::admin_page_may_send); `"node"` for another member), run and audited as on the control socket; the control reply |
 //! | `POST /observer/logout` | ends the session |
+//!
+//! Any other method on these paths is 405 with `Allow` (a CORS preflight
+//! included: none is ever granted); a client throttled for failed
+//! authentications gets 429 with `Retry-After` on every route.
 
 use std::convert::Infallible;
 use std::net::SocketAddr;
@@ -18,16 +24,19 @@ use futures::StreamExt;
 use http_body_util::combinators::UnsyncBoxBody;
 use http_body_util::{BodyExt, Full, Limited, StreamBody};
 use hyper::body::{Frame, Incoming};
-use hyper::header::{HeaderValue, CACHE_CONTROL, CONTENT_TYPE, LOCATION, SET_COOKIE, X_CONTENT_TYPE_OPTIONS};
+use hyper::header::{
+    HeaderValue, ALLOW, CACHE_CONTROL, CONTENT_TYPE, LOCATION, RETRY_AFTER, SET_COOKIE, WWW_AUTHENTICATE,
+    X_CONTENT_TYPE_OPTIONS,
+};
 use hyper::{Method, Request, Response, StatusCode};
 use serde_json::{json, Value};
 
-use crate::admin::access::{csrf_ok, Access, COOKIE_NAME, SESSION};
-use crate::api::auth::FAILURE_LIMIT;
-use crate::control::commands::{self, Caller};
-use crate::control::protocol::{self, Command};
+use crate::admin::access::{csrf_ok, host_allowed, Caller, Verdict, COOKIE_NAME, SESSION};
+use crate::control::commands;
+use crate::control::protocol;
 use crate::node::Node;
 use crate::observer::frames;
+use crate::observer::shared::MAX_VIEWERS;
 
 /// The page: one file, script and style inside, no build step, no CDN.
 const PAGE: &str = include_str!("observer.html");
@@ -76,53 +85,110 @@ fn page(body: &'static str) -> Response<Body> {
     r
 }
 
-/// The commands the page may run.
-fn allowed(command: &Command) -> bool {
-    matches!(
-        command,
-        Command::Kill { .. }
-            | Command::Restart { .. }
-            | Command::Scale { .. }
-            | Command::Reload
-            | Command::LogLevel { .. }
-    )
+/// What the listener knows of itself.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Bound {
+    /// Whether it is bound to a loopback address (then the `Host` must be a
+    /// loopback name).
+    pub loopback: bool,
+}
+
+/// 429 with `Retry-After`.
+fn throttled(retry_after_secs: u64) -> Response<Body> {
+    let mut r = refused(
+        StatusCode::TOO_MANY_REQUESTS,
+        "too_many_failed_authentications",
+        "too many failed authentications from this address; see Retry-After",
+    );
+    r.headers_mut().insert(RETRY_AFTER, HeaderValue::from(retry_after_secs));
+    r
+}
+
+/// 401: how to log in.
+fn unauthorized() -> Response<Body> {
+    let mut r = refused(
+        StatusCode::UNAUTHORIZED,
+        "unauthorized",
+        "log in: open the link `diem ctl observe` prints, or send `Authorization: Bearer <admin.token>`",
+    );
+    r.headers_mut()
+        .insert(WWW_AUTHENTICATE, HeaderValue::from_static("Bearer realm=\"diem-admin\""));
+    r
 }
 
 /// Answers one request of the admin listener.
 pub(crate) async fn handle(
     node: Arc<Node>,
-    access: Arc<Access>,
+    bound: Bound,
     req: Request<Incoming>,
     peer: SocketAddr,
 ) -> Result<Response<Body>, Infallible> {
     let headers = req.headers();
-    if !access.host_allowed(headers) {
+    if !host_allowed(bound.loopback, headers) {
         return Ok(refused(
             StatusCode::MISDIRECTED_REQUEST,
             "bad_host",
             "this listener answers only to a loopback host name",
         ));
     }
-    let token = node.with_config(|c| c.admin.token.clone());
     let path = req.uri().path().to_owned();
     let method = req.method().clone();
-    if method == Method::POST && path == "/observer/login" {
-        return Ok(login(&node, &access, &token, req, peer).await);
+    let allow = match path.as_str() {
+        "/" | "/observer/" | "/observer" | "/observer/events" => Some("GET, HEAD"),
+        "/observer/login" => Some("GET, HEAD, POST"),
+        "/observer/action" | "/observer/logout" => Some("POST"),
+        _ => None,
+    };
+    let Some(allow) = allow else {
+        return Ok(refused(StatusCode::NOT_FOUND, "not_found", "no such admin route"));
+    };
+    let method_ok = match method {
+        Method::GET | Method::HEAD => allow.contains("GET"),
+        Method::POST => allow.contains("POST"),
+        _ => false,
+    };
+    if !method_ok {
+        // Never a CORS grant: a preflight (OPTIONS) gets this too.
+        let mut r = refused(StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed", "method not allowed here");
+        r.headers_mut().insert(ALLOW, HeaderValue::from_static(allow));
+        return Ok(r);
     }
-    let admitted = access.admits(&token, headers);
-    Ok(match (method, path.as_str()) {
-        (Method::GET, "/" | "/observer/") => {
-            let mut r = whole(StatusCode::FOUND, "text/plain", "");
-            r.headers_mut()
-                .insert(LOCATION, HeaderValue::from_static("/observer"));
-            r
+    let key = node.limiter.key_of(peer.ip());
+    if let Some(retry) = node.auth.throttled(key) {
+        return Ok(throttled(retry));
+    }
+    let token = node.with_config(|c| c.admin.token.clone());
+    if path == "/observer/login" {
+        return Ok(match method {
+            Method::POST => login(&node, &token, req, peer).await,
+            _ => redeem(&node, &token, req.uri().query(), peer),
+        });
+    }
+    if matches!(path.as_str(), "/" | "/observer/") {
+        let mut r = whole(StatusCode::FOUND, "text/plain", "");
+        r.headers_mut()
+            .insert(LOCATION, HeaderValue::from_static("/observer"));
+        return Ok(r);
+    }
+    let caller = match node.admin.verdict(&token, headers) {
+        Verdict::Admitted(caller) => caller,
+        Verdict::Anonymous if path == "/observer" => return Ok(login_page()),
+        Verdict::Anonymous => return Ok(unauthorized()),
+        Verdict::Refused => {
+            if let Some(retry) = node.auth.failed(key, peer.ip(), "admin listener") {
+                return Ok(throttled(retry));
+            }
+            // A stale cookie (a restart, a new token): the form again.
+            return Ok(if path == "/observer" { login_page() } else { unauthorized() });
         }
-        (Method::GET, "/observer") if admitted => page(PAGE),
-        (Method::GET, "/observer") => page(LOGIN),
-        (Method::GET, "/observer/events") if admitted => events(node, req.uri().query()).await,
-        (Method::POST, "/observer/action") if admitted => action(&node, req, peer).await,
-        (Method::POST, "/observer/logout") if csrf_ok(headers) => {
-            access.logout(headers);
+    };
+    Ok(match path.as_str() {
+        "/observer" => page(PAGE),
+        "/observer/events" => events(node, req.uri().query()).await,
+        "/observer/action" => action(&node, req, peer, &caller).await,
+        _ if csrf_ok(headers) => {
+            node.admin.logout(headers);
+            tracing::info!(target: "diem::audit", client = %peer, via = "admin", %caller, "admin logout");
             let mut r = json_reply(StatusCode::OK, &json!({"ok": true}));
             if let Ok(v) = HeaderValue::from_str(&format!(
                 "{COOKIE_NAME}=; HttpOnly; SameSite=Strict; Path=/observer; Max-Age=0"
@@ -131,20 +197,62 @@ pub(crate) async fn handle(
             }
             r
         }
-        (_, "/observer/events" | "/observer/action") => {
-            if crate::api::auth::bearer(headers).is_some() {
-                let key = node.limiter.key_of(peer.ip());
-                let _ = node.auth_failures.check(key, &FAILURE_LIMIT);
-                tracing::info!(client = %peer.ip(), "failed authentication on the admin listener");
+        _ => refused(StatusCode::FORBIDDEN, "csrf", "a logout must come from the page itself"),
+    })
+}
+
+/// The login form, with 401: nothing of the tree is shown.
+fn login_page() -> Response<Body> {
+    let mut r = page(LOGIN);
+    *r.status_mut() = StatusCode::UNAUTHORIZED;
+    r
+}
+
+/// A response that sets a new session's cookie.
+fn with_session(mut r: Response<Body>, id: &str) -> Response<Body> {
+    let cookie = format!(
+        "{COOKIE_NAME}={id}; HttpOnly; SameSite=Strict; Path=/observer; Max-Age={}",
+        SESSION.as_secs()
+    );
+    if let Ok(v) = HeaderValue::from_str(&cookie) {
+        r.headers_mut().insert(SET_COOKIE, v);
+    }
+    r
+}
+
+/// `GET /observer/login?ticket=…`: spends a login link of `diem ctl
+/// observe` for a session, then back to the page.
+fn redeem(node: &Node, token: &str, query: Option<&str>, peer: SocketAddr) -> Response<Body> {
+    let ticket = query
+        .and_then(|q| {
+            form_urlencoded::parse(q.as_bytes())
+                .find(|(k, _)| k == "ticket")
+                .map(|(_, v)| v.into_owned())
+        })
+        .unwrap_or_default();
+    match node.admin.redeem(token, &ticket) {
+        Some((id, label)) => {
+            tracing::info!(target: "diem::audit", client = %peer, via = "admin", session = %label, "admin login (a link of ctl observe)");
+            let mut r = whole(StatusCode::SEE_OTHER, "text/plain", "");
+            r.headers_mut()
+                .insert(LOCATION, HeaderValue::from_static("/observer"));
+            with_session(r, &id)
+        }
+        None => {
+            let key = node.limiter.key_of(peer.ip());
+            if let Some(retry) = node.auth.failed(key, peer.ip(), "admin login link") {
+                return throttled(retry);
             }
-            refused(
+            let mut r = refused(
                 StatusCode::UNAUTHORIZED,
                 "unauthorized",
-                "log in at /observer, or send `Authorization: Bearer <admin.token>`",
-            )
+                "this login link is unknown, spent or expired: run `diem ctl observe` for a new one",
+            );
+            r.headers_mut()
+                .insert(WWW_AUTHENTICATE, HeaderValue::from_static("Bearer realm=\"diem-admin\""));
+            r
         }
-        _ => refused(StatusCode::NOT_FOUND, "not_found", "no such admin route"),
-    })
+    }
 }
 
 /// The request's body, at most [`MAX_BODY`] bytes.
@@ -159,27 +267,12 @@ async fn read_body(req: Request<Incoming>) -> Result<Bytes, Response<Body>> {
     }
 }
 
-async fn login(
-    node: &Node,
-    access: &Access,
-    token: &str,
-    req: Request<Incoming>,
-    peer: SocketAddr,
-) -> Response<Body> {
+async fn login(node: &Node, token: &str, req: Request<Incoming>, peer: SocketAddr) -> Response<Body> {
     if !csrf_ok(req.headers()) {
         return refused(
             StatusCode::FORBIDDEN,
             "csrf",
             "a login must come from the page itself",
-        );
-    }
-    let key = node.limiter.key_of(peer.ip());
-    let before = node.auth_failures.peek(key, &FAILURE_LIMIT);
-    if before.limited {
-        return refused(
-            StatusCode::TOO_MANY_REQUESTS,
-            "too_many_failed_authentications",
-            "too many failed logins from this address; wait a minute",
         );
     }
     let body = match read_body(req).await {
@@ -190,28 +283,30 @@ async fn login(
         .find(|(k, _)| k == "token")
         .map(|(_, v)| v.into_owned())
         .unwrap_or_default();
-    match access.login(token, &offered) {
-        Some(id) => {
-            tracing::info!(target: "diem::audit", client = %peer, via = "admin", "admin login");
-            let mut r = json_reply(StatusCode::OK, &json!({"ok": true}));
-            let cookie = format!(
-                "{COOKIE_NAME}={id}; HttpOnly; SameSite=Strict; Path=/observer; Max-Age={}",
-                SESSION.as_secs()
-            );
-            if let Ok(v) = HeaderValue::from_str(&cookie) {
-                r.headers_mut().insert(SET_COOKIE, v);
-            }
-            r
+    match node.admin.login(token, &offered) {
+        Some((id, label)) => {
+            tracing::info!(target: "diem::audit", client = %peer, via = "admin", session = %label, "admin login (the token)");
+            with_session(json_reply(StatusCode::OK, &json!({"ok": true})), &id)
         }
         None => {
-            let _ = node.auth_failures.check(key, &FAILURE_LIMIT);
-            tracing::info!(target: "diem::audit", client = %peer, via = "admin", "admin login refused");
-            refused(StatusCode::UNAUTHORIZED, "unauthorized", "wrong token")
+            let key = node.limiter.key_of(peer.ip());
+            if let Some(retry) = node.auth.failed(key, peer.ip(), "admin login") {
+                return throttled(retry);
+            }
+            refused(
+                StatusCode::UNAUTHORIZED,
+                "unauthorized",
+                if token.is_empty() {
+                    "no admin.token is set: open the link `diem ctl observe` prints"
+                } else {
+                    "wrong token"
+                },
+            )
         }
     }
 }
 
-async fn action(node: &Arc<Node>, req: Request<Incoming>, peer: SocketAddr) -> Response<Body> {
+async fn action(node: &Arc<Node>, req: Request<Incoming>, peer: SocketAddr, who: &Caller) -> Response<Body> {
     if !csrf_ok(req.headers()) {
         return refused(
             StatusCode::FORBIDDEN,
@@ -225,17 +320,17 @@ async fn action(node: &Arc<Node>, req: Request<Incoming>, peer: SocketAddr) -> R
     };
     let line = String::from_utf8_lossy(&body).into_owned();
     match protocol::parse_request(&line) {
-        Ok(request) if allowed(&request.command) => {}
+        Ok(request) if request.command.admin_page_may_send() => {}
         Ok(_) => {
             return refused(
                 StatusCode::FORBIDDEN,
                 "not_allowed",
-                "the page may run kill, restart, scale, reload and log-level",
+                "the page may run kill (not forced), restart, scale, reload and log-level",
             )
         }
         Err((_, e)) => return refused(StatusCode::BAD_REQUEST, e.code, &e.message),
     }
-    let caller = Caller::admin(peer);
+    let caller = commands::Caller::admin(peer, who);
     let reply = commands::execute(node, &line, &caller).await;
     let value: Value = serde_json::from_str(&reply).unwrap_or(Value::Null);
     let status = if value["ok"] == Value::Bool(true) {
@@ -246,19 +341,34 @@ async fn action(node: &Arc<Node>, req: Request<Incoming>, peer: SocketAddr) -> R
     json_reply(status, &value)
 }
 
-/// The event stream of this node, or of another member (`?node=NAME`).
+/// The event stream of this node, or of another member (`?node=NAME`);
+/// 503 past [`MAX_VIEWERS`] viewers.
 async fn events(node: Arc<Node>, query: Option<&str>) -> Response<Body> {
     let member = query.and_then(|q| {
         form_urlencoded::parse(q.as_bytes())
             .find(|(k, _)| k == "node")
             .map(|(_, v)| v.into_owned())
     });
+    let Some(seat) = node.observer.seat() else {
+        let mut r = refused(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "too_many_viewers",
+            &format!("{MAX_VIEWERS} viewers watch already; try again later"),
+        );
+        r.headers_mut().insert(RETRY_AFTER, HeaderValue::from_static("5"));
+        return r;
+    };
     let this = node.with_config(|c| c.cluster.enabled.then(|| c.cluster.member_name(&c.node)));
     let stream = match member.filter(|m| Some(m) != this.as_ref()) {
-        Some(member) => remote_stream(node, member).boxed(),
+        Some(member) => remote_stream(&node, &member).boxed(),
         None => local_stream(node).await.boxed(),
     };
-    let body = StreamBody::new(stream.map(|b| Ok::<_, Infallible>(Frame::data(b))));
+    // The seat is given back when the stream ends or the viewer leaves.
+    let stream = stream.map(move |b| {
+        let _seat = &seat;
+        Ok::<_, Infallible>(Frame::data(b))
+    });
+    let body = StreamBody::new(stream);
     let mut r = Response::new(BodyExt::boxed_unsync(body));
     let h = r.headers_mut();
     h.insert(CONTENT_TYPE, HeaderValue::from_static("text/event-stream"));
@@ -285,12 +395,26 @@ async fn local_stream(node: Arc<Node>) -> impl futures::Stream<Item = Bytes> + S
     futures::stream::once(async move { snapshot }).chain(frames)
 }
 
-/// Another member's view, polled every second through the cluster.
-fn remote_stream(node: Arc<Node>, member: String) -> impl futures::Stream<Item = Bytes> + Send {
-    futures::stream::unfold((node, member, true), |(node, member, first)| async move {
-        if !first {
-            tokio::time::sleep(Duration::from_secs(1)).await;
+/// Another member's view: the latest frame of its one shared feed, then
+/// each new one (a viewer that falls behind skips to the latest).
+fn remote_stream(node: &Arc<Node>, member: &str) -> impl futures::Stream<Item = Bytes> + Send {
+    let feed = node.observer.remote_feed(member, |tx| {
+        tokio::spawn(poll_member(node.clone(), member.to_owned(), tx));
+    });
+    futures::stream::unfold((feed, true), |(mut feed, first)| async move {
+        let ready = first && feed.borrow().is_some();
+        if !ready && feed.changed().await.is_err() {
+            return None;
         }
+        let frame = feed.borrow_and_update().clone()?;
+        Some((frame, (feed, false)))
+    })
+}
+
+/// Polls `member`'s tree and stats every second into `tx`, while anyone
+/// watches (a receiver besides the node's own map entry).
+async fn poll_member(node: Arc<Node>, member: String, tx: tokio::sync::watch::Sender<Option<Bytes>>) {
+    loop {
         let ask = |cmd: &'static str| {
             let member = member.clone();
             async move {
@@ -321,6 +445,10 @@ fn remote_stream(node: Arc<Node>, member: String) -> impl futures::Stream<Item =
                 json!({"node": member, "member": member, "remote": true, "unreachable": true, "members": frames::members(&node)})
             }
         };
-        Some((frames::frame("snapshot", &data), (node, member, false)))
-    })
+        tx.send_replace(Some(frames::frame("snapshot", &data)));
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        if tx.receiver_count() <= 1 {
+            return;
+        }
+    }
 }

@@ -8,6 +8,12 @@
 //! — even with the right token — until its budget refills, so the token
 //! cannot be guessed at request rate.
 //!
+//! The same [`Guard`] counts every failed token check of the node — the
+//! write API, the admin listener's bearer tokens, logins, login links and
+//! session cookies — under the rate limiter's client key (an IPv4-mapped
+//! IPv6 address is its IPv4 address), and logs the failures at most once a
+//! second, with their count, so guessing cannot flood the log either.
+//!
 //! ```
 //! use hyper::header::{HeaderMap, HeaderValue, AUTHORIZATION};
 //! use diem::api::auth::bearer;
@@ -20,6 +26,8 @@
 //! ```
 
 use std::net::IpAddr;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
 
 use hyper::header::{HeaderMap, HeaderValue, AUTHORIZATION, WWW_AUTHENTICATE};
 use hyper::StatusCode;
@@ -27,6 +35,7 @@ use hyper::StatusCode;
 use crate::api::request::HttpResponse;
 use crate::api::response::{error, retry_later};
 use crate::limiter::gcra::Params;
+use crate::limiter::local::LocalStore;
 use crate::node::Node;
 
 /// Failed authentications a client may make per minute.
@@ -38,6 +47,68 @@ pub const FAILURE_LIMIT: Params = Params {
     count: FAILURES_PER_MINUTE,
     period_secs: 60,
 };
+
+/// Clients whose failures are remembered at once (older ones are swept).
+const GUARDED_CLIENTS: usize = 100_000;
+
+/// Failed token checks, throttled per client key and logged at most once a
+/// second.
+#[derive(Debug)]
+pub(crate) struct Guard {
+    failures: LocalStore,
+    log: Mutex<FailureLog>,
+}
+
+/// Failures not yet logged.
+#[derive(Debug, Default)]
+struct FailureLog {
+    unlogged: u64,
+    last_line: Option<Instant>,
+}
+
+impl Default for Guard {
+    fn default() -> Self {
+        Self {
+            failures: LocalStore::new(GUARDED_CLIENTS),
+            log: Mutex::new(FailureLog::default()),
+        }
+    }
+}
+
+impl Guard {
+    /// Seconds `key` must wait before its next attempt, when it has failed
+    /// too often; `None` when it may try.
+    pub(crate) fn throttled(&self, key: ipnet::IpNet) -> Option<u64> {
+        let t = self.failures.peek(key, &FAILURE_LIMIT);
+        t.limited.then(|| t.retry_after_secs())
+    }
+
+    /// Counts one failed check by `client` (under `key`) on `surface`;
+    /// the seconds it must now wait when this failure throttles it.
+    pub(crate) fn failed(&self, key: ipnet::IpNet, client: IpAddr, surface: &'static str) -> Option<u64> {
+        let t = self.failures.check(key, &FAILURE_LIMIT);
+        if let Ok(mut log) = self.log.lock() {
+            log.unlogged += 1;
+            let now = Instant::now();
+            if log.last_line.is_none_or(|at| now.duration_since(at) >= Duration::from_secs(1)) {
+                tracing::warn!(
+                    failures = log.unlogged,
+                    latest_client = %client,
+                    latest_surface = surface,
+                    "failed authentications since the last such line (logged at most once a second)"
+                );
+                log.unlogged = 0;
+                log.last_line = Some(now);
+            }
+        }
+        t.limited.then(|| t.retry_after_secs())
+    }
+
+    /// Forgets the failures of clients whose budget has refilled.
+    pub(crate) fn sweep(&self) -> usize {
+        self.failures.sweep()
+    }
+}
 
 /// The token of an `Authorization: Bearer …` header (any case of the
 /// scheme), if there is one.
@@ -66,25 +137,15 @@ pub(crate) fn authorize(node: &Node, client: IpAddr, headers: &HeaderMap) -> Res
         return Err(Refusal::Disabled);
     }
     let key = node.limiter.key_of(client);
-    let before = node.auth_failures.peek(key, &FAILURE_LIMIT);
-    if before.limited {
-        return Err(Refusal::Throttled {
-            retry_after_secs: before.retry_after_secs(),
-        });
+    if let Some(retry_after_secs) = node.auth.throttled(key) {
+        return Err(Refusal::Throttled { retry_after_secs });
     }
     match bearer(headers) {
         Some(given) if same(given, token.as_bytes()) => Ok(()),
-        _ => {
-            let after = node.auth_failures.check(key, &FAILURE_LIMIT);
-            tracing::info!(%client, "failed authentication of a write request");
-            if after.limited {
-                Err(Refusal::Throttled {
-                    retry_after_secs: after.retry_after_secs(),
-                })
-            } else {
-                Err(Refusal::Unauthorized)
-            }
-        }
+        _ => match node.auth.failed(key, client, "write API") {
+            Some(retry_after_secs) => Err(Refusal::Throttled { retry_after_secs }),
+            None => Err(Refusal::Unauthorized),
+        },
     }
 }
 

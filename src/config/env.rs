@@ -59,6 +59,32 @@ pub fn foreign_variables() -> Vec<String> {
         .collect()
 }
 
+/// The config variable a non-config `DIEM_*` name was almost surely meant
+/// as: one underscore between the section and the key (`DIEM_REDIS_URL`
+/// for `DIEM_REDIS__URL`). Such a variable is ignored — it could be
+/// Kubernetes' — but never silently: `serve` warns and `config check` says
+/// so.
+///
+/// ```
+/// use diem::config::env::meant;
+///
+/// assert_eq!(meant("DIEM_REDIS_URL").as_deref(), Some("DIEM_REDIS__URL"));
+/// assert_eq!(meant("DIEM_HTTP_MAX_CONNECTIONS").as_deref(), Some("DIEM_HTTP__MAX_CONNECTIONS"));
+/// assert_eq!(meant("DIEM_SERVICE_HOST"), None);
+/// assert_eq!(meant("DIEM_REDIS__URL"), None);
+/// ```
+pub fn meant(name: &str) -> Option<String> {
+    let rest = name.strip_prefix(PREFIX)?;
+    if rest.contains("__") {
+        return None;
+    }
+    let defaults = Figment::from(Serialized::defaults(Config::default()));
+    rest.match_indices('_').find_map(|(i, _)| {
+        let key = format!("{}.{}", &rest[..i], &rest[i + 1..]).to_ascii_lowercase();
+        defaults.find_value(&key).is_ok().then(|| variable_of(&key))
+    })
+}
+
 fn loose_bool(text: &str) -> Option<bool> {
     match text.trim().to_ascii_lowercase().as_str() {
         "true" | "1" | "yes" | "on" => Some(true),

@@ -32,6 +32,19 @@ pub(crate) const RENAMED: &[(&str, &str, &str)] = &[
     ("control.idle_timeout_ms", "control.idle_timeout", "30s"),
 ];
 
+/// Where `key`'s value came from: `from DIEM_…`, `in <file>`, or `the
+/// default`.
+pub(crate) fn origin_of(figment: &Figment, key: &str) -> String {
+    match figment.find_metadata(key) {
+        Some(m) if m.name == "environment" => format!("from {}", variable_of(key)),
+        Some(m) if m.name.contains("TOML") => match &m.source {
+            Some(source) => format!("in {source}"),
+            None => "in the config file".to_owned(),
+        },
+        _ => "the default".to_owned(),
+    }
+}
+
 /// One figment error as one line: the key, what is wrong, and where the
 /// value came from.
 fn describe(e: &figment::error::Error) -> String {
@@ -99,13 +112,61 @@ impl Config {
         Self::extract(Figment::from(Serialized::defaults(Config::default())).merge(Toml::string(toml)))
     }
 
-    /// Extracts and validates a config from its layers.
+    /// Extracts and validates a config from its layers. Secrets given
+    /// whole (`admin.token`, `cluster.cookie`) are trimmed — a value made
+    /// from a file often ends in a newline — and refused if whitespace
+    /// remains inside. A value out of range is named with where it came
+    /// from.
     pub fn extract(figment: Figment) -> Result<Self, ConfigError> {
-        let config: Config = figment
+        let mut config: Config = figment
             .extract()
             .map_err(|e| ConfigError::Load(e.into_iter().map(|e| describe(&e)).collect()))?;
-        config.validate()?;
+        for (key, value) in [
+            ("admin.token", &mut config.admin.token),
+            ("cluster.cookie", &mut config.cluster.cookie),
+        ] {
+            let trimmed = value.trim();
+            if trimmed.contains(char::is_whitespace) {
+                return Err(ConfigError::Invalid {
+                    key,
+                    expected: format!("a secret without whitespace inside ({})", origin_of(&figment, key)),
+                });
+            }
+            if trimmed.len() != value.len() {
+                *value = trimmed.to_owned();
+            }
+        }
+        config.validate().map_err(|e| match e {
+            ConfigError::Invalid { key, expected } => ConfigError::Invalid {
+                key,
+                expected: format!("{expected} ({})", origin_of(&figment, key)),
+            },
+            other => other,
+        })?;
         Ok(config)
+    }
+
+    /// What `config check` should tell beyond validity: secrets that had
+    /// whitespace around them (trimmed), `DIEM_*` variables that look like
+    /// config but are ignored.
+    pub fn notes(figment: &Figment) -> Vec<String> {
+        let mut notes = Vec::new();
+        for key in ["admin.token", "cluster.cookie"] {
+            if let Ok(raw) = figment.extract_inner::<String>(key) {
+                if raw.trim().len() != raw.len() {
+                    notes.push(format!(
+                        "`{key}` ({}) has whitespace around it: it is trimmed",
+                        origin_of(figment, key)
+                    ));
+                }
+            }
+        }
+        for variable in crate::config::env::foreign_variables() {
+            if let Some(meant) = crate::config::env::meant(&variable) {
+                notes.push(format!("{variable} is ignored: not a config variable; did you mean {meant}?"));
+            }
+        }
+        notes
     }
 }
 

@@ -60,6 +60,28 @@ pub async fn call(path: &Path, request: &Value, timeout: Duration) -> Result<Val
             })
         }
     };
+    // The server must be this user or root: a socket another user put in
+    // our path (a directory taken over before diem made it) is told
+    // nothing, `shutdown` included.
+    let me = rustix::process::geteuid().as_raw();
+    match stream.peer_cred().map(|c| c.uid()) {
+        Ok(uid) if uid == me || uid == 0 || me == 0 => {}
+        Ok(uid) => {
+            return Err(CtlError::Unreachable {
+                path: shown,
+                reason: format!(
+                    "it is served by uid {uid}, neither this user ({me}) nor root; refusing to send to it \
+                     (another user may have taken its directory)"
+                ),
+            })
+        }
+        Err(e) => {
+            return Err(CtlError::Unreachable {
+                path: shown,
+                reason: format!("cannot tell who serves it: {e}"),
+            })
+        }
+    }
     let mut line = request.to_string();
     line.push('\n');
     let bad = |reason: String| CtlError::BadReply {

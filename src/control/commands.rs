@@ -49,10 +49,11 @@ impl Caller {
         }
     }
 
-    /// A command from the observer page, by the browser at `peer`.
-    pub(crate) fn admin(peer: std::net::SocketAddr) -> Self {
+    /// A command from the observer page, by the browser at `peer`, which
+    /// proved itself as `who` (its session's label, or the bearer token).
+    pub(crate) fn admin(peer: std::net::SocketAddr, who: &crate::admin::access::Caller) -> Self {
         Self {
-            via: Some(format!("admin-http {peer}")),
+            via: Some(format!("admin-http {peer} {who}")),
             ..Self::default()
         }
     }
@@ -69,7 +70,8 @@ impl Caller {
     fn origin(&self, node: &Node) -> String {
         let this = node.with_config(|c| c.cluster.member_name(&c.node));
         match &self.via {
-            Some(via) => via.clone(),
+            // The member it came through, then who asked there.
+            Some(via) => format!("member={this} {via}"),
             None => format!(
                 "member={this} uid={} pid={}",
                 self.uid.map_or("?".to_owned(), |u| u.to_string()),
@@ -388,9 +390,13 @@ pub(crate) async fn run(node: &Arc<Node>, command: Command) -> Result<Value, Pro
                     ip => ip.to_string(),
                 }
             };
+            // The caller is authenticated already (the socket's peer uid, or
+            // the member that forwarded it): a one-time login link.
+            let ticket = node.admin.mint_ticket();
             reply(json!({
-                "url": format!("http://{host}:{port}/observer"),
-                "token_required": !addr.ip().is_loopback(),
+                "url": format!("http://{host}:{port}/observer/login?ticket={ticket}"),
+                "page": format!("http://{host}:{port}/observer"),
+                "expires_in_secs": crate::admin::access::TICKET_LIFETIME.as_secs(),
             }))
         }
         Command::Upgrade { binary, timeout_secs } => {

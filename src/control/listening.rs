@@ -42,6 +42,17 @@ pub(crate) enum SocketError {
         /// The OS error.
         source: std::io::Error,
     },
+    /// The socket's directory could be written by another user.
+    #[error(
+        "refusing the control socket's directory {path}: {why}; another user could replace the socket \
+         (remove it, or set control.socket to a path in a directory only this user can write)"
+    )]
+    UnsafeDir {
+        /// The directory.
+        path: String,
+        /// Whose it is, or what mode it has.
+        why: String,
+    },
     /// The socket is closed (handed over or shutting down).
     #[error("the control socket is closed")]
     Closed,
@@ -103,15 +114,47 @@ fn clear_stale(path: &Path) -> Result<(), SocketError> {
     }
 }
 
-/// Binds the control socket at `path`, mode 0600, creating its directory
-/// (mode 0700) when missing.
-pub(crate) fn bind(path: &Path) -> Result<(UnixListener, SocketFile), SocketError> {
-    clear_stale(path)?;
-    if let Some(dir) = path.parent().filter(|d| !d.exists()) {
-        std::fs::create_dir_all(dir).map_err(io("create the directory of", path))?;
-        std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700))
-            .map_err(io("set the mode of the directory of", path))?;
+/// Why `dir` is not private to this user: owned by another (root aside)
+/// or writable by group or others — the rule of ssh and tmux for their
+/// sockets' directories. A sticky world-writable directory (`/tmp`) is
+/// refused too: another user may not replace our file there, but may take
+/// a name before we do.
+pub(crate) fn not_private(dir: &Path) -> Option<String> {
+    let meta = match std::fs::metadata(dir) {
+        Ok(meta) => meta,
+        Err(e) => return Some(e.to_string()),
+    };
+    let me = rustix::process::geteuid().as_raw();
+    if !meta.is_dir() {
+        return Some("not a directory".to_owned());
     }
+    if meta.uid() != me && meta.uid() != 0 {
+        return Some(format!("owned by uid {}, not by this user ({me})", meta.uid()));
+    }
+    if meta.mode() & 0o022 != 0 {
+        return Some(format!("writable by group or others (mode {:o})", meta.mode() & 0o7777));
+    }
+    None
+}
+
+/// Binds the control socket at `path`, mode 0600, creating its directory
+/// (mode 0700) when missing; refuses a directory another user could write
+/// ([`not_private`]).
+pub(crate) fn bind(path: &Path) -> Result<(UnixListener, SocketFile), SocketError> {
+    if let Some(dir) = path.parent() {
+        if !dir.exists() {
+            std::fs::create_dir_all(dir).map_err(io("create the directory of", path))?;
+            std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700))
+                .map_err(io("set the mode of the directory of", path))?;
+        }
+        if let Some(why) = not_private(dir) {
+            return Err(SocketError::UnsafeDir {
+                path: dir.display().to_string(),
+                why,
+            });
+        }
+    }
+    clear_stale(path)?;
     let listener = UnixListener::bind(path).map_err(io("bind the control socket", path))?;
     std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600))
         .map_err(io("set the mode of", path))?;

@@ -85,7 +85,8 @@ pub enum Command {
     Ready,
     /// The cluster's members: state, address, round-trip time.
     Cluster,
-    /// The observer page's address (admin.addr); opens nothing by itself.
+    /// A one-time login link to the observer page (admin.addr), valid for
+    /// two minutes; opens nothing by itself.
     Observe,
     /// Replace this process with a new one (live upgrade, or rollback to an
     /// older binary) without refusing a connection.
@@ -238,6 +239,28 @@ impl Command {
             Command::Scale { pool, .. } => empty("pool", pool),
             Command::LogLevel { filter } => empty("filter", filter),
             _ => Ok(()),
+        }
+    }
+
+    /// Whether the observer page may send this command — the one list of
+    /// what a browser session can do. Matched without a wildcard, so a new
+    /// command does not compile until it is decided here. A `force` kill
+    /// (which may take a subtree or the process down) is for the control
+    /// socket only; so are upgrades, shutdowns and limiter resets.
+    pub fn admin_page_may_send(&self) -> bool {
+        match self {
+            Command::Kill { force, .. } => !force,
+            Command::Restart { .. } | Command::Scale { .. } | Command::Reload | Command::LogLevel { .. } => true,
+            Command::Help
+            | Command::Ping
+            | Command::Tree
+            | Command::Stats
+            | Command::Limiter { .. }
+            | Command::Ready
+            | Command::Cluster
+            | Command::Observe
+            | Command::Upgrade { .. }
+            | Command::Shutdown { .. } => false,
         }
     }
 }

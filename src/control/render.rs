@@ -324,11 +324,10 @@ pub(crate) fn render(command: &Command, reply: &Value, colour: bool) -> String {
         }),
         Command::Upgrade { .. } => upgraded(reply),
         Command::Observe => reply["url"].as_str().map(|url| {
-            if reply["token_required"] == Value::Bool(true) {
-                format!("{url}  (log in with admin.token)\n")
-            } else {
-                format!("{url}\n")
-            }
+            format!(
+                "{url}\n(a one-time login link, valid for {} s; it opens a 12 h session)\n",
+                reply["expires_in_secs"].as_u64().unwrap_or_default()
+            )
         }),
         _ => None,
     };

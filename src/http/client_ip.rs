@@ -128,7 +128,10 @@ pub fn client_ip(peer: IpAddr, headers: &HeaderMap, trusted: &[IpNet], header: C
 
 /// The rate-limit key of a client: an IPv4 address as is, an IPv6 address
 /// by its first `ipv6_prefix` bits (a /64 is one subscriber; an attacker
-/// holding one must not get 2^64 budgets).
+/// holding one must not get 2^64 budgets). An IPv4-mapped IPv6 address
+/// (`::ffff:192.0.2.1`, what a dual-stack `[::]` socket reports for an
+/// IPv4 client) is its IPv4 address: each IPv4 client keeps a key of its
+/// own rather than sharing `::/64` with every other.
 ///
 /// ```
 /// use diem::http::client_ip::limit_key;
@@ -138,13 +141,14 @@ pub fn client_ip(peer: IpAddr, headers: &HeaderMap, trusted: &[IpNet], header: C
 /// assert_eq!(a, b);
 /// assert_eq!(a.to_string(), "2001:db8:1:2::/64");
 /// assert_eq!(limit_key("192.0.2.1".parse().unwrap(), 64).to_string(), "192.0.2.1/32");
+/// assert_eq!(limit_key("::ffff:192.0.2.1".parse().unwrap(), 64).to_string(), "192.0.2.1/32");
 /// ```
 pub fn limit_key(ip: IpAddr, ipv6_prefix: u8) -> IpNet {
-    match ip {
-        IpAddr::V4(_) => IpNet::from(ip),
+    match ip.to_canonical() {
+        IpAddr::V4(v4) => IpNet::from(IpAddr::V4(v4)),
         IpAddr::V6(v6) => ipnet::Ipv6Net::new(v6, ipv6_prefix.min(128))
             .map(|n| IpNet::V6(n.trunc()))
-            .unwrap_or_else(|_| IpNet::from(ip)),
+            .unwrap_or_else(|_| IpNet::from(IpAddr::V6(v6))),
     }
 }
 

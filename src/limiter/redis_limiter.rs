@@ -284,7 +284,7 @@ impl Actor for RedisLimiter {
         match self.healthy(&state.connection.client).await {
             Ok(()) => self.publish(&myself, &mut state).await,
             Err(e) => tracing::warn!(
-                redis = %crate::config::show::redact_url_password(&config.redis.url),
+                redis = %crate::config::show::redact_secrets(&config.redis.url),
                 error = %e,
                 "redis is unreachable: limiting locally until it answers"
             ),
@@ -314,6 +314,7 @@ impl Actor for RedisLimiter {
             LimiterMsg::Sweep => {
                 self.node.limiter.local().sweep();
                 self.node.limiter.deny_cache().sweep(now_us());
+                self.node.auth.sweep();
                 myself.send_after(SWEEP_EVERY, || LimiterMsg::Sweep);
             }
             LimiterMsg::Failed(e) => self.withdraw(state, e),

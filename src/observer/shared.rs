@@ -8,14 +8,14 @@
 //! event costs one push into a bounded ring (supervision events are rare:
 //! restarts, not requests).
 
-use std::collections::VecDeque;
+use std::collections::{HashMap, VecDeque};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use bytes::Bytes;
 use serde::Serialize;
-use tokio::sync::{broadcast, Notify};
+use tokio::sync::{broadcast, watch, Notify};
 
 /// Events kept for a new viewer.
 pub(crate) const EVENTS_KEPT: usize = 200;
@@ -23,6 +23,10 @@ pub(crate) const EVENTS_KEPT: usize = 200;
 /// Frames a viewer may fall behind by before it is dropped (its browser
 /// reconnects and starts again from a snapshot).
 const FRAMES_QUEUED: usize = 32;
+
+/// Most viewers at once, of this node and of other members together; one
+/// more is refused (503) rather than held.
+pub(crate) const MAX_VIEWERS: usize = 64;
 
 /// Plot points kept (5 minutes of one a second).
 pub(crate) const HISTORY: usize = 300;
@@ -65,6 +69,11 @@ pub(crate) struct ObserverShared {
     history: Mutex<VecDeque<Point>>,
     changed: Notify,
     arrived: Notify,
+    /// Viewers of any node, against [`MAX_VIEWERS`].
+    watching: Arc<AtomicUsize>,
+    /// Another member's view, polled once for every viewer of it: the
+    /// latest frame per member.
+    remote: Mutex<HashMap<String, watch::Receiver<Option<Bytes>>>>,
 }
 
 impl Default for ObserverShared {
@@ -76,6 +85,8 @@ impl Default for ObserverShared {
             history: Mutex::new(VecDeque::with_capacity(HISTORY)),
             changed: Notify::new(),
             arrived: Notify::new(),
+            watching: Arc::new(AtomicUsize::new(0)),
+            remote: Mutex::new(HashMap::new()),
         }
     }
 }
@@ -94,6 +105,16 @@ impl Drop for Viewer {
     }
 }
 
+/// A viewer's place among [`MAX_VIEWERS`]; given back when dropped.
+#[derive(Debug)]
+pub(crate) struct Seat(Arc<AtomicUsize>);
+
+impl Drop for Seat {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::AcqRel);
+    }
+}
+
 fn now_ms() -> u64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
@@ -104,6 +125,50 @@ impl ObserverShared {
     /// Viewers now.
     pub(crate) fn viewers(&self) -> usize {
         self.viewers.load(Ordering::Acquire)
+    }
+
+    /// Viewers of any node now.
+    pub(crate) fn watching(&self) -> usize {
+        self.watching.load(Ordering::Acquire)
+    }
+
+    /// A seat for one more viewer, if fewer than [`MAX_VIEWERS`] watch.
+    pub(crate) fn seat(&self) -> Option<Seat> {
+        let taken = self
+            .watching
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| (n < MAX_VIEWERS).then_some(n + 1));
+        taken.is_ok().then(|| Seat(self.watching.clone()))
+    }
+
+    /// The shared feed of `member`'s view: the running one, or a new one
+    /// that `start` polls (it gets the sender, and stops when no receiver
+    /// is left).
+    pub(crate) fn remote_feed(
+        &self,
+        member: &str,
+        start: impl FnOnce(watch::Sender<Option<Bytes>>),
+    ) -> watch::Receiver<Option<Bytes>> {
+        let Ok(mut feeds) = self.remote.lock() else {
+            let (tx, rx) = watch::channel(None);
+            start(tx);
+            return rx;
+        };
+        feeds.retain(|_, rx| rx.has_changed().is_ok());
+        if let Some(rx) = feeds.get(member) {
+            return rx.clone();
+        }
+        let (tx, rx) = watch::channel(None);
+        feeds.insert(member.to_owned(), rx.clone());
+        start(tx);
+        rx
+    }
+
+    /// Feeds of other members running now.
+    pub(crate) fn remote_feeds(&self) -> usize {
+        self.remote
+            .lock()
+            .map(|f| f.values().filter(|rx| rx.has_changed().is_ok()).count())
+            .unwrap_or(0)
     }
 
     /// Registers a viewer (and wakes the publisher).

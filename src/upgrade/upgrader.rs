@@ -21,6 +21,7 @@ use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::net::UnixListener;
 use tokio::process::{Child, ChildStderr, Command};
 
+use crate::control::listening::not_private;
 use crate::node::Node;
 use crate::owned_task::OwnedTask;
 use crate::store::snapshot::Source;
@@ -239,10 +240,13 @@ fn tail(stderr: ChildStderr) -> (Arc<Mutex<VecDeque<String>>>, tokio::sync::watc
 }
 
 /// The hand-over socket: beside the control socket (a directory only this
-/// user can enter), else in the temporary directory; removed when dropped.
+/// user can write, checked again here), else in a fresh private directory
+/// of its own (`mkdtemp`, mode 0700) — never at a guessable name in a shared
+/// directory; removed when dropped.
 struct HandoverSocket {
     path: PathBuf,
     listener: UnixListener,
+    _private: Option<tempfile::TempDir>,
 }
 
 impl HandoverSocket {
@@ -252,12 +256,23 @@ impl HandoverSocket {
             .control
             .path()
             .and_then(|p| p.parent().map(|d| d.join(&name)))
-            .filter(|p| p.as_os_str().len() < 100);
-        let path = beside.unwrap_or_else(|| std::env::temp_dir().join(&name));
+            .filter(|p| p.as_os_str().len() < 100)
+            .filter(|p| p.parent().is_some_and(|d| not_private(d).is_none()));
+        let (path, private) = match beside {
+            Some(path) => (path, None),
+            None => {
+                let dir = tempfile::Builder::new().prefix("diem-upgrade-").tempdir()?;
+                (dir.path().join("handover.sock"), Some(dir))
+            }
+        };
         let _ = std::fs::remove_file(&path);
         let listener = UnixListener::bind(&path)?;
         std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600))?;
-        Ok(Self { path, listener })
+        Ok(Self {
+            path,
+            listener,
+            _private: private,
+        })
     }
 }
 
