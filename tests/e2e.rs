@@ -28,6 +28,7 @@ mod cases {
     mod observer;
     mod properties;
     mod reliability;
+    mod security;
     mod store;
     mod structure;
     mod upgrade;

@@ -68,6 +68,9 @@ pub(crate) const MAX_CONNECTIONS: usize = 128;
 /// reading is dropped after this, freeing its buffers.
 pub(crate) const WRITE_DEADLINE: Duration = Duration::from_secs(10);
 
+/// The send buffer of an admin connection, bytes.
+const SEND_BUFFER: usize = 16 * 1024;
+
 async fn accept_loop(node: Arc<Node>, listener: tokio::net::TcpListener, bound: Bound) {
     let slots = Arc::new(tokio::sync::Semaphore::new(MAX_CONNECTIONS));
     loop {
@@ -87,6 +90,10 @@ async fn accept_loop(node: Arc<Node>, listener: tokio::net::TcpListener, bound: 
         // Frames are small and must leave at once (Nagle would hold one
         // behind the previous frame's delayed ACK, ~40 ms).
         let _ = stream.set_nodelay(true);
+        // A small send buffer: a viewer that stops reading fills it within
+        // seconds and then meets the write deadline, pinning little kernel
+        // memory meanwhile (frames are a few KiB; the kernel doubles this).
+        let _ = socket2::SockRef::from(&stream).set_send_buffer_size(SEND_BUFFER);
         let mut stream = tokio_io_timeout::TimeoutStream::new(stream);
         stream.set_write_timeout(Some(WRITE_DEADLINE));
         let node = node.clone();

@@ -21,12 +21,55 @@ async fn observer_url(s: &TestServer) -> String {
 }
 
 /// `ctl observe`'s reply, once the admin listener is up.
-async fn observe(s: &TestServer) -> Value {
+pub(super) async fn observe(s: &TestServer) -> Value {
     eventually(Duration::from_secs(10), "the admin listener is up", || async {
         let reply = s.ctl(json!({"cmd": "observe"})).await;
         reply["url"].is_string().then_some(reply)
     })
     .await
+}
+
+/// The admin listener's `host:port`, from `ctl observe`'s page URL.
+pub(super) async fn admin_addr(s: &TestServer) -> String {
+    observe(s).await["page"]
+        .as_str()
+        .unwrap_or_default()
+        .trim_start_matches("http://")
+        .trim_end_matches("/observer")
+        .to_owned()
+}
+
+/// A session cookie (`diem_admin=…`) from the `Set-Cookie` of `head`.
+pub(super) fn cookie_of(head: &str) -> String {
+    let line = head
+        .lines()
+        .find(|l| l.to_ascii_lowercase().starts_with("set-cookie:"))
+        .unwrap_or_else(|| panic!("no Set-Cookie: {head}"));
+    assert!(
+        line.contains("HttpOnly") && line.contains("SameSite=Strict"),
+        "{line}"
+    );
+    line.split_once(':')
+        .unwrap()
+        .1
+        .trim()
+        .split(';')
+        .next()
+        .unwrap()
+        .to_owned()
+}
+
+/// A session of the operator at the host: `ctl observe`'s one-time link,
+/// opened once. Returns (admin address, `Cookie` value).
+pub(super) async fn operator_session(s: &TestServer) -> (String, String) {
+    let reply = observe(s).await;
+    let link = reply["url"].as_str().unwrap().to_owned();
+    let addr = admin_addr(s).await;
+    let path = link.trim_start_matches(&format!("http://{addr}"));
+    let (status, head, _) = admin(&addr, "GET", path, &[], "").await;
+    assert_eq!(status, 303, "the login link: {head}");
+    assert!(head.contains("location: /observer") || head.contains("Location: /observer"), "{head}");
+    (addr, cookie_of(&head))
 }
 
 /// Headless Chromium (Debian's `chromium`), its event handler running.
@@ -147,7 +190,12 @@ async fn the_page_shows_a_restart_without_a_reload_and_its_actions_are_audited()
         || async {
             s.logs()
                 .lines()
-                .any(|l| l.contains("diem::audit") && l.contains("admin-http") && l.contains("\"scale\""))
+                .any(|l| {
+                    l.contains("diem::audit")
+                        && l.contains("admin-http")
+                        && l.contains("session=")
+                        && l.contains("\"scale\"")
+                })
                 .then_some(())
         },
     )
@@ -170,7 +218,7 @@ async fn the_page_shows_a_restart_without_a_reload_and_its_actions_are_audited()
 }
 
 /// A raw HTTP/1.1 exchange with the admin listener: (status, head, body).
-async fn admin(
+pub(super) async fn admin(
     addr: &str,
     method: &str,
     path: &str,
@@ -221,20 +269,15 @@ async fn off_loopback_the_admin_listener_asks_for_the_token() {
             .env("DIEM_ADMIN__TOKEN", TOKEN),
     )
     .await;
-    let observe = observe(&s).await;
-    assert_eq!(observe["token_required"], true, "{observe}");
-    let url = observe["url"].as_str().unwrap();
-    let addr = url
-        .trim_start_matches("http://")
-        .trim_end_matches("/observer")
-        .to_owned();
+    let addr = admin_addr(&s).await;
     let scale = r#"{"cmd":"scale","pool":"diem/workers","n":5}"#;
     let csrf = ("X-Diem-Csrf", "1");
 
     // Without the token: the login form, and nothing else.
     let (status, _, body) = admin(&addr, "GET", "/observer", &[], "").await;
-    assert_eq!(status, 200);
+    assert_eq!(status, 401);
     assert!(body.contains("Admin token"), "the login form: {body}");
+    assert!(!body.contains("diem/workers"), "nothing of the tree: {body}");
     assert_eq!(admin(&addr, "GET", "/observer/events", &[], "").await.0, 401);
     assert_eq!(
         admin(&addr, "POST", "/observer/action", &[csrf], scale).await.0,
@@ -318,23 +361,7 @@ async fn off_loopback_the_admin_listener_asks_for_the_token() {
     )
     .await;
     assert_eq!(status, 200, "{head}");
-    let cookie_line = head
-        .lines()
-        .find(|l| l.to_ascii_lowercase().starts_with("set-cookie:"))
-        .unwrap_or_else(|| panic!("{head}"));
-    assert!(
-        cookie_line.contains("HttpOnly") && cookie_line.contains("SameSite=Strict"),
-        "{cookie_line}"
-    );
-    let cookie = cookie_line
-        .split_once(':')
-        .unwrap()
-        .1
-        .trim()
-        .split(';')
-        .next()
-        .unwrap()
-        .to_owned();
+    let cookie = cookie_of(&head);
     let (status, head, body) = admin(&addr, "GET", "/observer/events", &[("Cookie", &cookie)], "").await;
     assert_eq!(status, 200, "{head}");
     assert!(
@@ -350,11 +377,7 @@ async fn off_loopback_the_admin_listener_asks_for_the_token() {
 #[tokio::test]
 async fn a_storm_of_restarts_is_coalesced_to_ten_frames_a_second() {
     let s = TestServer::start(Options::no_limit()).await;
-    let url = observer_url(&s).await;
-    let addr = url
-        .trim_start_matches("http://")
-        .trim_end_matches("/observer")
-        .to_owned();
+    let (addr, cookie) = operator_session(&s).await;
     // A storm of worker kills with a viewer: at most 10 frames a second.
     let viewer = tokio::spawn({
         let addr = addr.clone();
@@ -362,7 +385,9 @@ async fn a_storm_of_restarts_is_coalesced_to_ten_frames_a_second() {
             use tokio::io::{AsyncReadExt, AsyncWriteExt};
             let mut stream = tokio::net::TcpStream::connect(&addr).await.unwrap();
             stream
-                .write_all(format!("GET /observer/events HTTP/1.1\r\nHost: {addr}\r\n\r\n").as_bytes())
+                .write_all(
+                    format!("GET /observer/events HTTP/1.1\r\nHost: {addr}\r\nCookie: {cookie}\r\n\r\n").as_bytes(),
+                )
                 .await
                 .unwrap();
             let mut out = Vec::new();

@@ -1,0 +1,380 @@
+//! Every admin surface as safe as the control socket (issue 27): the admin
+//! listener authenticates every caller, loopback included (another uid gets
+//! nothing); a login link of `ctl observe` opens one session once; the page
+//! never forces a kill; a new token ends every session; guesses are
+//! throttled per client and logged at most once a second; no secret is
+//! printed; runtime directories of another user are refused; viewers and
+//! connections are bounded.
+
+use std::os::unix::fs::PermissionsExt;
+use std::time::Duration;
+
+use serde_json::json;
+
+use super::observer::{admin, admin_addr, observe, operator_session};
+use crate::support::server::{eventually, run_diem, tree_node, Options, TestServer};
+
+const TOKEN: &str = "security-t0ken-0123456789";
+
+/// Whether this test process may switch uid (CI runs as root).
+fn root() -> bool {
+    rustix::process::geteuid().is_root()
+}
+
+/// `curl` run as uid/gid 65534 (nobody): (HTTP status, body).
+fn curl_as_nobody(args: &[&str]) -> (u16, String) {
+    let out = std::process::Command::new("setpriv")
+        .args(["--reuid=65534", "--regid=65534", "--clear-groups", "curl", "-s", "-w", "\n%{http_code}"])
+        .args(args)
+        .env_clear()
+        .current_dir("/")
+        .output()
+        .expect("setpriv and curl (scripts/test installs them)");
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    let (body, code) = text.rsplit_once('\n').unwrap_or(("", &text));
+    (code.trim().parse().unwrap_or(0), body.to_owned())
+}
+
+#[tokio::test]
+async fn on_loopback_another_user_gets_nothing_of_the_admin_listener() {
+    assert!(root(), "this test runs the client as uid 65534: run it as root (CI does)");
+    let s = TestServer::start(Options::no_limit()).await;
+    let addr = admin_addr(&s).await;
+    let base = format!("http://{addr}");
+    let (status, body) = curl_as_nobody(&[&format!("{base}/observer")]);
+    assert_eq!(status, 401, "{body}");
+    assert!(body.contains("ctl observe") && !body.contains("diem/workers"), "{body}");
+    let (status, _) = curl_as_nobody(&["-N", "--max-time", "2", &format!("{base}/observer/events")]);
+    assert_eq!(status, 401);
+    for action in [
+        r#"{"cmd":"kill","path":"diem","force":true}"#,
+        r#"{"cmd":"kill","path":"diem/workers/1"}"#,
+        r#"{"cmd":"log-level","filter":"trace"}"#,
+        r#"{"cmd":"reload"}"#,
+    ] {
+        let (status, body) = curl_as_nobody(&[
+            "-X",
+            "POST",
+            "-H",
+            "X-Diem-Csrf: 1",
+            "-H",
+            "Content-Type: application/json",
+            "--data",
+            action,
+            &format!("{base}/observer/action"),
+        ]);
+        assert_eq!(status, 401, "{action}: {body}");
+    }
+    // A preflight is never granted, and says nothing of logging in.
+    let (status, body) = curl_as_nobody(&[
+        "-X",
+        "OPTIONS",
+        "-H",
+        "Origin: http://evil.example",
+        "-H",
+        "Access-Control-Request-Method: POST",
+        &format!("{base}/observer/action"),
+    ]);
+    assert_eq!(status, 405, "{body}");
+    // Nothing ran: no restart, no new log level.
+    let tree = s.ctl(json!({"cmd": "tree"})).await;
+    assert_eq!(tree_node(&tree, "diem/workers/1")["restarts"], 0, "{tree}");
+    assert!(!s.logs().contains("log filter changed"));
+}
+
+#[tokio::test]
+async fn a_login_link_opens_one_session_the_page_never_forces_and_a_new_token_ends_sessions() {
+    // The token as a Secret made from a file gives it: a trailing newline.
+    let config = |token: &str| format!("[admin]\ntoken = \"{token}\\n\"\n");
+    let s = TestServer::start(Options {
+        config: Some(config(TOKEN)),
+        ..Options::no_limit()
+    })
+    .await;
+    let reply = observe(&s).await;
+    let link = reply["url"].as_str().unwrap().to_owned();
+    assert!(link.contains("/observer/login?ticket="), "{reply}");
+    let (addr, cookie) = operator_session(&s).await;
+    // The link of `operator_session` was a second one; the first is unspent
+    // and works once, then never again.
+    let first = link.trim_start_matches(&format!("http://{addr}"));
+    assert_eq!(admin(&addr, "GET", first, &[], "").await.0, 303);
+    assert_eq!(admin(&addr, "GET", first, &[], "").await.0, 401, "a link is spent once");
+
+    let with_cookie = [("Cookie", cookie.as_str()), ("X-Diem-Csrf", "1")];
+    let (status, _, body) = admin(&addr, "GET", "/observer/events", &with_cookie[..1], "").await;
+    assert_eq!(status, 200);
+    assert!(body.contains("event: snapshot"), "{body}");
+    // A forced kill is for the control socket only.
+    let (status, _, body) = admin(
+        &addr,
+        "POST",
+        "/observer/action",
+        &with_cookie,
+        r#"{"cmd":"kill","path":"diem/workers/2","force":true}"#,
+    )
+    .await;
+    assert_eq!(status, 403, "{body}");
+    assert!(body.contains("not_allowed"), "{body}");
+    let (status, _, body) = admin(
+        &addr,
+        "POST",
+        "/observer/action",
+        &with_cookie,
+        r#"{"cmd":"kill","path":"diem/workers/2"}"#,
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    eventually(Duration::from_secs(5), "the kill audited with its session", || async {
+        s.logs()
+            .lines()
+            .any(|l| l.contains("diem::audit") && l.contains("admin-http 127.0.0.1:") && l.contains("session="))
+            .then_some(())
+    })
+    .await;
+    // The trimmed token works as a bearer token.
+    let bearer = format!("Bearer {TOKEN}");
+    let (status, _, _) = admin(&addr, "GET", "/observer/events", &[("Authorization", &bearer)], "").await;
+    assert_eq!(status, 200, "the token, trimmed, matches");
+
+    // Rotating the token ends every session.
+    let new_token = "rotated-t0ken-9876543210";
+    std::fs::write(s.dir.path().join("diem.toml"), config(new_token)).unwrap();
+    let reload = s.ctl(json!({"cmd": "reload"})).await;
+    assert_eq!(reload["ok"], true, "{reload}");
+    let (status, _, _) = admin(&addr, "GET", "/observer/events", &with_cookie[..1], "").await;
+    assert_eq!(status, 401, "a session of the old token ends");
+    let (status, _, _) = admin(&addr, "GET", "/observer/events", &[("Authorization", &bearer)], "").await;
+    assert_eq!(status, 401, "the old token no longer works");
+    assert!(!s.logs().contains(TOKEN) && !s.logs().contains(new_token));
+}
+
+#[tokio::test]
+async fn token_guesses_are_throttled_per_client_and_logged_once_a_second() {
+    let s = TestServer::start(Options::no_limit().env("DIEM_ADMIN__TOKEN", TOKEN)).await;
+    let addr = admin_addr(&s).await;
+    let wrong = format!("Bearer {}", "x".repeat(TOKEN.len()));
+    let mut statuses = Vec::new();
+    for _ in 0..30 {
+        statuses.push(admin(&addr, "GET", "/observer/events", &[("Authorization", &wrong)], "").await.0);
+    }
+    assert!(statuses[..10].iter().all(|&c| c == 401), "{statuses:?}");
+    assert!(statuses[10..].iter().all(|&c| c == 429), "{statuses:?}");
+    // Throttled: the right token too, with Retry-After.
+    let right = format!("Bearer {TOKEN}");
+    let (status, head, _) = admin(&addr, "GET", "/observer/events", &[("Authorization", &right)], "").await;
+    assert_eq!(status, 429, "{head}");
+    assert!(head.to_ascii_lowercase().contains("retry-after:"), "{head}");
+    // So is a made-up login link, and a guess at the write API is counted
+    // under the same key.
+    assert_eq!(admin(&addr, "GET", "/observer/login?ticket=00", &[], "").await.0, 429);
+    let w = s.post("wrong-token-0123456789", r#"{"hitokoto":"x","from":"y"}"#).await;
+    assert_eq!(w.status, 429);
+    // 31 failures in well under a second or two: at most a few log lines.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let lines = s
+        .logs()
+        .lines()
+        .filter(|l| l.contains("failed authentications since the last such line"))
+        .count();
+    assert!((1..=3).contains(&lines), "{lines} lines for 31 failures");
+    // An IPv4-mapped address is its IPv4 client, for the limiter too.
+    let got = s
+        .ctl(json!({"cmd": "limiter", "action": "get", "addr": "::ffff:192.0.2.7"}))
+        .await;
+    assert_eq!(got["key"], "192.0.2.7", "{got}");
+}
+
+#[tokio::test]
+async fn no_secret_is_ever_printed() {
+    // Every secret-bearing key, each in every form a user writes it.
+    let secrets = [
+        "s3cret-admin-t0ken-aaaa",
+        "s3cret-cluster-c00kie-bbbb",
+        "s3cretpguser",
+        "s3cretpgquery",
+        "s3cretredis",
+    ];
+    let dir = tempfile::tempdir().unwrap();
+    let pg = crate::support::services::pg_url().replacen("://postgres@", &format!("://postgres:{}@", secrets[2]), 1);
+    let pg_query = format!("postgres://postgres@127.0.0.1:5432/postgres?password={}", secrets[3]);
+    let pg_conninfo = "host=127.0.0.1 user=postgres password='s3cret conninfo' dbname=postgres";
+    let redis = format!("redis://:{}@127.0.0.1:6379", secrets[4]);
+    for pg_url in [pg.as_str(), pg_query.as_str(), pg_conninfo] {
+        let env = [
+            ("DIEM_ADMIN__TOKEN", secrets[0]),
+            ("DIEM_CLUSTER__COOKIE", secrets[1]),
+            ("DIEM_POSTGRES__URL", pg_url),
+            ("DIEM_REDIS__URL", redis.as_str()),
+        ];
+        for args in [&["config", "show"][..], &["config", "check"][..]] {
+            let (code, out, err) = run_diem(dir.path(), args, &env).await;
+            assert_eq!(code, 0, "{args:?}: {err}");
+            for secret in secrets.iter().copied().chain(["s3cret conninfo"]) {
+                assert!(!out.contains(secret) && !err.contains(secret), "{args:?} printed {secret}: {out}{err}");
+            }
+        }
+    }
+    let (_, out, _) = run_diem(
+        dir.path(),
+        &["config", "show"],
+        &[("DIEM_CLUSTER__COOKIE", secrets[1])],
+    )
+    .await;
+    assert!(out.contains("cookie = \"<redacted>\""), "{out}");
+
+    // A running node: its logs and its reports.
+    let s = TestServer::start(Options {
+        pg_url: Some(pg),
+        redis_url: Some(redis),
+        ..Options::no_limit()
+            .env("DIEM_ADMIN__TOKEN", secrets[0])
+            .env("DIEM_CLUSTER__COOKIE", secrets[1])
+    })
+    .await;
+    let stats = s.ctl(json!({"cmd": "stats"})).await.to_string();
+    let (_, observe_out, _) = s.ctl_cli(&["observe"]).await;
+    let (_, stats_out, _) = s.ctl_cli(&["stats"]).await;
+    // Redis refuses the password (it has none): the error is logged.
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let logs = s.logs();
+    for secret in secrets {
+        for (what, text) in [("logs", &logs), ("stats", &stats), ("ctl stats", &stats_out), ("ctl observe", &observe_out)] {
+            assert!(!text.contains(secret), "{what} printed {secret}");
+        }
+    }
+}
+
+#[tokio::test]
+async fn runtime_directories_of_another_user_are_refused() {
+    assert!(root(), "this test makes directories of another uid: run it as root (CI does)");
+    let base = tempfile::tempdir().unwrap();
+    // Taken over before diem made it: owned by another user.
+    let taken = base.path().join("diem-0");
+    std::fs::create_dir(&taken).unwrap();
+    std::fs::set_permissions(&taken, std::fs::Permissions::from_mode(0o700)).unwrap();
+    rustix::fs::chown(&taken, Some(rustix::fs::Uid::from_raw(65534)), None).unwrap();
+    // Ours, but anyone may write in it.
+    let open = base.path().join("open");
+    std::fs::create_dir(&open).unwrap();
+    std::fs::set_permissions(&open, std::fs::Permissions::from_mode(0o777)).unwrap();
+    for dir in [&taken, &open] {
+        let socket = dir.join("diem.sock");
+        let (code, _, err) = run_diem(
+            base.path(),
+            &["serve"],
+            &[
+                ("DIEM_CONTROL__SOCKET", socket.to_str().unwrap()),
+                ("DIEM_HTTP__ADDR", "127.0.0.1:0"),
+                ("DIEM_ADMIN__ADDR", ""),
+            ],
+        )
+        .await;
+        assert_ne!(code, 0, "{err}");
+        assert!(
+            err.contains(&format!("refusing the control socket's directory {}", dir.display())),
+            "{err}"
+        );
+    }
+
+    // `diem ctl` tells a socket of a third user nothing: a listener run by
+    // uid 65534 in a directory every user can reach, asked by uid 65533.
+    let shared = base.path().join("shared");
+    std::fs::create_dir(&shared).unwrap();
+    std::fs::set_permissions(base.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+    std::fs::set_permissions(&shared, std::fs::Permissions::from_mode(0o777)).unwrap();
+    let fake = shared.join("diem.sock");
+    let mut squatter = std::process::Command::new("setpriv")
+        .args(["--reuid=65534", "--regid=65534", "--clear-groups", "/usr/bin/python3", "-c"])
+        .arg(format!(
+            "import socket,os,time\ns=socket.socket(socket.AF_UNIX)\ns.bind('{}')\nos.chmod('{}',0o777)\ns.listen(8)\nc,_=s.accept()\nprint(c.recv(4096).decode(),flush=True)\ntime.sleep(5)",
+            fake.display(),
+            fake.display()
+        ))
+        .env_clear()
+        .current_dir("/")
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    eventually(Duration::from_secs(5), "the squatter listens", || async { fake.exists().then_some(()) }).await;
+    let out = std::process::Command::new("setpriv")
+        .args(["--reuid=65533", "--regid=65533", "--clear-groups", env!("CARGO_BIN_EXE_diem"), "ctl", "--socket"])
+        .arg(&fake)
+        .arg("shutdown")
+        .env_clear()
+        .current_dir("/")
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_ne!(out.status.code(), Some(0));
+    assert!(err.contains("served by uid 65534"), "{err}");
+    let _ = squatter.kill();
+    let heard = squatter.wait_with_output().unwrap();
+    assert!(
+        !String::from_utf8_lossy(&heard.stdout).contains("shutdown"),
+        "the squatter heard the command"
+    );
+}
+
+/// File descriptors the process `pid` holds.
+fn fds(pid: u32) -> usize {
+    std::fs::read_dir(format!("/proc/{pid}/fd")).map_or(0, |d| d.count())
+}
+
+/// Resident memory of `pid`, KiB.
+fn rss_kib(pid: u32) -> u64 {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .unwrap_or_default()
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .unwrap_or(0)
+}
+
+#[tokio::test]
+async fn a_thousand_stuck_viewers_hold_bounded_memory_and_descriptors() {
+    use tokio::io::AsyncWriteExt;
+    let s = TestServer::start(Options::no_limit()).await;
+    let (addr, cookie) = operator_session(&s).await;
+    let target: std::net::SocketAddr = addr.parse().unwrap();
+    let (fds_before, rss_before) = (fds(s.pid()), rss_kib(s.pid()));
+    // 1,000 viewers that ask for the stream and never read a byte (a tiny
+    // receive buffer, so that theirs fills at once).
+    let mut held = Vec::new();
+    for _ in 0..1000 {
+        let socket = tokio::net::TcpSocket::new_v4().unwrap();
+        socket.set_recv_buffer_size(2048).unwrap();
+        let Ok(mut stream) = socket.connect(target).await else { continue };
+        let _ = stream
+            .write_all(format!("GET /observer/events HTTP/1.1\r\nHost: {addr}\r\nCookie: {cookie}\r\n\r\n").as_bytes())
+            .await;
+        held.push(stream);
+    }
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let stats = s.ctl(json!({"cmd": "stats"})).await;
+    let viewers = stats["admin"]["viewers"].as_u64().unwrap();
+    assert!(viewers <= 64, "viewers are capped: {stats}");
+    let (fds_during, rss_during) = (fds(s.pid()), rss_kib(s.pid()));
+    assert!(
+        fds_during <= fds_before + 128 + 8,
+        "descriptors bounded by the connection cap: {fds_before} -> {fds_during}"
+    );
+    eprintln!("1,000 stuck viewers: fds {fds_before} -> {fds_during}, RSS {rss_before} -> {rss_during} KiB, viewers {viewers}");
+    // A viewer that stops reading is dropped at its write deadline: none
+    // is left once their buffers filled and the deadline passed.
+    eventually(Duration::from_secs(60), "stuck viewers dropped", || async {
+        let stats = s.ctl(json!({"cmd": "stats"})).await;
+        (stats["admin"]["viewers"] == 0).then_some(())
+    })
+    .await;
+    let rss_after = rss_kib(s.pid());
+    eprintln!("after the write deadline: RSS {rss_after} KiB, fds {}", fds(s.pid()));
+    assert!(
+        rss_after < rss_before + 64 * 1024,
+        "memory bounded: {rss_before} -> {rss_after} KiB"
+    );
+    // The page still answers its operator.
+    let (status, _, _) = admin(&addr, "GET", "/observer", &[("Cookie", &cookie)], "").await;
+    assert_eq!(status, 200);
+    drop(held);
+}
