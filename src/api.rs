@@ -15,6 +15,7 @@
 //! Errors are JSON ([`response`]).
 
 pub mod auth;
+pub mod credentials;
 pub(crate) mod hitokoto;
 pub(crate) mod ops;
 pub mod query;

@@ -21,12 +21,12 @@ use arc_swap::ArcSwap;
 use supervisors::{EventBus, SupervisorRef};
 use tokio::sync::watch;
 
+use crate::admin::access::Access;
+use crate::api::credentials::Guard;
 use crate::cluster::shared::ClusterShared;
 use crate::config::Config;
 use crate::control::listening::ControlShared;
 use crate::http::socket::HttpShared;
-use crate::admin::access::Access;
-use crate::api::auth::Guard;
 use crate::limiter::Limiter;
 use crate::metrics::Metrics;
 use crate::observer::shared::ObserverShared;

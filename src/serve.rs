@@ -248,7 +248,9 @@ pub async fn run(node: Arc<Node>, activated: Activated) -> anyhow::Result<i32> {
     for variable in crate::config::env::foreign_variables() {
         match crate::config::env::meant(&variable) {
             Some(meant) => tracing::warn!(%variable, "ignored: not a config variable; did you mean {meant}?"),
-            None => tracing::debug!(%variable, "ignored: not a config variable (config is DIEM_<SECTION>__<KEY>)"),
+            None => {
+                tracing::debug!(%variable, "ignored: not a config variable (config is DIEM_<SECTION>__<KEY>)")
+            }
         }
     }
 

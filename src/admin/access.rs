@@ -44,7 +44,7 @@ use std::time::{Duration, Instant};
 
 use hyper::header::{HeaderMap, COOKIE, HOST, ORIGIN};
 
-use crate::api::auth::{bearer, same};
+use crate::api::credentials::{bearer, same};
 
 /// The session cookie's name.
 pub const COOKIE_NAME: &str = "diem_admin";
@@ -183,7 +183,12 @@ impl Access {
             let now = Instant::now();
             state.tickets.retain(|_, until| *until > now);
             if state.tickets.len() >= MAX_TICKETS {
-                if let Some(oldest) = state.tickets.iter().min_by_key(|(_, u)| **u).map(|(k, _)| k.clone()) {
+                if let Some(oldest) = state
+                    .tickets
+                    .iter()
+                    .min_by_key(|(_, u)| **u)
+                    .map(|(k, _)| k.clone())
+                {
                     state.tickets.remove(&oldest);
                 }
             }
@@ -271,7 +276,8 @@ pub fn host_allowed(loopback_bind: bool, headers: &HeaderMap) -> bool {
         _ => host,
     };
     let name = name.trim_start_matches('[').trim_end_matches(']');
-    name.eq_ignore_ascii_case("localhost") || name.parse::<std::net::IpAddr>().is_ok_and(|ip| ip.is_loopback())
+    name.eq_ignore_ascii_case("localhost")
+        || name.parse::<std::net::IpAddr>().is_ok_and(|ip| ip.is_loopback())
 }
 
 /// The session id of the request's cookie, if any.
@@ -308,7 +314,10 @@ mod tests {
 
     fn with_cookie(id: &str) -> HeaderMap {
         let mut h = HeaderMap::new();
-        h.insert(COOKIE, HeaderValue::from_str(&format!("{COOKIE_NAME}={id}")).unwrap());
+        h.insert(
+            COOKIE,
+            HeaderValue::from_str(&format!("{COOKIE_NAME}={id}")).unwrap(),
+        );
         h
     }
 
@@ -316,7 +325,10 @@ mod tests {
     fn nobody_is_admitted_without_a_credential() {
         let a = Access::default();
         assert_eq!(a.verdict("", &HeaderMap::new()), Verdict::Anonymous);
-        assert_eq!(a.verdict("0123456789abcdef", &HeaderMap::new()), Verdict::Anonymous);
+        assert_eq!(
+            a.verdict("0123456789abcdef", &HeaderMap::new()),
+            Verdict::Anonymous
+        );
         assert_eq!(a.verdict("", &with_cookie("made-up")), Verdict::Refused);
     }
 
@@ -325,7 +337,10 @@ mod tests {
         let a = Access::default();
         let ticket = a.mint_ticket();
         let (id, label) = a.redeem("", &ticket).unwrap();
-        assert_eq!(a.verdict("", &with_cookie(&id)), Verdict::Admitted(Caller::Session(label)));
+        assert_eq!(
+            a.verdict("", &with_cookie(&id)),
+            Verdict::Admitted(Caller::Session(label))
+        );
         assert!(a.redeem("", &ticket).is_none(), "a ticket is spent once");
         assert!(a.redeem("", "0000").is_none());
     }
@@ -335,9 +350,18 @@ mod tests {
         let a = Access::default();
         let (id, _) = a.login("old-token-0123456789", "old-token-0123456789").unwrap();
         let (by_ticket, _) = a.redeem("old-token-0123456789", &a.mint_ticket()).unwrap();
-        assert!(matches!(a.verdict("old-token-0123456789", &with_cookie(&id)), Verdict::Admitted(_)));
-        assert_eq!(a.verdict("new-token-0123456789", &with_cookie(&id)), Verdict::Refused);
-        assert_eq!(a.verdict("new-token-0123456789", &with_cookie(&by_ticket)), Verdict::Refused);
+        assert!(matches!(
+            a.verdict("old-token-0123456789", &with_cookie(&id)),
+            Verdict::Admitted(_)
+        ));
+        assert_eq!(
+            a.verdict("new-token-0123456789", &with_cookie(&id)),
+            Verdict::Refused
+        );
+        assert_eq!(
+            a.verdict("new-token-0123456789", &with_cookie(&by_ticket)),
+            Verdict::Refused
+        );
         assert_eq!(a.sessions(), 0);
     }
 

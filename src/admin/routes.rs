@@ -100,7 +100,8 @@ fn throttled(retry_after_secs: u64) -> Response<Body> {
         "too_many_failed_authentications",
         "too many failed authentications from this address; see Retry-After",
     );
-    r.headers_mut().insert(RETRY_AFTER, HeaderValue::from(retry_after_secs));
+    r.headers_mut()
+        .insert(RETRY_AFTER, HeaderValue::from(retry_after_secs));
     r
 }
 
@@ -111,8 +112,10 @@ fn unauthorized() -> Response<Body> {
         "unauthorized",
         "log in: open the link `diem ctl observe` prints, or send `Authorization: Bearer <admin.token>`",
     );
-    r.headers_mut()
-        .insert(WWW_AUTHENTICATE, HeaderValue::from_static("Bearer realm=\"diem-admin\""));
+    r.headers_mut().insert(
+        WWW_AUTHENTICATE,
+        HeaderValue::from_static("Bearer realm=\"diem-admin\""),
+    );
     r
 }
 
@@ -149,7 +152,11 @@ pub(crate) async fn handle(
     };
     if !method_ok {
         // Never a CORS grant: a preflight (OPTIONS) gets this too.
-        let mut r = refused(StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed", "method not allowed here");
+        let mut r = refused(
+            StatusCode::METHOD_NOT_ALLOWED,
+            "method_not_allowed",
+            "method not allowed here",
+        );
         r.headers_mut().insert(ALLOW, HeaderValue::from_static(allow));
         return Ok(r);
     }
@@ -179,7 +186,11 @@ pub(crate) async fn handle(
                 return Ok(throttled(retry));
             }
             // A stale cookie (a restart, a new token): the form again.
-            return Ok(if path == "/observer" { login_page() } else { unauthorized() });
+            return Ok(if path == "/observer" {
+                login_page()
+            } else {
+                unauthorized()
+            });
         }
     };
     Ok(match path.as_str() {
@@ -197,7 +208,11 @@ pub(crate) async fn handle(
             }
             r
         }
-        _ => refused(StatusCode::FORBIDDEN, "csrf", "a logout must come from the page itself"),
+        _ => refused(
+            StatusCode::FORBIDDEN,
+            "csrf",
+            "a logout must come from the page itself",
+        ),
     })
 }
 
@@ -248,8 +263,10 @@ fn redeem(node: &Node, token: &str, query: Option<&str>, peer: SocketAddr) -> Re
                 "unauthorized",
                 "this login link is unknown, spent or expired: run `diem ctl observe` for a new one",
             );
-            r.headers_mut()
-                .insert(WWW_AUTHENTICATE, HeaderValue::from_static("Bearer realm=\"diem-admin\""));
+            r.headers_mut().insert(
+                WWW_AUTHENTICATE,
+                HeaderValue::from_static("Bearer realm=\"diem-admin\""),
+            );
             r
         }
     }

@@ -15,9 +15,14 @@
 //! strings, required), `type` (a category key, default `g`), `from_who`
 //! (string or null), `creator` (default `api`), and optionally `uuid` (to
 //! make a retried POST idempotent: the same uuid twice is a 409). No string
-//! may contain a NUL character.
+//! may contain a NUL character; `hitokoto` and `from` must show something
+//! (not only spaces or invisible characters such as U+200B); `from`,
+//! `from_who` and `creator` are at most [`MAX_NAME_CHARS`] characters. A
+//! body sent with a `Content-Type` must be JSON (`application/json` or a
+//! `+json` type; 415 otherwise); one without is read as JSON, as DIEM-API
+//! did. An error names the field it is about.
 
-use hyper::header::{HeaderValue, LOCATION};
+use hyper::header::{HeaderValue, CONTENT_TYPE, LOCATION};
 use hyper::StatusCode;
 use serde::Deserialize;
 use uuid::Uuid;
@@ -57,14 +62,61 @@ fn store_failure(e: &StoreError) -> HttpResponse {
     )
 }
 
-/// A required text field: trimmed, not empty, no NUL.
+/// Longest `from`, `from_who` and `creator`, in characters.
+pub(crate) const MAX_NAME_CHARS: usize = 255;
+
+/// Whether `c` shows nothing: white space, a control character, or a
+/// default-ignorable code point (zero-width spaces and joiners, direction
+/// marks, variation selectors, the BOM, soft hyphen, Hangul fillers, tags).
+fn invisible(c: char) -> bool {
+    c.is_whitespace()
+        || c.is_control()
+        || matches!(
+            c,
+            '\u{00AD}'
+                | '\u{034F}'
+                | '\u{061C}'
+                | '\u{115F}'..='\u{1160}'
+                | '\u{17B4}'..='\u{17B5}'
+                | '\u{180B}'..='\u{180F}'
+                | '\u{200B}'..='\u{200F}'
+                | '\u{202A}'..='\u{202E}'
+                | '\u{2060}'..='\u{206F}'
+                | '\u{3164}'
+                | '\u{FE00}'..='\u{FE0F}'
+                | '\u{FEFF}'
+                | '\u{FFA0}'
+                | '\u{FFF0}'..='\u{FFF8}'
+                | '\u{1D173}'..='\u{1D17A}'
+                | '\u{E0000}'..='\u{E0FFF}'
+        )
+}
+
+/// A required text field: trimmed, showing something, no NUL.
 fn text(field: &'static str, value: &str) -> Result<String, Box<HttpResponse>> {
     let value = value.trim();
     if value.is_empty() {
         return Err(Box::new(bad_parameter(field, "must not be empty")));
     }
+    if value.chars().all(invisible) {
+        return Err(Box::new(bad_parameter(
+            field,
+            "must contain a visible character (not only spaces or invisible ones)",
+        )));
+    }
     no_nul(field, value)?;
     Ok(value.to_owned())
+}
+
+/// A name field: at most [`MAX_NAME_CHARS`] characters.
+fn short(field: &'static str, value: &str) -> Result<(), Box<HttpResponse>> {
+    if value.chars().count() > MAX_NAME_CHARS {
+        return Err(Box::new(bad_parameter(
+            field,
+            &format!("must be at most {MAX_NAME_CHARS} characters"),
+        )));
+    }
+    Ok(())
 }
 
 /// PostgreSQL text cannot hold NUL: refuse it as the client's error.
@@ -84,11 +136,14 @@ fn validate(n: NewSentence) -> Result<Sentence, Box<HttpResponse>> {
         )));
     }
     let from = text("from", &n.from)?;
+    short("from", &from)?;
     if let Some(who) = &n.from_who {
         no_nul("from_who", who)?;
+        short("from_who", who)?;
     }
     if let Some(creator) = &n.creator {
         no_nul("creator", creator)?;
+        short("creator", creator)?;
     }
     let category = match n.category.as_deref().map(str::parse::<Category>) {
         None => 'g',
@@ -108,6 +163,27 @@ fn validate(n: NewSentence) -> Result<Sentence, Box<HttpResponse>> {
     })
 }
 
+/// 415 when the body is declared as something other than JSON.
+fn not_json(request: &Request) -> Option<HttpResponse> {
+    let declared = request.parts.headers.get(CONTENT_TYPE)?;
+    let essence = declared
+        .to_str()
+        .unwrap_or("")
+        .split(';')
+        .next()
+        .unwrap_or("")
+        .trim()
+        .to_ascii_lowercase();
+    if essence == "application/json" || (essence.starts_with("application/") && essence.ends_with("+json")) {
+        return None;
+    }
+    Some(error(
+        StatusCode::UNSUPPORTED_MEDIA_TYPE,
+        "unsupported_media_type",
+        "the body must be JSON: send `Content-Type: application/json`, or none",
+    ))
+}
+
 /// The uuid at the end of a sentence path.
 fn uuid_of(id: &str) -> Result<Uuid, Box<HttpResponse>> {
     Uuid::parse_str(id).map_err(|_| Box::new(bad_parameter("uuid", "the path must end in a sentence's UUID")))
@@ -115,9 +191,21 @@ fn uuid_of(id: &str) -> Result<Uuid, Box<HttpResponse>> {
 
 /// Answers `POST /hitokoto/v2/` (the token was checked by the connection).
 pub(crate) async fn post(node: &Node, request: &Request) -> HttpResponse {
-    let new: NewSentence = match serde_json::from_slice(&request.body) {
+    if let Some(refusal) = not_json(request) {
+        return refusal;
+    }
+    let mut de = serde_json::Deserializer::from_slice(&request.body);
+    let new: NewSentence = match serde_path_to_error::deserialize(&mut de) {
         Ok(n) => n,
-        Err(e) => return bad_parameter("body", &format!("must be a JSON sentence object: {e}")),
+        Err(e) => {
+            let field = e.path().to_string();
+            let inner = e.into_inner();
+            return if field.is_empty() || field == "." {
+                bad_parameter("body", &format!("must be a JSON sentence object: {inner}"))
+            } else {
+                bad_parameter(&field, &inner.to_string())
+            };
+        }
     };
     let sentence = match validate(new) {
         Ok(s) => s,

@@ -129,7 +129,10 @@ impl Config {
             if trimmed.contains(char::is_whitespace) {
                 return Err(ConfigError::Invalid {
                     key,
-                    expected: format!("a secret without whitespace inside ({})", origin_of(&figment, key)),
+                    expected: format!(
+                        "a secret without whitespace inside ({})",
+                        origin_of(&figment, key)
+                    ),
                 });
             }
             if trimmed.len() != value.len() {
@@ -163,7 +166,9 @@ impl Config {
         }
         for variable in crate::config::env::foreign_variables() {
             if let Some(meant) = crate::config::env::meant(&variable) {
-                notes.push(format!("{variable} is ignored: not a config variable; did you mean {meant}?"));
+                notes.push(format!(
+                    "{variable} is ignored: not a config variable; did you mean {meant}?"
+                ));
             }
         }
         notes

@@ -132,7 +132,10 @@ pub(crate) fn not_private(dir: &Path) -> Option<String> {
         return Some(format!("owned by uid {}, not by this user ({me})", meta.uid()));
     }
     if meta.mode() & 0o022 != 0 {
-        return Some(format!("writable by group or others (mode {:o})", meta.mode() & 0o7777));
+        return Some(format!(
+            "writable by group or others (mode {:o})",
+            meta.mode() & 0o7777
+        ));
     }
     None
 }

@@ -250,7 +250,9 @@ impl Command {
     pub fn admin_page_may_send(&self) -> bool {
         match self {
             Command::Kill { force, .. } => !force,
-            Command::Restart { .. } | Command::Scale { .. } | Command::Reload | Command::LogLevel { .. } => true,
+            Command::Restart { .. } | Command::Scale { .. } | Command::Reload | Command::LogLevel { .. } => {
+                true
+            }
             Command::Help
             | Command::Ping
             | Command::Tree

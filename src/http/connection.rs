@@ -242,6 +242,23 @@ async fn answer(
     (response, decision)
 }
 
+/// Longest URI an access line carries, bytes; a longer one is cut and its
+/// length told.
+const LOGGED_URI_MAX: usize = 256;
+
+/// A URI as logged: at most [`LOGGED_URI_MAX`] bytes of it.
+struct Capped<'a>(&'a hyper::Uri);
+
+impl std::fmt::Display for Capped<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let text = self.0.path_and_query().map_or("/", |pq| pq.as_str());
+        match text.get(..LOGGED_URI_MAX) {
+            Some(head) if text.len() > LOGGED_URI_MAX => write!(f, "{head}…({} bytes)", text.len()),
+            _ => f.write_str(text),
+        }
+    }
+}
+
 /// Answers one request; also returns when the answer was ready (the
 /// clock read that timed it), from which the wait for the next head runs.
 async fn respond(node: &Node, peer: SocketAddr, req: hyper::Request<Incoming>) -> (HttpResponse, Instant) {
@@ -278,11 +295,14 @@ async fn respond(node: &Node, peer: SocketAddr, req: hyper::Request<Incoming>) -
     let latency = end - start;
     let status = response.status().as_u16();
     node.metrics.request(endpoint.route, method, status, latency);
+    // A client refused by the limiter is logged at most once a second:
+    // a flood of 429s must not become a flood of lines.
+    let logged = logged.filter(|_| status != 429 || node.http.may_log_rejection());
     if let Some((method, uri, client)) = logged {
         tracing::info!(
             target: "diem::access",
             %method,
-            uri = %uri,
+            uri = %Capped(&uri),
             status,
             latency_us = latency.as_micros() as u64,
             %client,

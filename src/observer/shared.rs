@@ -136,7 +136,9 @@ impl ObserverShared {
     pub(crate) fn seat(&self) -> Option<Seat> {
         let taken = self
             .watching
-            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| (n < MAX_VIEWERS).then_some(n + 1));
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| {
+                (n < MAX_VIEWERS).then_some(n + 1)
+            });
         taken.is_ok().then(|| Seat(self.watching.clone()))
     }
 

@@ -68,7 +68,10 @@ pub(super) async fn operator_session(s: &TestServer) -> (String, String) {
     let path = link.trim_start_matches(&format!("http://{addr}"));
     let (status, head, _) = admin(&addr, "GET", path, &[], "").await;
     assert_eq!(status, 303, "the login link: {head}");
-    assert!(head.contains("location: /observer") || head.contains("Location: /observer"), "{head}");
+    assert!(
+        head.contains("location: /observer") || head.contains("Location: /observer"),
+        "{head}"
+    );
     (addr, cookie_of(&head))
 }
 
@@ -386,7 +389,8 @@ async fn a_storm_of_restarts_is_coalesced_to_ten_frames_a_second() {
             let mut stream = tokio::net::TcpStream::connect(&addr).await.unwrap();
             stream
                 .write_all(
-                    format!("GET /observer/events HTTP/1.1\r\nHost: {addr}\r\nCookie: {cookie}\r\n\r\n").as_bytes(),
+                    format!("GET /observer/events HTTP/1.1\r\nHost: {addr}\r\nCookie: {cookie}\r\n\r\n")
+                        .as_bytes(),
                 )
                 .await
                 .unwrap();

@@ -24,7 +24,15 @@ fn root() -> bool {
 /// `curl` run as uid/gid 65534 (nobody): (HTTP status, body).
 fn curl_as_nobody(args: &[&str]) -> (u16, String) {
     let out = std::process::Command::new("setpriv")
-        .args(["--reuid=65534", "--regid=65534", "--clear-groups", "curl", "-s", "-w", "\n%{http_code}"])
+        .args([
+            "--reuid=65534",
+            "--regid=65534",
+            "--clear-groups",
+            "curl",
+            "-s",
+            "-w",
+            "\n%{http_code}",
+        ])
         .args(args)
         .env_clear()
         .current_dir("/")
@@ -37,13 +45,19 @@ fn curl_as_nobody(args: &[&str]) -> (u16, String) {
 
 #[tokio::test]
 async fn on_loopback_another_user_gets_nothing_of_the_admin_listener() {
-    assert!(root(), "this test runs the client as uid 65534: run it as root (CI does)");
+    assert!(
+        root(),
+        "this test runs the client as uid 65534: run it as root (CI does)"
+    );
     let s = TestServer::start(Options::no_limit()).await;
     let addr = admin_addr(&s).await;
     let base = format!("http://{addr}");
     let (status, body) = curl_as_nobody(&[&format!("{base}/observer")]);
     assert_eq!(status, 401, "{body}");
-    assert!(body.contains("ctl observe") && !body.contains("diem/workers"), "{body}");
+    assert!(
+        body.contains("ctl observe") && !body.contains("diem/workers"),
+        "{body}"
+    );
     let (status, _) = curl_as_nobody(&["-N", "--max-time", "2", &format!("{base}/observer/events")]);
     assert_eq!(status, 401);
     for action in [
@@ -99,7 +113,11 @@ async fn a_login_link_opens_one_session_the_page_never_forces_and_a_new_token_en
     // and works once, then never again.
     let first = link.trim_start_matches(&format!("http://{addr}"));
     assert_eq!(admin(&addr, "GET", first, &[], "").await.0, 303);
-    assert_eq!(admin(&addr, "GET", first, &[], "").await.0, 401, "a link is spent once");
+    assert_eq!(
+        admin(&addr, "GET", first, &[], "").await.0,
+        401,
+        "a link is spent once"
+    );
 
     let with_cookie = [("Cookie", cookie.as_str()), ("X-Diem-Csrf", "1")];
     let (status, _, body) = admin(&addr, "GET", "/observer/events", &with_cookie[..1], "").await;
@@ -125,16 +143,29 @@ async fn a_login_link_opens_one_session_the_page_never_forces_and_a_new_token_en
     )
     .await;
     assert_eq!(status, 200, "{body}");
-    eventually(Duration::from_secs(5), "the kill audited with its session", || async {
-        s.logs()
-            .lines()
-            .any(|l| l.contains("diem::audit") && l.contains("admin-http 127.0.0.1:") && l.contains("session="))
-            .then_some(())
-    })
+    eventually(
+        Duration::from_secs(5),
+        "the kill audited with its session",
+        || async {
+            s.logs()
+                .lines()
+                .any(|l| {
+                    l.contains("diem::audit") && l.contains("admin-http 127.0.0.1:") && l.contains("session=")
+                })
+                .then_some(())
+        },
+    )
     .await;
     // The trimmed token works as a bearer token.
     let bearer = format!("Bearer {TOKEN}");
-    let (status, _, _) = admin(&addr, "GET", "/observer/events", &[("Authorization", &bearer)], "").await;
+    let (status, _, _) = admin(
+        &addr,
+        "GET",
+        "/observer/events",
+        &[("Authorization", &bearer)],
+        "",
+    )
+    .await;
     assert_eq!(status, 200, "the token, trimmed, matches");
 
     // Rotating the token ends every session.
@@ -144,7 +175,14 @@ async fn a_login_link_opens_one_session_the_page_never_forces_and_a_new_token_en
     assert_eq!(reload["ok"], true, "{reload}");
     let (status, _, _) = admin(&addr, "GET", "/observer/events", &with_cookie[..1], "").await;
     assert_eq!(status, 401, "a session of the old token ends");
-    let (status, _, _) = admin(&addr, "GET", "/observer/events", &[("Authorization", &bearer)], "").await;
+    let (status, _, _) = admin(
+        &addr,
+        "GET",
+        "/observer/events",
+        &[("Authorization", &bearer)],
+        "",
+    )
+    .await;
     assert_eq!(status, 401, "the old token no longer works");
     assert!(!s.logs().contains(TOKEN) && !s.logs().contains(new_token));
 }
@@ -156,7 +194,11 @@ async fn token_guesses_are_throttled_per_client_and_logged_once_a_second() {
     let wrong = format!("Bearer {}", "x".repeat(TOKEN.len()));
     let mut statuses = Vec::new();
     for _ in 0..30 {
-        statuses.push(admin(&addr, "GET", "/observer/events", &[("Authorization", &wrong)], "").await.0);
+        statuses.push(
+            admin(&addr, "GET", "/observer/events", &[("Authorization", &wrong)], "")
+                .await
+                .0,
+        );
     }
     assert!(statuses[..10].iter().all(|&c| c == 401), "{statuses:?}");
     assert!(statuses[10..].iter().all(|&c| c == 429), "{statuses:?}");
@@ -167,8 +209,13 @@ async fn token_guesses_are_throttled_per_client_and_logged_once_a_second() {
     assert!(head.to_ascii_lowercase().contains("retry-after:"), "{head}");
     // So is a made-up login link, and a guess at the write API is counted
     // under the same key.
-    assert_eq!(admin(&addr, "GET", "/observer/login?ticket=00", &[], "").await.0, 429);
-    let w = s.post("wrong-token-0123456789", r#"{"hitokoto":"x","from":"y"}"#).await;
+    assert_eq!(
+        admin(&addr, "GET", "/observer/login?ticket=00", &[], "").await.0,
+        429
+    );
+    let w = s
+        .post("wrong-token-0123456789", r#"{"hitokoto":"x","from":"y"}"#)
+        .await;
     assert_eq!(w.status, 429);
     // 31 failures in well under a second or two: at most a few log lines.
     tokio::time::sleep(Duration::from_millis(300)).await;
@@ -196,8 +243,15 @@ async fn no_secret_is_ever_printed() {
         "s3cretredis",
     ];
     let dir = tempfile::tempdir().unwrap();
-    let pg = crate::support::services::pg_url().replacen("://postgres@", &format!("://postgres:{}@", secrets[2]), 1);
-    let pg_query = format!("postgres://postgres@127.0.0.1:5432/postgres?password={}", secrets[3]);
+    let pg = crate::support::services::pg_url().replacen(
+        "://postgres@",
+        &format!("://postgres:{}@", secrets[2]),
+        1,
+    );
+    let pg_query = format!(
+        "postgres://postgres@127.0.0.1:5432/postgres?password={}",
+        secrets[3]
+    );
     let pg_conninfo = "host=127.0.0.1 user=postgres password='s3cret conninfo' dbname=postgres";
     let redis = format!("redis://:{}@127.0.0.1:6379", secrets[4]);
     for pg_url in [pg.as_str(), pg_query.as_str(), pg_conninfo] {
@@ -211,7 +265,10 @@ async fn no_secret_is_ever_printed() {
             let (code, out, err) = run_diem(dir.path(), args, &env).await;
             assert_eq!(code, 0, "{args:?}: {err}");
             for secret in secrets.iter().copied().chain(["s3cret conninfo"]) {
-                assert!(!out.contains(secret) && !err.contains(secret), "{args:?} printed {secret}: {out}{err}");
+                assert!(
+                    !out.contains(secret) && !err.contains(secret),
+                    "{args:?} printed {secret}: {out}{err}"
+                );
             }
         }
     }
@@ -239,7 +296,12 @@ async fn no_secret_is_ever_printed() {
     tokio::time::sleep(Duration::from_secs(1)).await;
     let logs = s.logs();
     for secret in secrets {
-        for (what, text) in [("logs", &logs), ("stats", &stats), ("ctl stats", &stats_out), ("ctl observe", &observe_out)] {
+        for (what, text) in [
+            ("logs", &logs),
+            ("stats", &stats),
+            ("ctl stats", &stats_out),
+            ("ctl observe", &observe_out),
+        ] {
             assert!(!text.contains(secret), "{what} printed {secret}");
         }
     }
@@ -247,7 +309,10 @@ async fn no_secret_is_ever_printed() {
 
 #[tokio::test]
 async fn runtime_directories_of_another_user_are_refused() {
-    assert!(root(), "this test makes directories of another uid: run it as root (CI does)");
+    assert!(
+        root(),
+        "this test makes directories of another uid: run it as root (CI does)"
+    );
     let base = tempfile::tempdir().unwrap();
     // Taken over before diem made it: owned by another user.
     let taken = base.path().join("diem-0");
@@ -272,7 +337,10 @@ async fn runtime_directories_of_another_user_are_refused() {
         .await;
         assert_ne!(code, 0, "{err}");
         assert!(
-            err.contains(&format!("refusing the control socket's directory {}", dir.display())),
+            err.contains(&format!(
+                "refusing the control socket's directory {}",
+                dir.display()
+            )),
             "{err}"
         );
     }
@@ -296,9 +364,19 @@ async fn runtime_directories_of_another_user_are_refused() {
         .stdout(std::process::Stdio::piped())
         .spawn()
         .unwrap();
-    eventually(Duration::from_secs(5), "the squatter listens", || async { fake.exists().then_some(()) }).await;
+    eventually(Duration::from_secs(5), "the squatter listens", || async {
+        fake.exists().then_some(())
+    })
+    .await;
     let out = std::process::Command::new("setpriv")
-        .args(["--reuid=65533", "--regid=65533", "--clear-groups", env!("CARGO_BIN_EXE_diem"), "ctl", "--socket"])
+        .args([
+            "--reuid=65533",
+            "--regid=65533",
+            "--clear-groups",
+            env!("CARGO_BIN_EXE_diem"),
+            "ctl",
+            "--socket",
+        ])
         .arg(&fake)
         .arg("shutdown")
         .env_clear()
@@ -344,9 +422,14 @@ async fn a_thousand_stuck_viewers_hold_bounded_memory_and_descriptors() {
     for _ in 0..1000 {
         let socket = tokio::net::TcpSocket::new_v4().unwrap();
         socket.set_recv_buffer_size(2048).unwrap();
-        let Ok(mut stream) = socket.connect(target).await else { continue };
+        let Ok(mut stream) = socket.connect(target).await else {
+            continue;
+        };
         let _ = stream
-            .write_all(format!("GET /observer/events HTTP/1.1\r\nHost: {addr}\r\nCookie: {cookie}\r\n\r\n").as_bytes())
+            .write_all(
+                format!("GET /observer/events HTTP/1.1\r\nHost: {addr}\r\nCookie: {cookie}\r\n\r\n")
+                    .as_bytes(),
+            )
             .await;
         held.push(stream);
     }
@@ -368,7 +451,10 @@ async fn a_thousand_stuck_viewers_hold_bounded_memory_and_descriptors() {
     })
     .await;
     let rss_after = rss_kib(s.pid());
-    eprintln!("after the write deadline: RSS {rss_after} KiB, fds {}", fds(s.pid()));
+    eprintln!(
+        "after the write deadline: RSS {rss_after} KiB, fds {}",
+        fds(s.pid())
+    );
     assert!(
         rss_after < rss_before + 64 * 1024,
         "memory bounded: {rss_before} -> {rss_after} KiB"
@@ -377,4 +463,67 @@ async fn a_thousand_stuck_viewers_hold_bounded_memory_and_descriptors() {
     let (status, _, _) = admin(&addr, "GET", "/observer", &[("Cookie", &cookie)], "").await;
     assert_eq!(status, 200);
     drop(held);
+}
+
+#[tokio::test]
+async fn write_bodies_name_the_field_and_refuse_what_shows_nothing_or_is_not_json() {
+    let s = TestServer::start(Options::no_limit().env("DIEM_ADMIN__TOKEN", TOKEN)).await;
+    let auth = format!("Bearer {TOKEN}");
+    let post = |body: String, content_type: Option<&'static str>| {
+        let auth = auth.clone();
+        let s = &s;
+        async move {
+            let mut headers = vec![("authorization", auth.as_str())];
+            if let Some(t) = content_type {
+                headers.push(("content-type", t));
+            }
+            s.request("POST", "/hitokoto/v2/", &headers, &body).await
+        }
+    };
+    // A type error names its field.
+    let r = post(r#"{"hitokoto":"a sentence","from":5}"#.into(), None).await;
+    assert_eq!(r.status, 400, "{}", r.body);
+    assert_eq!(r.json()["parameter"], "from", "{}", r.body);
+    // Only invisible characters: refused.
+    let r = post(r#"{"hitokoto":"\u200b\u200b\ufeff","from":"x"}"#.into(), None).await;
+    assert_eq!(r.status, 400, "{}", r.body);
+    assert_eq!(r.json()["parameter"], "hitokoto", "{}", r.body);
+    // Names are bounded.
+    for field in ["from", "from_who", "creator"] {
+        let mut body = json!({"hitokoto": "a sentence", "from": "x"});
+        body[field] = json!("n".repeat(256));
+        let r = post(body.to_string(), None).await;
+        assert_eq!(r.status, 400, "{field}: {}", r.body);
+        assert_eq!(r.json()["parameter"], field, "{}", r.body);
+    }
+    // A body declared as something else than JSON: 415; JSON or none: read.
+    let ok = json!({"hitokoto": "a sentence of the security test", "from": "x"}).to_string();
+    let r = post(ok.clone(), Some("application/x-www-form-urlencoded")).await;
+    assert_eq!(r.status, 415, "{}", r.body);
+    let r = post(ok.clone(), Some("application/json; charset=utf-8")).await;
+    assert_eq!(r.status, 201, "{}", r.body);
+}
+
+#[tokio::test]
+async fn an_access_line_carries_a_bounded_uri_and_refusals_are_sampled() {
+    let s = TestServer::start(
+        Options::default()
+            .env("DIEM_LOG__FILTER", "info")
+            .env("DIEM_LIMITER__BURST", "0")
+            .env("DIEM_LIMITER__COUNT", "1")
+            .env("DIEM_LIMITER__PERIOD", "1h"),
+    )
+    .await;
+    let long = format!("/hitokoto/v2/?callback={}", "c".repeat(10_000));
+    for _ in 0..50 {
+        let _ = s.get(&long).await;
+    }
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let logs = s.logs();
+    let access: Vec<&str> = logs.lines().filter(|l| l.contains("diem::access")).collect();
+    assert!(!access.is_empty(), "no access line: {logs}");
+    assert!(access.iter().all(|l| l.len() < 1024), "an access line is bounded");
+    assert!(access.iter().any(|l| l.contains("(10023 bytes)")), "{access:?}");
+    // 1 allowed, 49 refused within a second or two: a few lines, not 50.
+    assert!(access.len() <= 5, "{} access lines for 50 requests", access.len());
 }
