@@ -27,6 +27,7 @@ pub mod endpoint;
 pub mod endpoint_msg;
 pub mod fanout;
 pub mod membership;
+pub mod noise;
 pub mod peer;
 pub mod remote;
 pub mod server;

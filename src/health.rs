@@ -77,6 +77,9 @@ pub(crate) async fn readiness(node: &Node) -> Readiness {
     if settings.enabled && node.limiter.backend() == Backend::Local {
         notes.push("limiter: deciding locally (redis unreachable)".to_owned());
     }
+    for (addr, why) in node.cluster.refused() {
+        notes.push(format!("cluster: no session with {addr}: {why}"));
+    }
     if node.with_config(|c| c.http.strict_readiness) {
         degraded.append(&mut notes);
     }

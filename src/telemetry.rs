@@ -5,6 +5,11 @@
 //! (coloured only on a terminal), one JSON object per line with
 //! `--log-format json`. The filter has `RUST_LOG` syntax; [`LogControl`]
 //! swaps it live (`diem ctl log-level`, `diem ctl reload`).
+//!
+//! ractor_cluster's own lines (one or more per connection to the cluster
+//! port, whoever opens it) are printed only when the filter names
+//! `ractor_cluster`; otherwise the refusals among them are counted and
+//! summarised at most once a second ([`cluster::noise`](crate::cluster::noise)).
 
 use std::io::IsTerminal;
 use std::sync::Mutex;
@@ -16,7 +21,37 @@ use tracing_subscriber::util::SubscriberInitExt;
 use tracing_subscriber::Layer;
 use tracing_subscriber::{reload, EnvFilter, Registry};
 
+use crate::cluster::noise::{Reason, NOISE};
 use crate::config::LogFormat;
+
+/// Whether a filter names ractor_cluster (then its lines are printed).
+fn names_ractor_cluster(filter: &str) -> bool {
+    filter.contains("ractor_cluster")
+}
+
+/// Counts the refusals that ractor_cluster reports in its lines.
+struct ClusterRefusals;
+
+impl<S: tracing::Subscriber> Layer<S> for ClusterRefusals {
+    fn on_event(&self, event: &tracing::Event<'_>, _: tracing_subscriber::layer::Context<'_, S>) {
+        if !event.metadata().target().starts_with("ractor_cluster") {
+            return;
+        }
+        struct Message(String);
+        impl tracing::field::Visit for Message {
+            fn record_debug(&mut self, field: &tracing::field::Field, value: &dyn std::fmt::Debug) {
+                if field.name() == "message" {
+                    self.0 = format!("{value:?}");
+                }
+            }
+        }
+        let mut message = Message(String::new());
+        event.record(&mut message);
+        if let Some(reason) = Reason::of_ractor_cluster_line(&message.0) {
+            NOISE.refused(reason);
+        }
+    }
+}
 
 /// A log filter that could not be set.
 #[derive(Debug, thiserror::Error)]
@@ -66,6 +101,7 @@ impl LogControl {
         if let Ok(mut current) = self.current.lock() {
             *current = filter.to_owned();
         }
+        NOISE.set_verbose(names_ractor_cluster(filter));
         Ok(())
     }
 }
@@ -83,10 +119,17 @@ pub fn init(filter: &str, format: LogFormat) -> (LogControl, WorkerGuard) {
     let (writer, guard) = tracing_appender::non_blocking::NonBlockingBuilder::default()
         .lossy(false)
         .finish(std::io::stderr());
-    let registry = tracing_subscriber::registry().with(filter_layer);
+    NOISE.set_verbose(names_ractor_cluster(&effective));
+    let registry = tracing_subscriber::registry()
+        .with(filter_layer)
+        .with(ClusterRefusals);
     // ractor opens a span per actor; they nest with the tree and would
     // prefix every line with a chain of actor ids. Lines name their source.
-    let no_actor_spans = filter_fn(|meta| !(meta.is_span() && meta.target().starts_with("ractor")));
+    // ractor_cluster's lines only when asked for (see the module doc).
+    let no_actor_spans = filter_fn(|meta| {
+        !(meta.is_span() && meta.target().starts_with("ractor"))
+            && (!meta.target().starts_with("ractor_cluster") || NOISE.verbose())
+    });
     let result = match format {
         LogFormat::Json => registry
             .with(

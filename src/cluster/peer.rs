@@ -92,6 +92,7 @@ impl Actor for Peer {
                     Some(server) if connected(&server, &state.addr).await => {
                         state.failures = 0;
                         state.dialled = false;
+                        self.node.cluster.set_refused(&state.addr, None);
                         max
                     }
                     Some(server) => {
@@ -99,6 +100,16 @@ impl Actor for Peer {
                             // The last connection did not become a session
                             // (refused handshake, or the member is gone).
                             state.failures = state.failures.saturating_add(1);
+                            if state.failures >= 2 {
+                                self.node.cluster.set_refused(
+                                    &state.addr,
+                                    Some(
+                                        "it accepts connections but no session follows: it refuses this node \
+                                         (another cluster.cookie, or a member of the same name is live there)"
+                                            .to_owned(),
+                                    ),
+                                );
+                            }
                         }
                         let addr = state.addr.as_str();
                         let connect = async {
@@ -119,10 +130,17 @@ impl Actor for Peer {
                             Ok(Err(e)) => {
                                 state.dialled = false;
                                 state.failures = state.failures.saturating_add(1);
-                                if matches!(e, ractor_cluster::ClientConnectErr::Encryption(_))
-                                    && state.failures == 1
-                                {
+                                let tls = matches!(e, ractor_cluster::ClientConnectErr::Encryption(_));
+                                if tls && state.failures == 1 {
                                     tracing::warn!(addr = %state.addr, error = %e, "cluster peer refused: TLS handshake failed");
+                                }
+                                if tls || state.failures >= 2 {
+                                    let why = if tls {
+                                        format!("TLS handshake failed: {e}")
+                                    } else {
+                                        format!("unreachable: {e}")
+                                    };
+                                    self.node.cluster.set_refused(&state.addr, Some(why));
                                 }
                                 tracing::debug!(addr = %state.addr, error = %e, "cluster peer unreachable");
                                 backoff.delay(state.failures)

@@ -98,6 +98,8 @@ pub struct ClusterShared {
     tls: ArcSwapOption<ClusterTls>,
     members: ArcSwap<Vec<MemberView>>,
     events: broadcast::Sender<SessionEvent>,
+    /// Addresses this node dials without a session, and why.
+    refused: std::sync::Mutex<std::collections::BTreeMap<String, String>>,
 }
 
 impl Default for ClusterShared {
@@ -107,6 +109,7 @@ impl Default for ClusterShared {
             tls: ArcSwapOption::empty(),
             members: ArcSwap::from_pointee(Vec::new()),
             events: broadcast::Sender::new(1024),
+            refused: std::sync::Mutex::new(std::collections::BTreeMap::new()),
         }
     }
 }
@@ -137,6 +140,26 @@ impl ClusterShared {
     /// Publishes the member view.
     pub fn set_members(&self, members: Vec<MemberView>) {
         self.members.store(Arc::new(members));
+    }
+
+    /// Records why dialling `addr` gave no session (`None`: it has one).
+    pub fn set_refused(&self, addr: &str, why: Option<String>) {
+        if let Ok(mut refused) = self.refused.lock() {
+            match why {
+                Some(why) => {
+                    refused.insert(addr.to_owned(), why);
+                }
+                None => {
+                    refused.remove(addr);
+                }
+            }
+        }
+    }
+
+    /// The addresses this node dials without a session, and why: a seed
+    /// with another cookie, a failed TLS handshake, a member that is gone.
+    pub fn refused(&self) -> std::collections::BTreeMap<String, String> {
+        self.refused.lock().map(|r| r.clone()).unwrap_or_default()
     }
 
     /// Receives session events from now on.

@@ -360,7 +360,16 @@ pub(crate) async fn run(node: &Arc<Node>, command: Command) -> Result<Value, Pro
         Command::Ready => reply(crate::health::readiness(node).await),
         Command::Cluster => {
             this_member(node)?;
-            reply(json!({ "members": members(node) }))
+            let refused_port: serde_json::Map<String, Value> = crate::cluster::noise::NOISE
+                .totals()
+                .into_iter()
+                .map(|(reason, n)| (reason.as_str().to_owned(), json!(n)))
+                .collect();
+            reply(json!({
+                "members": members(node),
+                "no_session_with": node.cluster.refused(),
+                "refused_at_cluster_port": refused_port,
+            }))
         }
         Command::LogLevel { filter } => {
             let log = node

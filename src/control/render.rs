@@ -248,6 +248,22 @@ fn members(reply: &Value) -> String {
                 .map_or_else(|| "-".to_owned(), |ms| format!("{ms}ms ago")),
         );
     }
+    if let Some(refused) = reply["no_session_with"].as_object().filter(|r| !r.is_empty()) {
+        out.push_str("\nno session with:\n");
+        for (addr, why) in refused {
+            let _ = writeln!(out, "  {addr}: {}", why.as_str().unwrap_or("?"));
+        }
+    }
+    if let Some(port) = reply["refused_at_cluster_port"].as_object() {
+        let counts: Vec<String> = port
+            .iter()
+            .filter(|(_, n)| n.as_u64().unwrap_or(0) > 0)
+            .map(|(reason, n)| format!("{reason}={n}"))
+            .collect();
+        if !counts.is_empty() {
+            let _ = writeln!(out, "\nrefused at the cluster port: {}", counts.join(" "));
+        }
+    }
     out
 }
 

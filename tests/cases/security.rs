@@ -12,6 +12,7 @@ use std::time::Duration;
 use serde_json::json;
 
 use super::observer::{admin, admin_addr, observe, operator_session};
+use crate::support::cluster::{members, wait_members, Certs, Plan};
 use crate::support::server::{eventually, run_diem, tree_node, Options, TestServer};
 
 const TOKEN: &str = "security-t0ken-0123456789";
@@ -526,4 +527,153 @@ async fn an_access_line_carries_a_bounded_uri_and_refusals_are_sampled() {
     assert!(access.iter().any(|l| l.contains("(10023 bytes)")), "{access:?}");
     // 1 allowed, 49 refused within a second or two: a few lines, not 50.
     assert!(access.len() <= 5, "{} access lines for 50 requests", access.len());
+}
+
+/// Log lines of `s` so far.
+fn log_lines(s: &TestServer) -> usize {
+    s.logs().lines().count()
+}
+
+#[tokio::test]
+async fn a_flood_of_bad_cluster_connections_writes_a_few_lines_and_a_wrong_cookie_is_visible() {
+    use tokio::io::AsyncWriteExt;
+    // Two planned, one started: the second's place seeds the stranger.
+    let plan = Plan::new(2);
+    let node = plan.start(0, Options::no_limit()).await;
+    eventually(Duration::from_secs(10), "the cluster listener", || async {
+        node.logs().contains("cluster listener ready").then_some(())
+    })
+    .await;
+    let port = plan.members[0].cluster_port;
+    let before = log_lines(&node);
+    // 10,000 connections that send what is not the protocol, 100 at once.
+    let started = std::time::Instant::now();
+    let mut sent = 0;
+    for _ in 0..100 {
+        let batch: Vec<_> = (0..100)
+            .map(|i| {
+                tokio::spawn(async move {
+                    let Ok(mut c) = tokio::net::TcpStream::connect(("127.0.0.1", port)).await else {
+                        return false;
+                    };
+                    let garbage = format!("GET /{i} HTTP/1.1\r\nHost: x\r\n\r\n{}", "\u{1}".repeat(64));
+                    let _ = c.write_all(garbage.as_bytes()).await;
+                    let _ = c.shutdown().await;
+                    true
+                })
+            })
+            .collect();
+        for b in batch {
+            sent += usize::from(b.await.unwrap_or(false));
+        }
+    }
+    let took = started.elapsed();
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let written = log_lines(&node) - before;
+    eprintln!("{sent} bad cluster connections in {took:?}: {written} log lines");
+    assert!(sent >= 9_000, "{sent} connections made");
+    assert!(written <= 100, "{written} lines for {sent} bad connections");
+    let view = node.ctl(json!({"cmd": "cluster"})).await;
+    assert!(
+        view["refused_at_cluster_port"]["bad_stream"]
+            .as_u64()
+            .unwrap_or(0)
+            > 0,
+        "counted: {view}"
+    );
+
+    // A node with another cookie: refused, and it says so in `ctl cluster`
+    // and its /readyz notes; the member it knocks at stays quiet.
+    let before = log_lines(&node);
+    let stranger = TestServer::start(plan.outsider(
+        "stranger",
+        Options::no_limit().env("DIEM_CLUSTER__COOKIE", "another-cookie-0123456789"),
+    ))
+    .await;
+    let seed = format!("127.0.0.1:{port}");
+    let why = eventually(Duration::from_secs(15), "the refusal is visible", || async {
+        let view = stranger.ctl(json!({"cmd": "cluster"})).await;
+        view["no_session_with"][&seed].as_str().map(str::to_owned)
+    })
+    .await;
+    assert!(why.contains("cluster.cookie"), "{why}");
+    let ready = stranger.get("/readyz").await;
+    assert!(
+        ready.body.contains(&format!("cluster: no session with {seed}")),
+        "{}",
+        ready.body
+    );
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let written = log_lines(&node) - before;
+    assert!(
+        written <= 8,
+        "{written} lines on the member for a few seconds of a wrong cookie"
+    );
+    let view = node.ctl(json!({"cmd": "cluster"})).await;
+    assert!(
+        view["refused_at_cluster_port"]["auth_failed"]
+            .as_u64()
+            .unwrap_or(0)
+            > 0,
+        "{view}"
+    );
+    assert!(members(&node).await.is_empty(), "the stranger is no member");
+}
+
+#[tokio::test]
+async fn idle_connections_from_one_host_cannot_keep_a_tls_member_out() {
+    let certs = Certs::new();
+    let mut tls = Options::no_limit();
+    tls.env.extend(certs.env());
+    let plan = Plan::new(2);
+    let n1 = plan.start(0, tls.clone()).await;
+    eventually(Duration::from_secs(10), "the TLS listener", || async {
+        n1.logs().contains("cluster listener ready (TLS)").then_some(())
+    })
+    .await;
+    let port = plan.members[0].cluster_port;
+    // Another host (127.0.0.2) holds 100 connections open, opening a new
+    // one whenever one is closed, and sends nothing.
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let holders: Vec<_> = (0..100)
+        .map(|_| {
+            let stop = stop.clone();
+            tokio::spawn(async move {
+                while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                    let socket = tokio::net::TcpSocket::new_v4().unwrap();
+                    socket.bind("127.0.0.2:0".parse().unwrap()).unwrap();
+                    match socket.connect(([127, 0, 0, 1], port).into()).await {
+                        Ok(mut c) => {
+                            let mut buf = [0u8; 1];
+                            // Held until the member closes it.
+                            let _ = tokio::io::AsyncReadExt::read(&mut c, &mut buf).await;
+                        }
+                        Err(_) => tokio::time::sleep(Duration::from_millis(10)).await,
+                    }
+                }
+            })
+        })
+        .collect();
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let joined = std::time::Instant::now();
+    let n2 = plan.start(1, tls.clone()).await;
+    wait_members(&n2, 1, Duration::from_secs(20)).await;
+    eprintln!(
+        "a member joined in {:?} under 100 idle connections from another host",
+        joined.elapsed()
+    );
+    // The holders were refused: past the per-address limit at once, and
+    // the admitted ones at the first-bytes deadline.
+    eventually(Duration::from_secs(5), "the refusals counted", || async {
+        let view = n1.ctl(json!({"cmd": "cluster"})).await;
+        let port_refusals = &view["refused_at_cluster_port"];
+        (port_refusals["per_address_limit"].as_u64().unwrap_or(0) > 0
+            && port_refusals["no_first_bytes"].as_u64().unwrap_or(0) > 0)
+            .then_some(())
+    })
+    .await;
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    for h in holders {
+        h.abort();
+    }
 }
