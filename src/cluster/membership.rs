@@ -235,6 +235,35 @@ impl Membership {
             SessionEvent::Ready { name, addr, session } => {
                 state.pending.remove(&session.get_id());
                 let now = Instant::now();
+                let suspect_after = self.node.config().cluster.suspect_after;
+                let live_elsewhere = state.members.get(&name).filter(|m| {
+                    m.addr != addr
+                        && m.state == MemberState::Up
+                        && !m.sessions.is_empty()
+                        && m.last_heard
+                            .is_some_and(|t| now.duration_since(t) < suspect_after)
+                });
+                if let Some(live) = live_elsewhere {
+                    // A second node under a live member's name: refused, never
+                    // put in the live one's place. Said once a minute per
+                    // address; both sides show it in `ctl cluster`.
+                    let why = format!(
+                        "refused: its member name {name} is taken by the live member at {}; give each node its own cluster.name",
+                        live.addr
+                    );
+                    let quiet = state
+                        .refused
+                        .get(&addr)
+                        .is_some_and(|t| t.elapsed() < Duration::from_secs(60));
+                    if !quiet {
+                        tracing::error!(%name, %addr, live = %live.addr, "cluster: a second member named {name} at {addr} refused: {name} is live at {}", live.addr);
+                        state.refused.insert(addr.clone(), now);
+                    }
+                    self.node.cluster.set_refused(&addr, Some(why));
+                    session.stop(Some(format!("duplicate member name {name}")));
+                    self.publish(state);
+                    return;
+                }
                 let member = state.members.entry(name.clone()).or_insert_with(|| Member {
                     addr: addr.clone(),
                     state: MemberState::Down,

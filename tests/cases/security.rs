@@ -677,3 +677,64 @@ async fn idle_connections_from_one_host_cannot_keep_a_tls_member_out() {
         h.abort();
     }
 }
+
+#[tokio::test]
+async fn a_second_node_under_a_live_members_name_is_refused_and_displaces_nothing() {
+    let certs = Certs::new();
+    let mut tls = Options::no_limit();
+    tls.env.extend(certs.env());
+    let plan = Plan::new(2);
+    let nodes = plan.start_all(tls.clone()).await;
+    let real = format!("127.0.0.1:{}", plan.members[1].cluster_port);
+    // An impostor named n2, seeding n1.
+    let mut impostor_opts = plan.outsider("impostor", tls.clone());
+    impostor_opts.env.push(("DIEM_CLUSTER__NAME".into(), "n2".into()));
+    let impostor = TestServer::start(impostor_opts).await;
+    eventually(Duration::from_secs(15), "the collision is named", || async {
+        nodes[0]
+            .logs()
+            .contains("cluster: a second member named n2 at")
+            .then_some(())
+    })
+    .await;
+    // n1 keeps the real n2, up, at its own address, all along.
+    for _ in 0..10 {
+        let view = nodes[0].ctl(json!({"cmd": "cluster"})).await;
+        let n2 = view["members"]
+            .as_array()
+            .and_then(|ms| ms.iter().find(|m| m["name"] == "n2"))
+            .cloned()
+            .unwrap_or_default();
+        assert_eq!(
+            (n2["addr"].as_str(), n2["state"].as_str()),
+            (Some(real.as_str()), Some("up")),
+            "{view}"
+        );
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    }
+    // Both sides say why.
+    let seed = format!("127.0.0.1:{}", plan.members[0].cluster_port);
+    let why = eventually(
+        Duration::from_secs(10),
+        "the impostor sees it is refused",
+        || async {
+            let view = impostor.ctl(json!({"cmd": "cluster"})).await;
+            view["no_session_with"][&seed].as_str().map(str::to_owned)
+        },
+    )
+    .await;
+    assert!(why.contains("same name") || why.contains("member name"), "{why}");
+    let view = nodes[0].ctl(json!({"cmd": "cluster"})).await;
+    assert!(
+        view["no_session_with"]
+            .to_string()
+            .contains("taken by the live member"),
+        "{view}"
+    );
+    let lines = nodes[0]
+        .logs()
+        .lines()
+        .filter(|l| l.contains("a second member named n2"))
+        .count();
+    assert_eq!(lines, 1, "named once a minute, not per retry");
+}
