@@ -131,6 +131,7 @@ struct Candidate {
 impl Drop for Candidate {
     fn drop(&mut self) {
         if !self.serves {
+            self.kill_group();
             let _ = self.child.start_kill();
         }
     }
@@ -150,8 +151,23 @@ impl Candidate {
         }
     }
 
-    /// Stops it (SIGKILL: it has not accepted anything) and reaps it.
+    /// SIGKILL to its process group: what it started goes too (a wrapper
+    /// script's own children, say), not only the process itself.
+    fn kill_group(&self) {
+        let pgid = self
+            .child
+            .id()
+            .and_then(|id| i32::try_from(id).ok())
+            .and_then(rustix::process::Pid::from_raw);
+        if let Some(pgid) = pgid {
+            let _ = rustix::process::kill_process_group(pgid, rustix::process::Signal::KILL);
+        }
+    }
+
+    /// Stops it and what it started (SIGKILL: it has not accepted
+    /// anything) and reaps it.
     async fn stop(&mut self) {
+        self.kill_group();
         let _ = self.child.kill().await;
     }
 
@@ -362,6 +378,9 @@ async fn upgrade(
         .stdin(Stdio::null())
         .stdout(Stdio::inherit())
         .stderr(Stdio::piped())
+        // A process group of its own, so that a failed candidate is
+        // stopped with everything it started.
+        .process_group(0)
         .spawn()
         .map_err(io_failure(&binary))?;
     let pid = child.id().unwrap_or_default();

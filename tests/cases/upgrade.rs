@@ -235,6 +235,24 @@ async fn a_failed_upgrade_leaves_the_old_process_serving() {
     assert!(err.contains("starting slowly"), "{err}");
     assert!(begun.elapsed() < Duration::from_secs(10));
 
+    // A wrapper that starts a child of its own and then never gets ready:
+    // the failed upgrade stops the child too (the candidate's process group).
+    let pidfile = dir.path().join("grandchild.pid");
+    let wrapper = script(
+        dir.path(),
+        "wrapper",
+        &format!("sleep 600 &\necho $! > {}\nwait", pidfile.display()),
+    );
+    let (code, _, err) = upgrade(&s, &["--binary", wrapper.to_str().unwrap(), "--timeout", "2"]).await;
+    assert_eq!(code, 1, "{err}");
+    let grandchild: i32 = std::fs::read_to_string(&pidfile).unwrap().trim().parse().unwrap();
+    crate::support::server::eventually(Duration::from_secs(5), "the wrapper's child is gone", || async {
+        let state = std::fs::read_to_string(format!("/proc/{grandchild}/stat")).unwrap_or_default();
+        // Gone, or a zombie waiting for init to reap it.
+        (state.is_empty() || state.contains(") Z ")).then_some(())
+    })
+    .await;
+
     let (code, _, err) = upgrade(&s, &["--binary", "/nonexistent/diem"]).await;
     assert_eq!(code, 1, "{err}");
     assert!(err.contains("cannot start /nonexistent/diem"), "{err}");
