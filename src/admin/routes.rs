@@ -431,14 +431,15 @@ fn remote_stream(node: &Arc<Node>, member: &str) -> impl futures::Stream<Item = 
 /// Polls `member`'s tree and stats every second into `tx`, while anyone
 /// watches (a receiver besides the node's own map entry).
 async fn poll_member(node: Arc<Node>, member: String, tx: tokio::sync::watch::Sender<Option<Bytes>>) {
+    let origin = node.with_config(|c| format!("member={} observer-feed", c.cluster.member_name(&c.node)));
     loop {
         let ask = |cmd: &'static str| {
-            let member = member.clone();
+            let (member, origin) = (member.clone(), origin.clone());
             async move {
                 crate::cluster::remote::control(
                     &member,
                     json!({"cmd": cmd}).to_string(),
-                    "observer".into(),
+                    origin,
                     Duration::from_secs(5),
                 )
                 .await

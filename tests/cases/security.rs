@@ -738,3 +738,142 @@ async fn a_second_node_under_a_live_members_name_is_refused_and_displaces_nothin
         .count();
     assert_eq!(lines, 1, "named once a minute, not per retry");
 }
+
+#[tokio::test]
+async fn viewers_of_another_member_share_one_feed_and_forwarded_actions_name_the_member() {
+    let plan = Plan::new(2);
+    let nodes = plan.start_all(Options::no_limit()).await;
+    let (addr, cookie) = operator_session(&nodes[0]).await;
+    let before = nodes[1]
+        .logs()
+        .lines()
+        .filter(|l| l.contains("observer-feed"))
+        .count();
+    // Three viewers of n2 through n1, for three seconds.
+    let viewers: Vec<_> = (0..3)
+        .map(|_| {
+            let (addr, cookie) = (addr.clone(), cookie.clone());
+            tokio::spawn(async move {
+                use tokio::io::{AsyncReadExt, AsyncWriteExt};
+                let mut c = tokio::net::TcpStream::connect(&addr).await.unwrap();
+                c.write_all(
+                    format!(
+                        "GET /observer/events?node=n2 HTTP/1.1\r\nHost: {addr}\r\nCookie: {cookie}\r\n\r\n"
+                    )
+                    .as_bytes(),
+                )
+                .await
+                .unwrap();
+                let mut out = Vec::new();
+                let _ = tokio::time::timeout(Duration::from_secs(3), c.read_to_end(&mut out)).await;
+                String::from_utf8_lossy(&out).into_owned()
+            })
+        })
+        .collect();
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let stats = nodes[0].ctl(json!({"cmd": "stats"})).await;
+    assert_eq!(
+        stats["admin"]["remote_feeds"], 1,
+        "one feed for three viewers: {stats}"
+    );
+    assert_eq!(stats["admin"]["viewers"], 3, "{stats}");
+    for v in viewers {
+        let text = v.await.unwrap();
+        assert!(
+            text.contains("event: snapshot") && text.contains("\"remote\":true"),
+            "{text}"
+        );
+    }
+    // Two commands (tree, stats) a second for all three, not for each.
+    let asked = nodes[1]
+        .logs()
+        .lines()
+        .filter(|l| l.contains("observer-feed"))
+        .count()
+        - before;
+    assert!(asked <= 2 * 5, "{asked} commands on n2 for 3 viewers over ~3 s");
+    // An action from n1's page on n2: audited on n2 with the member it
+    // came through, the browser's address and its session.
+    let (status, _, body) = admin(
+        &addr,
+        "POST",
+        "/observer/action",
+        &[("Cookie", &cookie), ("X-Diem-Csrf", "1")],
+        r#"{"cmd":"kill","path":"diem/workers/1","node":"n2"}"#,
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    eventually(
+        Duration::from_secs(5),
+        "n2 audits where the kill came from",
+        || async {
+            nodes[1]
+                .logs()
+                .lines()
+                .any(|l| {
+                    l.contains("diem::audit")
+                        && l.contains("member=n1 admin-http 127.0.0.1:")
+                        && l.contains("session=")
+                })
+                .then_some(())
+        },
+    )
+    .await;
+    // The feed stops once nobody watches.
+    eventually(Duration::from_secs(5), "the feed stops", || async {
+        let stats = nodes[0].ctl(json!({"cmd": "stats"})).await;
+        (stats["admin"]["remote_feeds"] == 0).then_some(())
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn config_check_says_what_it_ignored_trimmed_and_where_a_bad_value_came_from() {
+    let dir = tempfile::tempdir().unwrap();
+    let (code, out, err) = run_diem(
+        dir.path(),
+        &["config", "check"],
+        &[
+            ("DIEM_REDIS_URL", "redis://elsewhere:6379"),
+            ("DIEM_ADMIN__TOKEN", "  spaced-t0ken-0123456789\n"),
+        ],
+    )
+    .await;
+    assert_eq!(code, 0, "{err}");
+    assert!(
+        out.contains("DIEM_REDIS_URL is ignored") && out.contains("DIEM_REDIS__URL"),
+        "{out}"
+    );
+    assert!(
+        out.contains("`admin.token` (from DIEM_ADMIN__TOKEN) has whitespace around it"),
+        "{out}"
+    );
+    assert!(!out.contains("spaced-t0ken"), "{out}");
+    // Whitespace inside a secret: refused, saying where it came from.
+    let (code, _, err) = run_diem(
+        dir.path(),
+        &["config", "check"],
+        &[("DIEM_ADMIN__TOKEN", "two words-0123456789")],
+    )
+    .await;
+    assert_eq!(code, 2);
+    assert!(
+        err.contains("admin.token") && err.contains("from DIEM_ADMIN__TOKEN"),
+        "{err}"
+    );
+    assert!(!err.contains("two words"), "{err}");
+    // A value out of range names the file it is in.
+    std::fs::write(dir.path().join("bad.toml"), "[workers]\ncount = 0\n").unwrap();
+    let (code, _, err) = run_diem(dir.path(), &["--config", "bad.toml", "config", "check"], &[]).await;
+    assert_eq!(code, 2);
+    assert!(
+        err.contains("`workers.count`") && err.contains("bad.toml"),
+        "{err}"
+    );
+    // The serving node warns of the near miss.
+    let s = TestServer::start(Options::no_limit().env("DIEM_REDIS_URL", "redis://elsewhere:6379")).await;
+    eventually(Duration::from_secs(5), "the near miss is warned of", || async {
+        s.logs().contains("did you mean DIEM_REDIS__URL").then_some(())
+    })
+    .await;
+}
