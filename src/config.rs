@@ -353,14 +353,16 @@ impl Default for LimiterConfig {
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct AdminConfig {
-    /// Bearer token of `POST` and `DELETE` (at least 16 bytes), and of the
-    /// admin listener when it is not on a loopback address; empty disables
-    /// the write API.
+    /// Bearer token of `POST` and `DELETE` (at least 16 bytes), and a
+    /// login of the admin listener; empty disables the write API. Trimmed
+    /// (a value made from a file ends in a newline); whitespace inside is
+    /// refused.
     pub token: String,
     /// The admin listener (the observer page, its event stream and its
-    /// actions), `host:port`; empty turns it off. On a loopback address it
-    /// is open to local users; on any other (a wildcard included) it asks
-    /// for the token.
+    /// actions), `host:port`; empty turns it off. Every caller logs in —
+    /// loopback included: with the token, or with the one-time link `diem
+    /// ctl observe` prints. Off loopback (a wildcard included) a token is
+    /// required.
     pub addr: String,
 }
 
