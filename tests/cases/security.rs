@@ -469,6 +469,11 @@ async fn a_thousand_stuck_viewers_hold_bounded_memory_and_descriptors() {
 #[tokio::test]
 async fn write_bodies_name_the_field_and_refuse_what_shows_nothing_or_is_not_json() {
     let s = TestServer::start(Options::no_limit().env("DIEM_ADMIN__TOKEN", TOKEN)).await;
+    eventually(Duration::from_secs(30), "PostgreSQL reached", || async {
+        let r = s.get("/readyz").await;
+        (r.status == 200 && !r.body.contains("postgres")).then_some(())
+    })
+    .await;
     let auth = format!("Bearer {TOKEN}");
     let post = |body: String, content_type: Option<&'static str>| {
         let auth = auth.clone();
@@ -872,6 +877,19 @@ async fn config_check_says_what_it_ignored_trimmed_and_where_a_bad_value_came_fr
     );
     // The serving node warns of the near miss.
     let s = TestServer::start(Options::no_limit().env("DIEM_REDIS_URL", "redis://elsewhere:6379")).await;
+    // Every rejection reason is a series from the start, at 0.
+    let metrics = s.get("/metrics").await.body;
+    for reason in [
+        "auth_failed",
+        "auth_throttled",
+        "admin_connection_limit",
+        "header_timeout",
+    ] {
+        assert!(
+            metrics.contains(&format!("diem_http_rejected_total{{reason=\"{reason}\"}} 0")),
+            "{reason}: {metrics}"
+        );
+    }
     eventually(Duration::from_secs(5), "the near miss is warned of", || async {
         s.logs().contains("did you mean DIEM_REDIS__URL").then_some(())
     })

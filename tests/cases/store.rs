@@ -232,7 +232,11 @@ async fn writes_need_the_token_and_are_durable_and_visible_on_every_node() {
             "{\"hitokoto\": 3}",
         )
         .await;
-    assert_eq!((r.status, r.json()["parameter"].as_str()), (400, Some("body")));
+    // A type error names the field it is in (issue 27).
+    assert_eq!(
+        (r.status, r.json()["parameter"].as_str()),
+        (400, Some("hitokoto"))
+    );
     let r = a
         .request(
             "POST",
