@@ -105,13 +105,13 @@ fn throttled(retry_after_secs: u64) -> Response<Body> {
     r
 }
 
-/// 401: how to log in.
-fn unauthorized() -> Response<Body> {
-    let mut r = refused(
-        StatusCode::UNAUTHORIZED,
-        "unauthorized",
-        "log in: open the link `diem ctl observe` prints, or send `Authorization: Bearer <admin.token>`",
-    );
+/// How to log in, for a 401.
+const LOG_IN: &str =
+    "log in: open the link `diem ctl observe` prints, or send `Authorization: Bearer <admin.token>`";
+
+/// 401 with `message`.
+fn unauthorized(message: &str) -> Response<Body> {
+    let mut r = refused(StatusCode::UNAUTHORIZED, "unauthorized", message);
     r.headers_mut().insert(
         WWW_AUTHENTICATE,
         HeaderValue::from_static("Bearer realm=\"diem-admin\""),
@@ -180,7 +180,7 @@ pub(crate) async fn handle(
     let caller = match node.admin.verdict(&token, headers) {
         Verdict::Admitted(caller) => caller,
         Verdict::Anonymous if path == "/observer" => return Ok(login_page()),
-        Verdict::Anonymous => return Ok(unauthorized()),
+        Verdict::Anonymous => return Ok(unauthorized(LOG_IN)),
         Verdict::Refused => {
             if let Some(retry) = node.auth.failed(key, peer.ip(), "admin listener") {
                 return Ok(throttled(retry));
@@ -189,7 +189,7 @@ pub(crate) async fn handle(
             return Ok(if path == "/observer" {
                 login_page()
             } else {
-                unauthorized()
+                unauthorized(LOG_IN)
             });
         }
     };
@@ -258,16 +258,7 @@ fn redeem(node: &Node, token: &str, query: Option<&str>, peer: SocketAddr) -> Re
             if let Some(retry) = node.auth.failed(key, peer.ip(), "admin login link") {
                 return throttled(retry);
             }
-            let mut r = refused(
-                StatusCode::UNAUTHORIZED,
-                "unauthorized",
-                "this login link is unknown, spent or expired: run `diem ctl observe` for a new one",
-            );
-            r.headers_mut().insert(
-                WWW_AUTHENTICATE,
-                HeaderValue::from_static("Bearer realm=\"diem-admin\""),
-            );
-            r
+            unauthorized("this login link is unknown, spent or expired: run `diem ctl observe` for a new one")
         }
     }
 }

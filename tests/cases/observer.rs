@@ -204,6 +204,18 @@ async fn the_page_shows_a_restart_without_a_reload_and_its_actions_are_audited()
     )
     .await;
 
+    // What a reply (another member's, say) puts in a number's place reaches
+    // the page as text, never as HTML.
+    let injected = eval(
+        &page,
+        "(() => { const w = state.tree.children.find((c) => c.path === 'diem/workers'); \
+         w.restarts = '<b id=\"pwn1\">x</b>'; w.size = '<b id=\"pwn2\">x</b>'; renderTree(); \
+         renderMembers([{ name: 'm', state: 'up', addr: 'a', rtt_ms: '<b id=\"pwn3\">x</b>' }]); \
+         return ['pwn1', 'pwn2', 'pwn3'].some((id) => document.getElementById(id)); })()",
+    )
+    .await;
+    assert_eq!(injected, Value::Bool(false), "a reply's fields are escaped");
+
     // A screenshot with a little traffic on the plots.
     let load = Load::start(s.addr, Plan::new("/hitokoto/v2/", 4, Duration::from_secs(6)));
     tokio::time::sleep(Duration::from_secs(6)).await;
