@@ -39,6 +39,207 @@ pub const X_RATELIMIT_REMAINING: HeaderName = HeaderName::from_static("x-ratelim
 /// `X-RateLimit-Reset`.
 pub const X_RATELIMIT_RESET: HeaderName = HeaderName::from_static("x-ratelimit-reset");
 
+/// `RateLimit-Policy` (draft-ietf-httpapi-ratelimit-headers-11).
+pub const RATELIMIT_POLICY: HeaderName = HeaderName::from_static("ratelimit-policy");
+/// `RateLimit` (draft-ietf-httpapi-ratelimit-headers-11).
+pub const RATELIMIT: HeaderName = HeaderName::from_static("ratelimit");
+
+/// The `RateLimit-Policy` field of the limiter's GCRA (`burst`, `count`
+/// per `period`): the policy named `"default"`, its quota `q` the requests
+/// admitted at once (`burst + 1`, what `X-RateLimit-Limit` says, and what
+/// `r` of [`ratelimit`] counts down from) and its window `w` the seconds in
+/// which a spent quota comes back whole (`q × period / count`, rounded
+/// up). A Structured Field (RFC 9651): a list of one item, a string with
+/// two integer parameters.
+///
+/// ```
+/// use diem::api::response::ratelimit_policy;
+///
+/// // The defaults: 36 at once, one more every 10 s.
+/// assert_eq!(ratelimit_policy(35, 36, 360), "\"default\";q=36;w=360");
+/// // 5 at once, one more every 2 s: whole again after 10 s.
+/// assert_eq!(ratelimit_policy(4, 30, 60), "\"default\";q=5;w=10");
+/// ```
+pub fn ratelimit_policy(burst: u64, count: u64, period_secs: u64) -> HeaderValue {
+    let quota = burst.saturating_add(1);
+    let window = u128::from(quota) * u128::from(period_secs);
+    let window = window.div_ceil(u128::from(count.max(1)));
+    HeaderValue::from_str(&format!("\"default\";q={quota};w={window}"))
+        .unwrap_or_else(|_| HeaderValue::from_static("\"default\""))
+}
+
+/// The `RateLimit` field of one decision: `r` requests remaining now, `t`
+/// seconds until the quota is whole again (as `X-RateLimit-Remaining` and
+/// `X-RateLimit-Reset`).
+///
+/// ```
+/// use diem::api::response::ratelimit;
+///
+/// assert_eq!(ratelimit(35, 10), "\"default\";r=35;t=10");
+/// ```
+pub fn ratelimit(remaining: u64, reset_secs: u64) -> HeaderValue {
+    let mut text = [0u8; 64];
+    let mut n = 0;
+    for part in [
+        &b"\"default\";r="[..],
+        itoa::Buffer::new().format(remaining).as_bytes(),
+        b";t=",
+        itoa::Buffer::new().format(reset_secs).as_bytes(),
+    ] {
+        text[n..n + part.len()].copy_from_slice(part);
+        n += part.len();
+    }
+    HeaderValue::from_bytes(&text[..n]).unwrap_or_else(|_| HeaderValue::from_static("\"default\""))
+}
+
+/// `application/problem+json` (RFC 9457).
+pub const PROBLEM_JSON: HeaderValue = HeaderValue::from_static("application/problem+json");
+
+/// Whether the request's `Accept` prefers RFC 9457 problem details to
+/// diem's own JSON errors: `application/problem+json` listed with a
+/// quality above 0 and not below `application/json`'s (which, when not
+/// listed, is that of `application/*` or `*/*`).
+///
+/// ```
+/// use hyper::header::{HeaderMap, HeaderValue, ACCEPT};
+/// use diem::api::response::prefers_problem;
+///
+/// let accept = |v: &'static str| {
+///     let mut h = HeaderMap::new();
+///     h.insert(ACCEPT, HeaderValue::from_static(v));
+///     prefers_problem(&h)
+/// };
+/// assert!(accept("application/problem+json"));
+/// assert!(accept("application/problem+json, application/json;q=0.9"));
+/// assert!(!accept("application/json, application/problem+json;q=0.5"));
+/// assert!(!accept("*/*"));
+/// assert!(!prefers_problem(&HeaderMap::new()));
+/// ```
+pub fn prefers_problem(headers: &hyper::HeaderMap) -> bool {
+    let mut problem: Option<f32> = None;
+    let mut json: Option<f32> = None;
+    let mut wildcard: f32 = 0.0;
+    for value in headers
+        .get_all(hyper::header::ACCEPT)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+    {
+        for range in value.split(',') {
+            let mut parts = range.split(';');
+            let media = parts.next().unwrap_or("").trim().to_ascii_lowercase();
+            let q = parts
+                .filter_map(|p| p.trim().strip_prefix("q="))
+                .find_map(|q| q.trim().parse::<f32>().ok())
+                .unwrap_or(1.0);
+            match media.as_str() {
+                "application/problem+json" => problem = Some(q),
+                "application/json" => json = Some(q),
+                "*/*" | "application/*" => wildcard = wildcard.max(q),
+                _ => {}
+            }
+        }
+    }
+    problem.is_some_and(|p| p > 0.0 && p >= json.unwrap_or(wildcard))
+}
+
+/// An error response of diem's JSON shape (`{"error", "message",
+/// "parameter"?}`) as RFC 9457 problem details: `type`
+/// (`urn:diem:problem:<error>`), `title` (the status's reason), `status`,
+/// `detail` (the message), `parameter` kept as an extension member, and
+/// for a 429 of the rate limiter the draft's `violated-policies`. Other
+/// responses pass unchanged; the headers stay (`Retry-After` included).
+pub fn as_problem(r: HttpResponse) -> HttpResponse {
+    use http_body_util::BodyExt;
+    let status = r.status();
+    if !(status.is_client_error() || status.is_server_error()) {
+        return r;
+    }
+    let (mut parts, mut body) = r.into_parts();
+    let bytes = match futures::FutureExt::now_or_never(body.frame()) {
+        Some(Some(Ok(frame))) => frame.into_data().unwrap_or_default(),
+        _ => Bytes::new(),
+    };
+    let Ok(own) = serde_json::from_slice::<serde_json::Value>(&bytes) else {
+        return Response::from_parts(parts, Full::new(bytes));
+    };
+    let code = own["error"].as_str().unwrap_or("error");
+    let mut problem = serde_json::json!({
+        "type": format!("urn:diem:problem:{code}"),
+        "title": status.canonical_reason().unwrap_or("Error"),
+        "status": status.as_u16(),
+        "detail": own["message"],
+    });
+    if let Some(p) = own.get("parameter") {
+        problem["parameter"] = p.clone();
+    }
+    if code == "rate_limited" {
+        problem["violated-policies"] = serde_json::json!(["default"]);
+    }
+    parts.headers.insert(CONTENT_TYPE, PROBLEM_JSON);
+    Response::from_parts(parts, Full::new(script_safe_json(&problem).into()))
+}
+
+/// `Cache-Control: no-store`, on every random answer.
+pub const NO_STORE: HeaderValue = HeaderValue::from_static("no-store");
+
+/// How long a cache may keep a sentence fetched by its uuid without asking
+/// again (it can be deleted; then a cache serves it for at most this long).
+pub const SENTENCE_CACHE_CONTROL: HeaderValue = HeaderValue::from_static("public, max-age=60");
+
+/// A 200 with its `Cache-Control` and a strong `ETag` (a hash of the body);
+/// a `304 Not Modified` without the body when `If-None-Match` names that
+/// tag (or is `*`). Other statuses pass unchanged.
+///
+/// ```
+/// use hyper::header::{HeaderMap, HeaderValue, ETAG, IF_NONE_MATCH};
+/// use hyper::StatusCode;
+/// use diem::api::response::{body, cacheable, JSON};
+///
+/// let first = cacheable(body(StatusCode::OK, JSON, "{}"), &HeaderMap::new());
+/// let tag = first.headers()[ETAG].clone();
+/// let mut again = HeaderMap::new();
+/// again.insert(IF_NONE_MATCH, tag);
+/// let second = cacheable(body(StatusCode::OK, JSON, "{}"), &again);
+/// assert_eq!(second.status(), StatusCode::NOT_MODIFIED);
+/// ```
+pub fn cacheable(mut r: HttpResponse, request: &hyper::HeaderMap) -> HttpResponse {
+    use http_body_util::BodyExt;
+    use std::hash::{Hash, Hasher};
+    if r.status() != StatusCode::OK {
+        return r;
+    }
+    // The body is whole (`Full`): its one frame is read without waiting.
+    let bytes = match futures::FutureExt::now_or_never(r.body_mut().frame()) {
+        Some(Some(Ok(frame))) => frame.into_data().unwrap_or_default(),
+        _ => Bytes::new(),
+    };
+    let mut hasher = std::collections::hash_map::DefaultHasher::new();
+    bytes.hash(&mut hasher);
+    let tag = format!("\"{:016x}\"", hasher.finish());
+    let matches = request
+        .get_all(hyper::header::IF_NONE_MATCH)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .map(|t| t.trim().trim_start_matches("W/"))
+        .any(|t| t == "*" || t == tag);
+    let mut out = if matches {
+        let mut m = Response::new(Full::new(Bytes::new()));
+        *m.status_mut() = StatusCode::NOT_MODIFIED;
+        m
+    } else {
+        let mut whole = Response::new(Full::new(bytes));
+        *whole.headers_mut() = std::mem::take(r.headers_mut());
+        whole
+    };
+    let h = out.headers_mut();
+    h.insert(hyper::header::CACHE_CONTROL, SENTENCE_CACHE_CONTROL);
+    if let Ok(v) = HeaderValue::from_str(&tag) {
+        h.insert(hyper::header::ETAG, v);
+    }
+    out
+}
+
 /// Numbers below this come from a table, without allocating.
 const SMALL_NUMBERS: u64 = 1024;
 
