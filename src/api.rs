@@ -72,20 +72,11 @@ pub async fn handle(node: &Node, request: Request, rng: &mut fastrand::Rng) -> H
     let method = request.parts.method.clone();
     let path = request.parts.uri.path();
     match (request.endpoint.route, method) {
-        (Route::Hitokoto, Method::GET | Method::HEAD) => {
-            // A random answer: a cache in front must not keep one for all.
-            let mut r = hitokoto::get(node, &request, rng).await;
-            r.headers_mut()
-                .insert(hyper::header::CACHE_CONTROL, response::NO_STORE);
-            r
-        }
+        (Route::Hitokoto, Method::GET | Method::HEAD) => hitokoto::get(node, &request, rng).await,
         (Route::Hitokoto, Method::POST) => Box::pin(write::post(node, &request)).await,
         (Route::Hitokoto, Method::OPTIONS) => preflight("GET, HEAD, POST, OPTIONS"),
         (Route::Hitokoto, _) => allow("GET, HEAD, POST, OPTIONS"),
-        (Route::Sentence, Method::GET | Method::HEAD) => {
-            let r = Box::pin(write::get(node, sentence_id(path))).await;
-            response::cacheable(r, &request.parts.headers)
-        }
+        (Route::Sentence, Method::GET | Method::HEAD) => Box::pin(write::get(node, sentence_id(path))).await,
         (Route::Sentence, Method::DELETE) => Box::pin(write::delete(node, sentence_id(path))).await,
         (Route::Sentence, Method::OPTIONS) => preflight("GET, HEAD, DELETE, OPTIONS"),
         (Route::Sentence, _) => allow("GET, HEAD, DELETE, OPTIONS"),

@@ -51,14 +51,11 @@ pub struct LimiterSettings {
     pub client_header: ClientHeader,
     /// IPv6 clients are limited by this prefix of their address.
     pub ipv6_prefix: u8,
-    /// The `RateLimit-Policy` field of these parameters (made once).
-    pub policy: hyper::header::HeaderValue,
 }
 
 impl From<&LimiterConfig> for LimiterSettings {
     fn from(c: &LimiterConfig) -> Self {
         Self {
-            policy: crate::api::response::ratelimit_policy(c.burst, c.count, c.period.as_secs()),
             enabled: c.enabled,
             params: Params {
                 burst: c.burst,

@@ -23,7 +23,6 @@ mod cases {
     mod api;
     mod cluster;
     mod control;
-    mod conventions;
     mod fleet;
     mod limiter;
     mod observer;

@@ -271,12 +271,7 @@ async fn respond(node: &Node, peer: SocketAddr, req: hyper::Request<Incoming>) -
         let client = client_of(&node.limiter.settings(), peer.ip(), req.headers());
         (req.method().clone(), req.uri().clone(), client)
     });
-    // Read before the request is consumed; a header look-up per request.
-    let problem = response::prefers_problem(req.headers());
     let (mut response, decision) = answer(node, endpoint, peer.ip(), req).await;
-    if problem && response.status().as_u16() >= 400 {
-        response = response::as_problem(response);
-    }
     let headers = response.headers_mut();
     headers.insert(ACCESS_CONTROL_ALLOW_ORIGIN, HeaderValue::from_static("*"));
     headers.insert(X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff"));
@@ -294,13 +289,6 @@ async fn respond(node: &Node, peer: SocketAddr, req: hyper::Request<Incoming>) -
         headers.insert(
             response::X_RATELIMIT_RESET,
             response::number(d.throttle.reset_secs()),
-        );
-        // The IETF fields (draft-ietf-httpapi-ratelimit-headers-11), from
-        // the same decision.
-        headers.insert(response::RATELIMIT_POLICY, node.limiter.settings().policy.clone());
-        headers.insert(
-            response::RATELIMIT,
-            response::ratelimit(d.throttle.remaining, d.throttle.reset_secs()),
         );
     }
     let end = Instant::now();
