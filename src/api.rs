@@ -76,7 +76,11 @@ pub async fn handle(node: &Node, request: Request, rng: &mut fastrand::Rng) -> H
         (Route::Hitokoto, Method::POST) => Box::pin(write::post(node, &request)).await,
         (Route::Hitokoto, Method::OPTIONS) => preflight("GET, HEAD, POST, OPTIONS"),
         (Route::Hitokoto, _) => allow("GET, HEAD, POST, OPTIONS"),
-        (Route::Sentence, Method::GET | Method::HEAD) => Box::pin(write::get(node, sentence_id(path))).await,
+        (Route::Sentence, Method::GET | Method::HEAD) => {
+            // Cacheable, revalidated by its ETag (off the hot path: a read by id).
+            let r = Box::pin(write::get(node, sentence_id(path))).await;
+            response::cacheable(r, &request.parts.headers)
+        }
         (Route::Sentence, Method::DELETE) => Box::pin(write::delete(node, sentence_id(path))).await,
         (Route::Sentence, Method::OPTIONS) => preflight("GET, HEAD, DELETE, OPTIONS"),
         (Route::Sentence, _) => allow("GET, HEAD, DELETE, OPTIONS"),

@@ -23,6 +23,7 @@ mod cases {
     mod api;
     mod cluster;
     mod control;
+    mod conventions;
     mod fleet;
     mod limiter;
     mod observer;

@@ -39,6 +39,65 @@ pub const X_RATELIMIT_REMAINING: HeaderName = HeaderName::from_static("x-ratelim
 /// `X-RateLimit-Reset`.
 pub const X_RATELIMIT_RESET: HeaderName = HeaderName::from_static("x-ratelimit-reset");
 
+/// How long a cache may keep a sentence fetched by its uuid without asking
+/// again (it can be deleted; then a cache serves it for at most this long).
+pub const SENTENCE_CACHE_CONTROL: HeaderValue = HeaderValue::from_static("public, max-age=60");
+
+/// A 200 with its `Cache-Control` and a strong `ETag` (a hash of the body);
+/// a `304 Not Modified` without the body when `If-None-Match` names that
+/// tag (or is `*`). Other statuses pass unchanged.
+///
+/// ```
+/// use hyper::header::{HeaderMap, HeaderValue, ETAG, IF_NONE_MATCH};
+/// use hyper::StatusCode;
+/// use diem::api::response::{body, cacheable, JSON};
+///
+/// let first = cacheable(body(StatusCode::OK, JSON, "{}"), &HeaderMap::new());
+/// let tag = first.headers()[ETAG].clone();
+/// let mut again = HeaderMap::new();
+/// again.insert(IF_NONE_MATCH, tag);
+/// let second = cacheable(body(StatusCode::OK, JSON, "{}"), &again);
+/// assert_eq!(second.status(), StatusCode::NOT_MODIFIED);
+/// ```
+pub fn cacheable(mut r: HttpResponse, request: &hyper::HeaderMap) -> HttpResponse {
+    use http_body_util::BodyExt;
+    use std::hash::{Hash, Hasher};
+    if r.status() != StatusCode::OK {
+        return r;
+    }
+    // The body is whole (`Full`): its one frame is read without waiting.
+    let bytes = match futures::FutureExt::now_or_never(r.body_mut().frame()) {
+        Some(Some(Ok(frame))) => frame.into_data().unwrap_or_default(),
+        _ => Bytes::new(),
+    };
+    // SipHash with fixed keys: every node gives one sentence the same tag.
+    let mut hasher = std::collections::hash_map::DefaultHasher::new();
+    bytes.hash(&mut hasher);
+    let tag = format!("\"{:016x}\"", hasher.finish());
+    let matches = request
+        .get_all(hyper::header::IF_NONE_MATCH)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .map(|t| t.trim().trim_start_matches("W/"))
+        .any(|t| t == "*" || t == tag);
+    let mut out = if matches {
+        let mut m = Response::new(Full::new(Bytes::new()));
+        *m.status_mut() = StatusCode::NOT_MODIFIED;
+        m
+    } else {
+        let mut whole = Response::new(Full::new(bytes));
+        *whole.headers_mut() = std::mem::take(r.headers_mut());
+        whole
+    };
+    let h = out.headers_mut();
+    h.insert(hyper::header::CACHE_CONTROL, SENTENCE_CACHE_CONTROL);
+    if let Ok(v) = HeaderValue::from_str(&tag) {
+        h.insert(hyper::header::ETAG, v);
+    }
+    out
+}
+
 /// Numbers below this come from a table, without allocating.
 const SMALL_NUMBERS: u64 = 1024;
 
