@@ -4,8 +4,9 @@
 //!
 //! * [`listener`]: the actor (`diem/admin`) and its accept loop.
 //! * [`routes`]: what it answers.
-//! * [`access`]: who may use it (loopback open, anything else behind the
-//!   admin token) and the CSRF defence of its actions.
+//! * [`access`]: who may use it — every caller logs in, loopback included
+//!   (the admin token, or a one-time link of `diem ctl observe`) — and the
+//!   CSRF defence of its actions.
 //!
 //! docs/observer.md shows the page.
 
