@@ -327,6 +327,8 @@ impl Membership {
     }
 
     async fn tick(&self, myself: &ActorRef<MembershipMsg>, state: &mut MembershipState) {
+        // The cluster port's refusals since the last summary, if due.
+        crate::cluster::noise::NOISE.flush();
         self.ensure_peers(state).await;
         let c = self.node.config().cluster.clone();
         let now = Instant::now();

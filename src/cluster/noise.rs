@@ -11,7 +11,9 @@
 //! protocol) or by diem's TLS listener (no first bytes in time, too many
 //! handshakes from one address or in all, a failed TLS handshake) — is
 //! counted here by [`Reason`]. At most one warning a second sums up the
-//! refusals since the last one; `ctl cluster` shows the totals.
+//! refusals since the last one ([`Noise::flush`], called by the cluster's
+//! actors, never from inside the logging layer); `ctl cluster` shows the
+//! totals.
 //!
 //! It is a process-wide counter ([`NOISE`]), because the logging layer
 //! that sees ractor_cluster's lines is installed before any node exists.
@@ -23,6 +25,7 @@
 //! let noise = Noise::new();
 //! noise.refused(Reason::BadStream);
 //! noise.refused(Reason::BadStream);
+//! noise.flush(); // one warning: bad_stream=2
 //! assert_eq!(noise.totals()[&Reason::BadStream], 2);
 //! ```
 
@@ -122,18 +125,27 @@ impl Noise {
         }
     }
 
-    /// Counts one refusal; logs the summary of those since the last one
-    /// when a second has passed.
+    /// Counts one refusal. It logs nothing itself — it is called from
+    /// inside the logging layer, where a new event would be dispatched in
+    /// the middle of another one — [`Noise::flush`] does.
     pub fn refused(&self, reason: Reason) {
         self.totals[reason.index()].fetch_add(1, Ordering::Relaxed);
+        if let Ok(mut guard) = self.unlogged.lock() {
+            guard.0[reason.index()] += 1;
+        }
+    }
+
+    /// Logs the refusals counted since the last summary, if there are any
+    /// and a second has passed since it (the cluster's actors call this
+    /// on their ticks and after refusing).
+    pub fn flush(&self) {
         let due = {
             let Ok(mut guard) = self.unlogged.lock() else {
                 return;
             };
             let (counts, last) = &mut *guard;
-            counts[reason.index()] += 1;
             let now = Instant::now();
-            if last.is_some_and(|at| now.duration_since(at).as_secs() < 1) {
+            if counts.iter().all(|n| *n == 0) || last.is_some_and(|at| now.duration_since(at).as_secs() < 1) {
                 None
             } else {
                 *last = Some(now);

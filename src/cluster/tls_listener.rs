@@ -121,6 +121,7 @@ async fn accept_loop(node: Arc<Node>, listener: TcpListener, acceptor: TlsAccept
     let mut per_address: HashMap<IpAddr, usize> = HashMap::new();
     let mut refused: HashMap<IpAddr, Instant> = HashMap::new();
     loop {
+        NOISE.flush();
         tokio::select! {
             accepted = listener.accept() => match accepted {
                 Ok((_, peer)) if handshakes.len() >= MAX_HANDSHAKES => {

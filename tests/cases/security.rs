@@ -196,6 +196,7 @@ async fn token_guesses_are_throttled_per_client_and_logged_once_a_second() {
     let addr = admin_addr(&s).await;
     let wrong = format!("Bearer {}", "x".repeat(TOKEN.len()));
     let mut statuses = Vec::new();
+    let guessing = std::time::Instant::now();
     for _ in 0..30 {
         statuses.push(
             admin(&addr, "GET", "/observer/events", &[("Authorization", &wrong)], "")
@@ -220,14 +221,19 @@ async fn token_guesses_are_throttled_per_client_and_logged_once_a_second() {
         .post("wrong-token-0123456789", r#"{"hitokoto":"x","from":"y"}"#)
         .await;
     assert_eq!(w.status, 429);
-    // 31 failures in well under a second or two: at most a few log lines.
+    // 31 failures: one line a second at most, whatever the host's pace.
+    let took = guessing.elapsed();
     tokio::time::sleep(Duration::from_millis(300)).await;
     let lines = s
         .logs()
         .lines()
         .filter(|l| l.contains("failed authentications since the last such line"))
         .count();
-    assert!((1..=3).contains(&lines), "{lines} lines for 31 failures");
+    let most = 1 + usize::try_from(took.as_secs()).unwrap_or(usize::MAX);
+    assert!(
+        (1..=most).contains(&lines),
+        "{lines} lines for 31 failures in {took:?}"
+    );
     // An IPv4-mapped address is its IPv4 client, for the limiter too.
     let got = s
         .ctl(json!({"cmd": "limiter", "action": "get", "addr": "::ffff:192.0.2.7"}))
@@ -576,10 +582,21 @@ async fn a_flood_of_bad_cluster_connections_writes_a_few_lines_and_a_wrong_cooki
     }
     let took = started.elapsed();
     tokio::time::sleep(Duration::from_secs(2)).await;
-    let written = log_lines(&node) - before;
-    eprintln!("{sent} bad cluster connections in {took:?}: {written} log lines");
+    let logs = node.logs();
+    let new_lines: Vec<&str> = logs.lines().skip(before).collect();
+    let written = new_lines.len();
+    // What they were: each line's message, without its time, counted.
+    let mut kinds = std::collections::BTreeMap::<String, usize>::new();
+    for line in &new_lines {
+        let message = line.split_once("  ").map_or(*line, |(_, rest)| rest);
+        *kinds.entry(message.chars().take(90).collect()).or_default() += 1;
+    }
+    eprintln!("{sent} bad cluster connections in {took:?}: {written} log lines: {kinds:#?}");
     assert!(sent >= 9_000, "{sent} connections made");
-    assert!(written <= 100, "{written} lines for {sent} bad connections");
+    assert!(
+        written <= 100,
+        "{written} lines for {sent} bad connections: {kinds:#?}"
+    );
     let view = node.ctl(json!({"cmd": "cluster"})).await;
     assert!(
         view["refused_at_cluster_port"]["bad_stream"]
