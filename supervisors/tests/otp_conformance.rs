@@ -2,8 +2,10 @@
 //! crate and compares the trace, line by line, with the `*.trace` that real
 //! Erlang/OTP 25 printed for it.
 //!
-//! Directories: `OTP_SCENARIOS_DIR` and `OTP_EXPECTED_DIR`, by default
-//! `../shared/otp-conformance/{scenarios,expected}` beside the repository.
+//! The scenarios and traces are in the repository, `tests/otp/` (its
+//! README gives the format; `tests/otp/gen.sh` regenerates the traces with
+//! real Erlang). `OTP_SCENARIOS_DIR` and `OTP_EXPECTED_DIR` point the test
+//! at others (a larger set elsewhere, say).
 
 #![allow(clippy::unwrap_used, clippy::expect_used)] // tests and benches may panic on setup failure
 
@@ -19,7 +21,7 @@ use std::path::{Path, PathBuf};
 fn dir(var: &str, default: &str) -> PathBuf {
     std::env::var_os(var).map(PathBuf::from).unwrap_or_else(|| {
         Path::new(env!("CARGO_MANIFEST_DIR"))
-            .join("../../shared/otp-conformance")
+            .join("tests/otp")
             .join(default)
     })
 }
@@ -31,7 +33,7 @@ fn diff(expected: &str, actual: &str) -> String {
         .to_string()
 }
 
-/// The shared scenarios (or those of `OTP_SCENARIOS_DIR`).
+/// Every scenario of `tests/otp` (or of `OTP_SCENARIOS_DIR`).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn otp_conformance() {
     check(
@@ -39,14 +41,6 @@ async fn otp_conformance() {
         &dir("OTP_EXPECTED_DIR", "expected"),
     )
     .await;
-}
-
-/// This crate's own scenarios (tests/otp), whose traces were printed by real
-/// Erlang/OTP 25 with ../shared/otp-conformance/run.sh.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn otp_conformance_own_scenarios() {
-    let own = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/otp");
-    check(&own.join("scenarios"), &own.join("expected")).await;
 }
 
 async fn check(scenarios: &Path, expected: &Path) {

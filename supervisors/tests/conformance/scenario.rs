@@ -1,4 +1,4 @@
-//! The scenario format of ../shared/otp-conformance (README §1).
+//! The scenario format of `tests/otp` (its README, §1).
 
 use std::collections::HashMap;
 use std::time::Duration;
