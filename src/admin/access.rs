@@ -66,18 +66,18 @@ const MAX_TICKETS: usize = 64;
 
 /// How a request proved who it is.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub enum Caller {
+pub enum Proof {
     /// The admin token itself, as a bearer token.
     Token,
     /// A session, named by its label (not its secret id).
     Session(String),
 }
 
-impl std::fmt::Display for Caller {
+impl std::fmt::Display for Proof {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
-            Caller::Token => f.write_str("bearer-token"),
-            Caller::Session(label) => write!(f, "session={label}"),
+            Proof::Token => f.write_str("bearer-token"),
+            Proof::Session(label) => write!(f, "session={label}"),
         }
     }
 }
@@ -86,7 +86,7 @@ impl std::fmt::Display for Caller {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Verdict {
     /// Admitted.
-    Admitted(Caller),
+    Admitted(Proof),
     /// No credential at all.
     Anonymous,
     /// A credential that is wrong or no longer valid (counted as a failure).
@@ -148,7 +148,7 @@ impl Access {
     pub fn verdict(&self, token: &str, headers: &HeaderMap) -> Verdict {
         if let Some(given) = bearer(headers) {
             return if !token.is_empty() && same(given, token.as_bytes()) {
-                Verdict::Admitted(Caller::Token)
+                Verdict::Admitted(Proof::Token)
             } else {
                 Verdict::Refused
             };
@@ -162,7 +162,7 @@ impl Access {
         state.follow(token);
         let now = Instant::now();
         match state.sessions.get(id) {
-            Some(s) if now < s.until => Verdict::Admitted(Caller::Session(s.label.clone())),
+            Some(s) if now < s.until => Verdict::Admitted(Proof::Session(s.label.clone())),
             _ => Verdict::Refused,
         }
     }
@@ -339,7 +339,7 @@ mod tests {
         let (id, label) = a.redeem("", &ticket).unwrap();
         assert_eq!(
             a.verdict("", &with_cookie(&id)),
-            Verdict::Admitted(Caller::Session(label))
+            Verdict::Admitted(Proof::Session(label))
         );
         assert!(a.redeem("", &ticket).is_none(), "a ticket is spent once");
         assert!(a.redeem("", "0000").is_none());

@@ -31,7 +31,7 @@ use hyper::header::{
 use hyper::{Method, Request, Response, StatusCode};
 use serde_json::{json, Value};
 
-use crate::admin::access::{csrf_ok, host_allowed, Caller, Verdict, COOKIE_NAME, SESSION};
+use crate::admin::access::{csrf_ok, host_allowed, Proof, Verdict, COOKIE_NAME, SESSION};
 use crate::control::commands;
 use crate::control::protocol;
 use crate::node::Node;
@@ -103,6 +103,14 @@ fn throttled(retry_after_secs: u64) -> Response<Body> {
     r.headers_mut()
         .insert(RETRY_AFTER, HeaderValue::from(retry_after_secs));
     r
+}
+
+/// Counts a failed credential of `peer` on `surface`: the 429 to answer
+/// when that failure throttles it.
+fn failed(node: &Node, peer: SocketAddr, surface: &'static str) -> Option<Response<Body>> {
+    node.auth
+        .failed(node.limiter.key_of(peer.ip()), peer.ip(), surface)
+        .map(throttled)
 }
 
 /// How to log in, for a 401.
@@ -177,13 +185,13 @@ pub(crate) async fn handle(
             .insert(LOCATION, HeaderValue::from_static("/observer"));
         return Ok(r);
     }
-    let caller = match node.admin.verdict(&token, headers) {
-        Verdict::Admitted(caller) => caller,
+    let proof = match node.admin.verdict(&token, headers) {
+        Verdict::Admitted(proof) => proof,
         Verdict::Anonymous if path == "/observer" => return Ok(login_page()),
         Verdict::Anonymous => return Ok(unauthorized(LOG_IN)),
         Verdict::Refused => {
-            if let Some(retry) = node.auth.failed(key, peer.ip(), "admin listener") {
-                return Ok(throttled(retry));
+            if let Some(refusal) = failed(&node, peer, "admin listener") {
+                return Ok(refusal);
             }
             // A stale cookie (a restart, a new token): the form again.
             return Ok(if path == "/observer" {
@@ -196,10 +204,10 @@ pub(crate) async fn handle(
     Ok(match path.as_str() {
         "/observer" => page(PAGE),
         "/observer/events" => events(node, req.uri().query()).await,
-        "/observer/action" => action(&node, req, peer, &caller).await,
+        "/observer/action" => action(&node, req, peer, &proof).await,
         _ if csrf_ok(headers) => {
             node.admin.logout(headers);
-            tracing::info!(target: "diem::audit", client = %peer, via = "admin", %caller, "admin logout");
+            tracing::info!(target: "diem::audit", client = %peer, via = "admin", %proof, "admin logout");
             let mut r = json_reply(StatusCode::OK, &json!({"ok": true}));
             if let Ok(v) = HeaderValue::from_str(&format!(
                 "{COOKIE_NAME}=; HttpOnly; SameSite=Strict; Path=/observer; Max-Age=0"
@@ -253,13 +261,9 @@ fn redeem(node: &Node, token: &str, query: Option<&str>, peer: SocketAddr) -> Re
                 .insert(LOCATION, HeaderValue::from_static("/observer"));
             with_session(r, &id)
         }
-        None => {
-            let key = node.limiter.key_of(peer.ip());
-            if let Some(retry) = node.auth.failed(key, peer.ip(), "admin login link") {
-                return throttled(retry);
-            }
+        None => failed(node, peer, "admin login link").unwrap_or_else(|| {
             unauthorized("this login link is unknown, spent or expired: run `diem ctl observe` for a new one")
-        }
+        }),
     }
 }
 
@@ -296,11 +300,7 @@ async fn login(node: &Node, token: &str, req: Request<Incoming>, peer: SocketAdd
             tracing::info!(target: "diem::audit", client = %peer, via = "admin", session = %label, "admin login (the token)");
             with_session(json_reply(StatusCode::OK, &json!({"ok": true})), &id)
         }
-        None => {
-            let key = node.limiter.key_of(peer.ip());
-            if let Some(retry) = node.auth.failed(key, peer.ip(), "admin login") {
-                return throttled(retry);
-            }
+        None => failed(node, peer, "admin login").unwrap_or_else(|| {
             refused(
                 StatusCode::UNAUTHORIZED,
                 "unauthorized",
@@ -310,11 +310,11 @@ async fn login(node: &Node, token: &str, req: Request<Incoming>, peer: SocketAdd
                     "wrong token"
                 },
             )
-        }
+        }),
     }
 }
 
-async fn action(node: &Arc<Node>, req: Request<Incoming>, peer: SocketAddr, who: &Caller) -> Response<Body> {
+async fn action(node: &Arc<Node>, req: Request<Incoming>, peer: SocketAddr, who: &Proof) -> Response<Body> {
     if !csrf_ok(req.headers()) {
         return refused(
             StatusCode::FORBIDDEN,

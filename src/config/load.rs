@@ -32,17 +32,54 @@ pub(crate) const RENAMED: &[(&str, &str, &str)] = &[
     ("control.idle_timeout_ms", "control.idle_timeout", "30s"),
 ];
 
+/// Where a key's value came from — the one reading of figment's metadata
+/// for errors, `config check` and `config show`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Origin {
+    /// An environment variable (`DIEM_WORKERS__COUNT`).
+    Env(String),
+    /// A file (its path), or another named source.
+    File(String),
+    /// Nothing set it.
+    Default,
+}
+
+impl Origin {
+    /// The origin `metadata` gives `key`.
+    fn of_metadata(metadata: Option<&figment::Metadata>, key: &str) -> Self {
+        match metadata {
+            Some(m) if m.name == "environment" => Origin::Env(variable_of(key)),
+            // A TOML file (its path), or a TOML string (`from_toml_str`).
+            Some(m) if m.name.contains("TOML") => Origin::File(
+                m.source
+                    .as_ref()
+                    .map_or_else(|| m.name.to_string(), ToString::to_string),
+            ),
+            // The defaults (figment names them by the Rust type).
+            _ => Origin::Default,
+        }
+    }
+
+    /// Where `key`'s value in `figment` came from.
+    pub(crate) fn of(figment: &Figment, key: &str) -> Self {
+        Self::of_metadata(figment.find_metadata(key), key)
+    }
+}
+
+impl std::fmt::Display for Origin {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Origin::Env(variable) => write!(f, "from {variable}"),
+            Origin::File(source) => write!(f, "in {source}"),
+            Origin::Default => f.write_str("the default"),
+        }
+    }
+}
+
 /// Where `key`'s value came from: `from DIEM_…`, `in <file>`, or `the
 /// default`.
-pub(crate) fn origin_of(figment: &Figment, key: &str) -> String {
-    match figment.find_metadata(key) {
-        Some(m) if m.name == "environment" => format!("from {}", variable_of(key)),
-        Some(m) if m.name.contains("TOML") => match &m.source {
-            Some(source) => format!("in {source}"),
-            None => "in the config file".to_owned(),
-        },
-        _ => "the default".to_owned(),
-    }
+fn origin_of(figment: &Figment, key: &str) -> String {
+    Origin::of(figment, key).to_string()
 }
 
 /// One figment error as one line: the key, what is wrong, and where the
@@ -59,13 +96,9 @@ fn describe(e: &figment::error::Error) -> String {
         },
         other => other.to_string(),
     };
-    let origin = match &e.metadata {
-        Some(m) if m.name == "environment" => format!(" (from {})", variable_of(&path)),
-        Some(m) => match &m.source {
-            Some(source) => format!(" (in {source})"),
-            None => format!(" (in {})", m.name),
-        },
-        None => String::new(),
+    let origin = match Origin::of_metadata(e.metadata.as_ref(), &path) {
+        Origin::Default => String::new(),
+        known => format!(" ({known})"),
     };
     if path.is_empty() {
         format!("{what}{origin}")

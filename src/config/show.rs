@@ -31,7 +31,7 @@ use std::fmt::Write;
 use figment::Figment;
 use serde_json::Value;
 
-use crate::config::env::variable_of;
+use crate::config::load::Origin;
 use crate::config::{Config, ConfigError};
 
 /// Keys whose whole value is a secret.
@@ -144,15 +144,13 @@ fn redact_conninfo(value: &str) -> String {
     out
 }
 
-/// Where the value of `key` came from.
+/// Where the value of `key` came from: the variable, the file, or
+/// `default`.
 fn layer(figment: &Figment, key: &str) -> String {
-    match figment.find_metadata(key) {
-        Some(m) if m.name == "environment" => variable_of(key),
-        Some(m) if m.name.contains("TOML") => match &m.source {
-            Some(source) => source.to_string(),
-            None => "file".to_owned(),
-        },
-        _ => "default".to_owned(),
+    match Origin::of(figment, key) {
+        Origin::Env(variable) => variable,
+        Origin::File(source) => source,
+        Origin::Default => "default".to_owned(),
     }
 }
 

@@ -51,7 +51,7 @@ impl Caller {
 
     /// A command from the observer page, by the browser at `peer`, which
     /// proved itself as `who` (its session's label, or the bearer token).
-    pub(crate) fn admin(peer: std::net::SocketAddr, who: &crate::admin::access::Caller) -> Self {
+    pub(crate) fn admin(peer: std::net::SocketAddr, who: &crate::admin::access::Proof) -> Self {
         Self {
             via: Some(format!("admin-http {peer} {who}")),
             ..Self::default()
