@@ -34,27 +34,29 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use ractor::Actor;
-use supervisors::{ChildSpec, Shutdown, StartCtx, Strategy, SupervisorFlags, SupervisorSpec};
+use std::future::Future;
 
-use crate::admin::listener::AdminListener;
+use ractor::{Actor, ActorProcessingErr};
+use supervisors::{ChildSpec, Shutdown, StartCtx, Strategy, SupervisorFlags, SupervisorSpec, TaskResult};
+
+use crate::admin::listener as admin_listener;
 use crate::cluster::endpoint::ClusterEndpoint;
 use crate::cluster::endpoint_msg::endpoint_name;
 use crate::cluster::membership::Membership;
 use crate::cluster::peer::{Peer, PeerAddr};
 use crate::cluster::server::ClusterServer;
-use crate::cluster::tls_listener::TlsListener;
-use crate::control::socket::ControlSocket;
-use crate::http::listener::Listener;
+use crate::cluster::tls_listener;
+use crate::control::socket as control_socket;
+use crate::http::listener;
 use crate::limiter::redis_limiter::RedisLimiter;
 use crate::metrics_actor::MetricsActor;
 use crate::node::Node;
-use crate::observer::publisher::Publisher;
+use crate::observer::publisher;
 use crate::store::corpus::Corpus;
 use crate::store::postgres_pool::PostgresPool;
 use crate::tree_paths::child;
 use crate::upgrade::upgrader::Upgrader;
-use crate::watchdog::Watchdog;
+use crate::watchdog;
 use crate::workers::worker::Worker;
 
 fn ms(n: u64) -> Shutdown {
@@ -73,6 +75,25 @@ where
             #[cfg(feature = "faults")]
             crate::faults::check_start(&ctx.path)?;
             ctx.spawn(actor, ()).await
+        }
+    })
+}
+
+/// A permanent task child: `start` sets it up and returns its loop.
+fn task<F, L>(id: &str, node: &Arc<Node>, start: fn(Arc<Node>) -> F) -> ChildSpec
+where
+    F: Future<Output = Result<L, ActorProcessingErr>> + Send + 'static,
+    L: Future<Output = TaskResult> + Send + 'static,
+{
+    let node = node.clone();
+    ChildSpec::task(id, move |ctx: StartCtx| {
+        let start = start(node.clone());
+        async move {
+            #[cfg(feature = "faults")]
+            crate::faults::check_start(&ctx.path)?;
+            #[cfg(not(feature = "faults"))]
+            let _ = ctx;
+            start.await
         }
     })
 }
@@ -146,7 +167,7 @@ pub(crate) fn cluster(node: &Arc<Node>) -> ChildSpec {
     )
     .child(actor("server", node, |node| ClusterServer { node }).shutdown(ms(2_000)));
     if config.cluster.uses_tls() {
-        spec = spec.child(actor("tls", node, |node| TlsListener { node }).shutdown(ms(1_000)));
+        spec = spec.child(task("tls", node, tls_listener::start).shutdown(ms(1_000)));
     }
     spec.child(endpoint)
         .child(actor("membership", node, |node| Membership { node }).shutdown(ms(1_000)))
@@ -157,7 +178,7 @@ pub(crate) fn cluster(node: &Arc<Node>) -> ChildSpec {
 /// The admin listener (the observer page), with `admin.addr` set.
 fn admin(node: &Arc<Node>) -> Option<ChildSpec> {
     node.config().admin.listen()?;
-    Some(actor(child::ADMIN, node, |node| AdminListener { node }).shutdown(ms(1_000)))
+    Some(task(child::ADMIN, node, admin_listener::start).shutdown(ms(1_000)))
 }
 
 /// The children that hold what only one process may hold — the cluster's
@@ -184,22 +205,22 @@ pub(crate) fn spec(node: &Arc<Node>, exclusive: bool) -> SupervisorSpec {
     .child(store(node))
     .child(actor("limiter", node, |node| RedisLimiter { node }).shutdown(ms(2_000)))
     .child(actor("metrics", node, |node| MetricsActor { node }).shutdown(ms(1_000)))
-    .child(actor(child::CONTROL, node, |node| ControlSocket { node }).shutdown(ms(2_000)))
+    .child(task(child::CONTROL, node, control_socket::start).shutdown(ms(2_000)))
     .child(actor(child::UPGRADE, node, |node| Upgrader { node }).shutdown(ms(1_000)));
     if exclusive && node.config().cluster.enabled {
         spec = spec.child(cluster(node));
     }
     spec = spec
         .child(workers(node))
-        .child(actor(child::LISTENER, node, |node| Listener { node }).shutdown(ms(5_000)))
-        .child(actor(child::OBSERVER, node, |node| Publisher { node }).shutdown(ms(1_000)));
+        .child(task(child::LISTENER, node, listener::start).shutdown(ms(5_000)))
+        .child(task(child::OBSERVER, node, publisher::start).shutdown(ms(1_000)));
     if exclusive {
         if let Some(admin) = admin(node) {
             spec = spec.child(admin);
         }
     }
     if crate::systemd::active() {
-        spec = spec.child(actor(child::WATCHDOG, node, |node| Watchdog { node }).shutdown(ms(1_000)));
+        spec = spec.child(task(child::WATCHDOG, node, watchdog::start).shutdown(ms(1_000)));
     }
     spec
 }

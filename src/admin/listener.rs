@@ -1,46 +1,26 @@
-//! The admin listener actor (`diem/admin`): binds `admin.addr` and serves
+//! The admin listener (`diem/admin`): binds `admin.addr` and serves
 //! the observer ([`routes`](super::routes)) on HTTP/1.1, apart from the
 //! public API (its own port, its own access rules: [`access`](super::access)).
 //!
-//! The accept loop is a task the actor owns; each connection is a task of
-//! its own, so an open event stream survives a restart of the actor. The
+//! It is a task child: the accept loop is the child; each connection is a
+//! task of its own, so an open event stream survives a restart of the actor. The
 //! socket is bound with `SO_REUSEADDR`, so a restarted incarnation binds
 //! again at once. After an upgrade hands over, the new process starts this
-//! actor once the old one has released the port.
+//! child once the old one has released the port.
 
+use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioIo, TokioTimer};
-use ractor::{Actor, ActorProcessingErr, ActorRef};
-use ractor_cluster::RactorMessage;
+use ractor::ActorProcessingErr;
 use socket2::{Domain, Protocol, Socket, Type};
+use supervisors::TaskResult;
 
 use crate::admin::routes::{self, Bound};
 use crate::node::Node;
-use crate::owned_task::OwnedTask;
-
-/// Messages of the admin listener.
-#[derive(Debug, RactorMessage)]
-pub(crate) enum AdminMsg {
-    /// The accept loop ended (a crash of the listener).
-    LoopEnded(String),
-}
-
-/// The admin listener actor.
-#[derive(Debug)]
-pub(crate) struct AdminListener {
-    /// The node it serves.
-    pub node: Arc<Node>,
-}
-
-/// Its state: the accept loop.
-#[derive(Debug)]
-pub(crate) struct AdminState {
-    _accept: OwnedTask,
-}
 
 /// Why the admin listener cannot start.
 #[derive(Debug, thiserror::Error)]
@@ -71,7 +51,26 @@ pub(crate) const WRITE_DEADLINE: Duration = Duration::from_secs(10);
 /// The send buffer of an admin connection, bytes.
 const SEND_BUFFER: usize = 16 * 1024;
 
-async fn accept_loop(node: Arc<Node>, listener: tokio::net::TcpListener, bound: Bound) {
+/// Binds `admin.addr` and returns the accept loop.
+pub(crate) async fn start(
+    node: Arc<Node>,
+) -> Result<impl Future<Output = TaskResult> + Send, ActorProcessingErr> {
+    let Some(addr) = node.config().admin.listen() else {
+        return Err("admin.addr is empty: the admin listener is off".into());
+    };
+    let listener = bind(addr)?;
+    let local = listener.local_addr()?;
+    let bound = Bound {
+        loopback: local.ip().is_loopback(),
+    };
+    node.set_admin_port(local.port());
+    tracing::info!(
+        "admin listening on {local} (observer: http://{local}/observer; every caller logs in: `diem ctl observe` prints a login link)"
+    );
+    Ok(accept_loop(node, listener, bound))
+}
+
+async fn accept_loop(node: Arc<Node>, listener: tokio::net::TcpListener, bound: Bound) -> TaskResult {
     let slots = Arc::new(tokio::sync::Semaphore::new(MAX_CONNECTIONS));
     loop {
         let (stream, peer) = match listener.accept().await {
@@ -109,41 +108,5 @@ async fn accept_loop(node: Arc<Node>, listener: tokio::net::TcpListener, bound: 
                 .await;
             drop(slot);
         });
-    }
-}
-
-impl Actor for AdminListener {
-    type Msg = AdminMsg;
-    type State = AdminState;
-    type Arguments = ();
-
-    async fn pre_start(&self, myself: ActorRef<AdminMsg>, _: ()) -> Result<AdminState, ActorProcessingErr> {
-        let Some(addr) = self.node.config().admin.listen() else {
-            return Err("admin.addr is empty: the admin listener is off".into());
-        };
-        let listener = bind(addr)?;
-        let local = listener.local_addr()?;
-        let bound = Bound {
-            loopback: local.ip().is_loopback(),
-        };
-        self.node.set_admin_port(local.port());
-        tracing::info!(
-            "admin listening on {local} (observer: http://{local}/observer; every caller logs in: `diem ctl observe` prints a login link)"
-        );
-        let accept = OwnedTask::spawn(accept_loop(self.node.clone(), listener, bound), move || {
-            let _ = myself.send_message(AdminMsg::LoopEnded("the admin accept loop ended".into()));
-        });
-        Ok(AdminState { _accept: accept })
-    }
-
-    async fn handle(
-        &self,
-        _: ActorRef<AdminMsg>,
-        msg: AdminMsg,
-        _: &mut AdminState,
-    ) -> Result<(), ActorProcessingErr> {
-        match msg {
-            AdminMsg::LoopEnded(reason) => Err(reason.into()),
-        }
     }
 }

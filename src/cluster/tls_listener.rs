@@ -1,5 +1,5 @@
-//! The cluster TLS listener actor (`diem/cluster/tls`, only with cluster
-//! TLS): binds `cluster.listen`, runs each TLS handshake in a task of its
+//! The cluster TLS listener (`diem/cluster/tls`, a task child, only with
+//! cluster TLS): binds `cluster.listen`, runs each TLS handshake in a task of its
 //! own with a deadline, and hands the encrypted stream to the node server,
 //! which starts the member's session (the cookie challenge comes next).
 //!
@@ -22,24 +22,24 @@
 //!   the CA did not sign, another name) is also logged with the peer's
 //!   address, once a minute per host.
 //!
-//! A busy port does not fail the node's start: the actor tries again with
+//! A busy port does not fail the node's start: the child tries again with
 //! a backoff, as the node server does without TLS.
 
 use std::collections::HashMap;
+use std::future::Future;
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use ractor::{Actor, ActorProcessingErr, ActorRef};
-use ractor_cluster::{NetworkStream, NodeServerMessage, RactorMessage};
-use supervisors::Backoff;
+use ractor::ActorProcessingErr;
+use ractor_cluster::{NetworkStream, NodeServerMessage};
+use supervisors::{Backoff, TaskResult};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::task::JoinSet;
 use tokio_rustls::TlsAcceptor;
 
 use crate::cluster::noise::{Reason, NOISE};
 use crate::node::Node;
-use crate::owned_task::OwnedTask;
 
 /// Handshakes in progress at most.
 pub const MAX_HANDSHAKES: usize = 64;
@@ -49,29 +49,6 @@ pub const MAX_HANDSHAKES_PER_ADDRESS: usize = 4;
 
 /// How long a new connection may stay silent before its first bytes.
 pub const FIRST_BYTES: Duration = Duration::from_secs(1);
-
-/// Messages of the TLS listener.
-#[derive(Debug, RactorMessage)]
-pub(crate) enum TlsListenerMsg {
-    /// Bind the cluster port (or try again).
-    Bind,
-    /// The accept loop ended.
-    LoopEnded,
-}
-
-/// The TLS listener actor.
-#[derive(Debug)]
-pub(crate) struct TlsListener {
-    /// The node it serves.
-    pub(crate) node: Arc<Node>,
-}
-
-/// Its state: the accept loop, once the port is bound.
-#[derive(Debug)]
-pub(crate) struct TlsListenerState {
-    accept: Option<OwnedTask>,
-    failures: u32,
-}
 
 type Handshake = (SocketAddr, Result<Box<NetworkStream>, Refused>);
 
@@ -116,7 +93,48 @@ enum Refused {
     Tls(String),
 }
 
-async fn accept_loop(node: Arc<Node>, listener: TcpListener, acceptor: TlsAcceptor) {
+/// Binds the cluster port — or, when it is busy, returns a loop that
+/// binds it with a backoff first — and returns the accept loop.
+pub(crate) async fn start(
+    node: Arc<Node>,
+) -> Result<impl Future<Output = TaskResult> + Send, ActorProcessingErr> {
+    let Some(tls) = node.cluster.tls() else {
+        return Err("cluster TLS is not configured (the node server publishes it)".into());
+    };
+    let listen = node.config().cluster.listen;
+    // The first attempt happens here, so that a free port is bound before
+    // the tree goes on; a busy one is retried in the loop.
+    let bound = match TcpListener::bind(listen).await {
+        Ok(listener) => Some(listener),
+        Err(e) => {
+            tracing::warn!(%listen, error = %e, "cannot start the cluster listener; retrying");
+            None
+        }
+    };
+    Ok(async move {
+        let listener = match bound {
+            Some(listener) => listener,
+            None => bind_with_backoff(&node, listen).await,
+        };
+        tracing::info!(%listen, "cluster listener ready (TLS)");
+        accept_loop(node, listener, tls.acceptor.clone()).await
+    })
+}
+
+async fn bind_with_backoff(node: &Node, listen: SocketAddr) -> TcpListener {
+    let mut failures = 1u32;
+    loop {
+        let wait =
+            Backoff::new(Duration::from_millis(100), node.config().cluster.reconnect_max).delay(failures);
+        tokio::time::sleep(wait).await;
+        match TcpListener::bind(listen).await {
+            Ok(listener) => return listener,
+            Err(_) => failures = failures.saturating_add(1),
+        }
+    }
+}
+
+async fn accept_loop(node: Arc<Node>, listener: TcpListener, acceptor: TlsAcceptor) -> TaskResult {
     let mut handshakes: JoinSet<Handshake> = JoinSet::new();
     let mut per_address: HashMap<IpAddr, usize> = HashMap::new();
     let mut refused: HashMap<IpAddr, Instant> = HashMap::new();
@@ -179,68 +197,5 @@ async fn accept_loop(node: Arc<Node>, listener: TcpListener, acceptor: TlsAccept
                 }
             }
         }
-    }
-}
-
-impl Actor for TlsListener {
-    type Msg = TlsListenerMsg;
-    type State = TlsListenerState;
-    type Arguments = ();
-
-    async fn pre_start(
-        &self,
-        myself: ActorRef<TlsListenerMsg>,
-        _: (),
-    ) -> Result<TlsListenerState, ActorProcessingErr> {
-        let mut state = TlsListenerState {
-            accept: None,
-            failures: 0,
-        };
-        // The first attempt happens here, so that a free port is bound
-        // before the tree goes on; a busy one is retried in the background.
-        self.handle(myself, TlsListenerMsg::Bind, &mut state).await?;
-        Ok(state)
-    }
-
-    async fn handle(
-        &self,
-        myself: ActorRef<TlsListenerMsg>,
-        msg: TlsListenerMsg,
-        state: &mut TlsListenerState,
-    ) -> Result<(), ActorProcessingErr> {
-        match msg {
-            TlsListenerMsg::Bind if state.accept.is_none() => {
-                let Some(tls) = self.node.cluster.tls() else {
-                    return Err("cluster TLS is not configured (the node server publishes it)".into());
-                };
-                let config = self.node.config();
-                let listen = config.cluster.listen;
-                match TcpListener::bind(listen).await {
-                    Ok(listener) => {
-                        tracing::info!(%listen, "cluster listener ready (TLS)");
-                        let me = myself.clone();
-                        state.accept = Some(OwnedTask::spawn(
-                            accept_loop(self.node.clone(), listener, tls.acceptor.clone()),
-                            move || {
-                                let _ = me.send_message(TlsListenerMsg::LoopEnded);
-                            },
-                        ));
-                        state.failures = 0;
-                    }
-                    Err(e) => {
-                        state.failures = state.failures.saturating_add(1);
-                        if state.failures == 1 {
-                            tracing::warn!(%listen, error = %e, "cannot start the cluster listener; retrying");
-                        }
-                        let wait = Backoff::new(Duration::from_millis(100), config.cluster.reconnect_max)
-                            .delay(state.failures);
-                        myself.send_after(wait, || TlsListenerMsg::Bind);
-                    }
-                }
-            }
-            TlsListenerMsg::Bind => {}
-            TlsListenerMsg::LoopEnded => return Err("the cluster accept loop ended".into()),
-        }
-        Ok(())
     }
 }

@@ -1,4 +1,4 @@
-//! The control socket actor (`diem/control`).
+//! The control socket (`diem/control`), a task child.
 //!
 //! It accepts control connections on a duplicate of the node's control
 //! socket ([`listening`](super::listening): bound once per process, mode
@@ -12,12 +12,13 @@
 //! stays, connections arriving meanwhile wait in its backlog, and the
 //! sessions already open go on.
 
+use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
 use futures::{SinkExt, StreamExt};
-use ractor::{Actor, ActorProcessingErr, ActorRef};
-use ractor_cluster::RactorMessage;
+use ractor::ActorProcessingErr;
+use supervisors::TaskResult;
 use tokio::net::{UnixListener, UnixStream};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio_util::codec::{FramedRead, FramedWrite, LinesCodec, LinesCodecError};
@@ -25,37 +26,28 @@ use tokio_util::codec::{FramedRead, FramedWrite, LinesCodec, LinesCodecError};
 use crate::control::commands::{self, Caller};
 use crate::control::protocol::{error, ProtoError};
 use crate::node::Node;
-use crate::owned_task::OwnedTask;
 
 /// Longest request line.
 pub(crate) const MAX_LINE: usize = 64 * 1024;
-
-/// Messages of the control socket actor.
-#[derive(Debug, RactorMessage)]
-pub(crate) enum ControlMsg {
-    /// The accept loop ended (a crash of the actor).
-    LoopEnded(String),
-}
-
-/// The control socket actor.
-#[derive(Debug)]
-pub(crate) struct ControlSocket {
-    /// The node it controls.
-    pub node: Arc<Node>,
-}
-
-/// The actor's state: the accept loop.
-#[derive(Debug)]
-pub(crate) struct ControlState {
-    _accept: OwnedTask,
-}
 
 async fn refuse(stream: UnixStream, e: ProtoError) {
     let mut out = FramedWrite::new(stream, LinesCodec::new());
     let _ = tokio::time::timeout(Duration::from_secs(1), out.send(error(None, &e))).await;
 }
 
-async fn accept_loop(node: Arc<Node>, listener: UnixListener) {
+/// Takes a duplicate of the node's control socket and returns its accept
+/// loop.
+pub(crate) async fn start(
+    node: Arc<Node>,
+) -> Result<impl Future<Output = TaskResult> + Send, ActorProcessingErr> {
+    let listener = node.control.listener()?;
+    if let Some(path) = node.control.path() {
+        tracing::info!(path = %path.display(), "control socket ready");
+    }
+    Ok(accept_loop(node, listener))
+}
+
+async fn accept_loop(node: Arc<Node>, listener: UnixListener) -> TaskResult {
     let max = node.config().control.max_connections;
     let slots = Arc::new(Semaphore::new(max));
     let me = rustix::process::geteuid().as_raw();
@@ -152,38 +144,6 @@ async fn session(node: Arc<Node>, stream: UnixStream, caller: Caller, _permit: O
         if let Some(reply) = reply {
             let _ = tokio::time::timeout(Duration::from_secs(1), out.send(reply)).await;
             return;
-        }
-    }
-}
-
-impl Actor for ControlSocket {
-    type Msg = ControlMsg;
-    type State = ControlState;
-    type Arguments = ();
-
-    async fn pre_start(
-        &self,
-        myself: ActorRef<ControlMsg>,
-        _: (),
-    ) -> Result<ControlState, ActorProcessingErr> {
-        let listener = self.node.control.listener()?;
-        if let Some(path) = self.node.control.path() {
-            tracing::info!(path = %path.display(), "control socket ready");
-        }
-        let accept = OwnedTask::spawn(accept_loop(self.node.clone(), listener), move || {
-            let _ = myself.send_message(ControlMsg::LoopEnded("the control accept loop ended".into()));
-        });
-        Ok(ControlState { _accept: accept })
-    }
-
-    async fn handle(
-        &self,
-        _: ActorRef<ControlMsg>,
-        msg: ControlMsg,
-        _: &mut ControlState,
-    ) -> Result<(), ActorProcessingErr> {
-        match msg {
-            ControlMsg::LoopEnded(reason) => Err(reason.into()),
         }
     }
 }

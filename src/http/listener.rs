@@ -2,45 +2,36 @@
 //! starts a connection task for each. Nothing else.
 //!
 //! It accepts on a duplicate of the node's listening socket (see
-//! [`socket`](super::socket)), so a restart loses no connection. The accept
-//! loop runs as a task owned by the actor: it is aborted when the actor
-//! stops, and if it ends by itself (which it should not) the actor crashes,
-//! so that its supervisor restarts it. Connection tasks are not the
+//! [`socket`](super::socket)), so a restart loses no connection. It is a
+//! task child ([`ChildSpec::task`](supervisors::ChildSpec::task)): the accept
+//! loop is the child, cancelled when it stops; should the loop end by
+//! itself (it should not), the child crashes and its supervisor restarts it. Connection tasks are not the
 //! listener's children: they keep serving while it restarts and are drained
 //! on shutdown. At most `http.max_connections` are open at once; further
 //! clients wait in the backlog.
 
+use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
-use ractor::{Actor, ActorProcessingErr, ActorRef};
-use ractor_cluster::RactorMessage;
+use ractor::ActorProcessingErr;
+use supervisors::TaskResult;
 
 use crate::http::connection;
 use crate::node::Node;
-use crate::owned_task::OwnedTask;
 
-/// Messages of the listener.
-#[derive(Debug, RactorMessage)]
-pub(crate) enum ListenerMsg {
-    /// The accept loop ended (a crash of the listener).
-    LoopEnded(String),
+/// Sets up the listener (a duplicate of the node's socket) and returns its
+/// accept loop.
+pub(crate) async fn start(
+    node: Arc<Node>,
+) -> Result<impl Future<Output = TaskResult> + Send, ActorProcessingErr> {
+    let tcp = node.http.listener()?;
+    let addr = tcp.local_addr()?;
+    tracing::info!("listening on {addr}");
+    Ok(accept_loop(node, tcp))
 }
 
-/// The listener actor.
-#[derive(Debug)]
-pub(crate) struct Listener {
-    /// The node it serves.
-    pub node: Arc<Node>,
-}
-
-/// The listener's state: its accept loop.
-#[derive(Debug)]
-pub(crate) struct ListenerState {
-    _accept: OwnedTask,
-}
-
-async fn accept_loop(node: Arc<Node>, tcp: tokio::net::TcpListener) {
+async fn accept_loop(node: Arc<Node>, tcp: tokio::net::TcpListener) -> TaskResult {
     let slots = node.http.slots();
     node.http.gate_opened().await;
     loop {
@@ -70,37 +61,6 @@ async fn accept_loop(node: Arc<Node>, tcp: tokio::net::TcpListener) {
                 tracing::warn!(error = %e, "accept failed");
                 tokio::time::sleep(Duration::from_millis(10)).await;
             }
-        }
-    }
-}
-
-impl Actor for Listener {
-    type Msg = ListenerMsg;
-    type State = ListenerState;
-    type Arguments = ();
-
-    async fn pre_start(
-        &self,
-        myself: ActorRef<ListenerMsg>,
-        _: (),
-    ) -> Result<ListenerState, ActorProcessingErr> {
-        let tcp = self.node.http.listener()?;
-        let addr = tcp.local_addr()?;
-        tracing::info!("listening on {addr}");
-        let accept = OwnedTask::spawn(accept_loop(self.node.clone(), tcp), move || {
-            let _ = myself.send_message(ListenerMsg::LoopEnded("the accept loop ended".into()));
-        });
-        Ok(ListenerState { _accept: accept })
-    }
-
-    async fn handle(
-        &self,
-        _: ActorRef<ListenerMsg>,
-        msg: ListenerMsg,
-        _: &mut ListenerState,
-    ) -> Result<(), ActorProcessingErr> {
-        match msg {
-            ListenerMsg::LoopEnded(reason) => Err(reason.into()),
         }
     }
 }

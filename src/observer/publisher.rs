@@ -1,7 +1,7 @@
-//! The observer's publisher actor (`diem/observer`): builds the frames of
+//! The observer's publisher (`diem/observer`, a task child): builds the frames of
 //! the event stream once for all viewers, and only while someone watches.
 //!
-//! Its loop (a task the actor owns) sleeps until a viewer arrives. While
+//! Its loop sleeps until a viewer arrives. While
 //! there are viewers it sends a `tree` frame after each supervision or
 //! operator event and a `stats` frame every second, never two frames less
 //! than 100 ms apart (events in between are coalesced into the next one,
@@ -12,16 +12,16 @@
 //! admin listener) gets a `snapshot` first, then these frames; one that
 //! falls 32 frames behind is dropped, never slowing the tree.
 
+use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
-use ractor::{Actor, ActorProcessingErr, ActorRef};
-use ractor_cluster::RactorMessage;
+use ractor::ActorProcessingErr;
+use supervisors::TaskResult;
 use tokio::time::Instant;
 
 use crate::node::Node;
 use crate::observer::frames::{self, Totals};
-use crate::owned_task::OwnedTask;
 
 /// Shortest gap between two frames.
 pub(crate) const MIN_GAP: Duration = Duration::from_millis(100);
@@ -31,27 +31,14 @@ pub(crate) const MIN_GAP: Duration = Duration::from_millis(100);
 /// in one frame.
 const SETTLE: Duration = Duration::from_millis(3);
 
-/// Messages of the publisher.
-#[derive(Debug, RactorMessage)]
-pub(crate) enum PublisherMsg {
-    /// The loop ended (a crash of the publisher).
-    LoopEnded(String),
+/// The publisher's loop (it needs no set-up).
+pub(crate) async fn start(
+    node: Arc<Node>,
+) -> Result<impl Future<Output = TaskResult> + Send, ActorProcessingErr> {
+    Ok(publish(node))
 }
 
-/// The publisher actor.
-#[derive(Debug)]
-pub(crate) struct Publisher {
-    /// The node it shows.
-    pub node: Arc<Node>,
-}
-
-/// The publisher's state: its loop.
-#[derive(Debug)]
-pub(crate) struct PublisherState {
-    _loop: OwnedTask,
-}
-
-async fn publish(node: Arc<Node>) {
+async fn publish(node: Arc<Node>) -> TaskResult {
     let observer = &node.observer;
     loop {
         // No viewer: nothing is computed.
@@ -97,34 +84,6 @@ async fn publish(node: Arc<Node>) {
                     next_stats = Instant::now() + Duration::from_secs(1);
                 }
             }
-        }
-    }
-}
-
-impl Actor for Publisher {
-    type Msg = PublisherMsg;
-    type State = PublisherState;
-    type Arguments = ();
-
-    async fn pre_start(
-        &self,
-        myself: ActorRef<PublisherMsg>,
-        _: (),
-    ) -> Result<PublisherState, ActorProcessingErr> {
-        let run = OwnedTask::spawn(publish(self.node.clone()), move || {
-            let _ = myself.send_message(PublisherMsg::LoopEnded("the publisher loop ended".into()));
-        });
-        Ok(PublisherState { _loop: run })
-    }
-
-    async fn handle(
-        &self,
-        _: ActorRef<PublisherMsg>,
-        msg: PublisherMsg,
-        _: &mut PublisherState,
-    ) -> Result<(), ActorProcessingErr> {
-        match msg {
-            PublisherMsg::LoopEnded(reason) => Err(reason.into()),
         }
     }
 }

@@ -37,6 +37,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::backoff::Backoff;
 use crate::event::EventBus;
+use crate::task::{TaskActor, TaskLoop, TaskResult};
 
 /// When a child is restarted (OTP's `restart`).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -204,6 +205,43 @@ impl ChildSpec {
             significant: false,
             backoff: None,
         }
+    }
+
+    /// A permanent worker that is one task:
+    /// `start` sets up — an error fails the start, as OTP's `init` — and
+    /// returns the loop; the child exits when the loop ends (`normal` on
+    /// `Ok(())`, a crash with the error or the panic's message otherwise)
+    /// and the loop is cancelled when the child is stopped or killed.
+    /// OTP's `proc_lib:start_link` with a loop.
+    ///
+    /// ```
+    /// use supervisors::ChildSpec;
+    ///
+    /// let spec = ChildSpec::task("accept", |ctx| async move {
+    ///     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    ///     tracing::info!(path = %ctx.path, "listening");
+    ///     Ok(async move {
+    ///         loop {
+    ///             let (_stream, _peer) = listener.accept().await?;
+    ///         }
+    ///     })
+    /// });
+    /// assert_eq!(spec.id, "accept");
+    /// ```
+    pub fn task<F, Fut, L>(id: impl Into<String>, start: F) -> Self
+    where
+        F: Fn(StartCtx) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = Result<L, ActorProcessingErr>> + Send + 'static,
+        L: Future<Output = TaskResult> + Send + 'static,
+    {
+        let start = Arc::new(start);
+        Self::worker(id, move |ctx: StartCtx| {
+            let start = start.clone();
+            async move {
+                let body: TaskLoop = Box::pin(start(ctx.clone()).await?);
+                ctx.spawn(TaskActor, body).await
+            }
+        })
     }
 
     /// Sets the restart type.

@@ -71,6 +71,7 @@ mod pool_size;
 mod root;
 mod snapshot;
 mod supervisor;
+mod task;
 
 pub use backoff::Backoff;
 pub use child::{ChildCount, ChildInfo, ChildState};
@@ -89,3 +90,4 @@ pub use pool_size::PoolSize;
 pub use root::{start_root, Root};
 pub use snapshot::{resolve, snapshot, Intensity, Resolved, Restarted, TreeNode};
 pub use supervisor::{Supervisor, SupervisorArgs, SupervisorSpec, SupervisorState};
+pub use task::TaskResult;

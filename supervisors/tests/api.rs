@@ -431,3 +431,81 @@ async fn restart_by_path_is_rolling_for_a_pool_and_graceful_for_a_child() {
         .is_err());
     root.shutdown().await;
 }
+
+/// Dropped when the loop that owns it is cancelled.
+struct Flag(Arc<AtomicU32>);
+
+impl Drop for Flag {
+    fn drop(&mut self) {
+        self.0.fetch_add(1, Ordering::SeqCst);
+    }
+}
+
+#[tokio::test]
+async fn a_task_child_exits_with_its_loop_and_its_loop_ends_with_the_child() {
+    let starts = Arc::new(AtomicU32::new(0));
+    let cancelled = Arc::new(AtomicU32::new(0));
+    let (s, c) = (starts.clone(), cancelled.clone());
+    // A loop that crashes on its first run, panics on its second and then
+    // runs until the child is stopped.
+    let crashy = ChildSpec::task("crashy", move |_ctx| {
+        let (s, c) = (s.clone(), c.clone());
+        async move {
+            let run = s.fetch_add(1, Ordering::SeqCst) + 1;
+            Ok(async move {
+                let _flag = Flag(c);
+                match run {
+                    1 => Err("accept failed".into()),
+                    2 => panic!("the loop panicked"),
+                    _ => std::future::pending().await,
+                }
+            })
+        }
+    });
+    // A transient loop that finishes: a normal exit, not restarted.
+    let done = ChildSpec::task("done", |_ctx| async { Ok(async { Ok(()) }) }).restart(Restart::Transient);
+    // A start that fails: the start error names the child.
+    let spec = SupervisorSpec::new(SupervisorFlags::new(Strategy::OneForOne).intensity(5))
+        .child(crashy)
+        .child(done);
+    let root = start_root("t", spec, EventBus::new()).await.expect("start");
+    let sup = root.supervisor().clone();
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        let children = sup.which_children().await.expect("which");
+        let crashy = children.iter().find(|c| c.id == "crashy").expect("crashy");
+        let done = children.iter().find(|c| c.id == "done").expect("done");
+        if crashy.restarts == 2 && crashy.actor.is_some() && done.actor.is_none() {
+            let reason = crashy.last_exit.clone().expect("last exit").to_string();
+            assert!(reason.contains("the loop panicked"), "{reason}");
+            assert_eq!(
+                done.restarts, 0,
+                "a normal exit of a transient child is not restarted"
+            );
+            assert_eq!(done.last_exit, Some(ExitReason::Normal));
+            break;
+        }
+        assert!(Instant::now() < deadline, "children: {children:?}");
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    assert_eq!(
+        cancelled.load(Ordering::SeqCst),
+        2,
+        "the two ended loops dropped their state"
+    );
+    root.shutdown().await;
+    // Stopping the child cancels the loop that was still running.
+    assert_eq!(cancelled.load(Ordering::SeqCst), 3);
+
+    let failing = SupervisorSpec::new(SupervisorFlags::default())
+        .child(ChildSpec::task("bind", |_ctx| async {
+            Err::<std::future::Ready<TaskResult>, _>("port in use".into())
+        }));
+    match start_root("t", failing, EventBus::new()).await {
+        Err(SupervisorError::StartFailed { id, reason }) => {
+            assert_eq!(id, "bind");
+            assert!(reason.contains("port in use"), "{reason}");
+        }
+        other => panic!("unexpected {:?}", other.map(|_| ())),
+    }
+}
