@@ -40,9 +40,6 @@ use std::time::Duration;
 use ipnet::IpNet;
 use serde::{Deserialize, Deserializer, Serialize};
 
-use crate::cluster::shared::is_host_port;
-use crate::cluster::tls::ClusterTls;
-use crate::http::client_ip::ClientHeader;
 use thiserror::Error;
 
 /// The shortest admin token accepted: a guessable token is refused at start.
@@ -546,25 +543,19 @@ impl ClusterConfig {
         !self.tls_cert.as_os_str().is_empty()
     }
 
-    /// The cluster's TLS, when `tls_cert`, `tls_key` and `tls_ca` are set
-    /// (`None` when none is: plain TCP); an error names the key at fault.
-    pub fn tls(&self) -> Result<Option<ClusterTls>, ConfigError> {
+    /// Whether `tls_cert`, `tls_key` and `tls_ca` are all set or all empty;
+    /// the key missing from a partial set otherwise. (Whether the files
+    /// hold what they must is checked by their reader,
+    /// `cluster::tls::ClusterTls::from_config`.)
+    pub fn tls_keys(&self) -> Result<(), ConfigError> {
         let set = [&self.tls_cert, &self.tls_key, &self.tls_ca].map(|p| !p.as_os_str().is_empty());
-        if set == [false; 3] {
-            return Ok(None);
-        }
-        if let Some(i) = set.iter().position(|s| !s) {
-            return Err(ConfigError::Invalid {
+        match set.iter().position(|s| !s) {
+            Some(i) if set != [false; 3] => Err(ConfigError::Invalid {
                 key: ["cluster.tls_cert", "cluster.tls_key", "cluster.tls_ca"][i],
                 expected: "a PEM file: cluster.tls_cert, tls_key and tls_ca go together".to_owned(),
-            });
+            }),
+            _ => Ok(()),
         }
-        ClusterTls::load(&self.tls_cert, &self.tls_key, &self.tls_ca, &self.tls_server_name)
-            .map(Some)
-            .map_err(|e| ConfigError::Invalid {
-                key: e.key,
-                expected: e.reason,
-            })
     }
 
     /// The cookie: `cookie`, or the trimmed content of `cookie_file`.
@@ -791,7 +782,7 @@ impl Config {
                 }
                 _ => return bad("cluster.advertise", "host:port"),
             }
-            self.cluster.tls()?;
+            self.cluster.tls_keys()?;
             if self.cluster.listen.port() == 0 {
                 return bad("cluster.listen", "a fixed port (members reach it by its address)");
             }
@@ -825,6 +816,34 @@ impl Config {
         }
         Ok(())
     }
+}
+
+/// Which header trusted proxies name the client in.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum ClientHeader {
+    /// `X-Forwarded-For: client, proxy1, proxy2` (the default).
+    #[default]
+    XForwardedFor,
+    /// RFC 7239 `Forwarded: for=client, for=proxy1`.
+    Forwarded,
+}
+
+/// `host:port` with a name, an IPv4 address or a bracketed IPv6 address
+/// (a bare `::1` is a host, not an address with a port).
+///
+/// ```
+/// use diem::config::is_host_port;
+/// assert!(is_host_port("db.example:5432") && is_host_port("[::1]:4369"));
+/// assert!(!is_host_port("::1") && !is_host_port("host:0"));
+/// ```
+pub fn is_host_port(s: &str) -> bool {
+    s.parse::<std::net::SocketAddr>().is_ok()
+        || s.rsplit_once(':').is_some_and(|(h, p)| {
+            !h.is_empty()
+                && !h.contains([':', '[', ']', '/', ' ', '@'])
+                && p.parse::<u16>().is_ok_and(|p| p > 0)
+        })
 }
 
 /// Whether `s` is a plain SQL identifier we can interpolate unquoted.

@@ -19,6 +19,7 @@
 pub mod backend;
 pub mod deny_cache;
 pub mod gcra;
+pub mod key;
 pub mod local;
 pub mod pipe;
 pub mod redis_handle;
@@ -30,11 +31,12 @@ use std::sync::Arc;
 use arc_swap::{ArcSwap, ArcSwapOption};
 use ipnet::IpNet;
 
+use crate::config::ClientHeader;
 use crate::config::LimiterConfig;
-use crate::http::client_ip::{key_text, limit_key, ClientHeader};
 use crate::limiter::backend::Backend;
 use crate::limiter::deny_cache::DenyCache;
 use crate::limiter::gcra::{Params, Throttle};
+use crate::limiter::key::{key_text, limit_key};
 use crate::limiter::local::LocalStore;
 use crate::limiter::redis_handle::{now_us, RedisHandle};
 

@@ -34,7 +34,10 @@ fn exit(code: i32) -> ExitCode {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    let config = match Config::load(cli.config.as_deref()) {
+    // The values, then the files they name, read as the node reads them.
+    let loaded = Config::load(cli.config.as_deref())
+        .and_then(|c| diem::cluster::tls::ClusterTls::check(&c).map(|()| c));
+    let config = match loaded {
         Ok(c) => c,
         Err(e) => {
             eprintln!("diem: {e}");

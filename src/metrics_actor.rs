@@ -1,54 +1,78 @@
-//! The metrics actor (`diem/metrics`): every second it samples the gauges,
-//! so that what `/metrics`, `ctl stats` and the observer show is at most a
-//! second old even when nobody renders them.
+//! The metrics sampler (`diem/metrics`, a task child): every second it
+//! samples the gauges, so that what `/metrics`, `ctl stats` and the
+//! observer show is at most a second old even when nobody renders them.
 
+use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
-use ractor::{Actor, ActorProcessingErr, ActorRef};
-use ractor_cluster::RactorMessage;
+use ractor::ActorProcessingErr;
+use supervisors::TaskResult;
 
-use crate::api::ops::sample_gauges;
+use crate::limiter::backend::Backend;
+use crate::metrics::{rss_bytes, BackendLabel, SourceLabel, StateLabel};
 use crate::node::Node;
+use crate::store::snapshot::Source;
 
 const EVERY: Duration = Duration::from_secs(1);
 
-/// Messages of the metrics actor.
-#[derive(Debug, RactorMessage)]
-pub(crate) enum MetricsMsg {
-    /// Sample (internal timer).
-    Tick,
-}
-
-/// The metrics actor.
-#[derive(Debug)]
-pub(crate) struct MetricsActor {
-    /// The node it serves.
-    pub node: Arc<Node>,
-}
-
-impl Actor for MetricsActor {
-    type Msg = MetricsMsg;
-    type State = ();
-    type Arguments = ();
-
-    async fn pre_start(&self, myself: ActorRef<MetricsMsg>, _: ()) -> Result<(), ActorProcessingErr> {
-        myself.send_after(EVERY, || MetricsMsg::Tick);
-        Ok(())
-    }
-
-    async fn handle(
-        &self,
-        myself: ActorRef<MetricsMsg>,
-        msg: MetricsMsg,
-        _: &mut (),
-    ) -> Result<(), ActorProcessingErr> {
-        match msg {
-            MetricsMsg::Tick => {
-                sample_gauges(&self.node);
-                myself.send_after(EVERY, || MetricsMsg::Tick);
-            }
+/// The sampler's loop (it needs no set-up).
+pub(crate) async fn start(
+    node: Arc<Node>,
+) -> Result<impl Future<Output = TaskResult> + Send, ActorProcessingErr> {
+    Ok(async move {
+        let mut timer = tokio::time::interval_at(tokio::time::Instant::now() + EVERY, EVERY);
+        timer.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            timer.tick().await;
+            sample_gauges(&node);
         }
-        Ok(())
+    })
+}
+
+fn gauge_value(n: usize) -> i64 {
+    i64::try_from(n).unwrap_or(i64::MAX)
+}
+
+/// Samples the gauges (pool, workers, corpus, limiter, memory).
+pub(crate) fn sample_gauges(node: &Node) {
+    let g = &node.metrics.gauges;
+    let pg = node.pg.status();
+    g.postgres_up.set(i64::from(pg.ready));
+    for (state, n) in [
+        ("max", pg.max_size),
+        ("open", pg.size),
+        ("idle", pg.available),
+        ("waiting", pg.waiting),
+    ] {
+        g.postgres_pool
+            .get_or_create(&StateLabel { state })
+            .set(gauge_value(n));
     }
+    g.workers.set(gauge_value(node.workers.size()));
+    g.workers_desired.set(gauge_value(node.workers.target().get()));
+    g.in_flight.set(gauge_value(node.workers.in_flight()));
+    g.connections_open.set(gauge_value(node.http.open_connections()));
+    let corpus = node.corpus.status();
+    g.corpus_sentences.set(gauge_value(corpus.sentences));
+    let from_pg = matches!(corpus.source, Source::Postgres { .. });
+    for (source, on) in [("postgres", from_pg), ("embedded", !from_pg)] {
+        g.corpus_source
+            .get_or_create(&SourceLabel { source })
+            .set(i64::from(on));
+    }
+    let backend = node.limiter.backend();
+    for b in Backend::ALL {
+        g.limiter_backend
+            .get_or_create(&BackendLabel { backend: b.as_str() })
+            .set(i64::from(backend == b));
+    }
+    g.limiter_local_keys.set(gauge_value(node.limiter.local().len()));
+    g.limiter_deny_cache_keys
+        .set(gauge_value(node.limiter.deny_cache().len()));
+    if let Some(rss) = rss_bytes() {
+        g.rss_bytes.set(i64::try_from(rss).unwrap_or(i64::MAX));
+    }
+    g.uptime_seconds
+        .set(i64::try_from(node.started_at.elapsed().as_secs()).unwrap_or(i64::MAX));
 }

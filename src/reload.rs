@@ -14,6 +14,7 @@ use ractor::ActorRef;
 use serde_json::Value;
 use supervisors::resolve;
 
+use crate::cluster::tls::ClusterTls;
 use crate::config::{Config, ConfigError};
 use crate::control::reply::{NeedsRestart, ReloadReply};
 use crate::limiter::LimiterSettings;
@@ -116,6 +117,7 @@ pub(crate) async fn reload(node: &Node) -> Result<ReloadReply, ReloadError> {
 
 async fn apply(node: &Node) -> Result<ReloadReply, ReloadError> {
     let new = Config::load(node.config_path.as_deref())?;
+    ClusterTls::check(&new)?;
     let old = node.config();
     let (before, after) = (flatten(&old), flatten(&new));
     let changed: Vec<String> = after

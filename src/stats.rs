@@ -7,11 +7,11 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 use supervisors::snapshot;
 
-use crate::api::ops::sample_gauges;
 use crate::api::route::Route;
 use crate::limiter::backend::Backend;
 use crate::limiter::gcra::Params;
 use crate::metrics::{quantile, MethodClass, LATENCY_BUCKETS};
+use crate::metrics_actor::sample_gauges;
 use crate::node::Node;
 use crate::store::corpus_shared::CorpusStatus;
 use crate::store::pg_shared::PgStatus;

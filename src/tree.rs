@@ -49,7 +49,7 @@ use crate::cluster::tls_listener;
 use crate::control::socket as control_socket;
 use crate::http::listener;
 use crate::limiter::redis_limiter::RedisLimiter;
-use crate::metrics_actor::MetricsActor;
+use crate::metrics_actor;
 use crate::node::Node;
 use crate::observer::publisher;
 use crate::store::corpus::Corpus;
@@ -204,7 +204,7 @@ pub(crate) fn spec(node: &Arc<Node>, exclusive: bool) -> SupervisorSpec {
     )
     .child(store(node))
     .child(actor("limiter", node, |node| RedisLimiter { node }).shutdown(ms(2_000)))
-    .child(actor("metrics", node, |node| MetricsActor { node }).shutdown(ms(1_000)))
+    .child(task("metrics", node, metrics_actor::start).shutdown(ms(1_000)))
     .child(task(child::CONTROL, node, control_socket::start).shutdown(ms(2_000)))
     .child(actor(child::UPGRADE, node, |node| Upgrader { node }).shutdown(ms(1_000)));
     if exclusive && node.config().cluster.enabled {

@@ -42,7 +42,8 @@ use supervisors::resolve;
 
 use crate::cluster::peer::PeerAddr;
 use crate::cluster::remote;
-use crate::cluster::shared::{is_host_port, MemberState, MemberView, SessionEvent};
+use crate::cluster::shared::{MemberState, MemberView, SessionEvent};
+use crate::config::is_host_port;
 use crate::node::Node;
 use crate::owned_task::OwnedTask;
 use crate::tree_paths::CLUSTER_PEERS;

@@ -104,7 +104,7 @@ impl ClusterServer {
         let c = &config.cluster;
         let cookie = c.read_cookie()?;
         let advertised = c.advertised();
-        let tls = c.tls()?;
+        let tls = ClusterTls::from_config(c)?;
         let server = match &tls {
             None => {
                 let host = advertised

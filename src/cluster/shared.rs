@@ -13,6 +13,7 @@ use serde::{Deserialize, Serialize};
 use tokio::sync::broadcast;
 
 use crate::cluster::tls::ClusterTls;
+use crate::config::is_host_port;
 
 /// A member's state, as the failure detector sees it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -191,17 +192,6 @@ pub fn session_addr(ses: &NodeServerSessionInformation) -> Option<String> {
         Some((_, addr)) if is_host_port(addr) => Some(addr.to_owned()),
         _ => Some(peer.connection_string.clone()),
     }
-}
-
-/// `host:port` with a name, an IPv4 address or a bracketed IPv6 address
-/// (a bare `::1` is a host, not an address with a port).
-pub fn is_host_port(s: &str) -> bool {
-    s.parse::<std::net::SocketAddr>().is_ok()
-        || s.rsplit_once(':').is_some_and(|(h, p)| {
-            !h.is_empty()
-                && !h.contains([':', '[', ']', '/', ' ', '@'])
-                && p.parse::<u16>().is_ok_and(|p| p > 0)
-        })
 }
 
 #[cfg(test)]

@@ -39,6 +39,8 @@ use tokio_rustls::rustls::server::WebPkiClientVerifier;
 use tokio_rustls::rustls::{ClientConfig, RootCertStore, ServerConfig};
 use tokio_rustls::{TlsAcceptor, TlsConnector};
 
+use crate::config::{ClusterConfig, Config, ConfigError};
+
 /// Why the TLS material cannot be used; `key` names the config key.
 #[derive(Debug, Clone, thiserror::Error)]
 #[error("`{key}`: {reason}")]
@@ -92,6 +94,38 @@ impl std::fmt::Debug for ClusterTls {
 }
 
 impl ClusterTls {
+    /// The cluster's TLS as `config` sets it: `None` when `tls_cert`,
+    /// `tls_key` and `tls_ca` are empty (plain TCP); an error names the key
+    /// at fault. `diem config check`, the start of `serve` and `reload`
+    /// call it, so a file that does not hold what it must is found before
+    /// the cluster needs it.
+    pub fn from_config(config: &ClusterConfig) -> Result<Option<Self>, ConfigError> {
+        config.tls_keys()?;
+        if !config.uses_tls() {
+            return Ok(None);
+        }
+        Self::load(
+            &config.tls_cert,
+            &config.tls_key,
+            &config.tls_ca,
+            &config.tls_server_name,
+        )
+        .map(Some)
+        .map_err(|e| ConfigError::Invalid {
+            key: e.key,
+            expected: e.reason,
+        })
+    }
+
+    /// What an enabled cluster's TLS files hold, checked as the node will
+    /// read them (nothing to check with the cluster off).
+    pub fn check(config: &Config) -> Result<(), ConfigError> {
+        if config.cluster.enabled {
+            Self::from_config(&config.cluster)?;
+        }
+        Ok(())
+    }
+
     /// Loads a certificate chain, its private key and the CA certificates
     /// members are checked against (all PEM), for the shared `server_name`.
     pub fn load(cert: &Path, key: &Path, ca: &Path, server_name: &str) -> Result<Self, TlsError> {

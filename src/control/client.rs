@@ -14,7 +14,7 @@ use serde_json::Value;
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 use tokio::net::UnixStream;
 
-use crate::cli::CtlOptions;
+use crate::control::options::{CtlOptions, DEFAULT_CTL_TIMEOUT};
 use crate::control::protocol::{help, Command, ErrorReply, Request, Target};
 use crate::control::render;
 use crate::control::reply::HelpReply;
@@ -136,7 +136,7 @@ fn with_timeout(command: &Command, timeout: Option<Duration>) -> (Command, Durat
                 wait,
             )
         }
-        other => (other.clone(), timeout.unwrap_or(crate::cli::DEFAULT_CTL_TIMEOUT)),
+        other => (other.clone(), timeout.unwrap_or(DEFAULT_CTL_TIMEOUT)),
     }
 }
 

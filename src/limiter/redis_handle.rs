@@ -22,8 +22,8 @@ use ractor::ActorRef;
 use ractor_cluster::RactorMessage;
 use tokio::sync::{mpsc, oneshot};
 
-use crate::http::client_ip::{push_key_text, KEY_TEXT_MAX};
 use crate::limiter::gcra::{decide, peek, Params, Throttle};
+use crate::limiter::key::{push_key_text, KEY_TEXT_MAX};
 use crate::limiter::pipe::{Pipe, PipeError};
 
 /// The GCRA of [`gcra`](super::gcra) for every key of `KEYS`.

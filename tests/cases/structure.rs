@@ -1,4 +1,5 @@
-//! The structure of the code: no import cycle between files.
+//! The structure of the code: no import cycle between files, and no two
+//! top-level modules that import each other apart from the shared `node`.
 //!
 //! Each actor publishes what others read in a module of its own that
 //! imports nothing of the actor, so `Node` sits below every actor and no
@@ -230,6 +231,75 @@ fn no_file_level_import_cycle() {
             src.display()
         );
     }
+}
+
+/// The top-level module of a file under `src` (`http/client_ip.rs` →
+/// `http`; `lib.rs` → none).
+fn top_module(src: &Path, file: &Path) -> Option<String> {
+    let rel = file.strip_prefix(src).ok()?;
+    let first = rel
+        .components()
+        .next()?
+        .as_os_str()
+        .to_string_lossy()
+        .into_owned();
+    let name = first.strip_suffix(".rs").unwrap_or(&first).to_owned();
+    (name != "lib").then_some(name)
+}
+
+/// The pairs of top-level modules that import each other, `node` left
+/// out (it is the one module every actor shares by design), each with
+/// one file on either side that makes the edge.
+fn module_pairs(src: &Path) -> Vec<(String, String, PathBuf, PathBuf)> {
+    let mut by_module: BTreeMap<(String, String), PathBuf> = BTreeMap::new();
+    for (from, to) in imports(&modules(src)) {
+        for target in to {
+            if let (Some(a), Some(b)) = (top_module(src, &from), top_module(src, &target)) {
+                if a != b && a != "node" && b != "node" {
+                    by_module.entry((a, b)).or_insert_with(|| from.clone());
+                }
+            }
+        }
+    }
+    by_module
+        .iter()
+        .filter(|((a, b), _)| a < b)
+        .filter_map(|((a, b), file)| {
+            let back = by_module.get(&(b.clone(), a.clone()))?;
+            Some((a.clone(), b.clone(), file.clone(), back.clone()))
+        })
+        .collect()
+}
+
+#[test]
+fn no_two_top_level_modules_import_each_other() {
+    let repo = Path::new(env!("CARGO_MANIFEST_DIR"));
+    for src in [repo.join("src"), repo.join("supervisors/src")] {
+        let pairs = module_pairs(&src);
+        assert!(
+            pairs.is_empty(),
+            "top-level modules of {} that import each other (module, module, a file of each):\n{pairs:#?}",
+            src.display()
+        );
+    }
+}
+
+#[test]
+fn the_module_check_finds_two_modules_that_import_each_other() {
+    let dir = tempfile::tempdir().unwrap();
+    let src = dir.path();
+    std::fs::create_dir_all(src.join("a")).unwrap();
+    std::fs::write(src.join("lib.rs"), "pub mod a;\npub mod b;\npub mod node;\n").unwrap();
+    std::fs::write(src.join("a.rs"), "pub mod x;\n").unwrap();
+    std::fs::write(src.join("a/x.rs"), "use crate::b::Y;\n").unwrap();
+    std::fs::write(src.join("node.rs"), "use crate::a::x::X;\n").unwrap();
+    // a → b and node → a, a → node: only the first is not through node.
+    std::fs::write(src.join("b.rs"), "use crate::node::Node;\n").unwrap();
+    assert!(module_pairs(src).is_empty());
+    std::fs::write(src.join("b.rs"), "fn f() { crate::a::x::go() }\n").unwrap();
+    let pairs = module_pairs(src);
+    assert_eq!(pairs.len(), 1, "{pairs:#?}");
+    assert_eq!((pairs[0].0.as_str(), pairs[0].1.as_str()), ("a", "b"));
 }
 
 #[test]
