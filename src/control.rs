@@ -1,19 +1,25 @@
 //! The control socket: operate a running node like `kubectl` and Erlang's
 //! observer.
 //!
-//! * [`socket`]: the control socket actor (`diem/control`).
+//! * [`socket`]: the control socket (`diem/control`, a task child).
 //! * [`listening`]: the listening socket it accepts on, held by the node.
 //! * [`protocol`]: one JSON object per line each way.
-//! * [`commands`]: what each command does; [`reply`]: what it answers.
+//! * [`execute`]: the one seam — parse, audit, route by [`policy`].
+//! * [`commands`]: what each command does; [`tree_ops`]: what commands do
+//!   to the tree; [`reply`]: what they answer; [`caller`]: who asked.
 //! * [`client`], [`options`], [`render`]: `diem ctl`.
 //!
 //! The commands, with an example of each, are in docs/control.md.
 
+pub(crate) mod caller;
 pub mod client;
 pub(crate) mod commands;
+pub(crate) mod execute;
 pub(crate) mod listening;
 pub mod options;
+pub mod policy;
 pub mod protocol;
 pub(crate) mod render;
 pub(crate) mod reply;
 pub(crate) mod socket;
+pub(crate) mod tree_ops;

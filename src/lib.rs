@@ -41,6 +41,7 @@ pub(crate) mod metrics_actor;
 pub mod node;
 pub(crate) mod observer;
 pub(crate) mod owned_task;
+pub(crate) mod private_dir;
 pub(crate) mod reload;
 pub mod serve;
 pub(crate) mod stats;

@@ -18,7 +18,7 @@ use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
 use arc_swap::ArcSwap;
-use supervisors::{EventBus, SupervisorRef};
+use supervisors::{snapshot, EventBus, SupervisorError, SupervisorRef, TreeNode};
 use tokio::sync::watch;
 
 use crate::admin::access::Access;
@@ -33,6 +33,7 @@ use crate::observer::shared::ObserverShared;
 use crate::store::corpus_shared::CorpusShared;
 use crate::store::pg_shared::PgShared;
 use crate::telemetry::LogControl;
+use crate::tree_paths::{POOL, ROOT};
 use crate::workers::pool::WorkerPool;
 
 /// The shared state of a running node.
@@ -140,6 +141,22 @@ impl Node {
     /// The root supervisor.
     pub fn root(&self) -> Option<&SupervisorRef> {
         self.root.get()
+    }
+
+    /// The tree as `ctl tree` and the observer show it: a snapshot, with
+    /// the worker pool's admission figures on the pool's node.
+    pub async fn tree(&self) -> Result<TreeNode, SupervisorError> {
+        let root = self
+            .root()
+            .ok_or_else(|| SupervisorError::NotRunning(ROOT.to_owned()))?;
+        let mut tree = snapshot(root).await?;
+        if let Some(pool) = tree.find_mut(POOL) {
+            pool.annotations
+                .insert("queue_depth".into(), self.workers.in_flight() as u64);
+            pool.annotations
+                .insert("capacity".into(), self.workers.capacity() as u64);
+        }
+        Ok(tree)
     }
 
     /// Asks the node to shut down gracefully (as SIGTERM does), with this

@@ -10,17 +10,35 @@
 
 use std::collections::BTreeMap;
 
-use ractor::ActorRef;
+use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use supervisors::resolve;
 
 use crate::cluster::tls::ClusterTls;
 use crate::config::{Config, ConfigError};
-use crate::control::reply::{NeedsRestart, ReloadReply};
 use crate::limiter::LimiterSettings;
 use crate::node::Node;
-use crate::store::postgres_pool::PgMsg;
-use crate::tree_paths::{POOL, POSTGRES};
+use crate::tree_paths::POOL;
+
+/// A changed key that `reload` could not apply, and what restart would.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub(crate) struct NeedsRestart {
+    /// The key.
+    pub key: String,
+    /// `process`, or the path of the subtree to restart.
+    pub restart: String,
+}
+
+/// `reload`.
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+pub(crate) struct ReloadReply {
+    /// Keys whose value changed.
+    pub changed: Vec<String>,
+    /// Keys applied live.
+    pub applied: Vec<String>,
+    /// Keys that need a restart.
+    pub needs_restart: Vec<NeedsRestart>,
+}
 
 /// Why a reload changed nothing.
 #[derive(Debug, thiserror::Error)]
@@ -160,15 +178,12 @@ async fn apply(node: &Node) -> Result<ReloadReply, ReloadError> {
     }
     if let Some(root) = node.root() {
         if old.postgres.pool_size != effective.postgres.pool_size {
-            if let Some(cell) = resolve(root, POSTGRES).await.ok().and_then(|r| r.cell) {
-                let pool: ActorRef<PgMsg> = cell.into();
-                ractor::call!(pool, PgMsg::Resize, effective.postgres.pool_size).map_err(|e| {
-                    ReloadError::Apply {
-                        key: "postgres.pool_size",
-                        reason: e.to_string(),
-                    }
+            node.pg
+                .resize(effective.postgres.pool_size)
+                .map_err(|reason| ReloadError::Apply {
+                    key: "postgres.pool_size",
+                    reason: reason.to_owned(),
                 })?;
-            }
         }
         if old.workers.count != effective.workers.count {
             let pool = resolve(root, POOL).await.ok().and_then(|r| r.supervisor());

@@ -194,28 +194,7 @@ pub async fn run(node: Arc<Node>, activated: Activated) -> anyhow::Result<i32> {
             Event::Started { path, .. } => metrics_node.metrics.declare_child(path),
             _ => {}
         }
-        let observer = &metrics_node.observer;
-        match e {
-            Event::Started {
-                path, incarnation, ..
-            } => {
-                observer.record("started", Some(path), format!("incarnation {incarnation}"));
-            }
-            Event::Exited { path, reason, .. } => observer.record("exited", Some(path), reason.to_string()),
-            Event::Restarted {
-                path,
-                restarts,
-                reason,
-                ..
-            } => observer.record(
-                "restarted",
-                Some(path),
-                format!("restart {restarts} after {reason}"),
-            ),
-            Event::GaveUp { path } => {
-                observer.record("gave_up", Some(path), "restart intensity exceeded".to_owned());
-            }
-        }
+        metrics_node.observer.supervision(e);
     });
     let root = start_root(ROOT, tree::spec(&node, successor.is_none()), node.events.clone())
         .await

@@ -39,10 +39,12 @@
 //! ```
 
 use std::collections::HashMap;
+use std::net::{IpAddr, SocketAddr};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use hyper::header::{HeaderMap, COOKIE, HOST, ORIGIN};
+use serde::Serialize;
 
 use crate::api::credentials::{bearer, same};
 
@@ -80,6 +82,17 @@ impl std::fmt::Display for Proof {
             Proof::Session(label) => write!(f, "session={label}"),
         }
     }
+}
+
+/// A one-time login link (`diem ctl observe`'s reply).
+#[derive(Clone, Debug, Serialize)]
+pub struct LoginLink {
+    /// The link: it opens a session once, within `expires_in_secs`.
+    pub url: String,
+    /// The page itself (a login form without a session).
+    pub page: String,
+    /// How long the link is valid.
+    pub expires_in_secs: u64,
 }
 
 /// What a request's credentials come to.
@@ -195,6 +208,22 @@ impl Access {
             state.tickets.insert(ticket.clone(), now + TICKET_LIFETIME);
         }
         ticket
+    }
+
+    /// A one-time login link to the admin listener bound at `addr` (on
+    /// `port`: `addr` may ask for any port): what `diem ctl observe` prints.
+    pub fn login_link(&self, addr: SocketAddr, port: u16) -> LoginLink {
+        let host = match addr.ip() {
+            ip if ip.is_unspecified() => "127.0.0.1".to_owned(),
+            IpAddr::V6(ip) => format!("[{ip}]"),
+            ip => ip.to_string(),
+        };
+        let ticket = self.mint_ticket();
+        LoginLink {
+            url: format!("http://{host}:{port}/observer/login?ticket={ticket}"),
+            page: format!("http://{host}:{port}/observer"),
+            expires_in_secs: TICKET_LIFETIME.as_secs(),
+        }
     }
 
     /// Spends `ticket`; on success a new session id and its label.

@@ -7,7 +7,7 @@
 //! | `GET /observer/login?ticket=…` | spends a one-time link of `diem ctl observe`: a session cookie, then back to the page (303) |
 //! | `POST /observer/login` | `token=…` (a form): a session cookie |
 //! | `GET /observer/events[?node=NAME]` | the event stream (`text/event-stream`): a `snapshot`, then `tree` and `stats` frames; another member's view is polled every second through the cluster, once however many watch it; 503 past 64 viewers |
-//! | `POST /observer/action` | a control request the page may send ([`Command::admin_page_may_send`](crate::control::protocol::Command::admin_page_may_send); `"node"` for another member), run and audited as on the control socket; the control reply |
+//! | `POST /observer/action` | a control request the page may send ([`Policy::admin_page`](crate::control::policy::Policy::admin_page); `"node"` for another member), run and audited as on the control socket; the control reply |
 //! | `POST /observer/logout` | ends the session |
 //!
 //! Any other method on these paths is 405 with `Allow` (a CORS preflight
@@ -32,7 +32,8 @@ use hyper::{Method, Request, Response, StatusCode};
 use serde_json::{json, Value};
 
 use crate::admin::access::{csrf_ok, host_allowed, Proof, Verdict, COOKIE_NAME, SESSION};
-use crate::control::commands;
+use crate::control::caller::Caller;
+use crate::control::execute::execute;
 use crate::control::protocol;
 use crate::node::Node;
 use crate::observer::frames;
@@ -328,7 +329,7 @@ async fn action(node: &Arc<Node>, req: Request<Incoming>, peer: SocketAddr, who:
     };
     let line = String::from_utf8_lossy(&body).into_owned();
     match protocol::parse_request(&line) {
-        Ok(request) if request.command.admin_page_may_send() => {}
+        Ok(request) if request.command.policy().admin_page => {}
         Ok(_) => {
             return refused(
                 StatusCode::FORBIDDEN,
@@ -338,8 +339,8 @@ async fn action(node: &Arc<Node>, req: Request<Incoming>, peer: SocketAddr, who:
         }
         Err((_, e)) => return refused(StatusCode::BAD_REQUEST, e.code, &e.message),
     }
-    let caller = commands::Caller::admin(peer, who);
-    let reply = commands::execute(node, &line, &caller).await;
+    let caller = Caller::remote(format!("admin-http {peer} {who}"));
+    let reply = execute(node, &line, &caller).await;
     let value: Value = serde_json::from_str(&reply).unwrap_or(Value::Null);
     let status = if value["ok"] == Value::Bool(true) {
         StatusCode::OK

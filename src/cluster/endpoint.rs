@@ -16,7 +16,8 @@ use ractor::{Actor, ActorProcessingErr, ActorRef};
 
 use crate::cluster::endpoint_msg::{EndpointMsg, GROUP, SCOPE};
 use crate::cluster::shared::MemberState;
-use crate::control::commands::{self, Caller};
+use crate::control::caller::Caller;
+use crate::control::execute::execute;
 use crate::node::Node;
 
 /// The endpoint actor.
@@ -62,7 +63,7 @@ impl Actor for ClusterEndpoint {
                 let node = self.node.clone();
                 tokio::spawn(async move {
                     let caller = Caller::remote(origin);
-                    let _ = reply.send(commands::execute(&node, &line, &caller).await);
+                    let _ = reply.send(execute(&node, &line, &caller).await);
                 });
             }
         }

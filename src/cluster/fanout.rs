@@ -28,6 +28,16 @@ pub enum Answer {
     },
 }
 
+impl Answer {
+    /// The member's reply, if it gave one.
+    pub fn reply(&self) -> Option<&Value> {
+        match self {
+            Answer::Reply(v) => Some(v),
+            Answer::Failed { .. } => None,
+        }
+    }
+}
+
 fn answer(line: Result<String, remote::RemoteError>) -> Answer {
     let Ok(line) = line else {
         return Answer::Failed {

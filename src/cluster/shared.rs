@@ -1,19 +1,33 @@
 //! What the cluster publishes for the node: the node server (for actors
 //! that open sessions), the member view (for `ctl cluster`, readiness of
-//! rolling operations, the observer), and session events (for the
-//! membership actor). Filled by the cluster actors, read without a message.
+//! rolling operations, the observer), session events (for the membership
+//! actor), and the way to run a control request on other members (for the
+//! control plane, which imports nothing of the cluster). Filled by the
+//! cluster actors, read without a message.
 
+use std::collections::BTreeMap;
 use std::sync::Arc;
+use std::time::Duration;
 
 use arc_swap::{ArcSwap, ArcSwapOption};
 use ractor::ActorRef;
 use ractor_cluster::node::NodeServerSessionInformation;
 use ractor_cluster::{NodeServerMessage, NodeSessionMessage};
 use serde::{Deserialize, Serialize};
+use serde_json::Value;
 use tokio::sync::broadcast;
 
+use crate::cluster::fanout::{self, Answer, Rolling};
+use crate::cluster::noise::NOISE;
+use crate::cluster::remote::{self, RemoteError};
 use crate::cluster::tls::ClusterTls;
-use crate::config::is_host_port;
+use crate::config::{is_host_port, Config};
+
+/// Longest a command forwarded to another member may take.
+pub const REMOTE_TIMEOUT: Duration = Duration::from_secs(120);
+
+/// How long each member of a rolling operation may take to be ready again.
+pub const ROLLING_READY_WITHIN: Duration = Duration::from_secs(30);
 
 /// A member's state, as the failure detector sees it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -161,6 +175,49 @@ impl ClusterShared {
     /// with another cookie, a failed TLS handshake, a member that is gone.
     pub fn refused(&self) -> std::collections::BTreeMap<String, String> {
         self.refused.lock().map(|r| r.clone()).unwrap_or_default()
+    }
+
+    /// This node and the members it knows, as `ctl cluster` and the
+    /// observer show them.
+    pub fn view(&self, config: &Config, uptime: Duration) -> Vec<MemberView> {
+        let mut members = vec![MemberView {
+            name: config.cluster.member_name(&config.node),
+            addr: config.cluster.advertised(),
+            state: MemberState::Up,
+            since_ms: u64::try_from(uptime.as_millis()).unwrap_or(u64::MAX),
+            rtt_ms: None,
+            last_heard_ms: None,
+            this_node: true,
+        }];
+        members.extend(self.members().iter().cloned());
+        members
+    }
+
+    /// Connections refused at the cluster port since the start, by reason.
+    pub fn refused_at_port(&self) -> BTreeMap<&'static str, u64> {
+        NOISE
+            .totals()
+            .into_iter()
+            .map(|(reason, n)| (reason.as_str(), n))
+            .collect()
+    }
+
+    /// Runs the control request `line` on `member` (through its endpoint)
+    /// on behalf of `origin`; its reply line.
+    pub async fn forward(&self, member: &str, line: String, origin: String) -> Result<String, RemoteError> {
+        remote::control(member, line, origin, REMOTE_TIMEOUT).await
+    }
+
+    /// `request` on every member at once, this one included (through its
+    /// own endpoint, so that it runs the same way everywhere); the answers
+    /// by member.
+    pub async fn everywhere(&self, this: &str, request: &Value, origin: &str) -> BTreeMap<String, Answer> {
+        fanout::everywhere(this, request, origin, REMOTE_TIMEOUT).await
+    }
+
+    /// `request` on one member at a time, each ready again before the next.
+    pub async fn rolling(&self, this: &str, request: &Value, origin: &str) -> Rolling {
+        fanout::rolling(this, request, origin, REMOTE_TIMEOUT, ROLLING_READY_WITHIN).await
     }
 
     /// Receives session events from now on.

@@ -21,6 +21,8 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use crate::private_dir::not_private;
+
 /// Why the control socket cannot be bound.
 #[derive(Debug, thiserror::Error)]
 pub(crate) enum SocketError {
@@ -114,35 +116,9 @@ fn clear_stale(path: &Path) -> Result<(), SocketError> {
     }
 }
 
-/// Why `dir` is not private to this user: owned by another (root aside)
-/// or writable by group or others — the rule of ssh and tmux for their
-/// sockets' directories. A sticky world-writable directory (`/tmp`) is
-/// refused too: another user may not replace our file there, but may take
-/// a name before we do.
-pub(crate) fn not_private(dir: &Path) -> Option<String> {
-    let meta = match std::fs::metadata(dir) {
-        Ok(meta) => meta,
-        Err(e) => return Some(e.to_string()),
-    };
-    let me = rustix::process::geteuid().as_raw();
-    if !meta.is_dir() {
-        return Some("not a directory".to_owned());
-    }
-    if meta.uid() != me && meta.uid() != 0 {
-        return Some(format!("owned by uid {}, not by this user ({me})", meta.uid()));
-    }
-    if meta.mode() & 0o022 != 0 {
-        return Some(format!(
-            "writable by group or others (mode {:o})",
-            meta.mode() & 0o7777
-        ));
-    }
-    None
-}
-
 /// Binds the control socket at `path`, mode 0600, creating its directory
 /// (mode 0700) when missing; refuses a directory another user could write
-/// ([`not_private`]).
+/// ([`not_private`](crate::private_dir::not_private)).
 pub(crate) fn bind(path: &Path) -> Result<(UnixListener, SocketFile), SocketError> {
     if let Some(dir) = path.parent() {
         if !dir.exists() {

@@ -241,30 +241,6 @@ impl Command {
             _ => Ok(()),
         }
     }
-
-    /// Whether the observer page may send this command — the one list of
-    /// what a browser session can do. Matched without a wildcard, so a new
-    /// command does not compile until it is decided here. A `force` kill
-    /// (which may take a subtree or the process down) is for the control
-    /// socket only; so are upgrades, shutdowns and limiter resets.
-    pub fn admin_page_may_send(&self) -> bool {
-        match self {
-            Command::Kill { force, .. } => !force,
-            Command::Restart { .. } | Command::Scale { .. } | Command::Reload | Command::LogLevel { .. } => {
-                true
-            }
-            Command::Help
-            | Command::Ping
-            | Command::Tree
-            | Command::Stats
-            | Command::Limiter { .. }
-            | Command::Ready
-            | Command::Cluster
-            | Command::Observe
-            | Command::Upgrade { .. }
-            | Command::Shutdown { .. } => false,
-        }
-    }
 }
 
 /// Where a request runs.

@@ -103,26 +103,6 @@ pub(crate) struct ScaleReply {
     pub to: usize,
 }
 
-/// A changed key that `reload` could not apply, and what restart would.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub(crate) struct NeedsRestart {
-    /// The key.
-    pub key: String,
-    /// `process`, or the path of the subtree to restart.
-    pub restart: String,
-}
-
-/// `reload`.
-#[derive(Clone, Debug, Default, Serialize, Deserialize)]
-pub(crate) struct ReloadReply {
-    /// Keys whose value changed.
-    pub changed: Vec<String>,
-    /// Keys applied live.
-    pub applied: Vec<String>,
-    /// Keys that need a restart.
-    pub needs_restart: Vec<NeedsRestart>,
-}
-
 /// `limiter reset`.
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub(crate) struct ResetReply {

@@ -23,7 +23,8 @@ use tokio::net::{UnixListener, UnixStream};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio_util::codec::{FramedRead, FramedWrite, LinesCodec, LinesCodecError};
 
-use crate::control::commands::{self, Caller};
+use crate::control::caller::Caller;
+use crate::control::execute::execute;
 use crate::control::protocol::{error, ProtoError};
 use crate::node::Node;
 
@@ -131,7 +132,7 @@ async fn session(node: Arc<Node>, stream: UnixStream, caller: Caller, _permit: O
                     continue;
                 }
                 let busy = node.control.busy();
-                let reply = commands::execute(&node, &line, &caller).await;
+                let reply = execute(&node, &line, &caller).await;
                 let sent = out.send(reply).await;
                 drop(busy);
                 if sent.is_err() {

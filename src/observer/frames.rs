@@ -81,12 +81,13 @@ pub(crate) fn members(node: &Node) -> Value {
     if !node.with_config(|c| c.cluster.enabled) {
         return json!([]);
     }
-    serde_json::to_value(crate::control::commands::members(node)).unwrap_or(Value::Null)
+    let view = node.cluster.view(&node.config(), node.started_at.elapsed());
+    serde_json::to_value(view).unwrap_or(Value::Null)
 }
 
 /// The tree with the pool's admission figures, as `ctl tree` shows it.
 pub(crate) async fn tree(node: &Node) -> Value {
-    match crate::control::commands::tree(node).await {
+    match node.tree().await {
         Ok(tree) => serde_json::to_value(tree).unwrap_or(Value::Null),
         Err(_) => Value::Null,
     }

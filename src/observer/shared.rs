@@ -15,6 +15,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use bytes::Bytes;
 use serde::Serialize;
+use supervisors::Event;
 use tokio::sync::{broadcast, watch, Notify};
 
 /// Events kept for a new viewer.
@@ -58,6 +59,57 @@ pub(crate) struct LoggedEvent {
     pub path: Option<String>,
     /// Why, or what was done.
     pub detail: String,
+}
+
+/// What an operator did, for the event log (typed, so that a renamed
+/// field of a reply cannot silently empty the log).
+#[derive(Clone, Debug)]
+pub(crate) enum OperatorAction {
+    /// `kill`: the child died with `reason`; replaced in that many µs, or
+    /// now in `state`.
+    Kill {
+        /// The child.
+        path: String,
+        /// Its exit reason.
+        reason: String,
+        /// How long its replacement took, when it was replaced.
+        replaced_in_us: Option<u64>,
+        /// Its state after, when it was not replaced.
+        state: String,
+    },
+    /// `restart`.
+    Restart {
+        /// The child or subtree.
+        path: String,
+    },
+    /// `scale`.
+    Scale {
+        /// The pool.
+        pool: String,
+        /// Its size before.
+        from: usize,
+        /// Its size after.
+        to: usize,
+    },
+    /// `reload`, with the keys that changed.
+    Reload {
+        /// The keys.
+        changed: Vec<String>,
+    },
+    /// `log-level`, with the new filter.
+    LogLevel {
+        /// The filter.
+        filter: String,
+    },
+    /// `upgrade`: the process that served and the one that serves now.
+    Upgrade {
+        /// The old process.
+        old_pid: u32,
+        /// The new process.
+        new_pid: u32,
+        /// The new process's version.
+        version: String,
+    },
 }
 
 /// The observer's shared state.
@@ -184,8 +236,69 @@ impl ObserverShared {
         }
     }
 
+    /// Records what the tree's supervisors reported.
+    pub(crate) fn supervision(&self, event: &Event) {
+        match event {
+            Event::Started {
+                path, incarnation, ..
+            } => {
+                self.record("started", Some(path), format!("incarnation {incarnation}"));
+            }
+            Event::Exited { path, reason, .. } => self.record("exited", Some(path), reason.to_string()),
+            Event::Restarted {
+                path,
+                restarts,
+                reason,
+                ..
+            } => self.record(
+                "restarted",
+                Some(path),
+                format!("restart {restarts} after {reason}"),
+            ),
+            Event::GaveUp { path } => {
+                self.record("gave_up", Some(path), "restart intensity exceeded".to_owned())
+            }
+        }
+    }
+
+    /// Records what an operator did.
+    pub(crate) fn operator(&self, action: OperatorAction) {
+        let (kind, path, detail) = match action {
+            OperatorAction::Kill {
+                path,
+                reason,
+                replaced_in_us: Some(us),
+                ..
+            } => (
+                "kill",
+                Some(path),
+                format!("{reason} (injected); replaced in {us} µs"),
+            ),
+            OperatorAction::Kill {
+                path,
+                reason,
+                replaced_in_us: None,
+                state,
+            } => ("kill", Some(path), format!("{reason} (injected); now {state}")),
+            OperatorAction::Restart { path } => ("restart", Some(path), "graceful restart".to_owned()),
+            OperatorAction::Scale { pool, from, to } => ("scale", Some(pool), format!("{from} -> {to}")),
+            OperatorAction::Reload { changed } => ("reload", None, format!("changed: {changed:?}")),
+            OperatorAction::LogLevel { filter } => ("log_level", None, format!("filter {filter}")),
+            OperatorAction::Upgrade {
+                old_pid,
+                new_pid,
+                version,
+            } => (
+                "upgrade",
+                None,
+                format!("pid {old_pid} -> pid {new_pid} ({version})"),
+            ),
+        };
+        self.record(kind, path.as_deref(), detail);
+    }
+
     /// Records an event; tells the publisher if anyone watches.
-    pub(crate) fn record(&self, kind: &str, path: Option<&str>, detail: String) {
+    fn record(&self, kind: &str, path: Option<&str>, detail: String) {
         if let Ok(mut guard) = self.events.lock() {
             let (seq, events) = &mut *guard;
             *seq += 1;

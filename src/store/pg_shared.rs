@@ -119,6 +119,17 @@ impl PgShared {
         }
     }
 
+    /// Resizes the published pool (`reload` of `postgres.pool_size`); an
+    /// error when no pool actor runs.
+    pub(crate) fn resize(&self, size: usize) -> Result<(), &'static str> {
+        let pool = self
+            .pool()
+            .ok_or("the PostgreSQL pool actor (diem/store/postgres) is not running")?;
+        pool.resize(size);
+        tracing::info!(size, "postgres pool resized");
+        Ok(())
+    }
+
     /// Publishes a new pool (the pool actor, at start) and the client-side
     /// deadline of its queries.
     pub(crate) fn publish(&self, pool: Pool, deadline: Duration) {

@@ -19,7 +19,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use deadpool_postgres::Pool;
-use ractor::{Actor, ActorProcessingErr, ActorRef, RpcReplyPort};
+use ractor::{Actor, ActorProcessingErr, ActorRef};
 use ractor_cluster::RactorMessage;
 use supervisors::Backoff;
 
@@ -35,8 +35,6 @@ use crate::store::{migrations, within, StoreError};
 pub(crate) enum PgMsg {
     /// Probe PostgreSQL (internal timer).
     Tick,
-    /// Change the pool size (`reload`); answered once it is changed.
-    Resize(usize, RpcReplyPort<()>),
 }
 
 /// The pool actor.
@@ -154,11 +152,6 @@ impl Actor for PostgresPool {
                     }
                 };
                 myself.send_after(next, || PgMsg::Tick);
-            }
-            PgMsg::Resize(size, reply) => {
-                state.pool.resize(size);
-                tracing::info!(size, "postgres pool resized");
-                let _ = reply.send(());
             }
         }
         Ok(())

@@ -21,9 +21,9 @@ use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::net::UnixListener;
 use tokio::process::{Child, ChildStderr, Command};
 
-use crate::control::listening::not_private;
 use crate::node::Node;
 use crate::owned_task::OwnedTask;
+use crate::private_dir::not_private;
 use crate::store::snapshot::Source;
 use crate::tree_paths::child;
 use crate::upgrade::upgrade_msg::{Phases, Process, UpgradeError, UpgradeMsg, UpgradeReport};
