@@ -3,7 +3,7 @@
 //! Layers, later ones winning: the defaults below, the TOML file
 //! (`--config PATH`, or `config/diem.toml` when it exists), then environment
 //! variables `DIEM_<SECTION>__<KEY>` (for instance `DIEM_HTTP__ADDR`,
-//! `DIEM_LIMITER__BURST`; see [`env`]). [figment] does the layering;
+//! `DIEM_LIMITER__BURST`; see [`env`](mod@env)). [figment] does the layering;
 //! [`Config::validate`] then checks what types cannot express (ranges,
 //! relations between keys). Errors name the key one way (`workers.count`)
 //! and where its value came from.

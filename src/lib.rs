@@ -25,6 +25,12 @@
 //!
 //! docs/architecture.md explains the tree and the choices behind it.
 
+// Dev-dependencies are in scope of the unit tests: checked outside them.
+#![cfg_attr(not(test), warn(unused_crate_dependencies))]
+
+// The binary's allocator (src/main.rs), a dependency of the package.
+use tikv_jemallocator as _;
+
 pub mod admin;
 pub mod api;
 pub mod cli;

@@ -1,5 +1,5 @@
 //! The admin listener (`diem/admin`): binds `admin.addr` and serves
-//! the observer ([`routes`](super::routes)) on HTTP/1.1, apart from the
+//! the observer ([`routes`]) on HTTP/1.1, apart from the
 //! public API (its own port, its own access rules: [`access`](super::access)).
 //!
 //! It is a task child: the accept loop is the child; each connection is a

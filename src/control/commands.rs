@@ -1,5 +1,5 @@
 //! What each control command does: a dispatcher from [`Command`] to one
-//! call — of the supervisors' API ([`tree_ops`](super::tree_ops)) or of
+//! call — of the supervisors' API ([`tree_ops`]) or of
 //! what the node's parts publish — with its reply typed until it is
 //! written. Changes the command's policy marks are recorded in the
 //! observer's event log. Where a command runs, and its audit, are

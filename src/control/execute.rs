@@ -3,7 +3,7 @@
 //! [`execute`] parses the request, audits it, reads the command's
 //! [`policy`](crate::control::policy) to decide where it runs — here, on
 //! another member, on every member at once, or rolling — and has it
-//! [`run`](super::commands::run) here. What the cluster does with a
+//! [`run`] here. What the cluster does with a
 //! forwarded request is the cluster's (`node.cluster`): the control plane
 //! imports nothing of it.
 //!

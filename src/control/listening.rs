@@ -118,7 +118,7 @@ fn clear_stale(path: &Path) -> Result<(), SocketError> {
 
 /// Binds the control socket at `path`, mode 0600, creating its directory
 /// (mode 0700) when missing; refuses a directory another user could write
-/// ([`not_private`](crate::private_dir::not_private)).
+/// ([`not_private`]).
 pub(crate) fn bind(path: &Path) -> Result<(UnixListener, SocketFile), SocketError> {
     if let Some(dir) = path.parent() {
         if !dir.exists() {

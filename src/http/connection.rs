@@ -9,7 +9,7 @@
 //! 1. an inline endpoint (`GET /healthz`) is answered here, without a worker;
 //! 2. admission: past the pool's bound, 503 with `Retry-After` at once;
 //! 3. a write endpoint's admin token, before its body is read (401, 403, or
-//!    429 after too many failures: [`auth`](crate::api::auth));
+//!    429 after too many failures: [`auth`]);
 //! 4. rate limit (a limited endpoint: `GET /hitokoto/v2/`): 429 with
 //!    `Retry-After` when refused, `X-RateLimit-*` headers either way;
 //! 5. the body is read in full, bounded in size (413) and time (408), so a

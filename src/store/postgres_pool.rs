@@ -11,7 +11,7 @@
 //!
 //! With `postgres.reads = "query"` it also keeps `postgres.read_connections`
 //! connections that every read request shares (see
-//! [`Reader`](crate::store::pg_shared::Reader)): opened once PostgreSQL is
+//! [`Reader`]): opened once PostgreSQL is
 //! ready, replaced at the next check when one closes, dropped while
 //! PostgreSQL is down (reads then fail over to the snapshot as before).
 

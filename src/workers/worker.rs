@@ -1,6 +1,6 @@
 //! The request worker actor (`diem/workers/N`).
 //!
-//! A worker takes [`Job`]s from its mailbox one at a time and runs the API
+//! A worker takes [`Job`](super::job::Job)s from its mailbox one at a time and runs the API
 //! handler on each. It holds no state a request could corrupt beyond its own
 //! random-number generator, so a panic in a handler is an ordinary crash:
 //! ractor catches it, the job's drop answers that one request with 500,

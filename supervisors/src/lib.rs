@@ -15,7 +15,7 @@
 //! real Erlang. What differs from OTP, and why, is in `docs/supervisors.md`.
 //!
 //! Beyond OTP, and off unless asked for: per-child restart [`Backoff`],
-//! a serialisable [`snapshot`] of the whole tree, an [`EventBus`] of
+//! a serialisable [`snapshot()`] of the whole tree, an [`EventBus`] of
 //! supervision events, and the operations an operator runs on a live tree
 //! ([`SupervisorRef::scale_to`] with a [`PoolSize`] kept across restarts,
 //! [`SupervisorRef::kill_child`] answered once the replacement runs,
@@ -56,6 +56,9 @@
 //! root.shutdown().await;
 //! # }
 //! ```
+
+// Dev-dependencies are in scope of the unit tests: checked outside them.
+#![cfg_attr(not(test), warn(unused_crate_dependencies))]
 
 mod backoff;
 mod child;

@@ -4,7 +4,7 @@
 //! publisher, a ticker. In OTP such a process is started with
 //! `proc_lib:start_link/3`: its start function sets up (and fails the
 //! start if it cannot), acknowledges, then runs its loop; the process
-//! exits when the loop returns, with the loop's reason. [`ChildSpec::task`]
+//! exits when the loop returns, with the loop's reason. [`ChildSpec::task`](crate::ChildSpec::task)
 //! is that shape on ractor: its start function returns a future (the
 //! loop) once set up; the child exits when the loop ends — `normal` when it
 //! returns `Ok(())`, a crash with the error (or the panic's message)
