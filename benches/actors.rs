@@ -7,16 +7,19 @@
 //!   side to a worker actor and back, the API handler included
 //!   (`WorkerPool::dispatch`);
 //! * `limiter_local`: one decision of the in-process GCRA, distinct clients;
-//! * `pick`: a random sentence from the snapshot of the real 10,032-sentence
-//!   corpus (../shared/data/hitokoto-sentences), unfiltered and filtered.
+//! * `pick`: a random sentence from the snapshot of a 10,032-sentence corpus
+//!   (synthetic, or `$DIEM_BENCH_CORPUS`: `benches/support/corpus.rs`),
+//!   unfiltered and filtered.
 //!
 //! Actor benchmarks run inside a current-thread runtime and inside a
 //! 2-worker multi-thread runtime (diem's layout). `cargo bench --bench actors`.
 
 #![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
 
+#[path = "support/corpus.rs"]
+mod corpus;
+
 use std::net::IpAddr;
-use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -126,11 +129,10 @@ async fn dispatch_loop(node: Arc<Node>, iters: u64) -> Duration {
 }
 
 fn corpus() -> Snapshot {
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/data/hitokoto-sentences");
-    match read_bundle(&dir, |_| {}) {
+    match read_bundle(&corpus::dir(), |_| {}) {
         Ok(bundle) => Snapshot::build(bundle.sentences, Source::postgres_now()),
         Err(e) => {
-            eprintln!("pick: the real corpus is not readable ({e}); using the embedded one");
+            eprintln!("pick: the corpus is not readable ({e}); using the embedded one");
             Snapshot::build(embedded::sentences(), Source::Embedded)
         }
     }

@@ -43,13 +43,14 @@ events() { # the probe events of binary $1
 PG_URL=${DIEM_TEST_PG_URL:-postgres://postgres@127.0.0.1:5432/postgres}
 SCHEMA=bench_allocs
 OUT=$(mktemp -d)
+. benches/corpus.sh
 PORT=18995
 cleanup() {
     [ -n "${PID:-}" ] && kill -9 "$PID" 2>/dev/null || true
     rm -rf "$OUT"
 }
 trap cleanup EXIT
-DIEM_POSTGRES__URL=$PG_URL DIEM_POSTGRES__SCHEMA=$SCHEMA "$DIEM" import ../shared/data/hitokoto-sentences >&2
+DIEM_POSTGRES__URL=$PG_URL DIEM_POSTGRES__SCHEMA=$SCHEMA "$DIEM" import "$(bench_corpus "$OUT")" >&2
 
 count() {
     local name=$1 bin=$2; shift 2

@@ -1,8 +1,8 @@
 //! The chaos run: `cargo bench --bench chaos`.
 //!
 //! Starts diem (the optimised build) against the real PostgreSQL and Redis,
-//! each behind a fault proxy, with the 10,032-sentence corpus of
-//! ../shared/data/hitokoto-sentences, puts it under steady load (16
+//! each behind a fault proxy, with a 10,032-sentence corpus (synthetic, or
+//! `$DIEM_BENCH_CORPUS`: `benches/support/corpus.rs`), puts it under steady load (16
 //! keep-alive clients, each request from a distinct address through a
 //! trusted proxy, so every request is rate-checked and none refused), and
 //! runs a fixed, seeded schedule of faults for about a minute:
@@ -31,6 +31,8 @@
 )]
 
 // The test suite's harness: fault proxy, load generator, server, services.
+#[path = "support/corpus.rs"]
+mod corpus;
 #[path = "../tests/support/load.rs"]
 mod load;
 #[path = "../tests/support/proxy.rs"]
@@ -41,7 +43,6 @@ mod server;
 mod services;
 
 use std::collections::BTreeMap;
-use std::path::Path;
 use std::time::{Duration, Instant};
 
 use load::{Load, Outcome, Plan};
@@ -119,7 +120,7 @@ fn fmt(d: Duration) -> String {
 }
 
 async fn chaos() {
-    let corpus = Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/data/hitokoto-sentences");
+    let corpus = corpus::dir();
     let pg_proxy = FaultProxy::start(pg_addr()).await;
     let redis_proxy = FaultProxy::start(redis_addr()).await;
     let opts = Options {

@@ -32,6 +32,7 @@ DIEM=$PWD/target/release/diem
 PG_URL=${DIEM_TEST_PG_URL:-postgres://postgres@127.0.0.1:5432/postgres}
 SCHEMA=bench_cluster
 OUT=$(mktemp -d)
+. benches/corpus.sh
 PIDS=()
 cleanup() {
     for p in "${PIDS[@]}" ${HAPROXY_PID:-}; do kill -CONT "$p" 2>/dev/null || true; kill "$p" 2>/dev/null || true; done
@@ -51,7 +52,7 @@ if [ "${TLS:-0}" = 1 ]; then
     TLS_ENV=(DIEM_CLUSTER__TLS_CERT=$OUT/cluster.crt DIEM_CLUSTER__TLS_KEY=$OUT/cluster.key
         DIEM_CLUSTER__TLS_CA=$OUT/cluster-ca.crt)
 fi
-DIEM_POSTGRES__URL=$PG_URL DIEM_POSTGRES__SCHEMA=$SCHEMA "$DIEM" import ../shared/data/hitokoto-sentences >&2
+DIEM_POSTGRES__URL=$PG_URL DIEM_POSTGRES__SCHEMA=$SCHEMA "$DIEM" import "$(bench_corpus "$OUT")" >&2
 
 http_port() { echo $((18280 + $1)); }
 cluster_port() { echo $((14380 + $1)); }

@@ -36,6 +36,7 @@ CEILING=$PWD/target/release/examples/ceiling
 PG_URL=${DIEM_TEST_PG_URL:-postgres://postgres@127.0.0.1:5432/postgres}
 SCHEMA=bench_cpu
 PORT=18997
+. benches/corpus.sh
 . benches/workdir.sh
 bench_workdir "$(set -- $BINARIES; echo "$1")" "$SCHEMA"
 REDIS_PID=$(pgrep -xo redis-server) || { echo "error: no redis-server process to measure" >&2; exit 1; }

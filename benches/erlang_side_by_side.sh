@@ -6,13 +6,14 @@
 #   QUICK=1 benches/erlang_side_by_side.sh  # shorter criterion and Erlang runs
 #
 # Runs `cargo bench` for supervisors/benches/supervision.rs and
-# benches/actors.rs, then ../shared/otp-conformance/bench.sh, then reads
+# benches/actors.rs, then benches/otp/bench.sh (bench.erl: the same
+# operations on OTP's own supervisor and gen_server), then reads
 # criterion's medians (target/criterion/*/*/new/estimates.json) and the
 # Erlang medians and prints one table. Needs erl (apt-get install
 # erlang-base erlang-dev, done here when missing and run as root).
 set -euo pipefail
 cd "$(dirname "$0")/.."
-OTP_DIR=${OTP_DIR:-../shared/otp-conformance}
+OTP_DIR=${OTP_DIR:-benches/otp}
 if ! command -v erl >/dev/null 2>&1; then
     if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
         DEBIAN_FRONTEND=noninteractive apt-get install -y -qq erlang-base erlang-dev >/dev/null

@@ -40,6 +40,7 @@ PG_URL=${DIEM_TEST_PG_URL:-postgres://postgres@127.0.0.1:5432/postgres}
 SCHEMA=bench_instructions
 PORT=18994
 URL=http://127.0.0.1:$PORT
+. benches/corpus.sh
 . benches/workdir.sh
 bench_workdir "$DIEM" "$SCHEMA"
 

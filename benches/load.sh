@@ -15,7 +15,7 @@
 # 1. builds release binaries (diem and examples/ceiling.rs);
 # 2. runs the ceiling: a minimal hyper 1 server answering a fixed body;
 # 3. runs diem against the real PostgreSQL and Redis with the corpus of
-#    ../shared/data/hitokoto-sentences, in three modes: limiter on (127.0.0.1
+#    benchmark corpus (benches/corpus.sh), in three modes: limiter on (127.0.0.1
 #    trusted, a distinct X-Forwarded-For per request: every request checked,
 #    none refused), zipf (limiter on, client addresses drawn from a Zipf
 #    distribution over 100,000 addresses: heavy clients refused, a long tail
@@ -62,7 +62,8 @@ trap 'kill $(jobs -p) 2>/dev/null || true; rm -rf "$OUT"' EXIT
 
 # From the empty directory too: the import, like every diem below, runs on
 # the built-in defaults plus the environment, not on config/diem.toml.
-CORPUS=$(cd ../shared/data/hitokoto-sentences && pwd)
+. benches/corpus.sh
+CORPUS=$(bench_corpus "$OUT")
 (cd "$OUT/run" && DIEM_POSTGRES__URL=$PG_URL DIEM_POSTGRES__SCHEMA=$SCHEMA "$DIEM" import "$CORPUS") >&2
 TCK=$(getconf CLK_TCK)
 # A server's processes: itself and its children (the percore modes' diem

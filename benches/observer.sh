@@ -25,7 +25,8 @@ PORT=18397
 ADMIN=127.0.0.1:18398
 SOCK=$OUT/diem.sock
 trap 'kill $(jobs -p) 2>/dev/null || true; rm -rf "$OUT"' EXIT
-CORPUS=$(cd ../shared/data/hitokoto-sentences && pwd)
+. benches/corpus.sh
+CORPUS=$(bench_corpus "$OUT")
 (cd "$OUT" && DIEM_POSTGRES__URL=$PG_URL DIEM_POSTGRES__SCHEMA=bench_observer "$DIEM" import "$CORPUS") >&2
 (cd "$OUT" && exec env DIEM_HTTP__ADDR=127.0.0.1:$PORT DIEM_ADMIN__ADDR=$ADMIN DIEM_POSTGRES__URL=$PG_URL \
     DIEM_POSTGRES__SCHEMA=bench_observer DIEM_LIMITER__ENABLED=false DIEM_LOG__FILTER=warn \

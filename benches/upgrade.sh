@@ -26,6 +26,7 @@ cargo build -q --release --bin diem
 PG_URL=${DIEM_TEST_PG_URL:-postgres://postgres@127.0.0.1:5432/postgres}
 SCHEMA=bench_upgrade
 OUT=$(mktemp -d)
+. benches/corpus.sh
 PORT=18390
 SOCK=$OUT/diem.sock
 cp target/release/diem "$OUT/diem-a"
@@ -38,7 +39,7 @@ cleanup() {
     rm -rf "$OUT"
 }
 trap cleanup EXIT
-DIEM_POSTGRES__URL=$PG_URL DIEM_POSTGRES__SCHEMA=$SCHEMA target/release/diem import ../shared/data/hitokoto-sentences >&2
+DIEM_POSTGRES__URL=$PG_URL DIEM_POSTGRES__SCHEMA=$SCHEMA target/release/diem import "$(bench_corpus "$OUT")" >&2
 (cd "$OUT" && exec env DIEM_HTTP__ADDR=127.0.0.1:$PORT DIEM_POSTGRES__URL=$PG_URL DIEM_POSTGRES__SCHEMA=$SCHEMA \
     DIEM_LIMITER__ENABLED=false DIEM_LOG__FILTER=warn,diem::upgrade=info DIEM_CONTROL__SOCKET=$SOCK \
     DIEM_HTTP__SHUTDOWN_DELAY=2s "$OUT/diem-a" serve) >>"$OUT/diem.log" 2>&1 &

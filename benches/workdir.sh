@@ -9,14 +9,14 @@
 # on config/diem.toml), removed on exit; PID, the server running now,
 # which is killed and awaited on exit however the script ends (a server
 # left behind would hold its port and load the next benchmark); and
-# imports ../shared's corpus into SCHEMA.
+# imports the benchmark corpus (benches/corpus.sh) into SCHEMA.
 bench_workdir() {
     local diem=$1 schema=$2 corpus
     OUT=$(mktemp -d)
     mkdir -p "$OUT/run"
     PID=
     trap bench_cleanup EXIT
-    corpus=$(cd ../shared/data/hitokoto-sentences && pwd)
+    corpus=$(bench_corpus "$OUT")
     (cd "$OUT/run" && DIEM_POSTGRES__URL=$PG_URL DIEM_POSTGRES__SCHEMA=$schema "$diem" import "$corpus") >&2
 }
 
