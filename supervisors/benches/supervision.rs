@@ -1,5 +1,5 @@
 //! Supervision micro-benchmarks, the same operations as
-//! ../shared/otp-conformance/bench.erl measures on Erlang/OTP:
+//! benches/otp/bench.erl (in the workspace root) measures on Erlang/OTP:
 //!
 //! * `call`: a call round trip to a worker;
 //! * `restart`: a permanent child stops with reason `crash` (Erlang's
