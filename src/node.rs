@@ -34,6 +34,7 @@ use crate::store::corpus_shared::CorpusShared;
 use crate::store::pg_shared::PgShared;
 use crate::telemetry::LogControl;
 use crate::tree_paths::{POOL, ROOT};
+use crate::upgrade::shared::UpgradeShared;
 use crate::workers::pool::WorkerPool;
 
 /// The shared state of a running node.
@@ -69,6 +70,8 @@ pub struct Node {
     pub(crate) cluster: ClusterShared,
     /// The control socket.
     pub(crate) control: ControlShared,
+    /// The upgrader's handle.
+    pub(crate) upgrade: UpgradeShared,
     /// The observer's viewers, frames and event log.
     pub(crate) observer: ObserverShared,
     draining: AtomicBool,
@@ -112,6 +115,7 @@ impl Node {
             events: EventBus::new(),
             cluster: ClusterShared::default(),
             control: ControlShared::default(),
+            upgrade: UpgradeShared::default(),
             observer: ObserverShared::default(),
             draining: AtomicBool::new(false),
             admin_port: std::sync::atomic::AtomicU16::new(0),

@@ -26,7 +26,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
-use supervisors::{start_root, Event};
+use supervisors::{start_root, Event, Root, SupervisorRef};
 use tokio::signal::unix::{signal, Signal, SignalKind};
 
 use crate::control::listening;
@@ -35,7 +35,6 @@ use crate::systemd::{self, Activated};
 use crate::tree;
 use crate::tree_paths::{child, ROOT};
 use crate::upgrade::successor;
-use crate::upgrade::upgrade_msg;
 
 /// SIGTERM and SIGINT, watched from the moment they are created: once
 /// watched, neither ends the process by its default action.
@@ -71,7 +70,7 @@ fn upgrade_on_sigusr2(node: Arc<Node>) -> anyhow::Result<()> {
             // As for `ctl upgrade`: the process, handed over, does not exit
             // before the outcome is logged.
             let _busy = node.control.busy();
-            match upgrade_msg::request(&node, None, timeout).await {
+            match node.upgrade.request(None, timeout).await {
                 Ok(report) => tracing::info!(
                     new_pid = report.new.pid,
                     new_version = %report.new.version,
@@ -167,9 +166,43 @@ fn install_sockets(
 /// Runs the node until it stops; returns the process exit code.
 /// `activated` holds the sockets systemd passed, if any.
 pub async fn run(node: Arc<Node>, activated: Activated) -> anyhow::Result<i32> {
-    let config = node.config();
     let _close_control = CloseControl(node.clone());
-    let (successor, old_stderr) = match successor::connect().await {
+    let takeover = install(&node, activated).await?;
+    report_events(&node);
+    let root = start_root(ROOT, tree::spec(&node, takeover.is_none()), node.events.clone())
+        .await
+        .context("the supervision tree failed to start")?;
+    let _ = node.root.set(root.supervisor().clone());
+    if let Some(takeover) = takeover {
+        take_over(&node, root.supervisor(), takeover).await?;
+    }
+    let mut signals = announce(&node)?;
+    let Some(stop) = wait_for_stop(&node, &root, &mut signals).await else {
+        return Ok(1);
+    };
+    tokio::spawn(async move {
+        signals.recv().await;
+        eprintln!("second signal: exiting at once");
+        std::process::exit(130);
+    });
+    let grace = stop_accepting(&node, root.supervisor(), stop).await;
+    drain(&node, grace).await;
+    root.shutdown().await;
+    tracing::info!("diem stopped");
+    Ok(0)
+}
+
+/// What a process started by an upgrade keeps for the take-over.
+struct TakeOver {
+    successor: successor::Successor,
+    old_stderr: Option<std::os::fd::OwnedFd>,
+}
+
+/// Installs the listening sockets — from the process this one upgrades
+/// (then the accept gate stays closed until the take-over), from systemd,
+/// or bound here.
+async fn install(node: &Node, activated: Activated) -> anyhow::Result<Option<TakeOver>> {
+    match successor::connect().await {
         Some(fetched) => {
             let (successor, mut inherited) = fetched.context("cannot take over from the running process")?;
             tracing::info!(
@@ -177,53 +210,68 @@ pub async fn run(node: Arc<Node>, activated: Activated) -> anyhow::Result<i32> {
                 old_version = successor.old_version(),
                 "upgrade: received the sockets; starting the tree"
             );
-            let stderr = inherited.take_stderr();
-            install_sockets(&node, Some((inherited.http, inherited.control)), activated)?;
+            let old_stderr = inherited.take_stderr();
+            install_sockets(node, Some((inherited.http, inherited.control)), activated)?;
             node.http.close_gate();
-            (Some(successor), stderr)
+            Ok(Some(TakeOver {
+                successor,
+                old_stderr,
+            }))
         }
         None => {
-            install_sockets(&node, None, activated)?;
-            (None, None)
+            install_sockets(node, None, activated)?;
+            Ok(None)
         }
-    };
-    let metrics_node = node.clone();
+    }
+}
+
+/// The tree's events, counted in the metrics and kept in the observer's
+/// event log.
+fn report_events(node: &Arc<Node>) {
+    let events_node = node.clone();
     node.events.add_listener(move |e| {
         match e {
-            Event::Restarted { path, reason, .. } => metrics_node.metrics.restart(path, reason.kind()),
-            Event::Started { path, .. } => metrics_node.metrics.declare_child(path),
+            Event::Restarted { path, reason, .. } => events_node.metrics.restart(path, reason.kind()),
+            Event::Started { path, .. } => events_node.metrics.declare_child(path),
             _ => {}
         }
-        metrics_node.observer.supervision(e);
+        events_node.observer.supervision(e);
     });
-    let root = start_root(ROOT, tree::spec(&node, successor.is_none()), node.events.clone())
-        .await
-        .context("the supervision tree failed to start")?;
-    let _ = node.root.set(root.supervisor().clone());
-    if let Some(successor) = successor {
-        let (exclusive_node, supervisor) = (node.clone(), root.supervisor().clone());
-        let start_exclusive = async move {
-            for spec in tree::exclusive(&exclusive_node) {
-                let id = spec.id.clone();
-                if let Err(e) = supervisor.start_child(spec).await {
-                    tracing::error!(child = %id, error = %e, "upgrade: a child released by the old process did not start");
-                }
+}
+
+/// Takes over from the old process: once it has released them, starts the
+/// children only one process may hold, then opens the accept gate.
+async fn take_over(node: &Arc<Node>, supervisor: &SupervisorRef, takeover: TakeOver) -> anyhow::Result<()> {
+    let (exclusive_node, supervisor) = (node.clone(), supervisor.clone());
+    let start_exclusive = async move {
+        for spec in tree::exclusive(&exclusive_node) {
+            let id = spec.id.clone();
+            if let Err(e) = supervisor.start_child(spec).await {
+                tracing::error!(child = %id, error = %e, "upgrade: a child released by the old process did not start");
             }
-        };
-        successor
-            .take_over(&node, old_stderr, start_exclusive)
-            .await
-            .context("the upgrade did not complete; the old process serves on")?;
-        node.control.adopt_file();
-    }
+        }
+    };
+    takeover
+        .successor
+        .take_over(node, takeover.old_stderr, start_exclusive)
+        .await
+        .context("the upgrade did not complete; the old process serves on")?;
+    node.control.adopt_file();
+    Ok(())
+}
+
+/// Watches the signals, then says the node is ready (log, systemd) and
+/// warns of environment variables that look like config but are not.
+fn announce(node: &Arc<Node>) -> anyhow::Result<ShutdownSignals> {
     // Watched before the process says it is ready: a signal sent as soon
     // as it did (systemd's ExecReload, a test, an operator) must not meet
     // the default action, which for all three ends the process at once.
-    let mut signals = ShutdownSignals::watch()?;
+    let signals = ShutdownSignals::watch()?;
     upgrade_on_sigusr2(node.clone())?;
+    let config = node.config();
     let addr = node.http.local_addr().map(|a| a.to_string()).unwrap_or_default();
     tracing::info!(%addr, node = %config.node.name, version = env!("CARGO_PKG_VERSION"), pid = std::process::id(), "diem started");
-    systemd::ready(&systemd::summary(&node));
+    systemd::ready(&systemd::summary(node));
     for variable in crate::config::env::foreign_variables() {
         match crate::config::env::meant(&variable) {
             Some(meant) => tracing::warn!(%variable, "ignored: not a config variable; did you mean {meant}?"),
@@ -232,55 +280,64 @@ pub async fn run(node: Arc<Node>, activated: Activated) -> anyhow::Result<i32> {
             }
         }
     }
+    Ok(signals)
+}
 
-    let stop = tokio::select! {
+/// Waits for a signal, a `shutdown` or a hand-over; `None` when the root
+/// supervisor gave up (the process then exits 1).
+async fn wait_for_stop(node: &Node, root: &Root, signals: &mut ShutdownSignals) -> Option<Stop> {
+    tokio::select! {
         signal = signals.recv() => {
             tracing::info!(signal, "shutdown requested");
-            Stop::Shutdown(config.http.shutdown_grace)
+            Some(Stop::Shutdown(node.config().http.shutdown_grace))
         }
-        stop = node.shutdown_requested() => stop,
+        stop = node.shutdown_requested() => Some(stop),
         reason = root.wait() => {
             tracing::error!(%reason, "the root supervisor gave up; exiting so that the service manager restarts diem");
-            return Ok(1);
+            None
         }
-    };
-    tokio::spawn(async move {
-        signals.recv().await;
-        eprintln!("second signal: exiting at once");
-        std::process::exit(130);
-    });
+    }
+}
 
+/// Stops accepting: after a shutdown, unready for `http.shutdown_delay`
+/// while serving on, then the listener stops and the socket closes; after
+/// a hand-over (the new process accepts already), waits up to the same
+/// delay for keep-alive clients to move on. Returns the grace period of
+/// the requests still in flight.
+async fn stop_accepting(node: &Node, supervisor: &SupervisorRef, stop: Stop) -> Duration {
     node.start_draining();
-    let grace = match stop {
+    let delay = node.config().http.shutdown_delay;
+    match stop {
         Stop::Shutdown(grace) => {
             systemd::stopping("draining: shutdown requested");
-            let delay = node.config().http.shutdown_delay;
             if !delay.is_zero() {
                 // Readiness is 503 from now on; serve on while load balancers notice.
                 tracing::info!(delay = ?delay, "not ready; serving on before the listener closes");
                 tokio::time::sleep(delay).await;
             }
-            let _ = root.supervisor().terminate_child(child::LISTENER).await;
+            let _ = supervisor.terminate_child(child::LISTENER).await;
             node.http.close();
             grace
         }
         Stop::HandedOver => {
-            // The new process accepts on the sockets already. Each response
-            // here now says `Connection: close`: keep-alive clients move to
-            // the new process between requests, rather than finding an idle
-            // connection closed under their next request.
-            let delay = node.config().http.shutdown_delay;
-            let deadline = tokio::time::Instant::now() + delay;
-            while node.http.open_connections() > 0 && tokio::time::Instant::now() < deadline {
-                tokio::time::sleep(Duration::from_millis(10)).await;
+            // Each response here now says `Connection: close`: keep-alive
+            // clients move to the new process between requests, rather than
+            // finding an idle connection closed under their next request.
+            let deadline = tokio::time::Instant::now().checked_add(delay);
+            if let Some(deadline) = deadline {
+                node.http.none_open(deadline).await;
             }
             node.config().http.shutdown_grace
         }
-    };
-    let open = node.http.open_connections();
+    }
+}
+
+/// Lets the requests in flight finish (at most `grace`), then the control
+/// replies still being written.
+async fn drain(node: &Node, grace: Duration) {
     tracing::info!(
         grace = ?grace,
-        open_connections = open,
+        open_connections = node.http.open_connections(),
         "draining connections"
     );
     if !node.http.drain(grace).await {
@@ -290,7 +347,4 @@ pub async fn run(node: Arc<Node>, activated: Activated) -> anyhow::Result<i32> {
         );
     }
     node.control.answered(Duration::from_secs(1)).await;
-    root.shutdown().await;
-    tracing::info!("diem stopped");
-    Ok(0)
 }

@@ -54,7 +54,7 @@ use crate::node::Node;
 use crate::observer::publisher;
 use crate::store::corpus::Corpus;
 use crate::store::postgres_pool::PostgresPool;
-use crate::tree_paths::child;
+use crate::tree_paths::{child, cluster, store, template, EXCLUSIVE};
 use crate::upgrade::upgrader::Upgrader;
 use crate::watchdog;
 use crate::workers::worker::Worker;
@@ -106,9 +106,9 @@ fn store(node: &Arc<Node>) -> ChildSpec {
             .intensity(5)
             .period(Duration::from_secs(10)),
     )
-    .child(actor("postgres", node, |node| PostgresPool { node }).shutdown(ms(5_000)))
-    .child(actor("corpus", node, |node| Corpus { node }).shutdown(ms(2_000)))
-    .into_child_spec("store")
+    .child(actor(store::POSTGRES, node, |node| PostgresPool { node }).shutdown(ms(5_000)))
+    .child(actor(store::CORPUS, node, |node| Corpus { node }).shutdown(ms(2_000)))
+    .into_child_spec(child::STORE)
 }
 
 /// The worker pool: a dynamic supervisor sized by the node's pool target
@@ -120,9 +120,9 @@ fn workers(node: &Arc<Node>) -> ChildSpec {
             .intensity(1_000)
             .period(Duration::from_secs(5)),
     )
-    .child(actor("worker", node, |node| Worker { node }).shutdown(ms(5_000)));
+    .child(actor(template::WORKER, node, |node| Worker { node }).shutdown(ms(5_000)));
     pool.size = Some(node.workers.target().clone());
-    pool.into_child_spec("workers")
+    pool.into_child_spec(child::WORKERS)
 }
 
 /// The cluster subtree: everything depends on the node server, and the
@@ -134,7 +134,7 @@ pub(crate) fn cluster(node: &Arc<Node>) -> ChildSpec {
     let member = config.cluster.member_name(&config.node);
     let endpoint = {
         let node = node.clone();
-        ChildSpec::worker("endpoint", move |ctx: StartCtx| {
+        ChildSpec::worker(cluster::ENDPOINT, move |ctx: StartCtx| {
             let (node, name) = (node.clone(), endpoint_name(&member));
             async move { ctx.spawn_named(name, ClusterEndpoint { node }, ()).await }
         })
@@ -142,7 +142,7 @@ pub(crate) fn cluster(node: &Arc<Node>) -> ChildSpec {
     };
     let peer = {
         let node = node.clone();
-        ChildSpec::worker("peer", move |ctx: StartCtx| {
+        ChildSpec::worker(template::PEER, move |ctx: StartCtx| {
             let node = node.clone();
             async move {
                 let addr = ctx
@@ -165,14 +165,14 @@ pub(crate) fn cluster(node: &Arc<Node>) -> ChildSpec {
             .intensity(5)
             .period(Duration::from_secs(10)),
     )
-    .child(actor("server", node, |node| ClusterServer { node }).shutdown(ms(2_000)));
+    .child(actor(cluster::SERVER, node, |node| ClusterServer { node }).shutdown(ms(2_000)));
     if config.cluster.uses_tls() {
-        spec = spec.child(task("tls", node, tls_listener::start).shutdown(ms(1_000)));
+        spec = spec.child(task(cluster::TLS, node, tls_listener::start).shutdown(ms(1_000)));
     }
     spec.child(endpoint)
-        .child(actor("membership", node, |node| Membership { node }).shutdown(ms(1_000)))
-        .child(peers.into_child_spec("peers"))
-        .into_child_spec("cluster")
+        .child(actor(cluster::MEMBERSHIP, node, |node| Membership { node }).shutdown(ms(1_000)))
+        .child(peers.into_child_spec(cluster::PEERS))
+        .into_child_spec(child::CLUSTER)
 }
 
 /// The admin listener (the observer page), with `admin.addr` set.
@@ -181,16 +181,23 @@ fn admin(node: &Arc<Node>) -> Option<ChildSpec> {
     Some(task(child::ADMIN, node, admin_listener::start).shutdown(ms(1_000)))
 }
 
-/// The children that hold what only one process may hold — the cluster's
-/// port, the admin listener's port — which a process started by an upgrade
-/// starts once the old process has released them.
-pub(crate) fn exclusive(node: &Arc<Node>) -> Vec<ChildSpec> {
-    let mut specs = Vec::new();
-    if node.config().cluster.enabled {
-        specs.push(cluster(node));
+/// The child `id` of [`EXCLUSIVE`] (what only one process may hold), when
+/// this node runs it.
+fn exclusive_child(node: &Arc<Node>, id: &str) -> Option<ChildSpec> {
+    match id {
+        child::CLUSTER => node.config().cluster.enabled.then(|| cluster(node)),
+        child::ADMIN => admin(node),
+        _ => None,
     }
-    specs.extend(admin(node));
-    specs
+}
+
+/// The children of [`EXCLUSIVE`] this node runs, which a process started
+/// by an upgrade starts once the old process has released them.
+pub(crate) fn exclusive(node: &Arc<Node>) -> Vec<ChildSpec> {
+    EXCLUSIVE
+        .iter()
+        .filter_map(|id| exclusive_child(node, id))
+        .collect()
 }
 
 /// The whole tree. `exclusive: false` leaves out the children of
@@ -203,22 +210,21 @@ pub(crate) fn spec(node: &Arc<Node>, exclusive: bool) -> SupervisorSpec {
             .period(Duration::from_secs(60)),
     )
     .child(store(node))
-    .child(actor("limiter", node, |node| RedisLimiter { node }).shutdown(ms(2_000)))
-    .child(task("metrics", node, metrics_actor::start).shutdown(ms(1_000)))
+    .child(actor(child::LIMITER, node, |node| RedisLimiter { node }).shutdown(ms(2_000)))
+    .child(task(child::METRICS, node, metrics_actor::start).shutdown(ms(1_000)))
     .child(task(child::CONTROL, node, control_socket::start).shutdown(ms(2_000)))
     .child(actor(child::UPGRADE, node, |node| Upgrader { node }).shutdown(ms(1_000)));
-    if exclusive && node.config().cluster.enabled {
-        spec = spec.child(cluster(node));
-    }
-    spec = spec
+    // The children of EXCLUSIVE, where they stand in the start order; a
+    // process started by an upgrade adds them after the hand-over.
+    let held = |spec: SupervisorSpec, id: &str| match exclusive.then(|| exclusive_child(node, id)).flatten() {
+        Some(child) => spec.child(child),
+        None => spec,
+    };
+    spec = held(spec, child::CLUSTER)
         .child(workers(node))
         .child(task(child::LISTENER, node, listener::start).shutdown(ms(5_000)))
         .child(task(child::OBSERVER, node, publisher::start).shutdown(ms(1_000)));
-    if exclusive {
-        if let Some(admin) = admin(node) {
-            spec = spec.child(admin);
-        }
-    }
+    spec = held(spec, child::ADMIN);
     if crate::systemd::active() {
         spec = spec.child(task(child::WATCHDOG, node, watchdog::start).shutdown(ms(1_000)));
     }

@@ -43,6 +43,7 @@
 //! a socket carries them safely, lets old check who asks, and is a channel
 //! for the ready/go/accepting/released steps too.
 
+pub(crate) mod shared;
 pub(crate) mod successor;
 pub(crate) mod upgrade_msg;
 pub(crate) mod upgrader;

@@ -20,7 +20,6 @@ use crate::node::Node;
 use crate::observer::shared::OperatorAction;
 use crate::reload::reload;
 use crate::stats;
-use crate::upgrade::upgrade_msg;
 
 fn reply(r: impl Serialize) -> Result<Value, ProtoError> {
     serde_json::to_value(r).map_err(|e| ProtoError::new("failed", e.to_string()))
@@ -138,7 +137,9 @@ pub(crate) async fn run(node: &Arc<Node>, command: Command) -> Result<Value, Pro
             let timeout = timeout_secs
                 .map(Duration::from_secs)
                 .unwrap_or_else(|| node.config().control.upgrade_timeout);
-            let report = upgrade_msg::request(node, binary, timeout)
+            let report = node
+                .upgrade
+                .request(binary, timeout)
                 .await
                 .map_err(|e| ProtoError::new(e.code(), e.to_string()))?;
             record(OperatorAction::Upgrade {

@@ -18,7 +18,7 @@ use std::sync::{Arc, Mutex, OnceLock};
 
 use hyper_util::server::graceful::GracefulConnection;
 use socket2::{Domain, Protocol, Socket, Type};
-use tokio::sync::{watch, Semaphore};
+use tokio::sync::{watch, Notify, Semaphore};
 
 use crate::config::HttpConfig;
 use crate::http::drain::Drain;
@@ -30,7 +30,7 @@ pub(crate) struct HttpShared {
     addr: OnceLock<SocketAddr>,
     drain: Drain,
     slots: OnceLock<Arc<Semaphore>>,
-    open: Arc<AtomicUsize>,
+    open: Arc<OpenCount>,
     last_rejection_log: AtomicU64,
     epoch: std::time::Instant,
     gate: watch::Sender<bool>,
@@ -43,7 +43,7 @@ impl Default for HttpShared {
             addr: OnceLock::new(),
             drain: Drain::default(),
             slots: OnceLock::new(),
-            open: Arc::new(AtomicUsize::new(0)),
+            open: Arc::new(OpenCount::default()),
             last_rejection_log: AtomicU64::new(u64::MAX),
             epoch: std::time::Instant::now(),
             gate: watch::Sender::new(true),
@@ -133,7 +133,7 @@ impl HttpShared {
 
     /// Counts a connection as open until the returned guard drops.
     pub(crate) fn opened(&self) -> OpenConnection {
-        self.open.fetch_add(1, Ordering::AcqRel);
+        self.open.count.fetch_add(1, Ordering::AcqRel);
         OpenConnection {
             open: self.open.clone(),
         }
@@ -153,7 +153,25 @@ impl HttpShared {
 
     /// Connections open now.
     pub(crate) fn open_connections(&self) -> usize {
-        self.open.load(Ordering::Acquire)
+        self.open.count.load(Ordering::Acquire)
+    }
+
+    /// Waits until no connection is open, at most until `deadline`;
+    /// returns whether none is. Woken by the last connection to close, not
+    /// by polling.
+    pub(crate) async fn none_open(&self, deadline: tokio::time::Instant) -> bool {
+        loop {
+            let closed = self.open.none.notified();
+            tokio::pin!(closed);
+            closed.as_mut().enable();
+            if self.open_connections() == 0 {
+                return true;
+            }
+            tokio::select! {
+                () = closed => {}
+                () = tokio::time::sleep_until(deadline) => return self.open_connections() == 0,
+            }
+        }
     }
 
     /// Asks every connection to finish its request in flight and close,
@@ -175,14 +193,23 @@ pub(crate) fn bind(cfg: &HttpConfig) -> std::io::Result<std::net::TcpListener> {
     Ok(socket.into())
 }
 
+/// How many connections are open, and a wake-up for when none is.
+#[derive(Debug, Default)]
+struct OpenCount {
+    count: AtomicUsize,
+    none: Notify,
+}
+
 /// An open connection; the count drops with it.
 #[derive(Debug)]
 pub(crate) struct OpenConnection {
-    open: Arc<AtomicUsize>,
+    open: Arc<OpenCount>,
 }
 
 impl Drop for OpenConnection {
     fn drop(&mut self) {
-        self.open.fetch_sub(1, Ordering::AcqRel);
+        if self.open.count.fetch_sub(1, Ordering::AcqRel) == 1 {
+            self.open.none.notify_waiters();
+        }
     }
 }

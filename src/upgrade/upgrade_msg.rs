@@ -1,16 +1,14 @@
 //! What the upgrader actor ([`upgrader`](super::upgrader)) accepts and
-//! answers: published apart from the actor, so that the control commands
-//! and the signal handler reach it without importing it.
+//! answers, apart from the actor, so that what it publishes
+//! ([`shared`](super::shared)) and those who ask for an upgrade (the
+//! control commands, the signal handler) need nothing of it.
 
 use std::path::PathBuf;
 use std::time::Duration;
 
-use ractor::{ActorRef, RpcReplyPort};
+use ractor::RpcReplyPort;
 use ractor_cluster::RactorMessage;
 use serde::Serialize;
-
-use crate::node::Node;
-use crate::tree_paths::UPGRADE;
 
 /// Messages of the upgrader.
 #[derive(Debug, RactorMessage)]
@@ -135,29 +133,4 @@ impl UpgradeError {
             }
         }
     }
-}
-
-/// Asks the upgrader (`diem/upgrade`) of `node` for an upgrade and waits
-/// for its outcome.
-pub(crate) async fn request(
-    node: &Node,
-    binary: Option<PathBuf>,
-    timeout: Duration,
-) -> Result<UpgradeReport, UpgradeError> {
-    let root = node
-        .root()
-        .ok_or_else(|| UpgradeError::Unavailable("the tree is not started".into()))?;
-    let found = supervisors::resolve(root, UPGRADE)
-        .await
-        .map_err(|e| UpgradeError::Unavailable(e.to_string()))?;
-    let cell = found
-        .cell
-        .ok_or_else(|| UpgradeError::Unavailable(format!("{UPGRADE} is not running")))?;
-    let upgrader: ActorRef<UpgradeMsg> = cell.into();
-    ractor::call!(upgrader, |reply| UpgradeMsg::Start {
-        binary,
-        timeout,
-        reply
-    })
-    .map_err(|e| UpgradeError::Unavailable(e.to_string()))?
 }

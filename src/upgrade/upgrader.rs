@@ -25,7 +25,7 @@ use crate::node::Node;
 use crate::owned_task::OwnedTask;
 use crate::private_dir::not_private;
 use crate::store::snapshot::Source;
-use crate::tree_paths::child;
+use crate::tree_paths::{child, EXCLUSIVE};
 use crate::upgrade::upgrade_msg::{Phases, Process, UpgradeError, UpgradeMsg, UpgradeReport};
 use crate::upgrade::wire::{Channel, Message, Needs, Passed, WireError, SOCKET_VAR};
 
@@ -53,8 +53,22 @@ impl Actor for Upgrader {
     type State = UpgraderState;
     type Arguments = ();
 
-    async fn pre_start(&self, _: ActorRef<UpgradeMsg>, _: ()) -> Result<UpgraderState, ActorProcessingErr> {
+    async fn pre_start(
+        &self,
+        myself: ActorRef<UpgradeMsg>,
+        _: (),
+    ) -> Result<UpgraderState, ActorProcessingErr> {
+        self.node.upgrade.publish(Some(myself));
         Ok(UpgraderState::default())
+    }
+
+    async fn post_stop(
+        &self,
+        _: ActorRef<UpgradeMsg>,
+        _: &mut UpgraderState,
+    ) -> Result<(), ActorProcessingErr> {
+        self.node.upgrade.publish(None);
+        Ok(())
     }
 
     async fn handle(
@@ -337,10 +351,11 @@ async fn release(node: &Node) {
     node.http.close();
     let _ = root.terminate_child(child::CONTROL).await;
     node.control.hand_over();
-    // Ports only one process may hold: the new one starts these once told
+    // What only one process may hold: the new one starts these once told
     // they are free.
-    let _ = root.terminate_child(child::CLUSTER).await;
-    let _ = root.terminate_child(child::ADMIN).await;
+    for id in EXCLUSIVE {
+        let _ = root.terminate_child(id).await;
+    }
 }
 
 /// Runs one upgrade.
