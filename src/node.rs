@@ -166,7 +166,7 @@ impl Node {
     /// Asks the node to shut down gracefully (as SIGTERM does), with this
     /// grace period for in-flight requests (default `http.shutdown_grace`).
     pub fn request_shutdown(&self, grace: Option<Duration>) -> Duration {
-        let grace = grace.unwrap_or(self.config().http.shutdown_grace);
+        let grace = grace.unwrap_or(self.config().http.shutdown_grace.get());
         self.shutdown.send_replace(Some(Stop::Shutdown(grace)));
         grace
     }

@@ -70,7 +70,7 @@ fn upgrade_on_sigusr2(node: Arc<Node>) -> anyhow::Result<()> {
             // As for `ctl upgrade`: the process, handed over, does not exit
             // before the outcome is logged.
             let _busy = node.control.busy();
-            match node.upgrade.request(None, timeout).await {
+            match node.upgrade.request(None, timeout.get()).await {
                 Ok(report) => tracing::info!(
                     new_pid = report.new.pid,
                     new_version = %report.new.version,
@@ -289,7 +289,7 @@ async fn wait_for_stop(node: &Node, root: &Root, signals: &mut ShutdownSignals) 
     tokio::select! {
         signal = signals.recv() => {
             tracing::info!(signal, "shutdown requested");
-            Some(Stop::Shutdown(node.config().http.shutdown_grace))
+            Some(Stop::Shutdown(node.config().http.shutdown_grace.get()))
         }
         stop = node.shutdown_requested() => Some(stop),
         reason = root.wait() => {
@@ -313,7 +313,7 @@ async fn stop_accepting(node: &Node, supervisor: &SupervisorRef, stop: Stop) -> 
             if !delay.is_zero() {
                 // Readiness is 503 from now on; serve on while load balancers notice.
                 tracing::info!(delay = ?delay, "not ready; serving on before the listener closes");
-                tokio::time::sleep(delay).await;
+                tokio::time::sleep(delay.get()).await;
             }
             let _ = supervisor.terminate_child(child::LISTENER).await;
             node.http.close();
@@ -323,11 +323,11 @@ async fn stop_accepting(node: &Node, supervisor: &SupervisorRef, stop: Stop) -> 
             // Each response here now says `Connection: close`: keep-alive
             // clients move to the new process between requests, rather than
             // finding an idle connection closed under their next request.
-            let deadline = tokio::time::Instant::now().checked_add(delay);
+            let deadline = tokio::time::Instant::now().checked_add(delay.get());
             if let Some(deadline) = deadline {
                 node.http.none_open(deadline).await;
             }
-            node.config().http.shutdown_grace
+            node.config().http.shutdown_grace.get()
         }
     }
 }

@@ -282,7 +282,7 @@ impl Membership {
                 // and to every member this one knows.
                 state.wanted.extend(addresses(&addr).await);
                 self.ensure_peers(state).await;
-                ask_members(myself, name, self.node.config().cluster.down_after);
+                ask_members(myself, name, self.node.config().cluster.down_after.get());
             }
             SessionEvent::Closed {
                 name,
@@ -352,7 +352,7 @@ impl Membership {
                 member.pinging = true;
                 let (me, name, timeout) = (myself.clone(), name.clone(), c.down_after);
                 tokio::spawn(async move {
-                    let msg = match remote::ping(&name, timeout).await {
+                    let msg = match remote::ping(&name, timeout.get()).await {
                         Ok(rtt) => MembershipMsg::Pong(name, rtt),
                         Err(_) => MembershipMsg::Missed(name),
                     };
@@ -426,7 +426,7 @@ impl Actor for Membership {
         own.insert(c.advertised());
         own.insert(c.listen.to_string());
         myself.send_message(MembershipMsg::Resolve)?;
-        myself.send_after(c.heartbeat, || MembershipMsg::Tick);
+        myself.send_after(c.heartbeat.get(), || MembershipMsg::Tick);
         Ok(MembershipState {
             members: BTreeMap::new(),
             pending: HashMap::new(),
@@ -448,7 +448,7 @@ impl Actor for Membership {
         match msg {
             MembershipMsg::Tick => {
                 self.tick(&myself, state).await;
-                myself.send_after(self.node.config().cluster.heartbeat, || MembershipMsg::Tick);
+                myself.send_after(self.node.config().cluster.heartbeat.get(), || MembershipMsg::Tick);
             }
             MembershipMsg::Resolve => {
                 let seeds = self.node.config().cluster.seeds.clone();
@@ -461,7 +461,7 @@ impl Actor for Membership {
                 self.ensure_peers(state).await;
                 let timeout = self.node.config().cluster.down_after;
                 for (name, _) in state.members.iter().filter(|(_, m)| m.state == MemberState::Up) {
-                    ask_members(&myself, name.clone(), timeout);
+                    ask_members(&myself, name.clone(), timeout.get());
                 }
                 myself.send_after(RESOLVE_EVERY, || MembershipMsg::Resolve);
             }

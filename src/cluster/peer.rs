@@ -86,14 +86,14 @@ impl Actor for Peer {
         match msg {
             PeerMsg::Attempt => {
                 let max = self.node.config().cluster.reconnect_max;
-                let backoff = Backoff::new(Duration::from_millis(100), max);
+                let backoff = Backoff::new(Duration::from_millis(100), max.get());
                 let next = match self.node.cluster.server() {
                     None => Duration::from_millis(100),
                     Some(server) if connected(&server, &state.addr).await => {
                         state.failures = 0;
                         state.dialled = false;
                         self.node.cluster.set_refused(&state.addr, None);
-                        max
+                        max.get()
                     }
                     Some(server) => {
                         if state.dialled {

@@ -179,7 +179,7 @@ impl Actor for ClusterServer {
                     if state.failures == 1 {
                         tracing::warn!(listen = %config.cluster.listen, error = %e, "cannot start the cluster listener; retrying");
                     }
-                    let wait = Backoff::new(Duration::from_millis(100), config.cluster.reconnect_max)
+                    let wait = Backoff::new(Duration::from_millis(100), config.cluster.reconnect_max.get())
                         .delay(state.failures);
                     myself.send_after(wait, || ServerMsg::Start);
                 }

@@ -124,8 +124,11 @@ pub(crate) async fn start(
 async fn bind_with_backoff(node: &Node, listen: SocketAddr) -> TcpListener {
     let mut failures = 1u32;
     loop {
-        let wait =
-            Backoff::new(Duration::from_millis(100), node.config().cluster.reconnect_max).delay(failures);
+        let wait = Backoff::new(
+            Duration::from_millis(100),
+            node.config().cluster.reconnect_max.get(),
+        )
+        .delay(failures);
         tokio::time::sleep(wait).await;
         match TcpListener::bind(listen).await {
             Ok(listener) => return listener,
@@ -153,7 +156,7 @@ async fn accept_loop(node: Arc<Node>, listener: TcpListener, acceptor: TlsAccept
                 Ok((stream, peer)) => {
                     *per_address.entry(peer.ip()).or_default() += 1;
                     let deadline = node.config().cluster.down_after;
-                    handshakes.spawn(handshake(acceptor.clone(), stream, peer, deadline));
+                    handshakes.spawn(handshake(acceptor.clone(), stream, peer, deadline.get()));
                 }
                 Err(e) => {
                     tracing::warn!(error = %e, "cluster accept failed");

@@ -217,7 +217,7 @@ mod tests {
     #[test]
     fn durations_take_units_and_old_keys_name_the_new_one() {
         let c = Config::from_toml_str("[http]\nshutdown_grace = \"1m 30s\"").unwrap();
-        assert_eq!(c.http.shutdown_grace, Duration::from_secs(90));
+        assert_eq!(c.http.shutdown_grace.get(), Duration::from_secs(90));
         for (old, new, _) in RENAMED {
             let (section, key) = old.split_once('.').unwrap();
             let e = Config::from_toml_str(&format!("[{section}]\n{key} = 5")).unwrap_err();

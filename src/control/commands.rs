@@ -136,7 +136,7 @@ pub(crate) async fn run(node: &Arc<Node>, command: Command) -> Result<Value, Pro
             }
             let timeout = timeout_secs
                 .map(Duration::from_secs)
-                .unwrap_or_else(|| node.config().control.upgrade_timeout);
+                .unwrap_or_else(|| node.config().control.upgrade_timeout.get());
             let report = node
                 .upgrade
                 .request(binary, timeout)

@@ -107,7 +107,7 @@ async fn session(node: Arc<Node>, stream: UnixStream, caller: Caller, _permit: O
     let mut lines = FramedRead::new(read, LinesCodec::new_with_max_length(MAX_LINE));
     let mut out = FramedWrite::new(write, LinesCodec::new());
     loop {
-        let reply = match tokio::time::timeout(idle, lines.next()).await {
+        let reply = match tokio::time::timeout(idle.get(), lines.next()).await {
             Err(_) => Some(error(
                 None,
                 &ProtoError::new(

@@ -61,7 +61,7 @@ pub(crate) async fn serve(
     let _open = node.http.opened();
     let (header_timeout, max_buf) =
         node.with_config(|c| (c.http.header_read_timeout, c.http.max_header_bytes));
-    let deadline = Arc::new(HeadDeadline::new(header_timeout));
+    let deadline = Arc::new(HeadDeadline::new(header_timeout.get()));
     let io = TokioIo::new(Watched::new(stream, deadline.clone()));
     // The service borrows the node and the deadline from this task: no
     // reference count is taken per request.
@@ -151,7 +151,7 @@ async fn read_to_end(node: &Node, body: Incoming) -> Result<Bytes, HttpResponse>
     if usize::try_from(hyper::body::Body::size_hint(&body).lower()).map_or(true, |n| n > limit) {
         return Err(too_large());
     }
-    match tokio::time::timeout(timeout, Limited::new(body, limit).collect()).await {
+    match tokio::time::timeout(timeout.get(), Limited::new(body, limit).collect()).await {
         Ok(Ok(collected)) => Ok(collected.to_bytes()),
         Ok(Err(e)) if e.is::<http_body_util::LengthLimitError>() => Err(too_large()),
         Ok(Err(e)) => Err(response::error(

@@ -156,7 +156,7 @@ async fn batcher(
                 // Boxed: fred's future is large, and inside the spawned task
                 // it was moved whole on the task's way into the runtime
                 // (1,368 instructions of copies per request of the zipf mix).
-                None => Box::pin(eval(&client, &sha, keys, &params, Some(now), timeout)).await,
+                None => Box::pin(eval(&client, &sha, keys, &params, Some(now), timeout.get())).await,
             };
             match decided {
                 Ok(decisions) => {
@@ -181,6 +181,7 @@ impl RedisLimiter {
             .config()
             .redis
             .command_timeout
+            .get()
             .max(Duration::from_millis(200));
         let opts = Options {
             timeout: Some(timeout),
@@ -198,7 +199,7 @@ impl RedisLimiter {
     async fn pipe(&self, myself: &ActorRef<LimiterMsg>) -> Option<(Pipe, OwnedTask)> {
         let config = self.node.config();
         let target = Target::of_url(&config.redis.url)?;
-        match Pipe::connect(&target, config.redis.command_timeout).await {
+        match Pipe::connect(&target, config.redis.command_timeout.get()).await {
             Ok((pipe, drive)) => {
                 let me = myself.clone();
                 let task = OwnedTask::spawn(
@@ -228,7 +229,7 @@ impl RedisLimiter {
             state.connection.client.clone(),
             pipe.clone(),
             config.redis.key_prefix.clone(),
-            config.redis.command_timeout,
+            config.redis.command_timeout.get(),
             tx,
             myself.clone(),
         ));
@@ -272,7 +273,7 @@ impl Actor for RedisLimiter {
     ) -> Result<LimiterState, ActorProcessingErr> {
         let config = self.node.config();
         let timeout = config.redis.command_timeout;
-        let client = client(&config.redis.url, timeout)?;
+        let client = client(&config.redis.url, timeout.get())?;
         let task = client.connect();
         let mut state = LimiterState {
             connection: Connection { client, task },
@@ -290,7 +291,7 @@ impl Actor for RedisLimiter {
             ),
         }
         let every = config.redis.health_interval;
-        myself.send_after(every, || LimiterMsg::Tick);
+        myself.send_after(every.get(), || LimiterMsg::Tick);
         myself.send_after(SWEEP_EVERY, || LimiterMsg::Sweep);
         Ok(state)
     }
@@ -309,7 +310,7 @@ impl Actor for RedisLimiter {
                     Err(e) => self.withdraw(state, e.to_string()),
                 }
                 let every = self.node.config().redis.health_interval;
-                myself.send_after(every, || LimiterMsg::Tick);
+                myself.send_after(every.get(), || LimiterMsg::Tick);
             }
             LimiterMsg::Sweep => {
                 self.node.limiter.local().sweep();

@@ -16,7 +16,7 @@ use crate::store::{within, StoreError};
 /// The connection settings of `cfg`: URL, timeouts, `search_path`.
 pub fn pg_config(cfg: &PostgresConfig) -> Result<tokio_postgres::Config, StoreError> {
     let mut c: tokio_postgres::Config = cfg.url.parse()?;
-    c.connect_timeout(cfg.connect_timeout);
+    c.connect_timeout(cfg.connect_timeout.get());
     c.options(format!(
         "-c search_path={} -c statement_timeout={} -c client_min_messages=warning",
         cfg.schema,
@@ -37,7 +37,7 @@ pub fn build_pool(cfg: &PostgresConfig) -> Result<Pool, StoreError> {
             recycling_method: RecyclingMethod::Fast,
         },
     );
-    let timeout = Some(cfg.connect_timeout);
+    let timeout = Some(cfg.connect_timeout.get());
     Pool::builder(manager)
         .max_size(cfg.pool_size)
         .runtime(Runtime::Tokio1)
@@ -52,7 +52,7 @@ pub fn build_pool(cfg: &PostgresConfig) -> Result<Pool, StoreError> {
 /// drives the returned [`Connection`] (its notifications included).
 pub async fn connect(cfg: &PostgresConfig) -> Result<(Client, Connection<Socket, NoTlsStream>), StoreError> {
     let config = pg_config(cfg)?;
-    within(cfg.connect_timeout, async {
+    within(cfg.connect_timeout.get(), async {
         config.connect(NoTls).await.map_err(StoreError::from)
     })
     .await

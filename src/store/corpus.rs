@@ -85,7 +85,7 @@ impl Corpus {
             let _ = me.send_message(CorpusMsg::Disconnected(generation, reason));
         });
         let listen = format!("LISTEN \"{}.sentences\"", cfg.schema);
-        within(cfg.connect_timeout, async {
+        within(cfg.connect_timeout.get(), async {
             Ok(client.batch_execute(&listen).await?)
         })
         .await?;
@@ -122,7 +122,7 @@ impl Corpus {
         state.client = None;
         state.failures = state.failures.saturating_add(1);
         let retry_max = self.node.config().postgres.retry_max;
-        let wait = Backoff::new(Duration::from_millis(100), retry_max).delay(state.failures);
+        let wait = Backoff::new(Duration::from_millis(100), retry_max.get()).delay(state.failures);
         myself.send_after(wait, || CorpusMsg::Connect);
     }
 }

@@ -142,13 +142,13 @@ impl Actor for PostgresPool {
                         }
                         self.node.pg.set(true, None);
                         state.failures = 0;
-                        cfg.health_interval
+                        cfg.health_interval.get()
                     }
                     Err(e) => {
                         self.node.pg.set_readers(Vec::new());
                         self.node.pg.set(false, Some(e.to_string()));
                         state.failures = state.failures.saturating_add(1);
-                        backoff(cfg.retry_max).delay(state.failures)
+                        backoff(cfg.retry_max.get()).delay(state.failures)
                     }
                 };
                 myself.send_after(next, || PgMsg::Tick);
