@@ -58,6 +58,8 @@ use crate::message::{
 };
 use crate::pool_size::PoolSize;
 
+// ---- The specification: flags and children (OTP's init/1 result) ----
+
 /// A supervisor's flags and its children's specs (OTP's `init/1` result).
 /// For [`Strategy::Dynamic`], `children` holds exactly one spec: the
 /// template of every instance.
@@ -113,6 +115,8 @@ impl SupervisorSpec {
         .shutdown(Shutdown::Infinity)
     }
 }
+
+// ---- The actor and its state ----
 
 /// What a [`Supervisor`] actor is started with.
 #[derive(Clone, Debug)]
@@ -197,6 +201,8 @@ impl std::fmt::Debug for SupervisorState {
     }
 }
 
+// ---- Child specs checked at start and at start_child ----
+
 fn validate(flags: &SupervisorFlags, spec: &ChildSpec) -> Result<(), SupervisorError> {
     let bad = |reason: &str| {
         Err(SupervisorError::BadSpec {
@@ -217,6 +223,8 @@ fn validate(flags: &SupervisorFlags, spec: &ChildSpec) -> Result<(), SupervisorE
 }
 
 impl SupervisorState {
+    // ---- The child table ----
+
     fn child_path(&self, id: &str) -> Arc<str> {
         Arc::from(format!("{}/{}", self.path, id))
     }
@@ -241,6 +249,8 @@ impl SupervisorState {
             }
         }
     }
+
+    // ---- Starting and stopping children, in order ----
 
     /// Starts a process for child `key`; `Err` is
     /// [`SupervisorError::StartFailed`] with the child's own start error.
@@ -344,6 +354,8 @@ impl SupervisorState {
             });
         }
     }
+
+    // ---- Exits, the restart strategy and intensity ----
 
     /// Handles the exit of a child process (OTP's `restart_child/3` path).
     async fn child_exited(&mut self, key: u64, reason: ExitReason) {
@@ -527,6 +539,8 @@ impl SupervisorState {
         }
     }
 
+    // ---- The dynamic child API (start/terminate/restart/delete_child, count, which) ----
+
     async fn start_child(&mut self, arg: StartChildArg) -> Result<StartedChild, SupervisorError> {
         let (spec, id, args) = match (arg, &self.template) {
             (StartChildArg::Args(ArgsBox(args)), Some(template)) => {
@@ -662,6 +676,8 @@ impl SupervisorState {
         }
     }
 
+    // ---- Operator actions beyond OTP: scale, kill with its replacement, retries ----
+
     /// Starts or stops instances of a dynamic supervisor until `n` run;
     /// the newest go first, all at once, as OTP stops a dynamic
     /// supervisor's children.
@@ -764,6 +780,8 @@ impl SupervisorState {
     }
 }
 
+// ---- Shutdown of one child (brutal_kill, timeout, infinity) ----
+
 /// Stops `cell` by `shutdown` and waits for it to be gone.
 async fn shutdown_cell(cell: &ActorCell, shutdown: Shutdown) -> ExitReason {
     if cell.get_status() == ActorStatus::Stopped {
@@ -792,6 +810,8 @@ async fn shutdown_cell(cell: &ActorCell, shutdown: Shutdown) -> ExitReason {
         }
     }
 }
+
+// ---- The behaviour: messages and supervision events ----
 
 impl Actor for Supervisor {
     type Msg = SupervisorMsg;
