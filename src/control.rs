@@ -2,7 +2,7 @@
 //! observer.
 //!
 //! * [`socket`]: the control socket (`diem/control`, a task child).
-//! * [`listening`]: the listening socket it accepts on, held by the node.
+//! * [`shared`]: the listening socket it accepts on, held by the node.
 //! * [`protocol`]: one JSON object per line each way.
 //! * [`execute`]: the one seam — parse, audit, route by [`policy`].
 //! * [`commands`]: what each command does; [`tree_ops`]: what commands do
@@ -15,11 +15,11 @@ pub(crate) mod caller;
 pub mod client;
 pub(crate) mod commands;
 pub(crate) mod execute;
-pub(crate) mod listening;
 pub mod options;
 pub mod policy;
 pub mod protocol;
 pub(crate) mod render;
 pub(crate) mod reply;
+pub(crate) mod shared;
 pub(crate) mod socket;
 pub(crate) mod tree_ops;

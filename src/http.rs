@@ -2,8 +2,10 @@
 //! connections, and the connection tasks that read requests, admit and
 //! rate-limit them and hand them to the workers.
 //!
-//! * [`socket`]: binds the listening socket once per process.
-//! * [`listener`]: the listener actor (`diem/listener`), the accept loop.
+//! * [`shared`]: the listening socket (bound once per process), the open
+//!   connections and the accept gate: what the listener publishes.
+//! * [`listener`]: the listener (`diem/listener`, a task child), the accept
+//!   loop.
 //! * [`connection`]: one HTTP/1.1 connection (hyper), from request to
 //!   response.
 //! * [`head_deadline`]: the header read timeout of a connection.
@@ -15,4 +17,4 @@ pub(crate) mod connection;
 pub(crate) mod drain;
 pub(crate) mod head_deadline;
 pub(crate) mod listener;
-pub(crate) mod socket;
+pub(crate) mod shared;

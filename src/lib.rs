@@ -9,7 +9,7 @@
 //! | concern | module |
 //! |---|---|
 //! | the tree | [`tree`] (its paths: [`tree_paths`]) |
-//! | HTTP listener | [`http::listener`] (socket: [`http::socket`], connections: [`http::connection`]) |
+//! | HTTP listener | [`http::listener`] (socket: [`http::shared`], connections: [`http::connection`]) |
 //! | request workers | [`workers::worker`], [`workers::pool`] |
 //! | API handlers | [`api`] |
 //! | PostgreSQL pool | [`store::postgres_pool`] |

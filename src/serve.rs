@@ -29,7 +29,7 @@ use anyhow::Context;
 use supervisors::{start_root, Event, Root, SupervisorRef};
 use tokio::signal::unix::{signal, Signal, SignalKind};
 
-use crate::control::listening;
+use crate::control::shared as control_socket;
 use crate::node::{Node, Stop};
 use crate::systemd::{self, Activated};
 use crate::tree;
@@ -119,7 +119,7 @@ fn install_sockets(
             match activated.http {
                 Some(http) => (http, Origin::Systemd, control),
                 None => {
-                    let http = crate::http::socket::bind(&config.http)
+                    let http = crate::http::shared::bind(&config.http)
                         .with_context(|| format!("cannot listen on {}", config.http.addr))?;
                     (http, Origin::Bound, control)
                 }
@@ -154,7 +154,7 @@ fn install_sockets(
         }
         None => {
             let path = config.control.socket_path();
-            let (listener, file) = listening::bind(&path)?;
+            let (listener, file) = control_socket::bind(&path)?;
             node.control
                 .install(listener, path, Some(file))
                 .context("cannot use the control socket")?;

@@ -1,7 +1,7 @@
 //! The control socket (`diem/control`), a task child.
 //!
 //! It accepts control connections on a duplicate of the node's control
-//! socket ([`listening`](super::listening): bound once per process, mode
+//! socket ([`shared`](super::shared): bound once per process, mode
 //! 0600, or received from systemd or the upgraded process). Each
 //! connection is a task of its own that checks the peer's credentials
 //! (`SO_PEERCRED`: the server's own uid or root, else refused with a logged

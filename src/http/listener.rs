@@ -2,7 +2,7 @@
 //! starts a connection task for each. Nothing else.
 //!
 //! It accepts on a duplicate of the node's listening socket (see
-//! [`socket`](super::socket)), so a restart loses no connection. It is a
+//! [`shared`](super::shared)), so a restart loses no connection. It is a
 //! task child ([`ChildSpec::task`](supervisors::ChildSpec::task)): the accept
 //! loop is the child, cancelled when it stops; should the loop end by
 //! itself (it should not), the child crashes and its supervisor restarts it. Connection tasks are not the

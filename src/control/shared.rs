@@ -1,6 +1,6 @@
 //! The control socket's listening socket, held by the node.
 //!
-//! Like the HTTP socket ([`http::socket`](crate::http::socket)), it is
+//! Like the HTTP socket ([`http::shared`](crate::http::shared)), it is
 //! bound once per process — or received from systemd (socket activation)
 //! or from the process this one upgrades — and kept here rather than in
 //! the control socket actor: each incarnation of the actor accepts on a
