@@ -15,16 +15,21 @@
 //! Errors are JSON ([`response`]).
 
 pub mod auth;
+pub mod cors;
 pub mod credentials;
 pub(crate) mod hitokoto;
 pub(crate) mod ops;
+pub mod problem;
 pub mod query;
+pub mod ratelimit_fields;
 pub mod request;
 pub mod response;
 pub mod route;
 pub(crate) mod write;
 
-use hyper::header::{HeaderValue, ACCESS_CONTROL_ALLOW_HEADERS, ACCESS_CONTROL_ALLOW_METHODS, ALLOW};
+use hyper::header::{
+    HeaderValue, ACCESS_CONTROL_ALLOW_HEADERS, ACCESS_CONTROL_ALLOW_METHODS, ALLOW, CACHE_CONTROL,
+};
 use hyper::{Method, StatusCode};
 
 use crate::api::request::{HttpResponse, Request};
@@ -54,6 +59,11 @@ fn preflight(methods: &'static str) -> HttpResponse {
     r
 }
 
+/// The OpenAPI 3.1 description of this API, served at `/openapi.json`
+/// (`src/api/openapi.json`; a test checks it with a real validator and
+/// against the routes the server has).
+pub const OPENAPI: &str = include_str!("api/openapi.json");
+
 fn sentence_id(path: &str) -> &str {
     path.trim_start_matches("/hitokoto/v2/")
 }
@@ -72,7 +82,12 @@ pub async fn handle(node: &Node, request: Request, rng: &mut fastrand::Rng) -> H
     let method = request.parts.method.clone();
     let path = request.parts.uri.path();
     match (request.endpoint.route, method) {
-        (Route::Hitokoto, Method::GET | Method::HEAD) => hitokoto::get(node, &request, rng).await,
+        (Route::Hitokoto, Method::GET | Method::HEAD) => {
+            // A random answer: a cache in front must not keep one for all.
+            let mut r = hitokoto::get(node, &request, rng).await;
+            r.headers_mut().insert(CACHE_CONTROL, response::NO_STORE);
+            r
+        }
         (Route::Hitokoto, Method::POST) => Box::pin(write::post(node, &request)).await,
         (Route::Hitokoto, Method::OPTIONS) => preflight("GET, HEAD, POST, OPTIONS"),
         (Route::Hitokoto, _) => allow("GET, HEAD, POST, OPTIONS"),
@@ -86,7 +101,10 @@ pub async fn handle(node: &Node, request: Request, rng: &mut fastrand::Rng) -> H
         (Route::Sentence, _) => allow("GET, HEAD, DELETE, OPTIONS"),
         (Route::Readyz, Method::GET | Method::HEAD) => Box::pin(ops::readyz(node)).await,
         (Route::Metrics, Method::GET | Method::HEAD) => ops::metrics(node),
-        (Route::Healthz | Route::Readyz | Route::Metrics, _) => allow("GET, HEAD"),
+        (Route::OpenApi, Method::GET | Method::HEAD) => {
+            body(StatusCode::OK, response::JSON, OPENAPI.as_bytes())
+        }
+        (Route::Healthz | Route::Readyz | Route::Metrics | Route::OpenApi, _) => allow("GET, HEAD"),
         (Route::Other, _) => error(StatusCode::NOT_FOUND, "not_found", "no such route"),
     }
 }

@@ -31,6 +31,7 @@ use std::sync::Arc;
 use arc_swap::{ArcSwap, ArcSwapOption};
 use ipnet::IpNet;
 
+use crate::api::ratelimit_fields::ratelimit_policy;
 use crate::config::ClientHeader;
 use crate::config::LimiterConfig;
 use crate::limiter::backend::Backend;
@@ -53,11 +54,14 @@ pub struct LimiterSettings {
     pub client_header: ClientHeader,
     /// IPv6 clients are limited by this prefix of their address.
     pub ipv6_prefix: u8,
+    /// The `RateLimit-Policy` field of these parameters (made once).
+    pub policy: hyper::header::HeaderValue,
 }
 
 impl From<&LimiterConfig> for LimiterSettings {
     fn from(c: &LimiterConfig) -> Self {
         Self {
+            policy: ratelimit_policy(c.burst, c.count, c.period.as_secs()),
             enabled: c.enabled,
             params: Params {
                 burst: c.burst,

@@ -6,7 +6,7 @@
 //! | `/hitokoto/v2/`, `/hitokoto/v2` | [`Route::Hitokoto`] | a worker; `GET`/`HEAD` rate-limited; `POST` needs the admin token |
 //! | `/hitokoto/v2/{uuid}` | [`Route::Sentence`] | a worker; `DELETE` needs the admin token |
 //! | `/healthz` | [`Route::Healthz`] | `GET`/`HEAD` answered by the connection (no worker: an overloaded pool is not a dead process) |
-//! | `/readyz`, `/metrics` | [`Route::Readyz`], [`Route::Metrics`] | a worker |
+//! | `/readyz`, `/metrics`, `/openapi.json` | [`Route::Readyz`], [`Route::Metrics`], [`Route::OpenApi`] | a worker |
 //! | anything else | [`Route::Other`] | a worker (404) |
 //!
 //! ```
@@ -39,18 +39,21 @@ pub enum Route {
     Readyz,
     /// `/metrics`.
     Metrics,
+    /// `/openapi.json`: the API's description.
+    OpenApi,
     /// Anything else.
     Other,
 }
 
 impl Route {
     /// Every route, in label order.
-    pub const ALL: [Route; 6] = [
+    pub const ALL: [Route; 7] = [
         Route::Hitokoto,
         Route::Sentence,
         Route::Healthz,
         Route::Readyz,
         Route::Metrics,
+        Route::OpenApi,
         Route::Other,
     ];
 
@@ -61,6 +64,7 @@ impl Route {
             "/healthz" => Route::Healthz,
             "/readyz" => Route::Readyz,
             "/metrics" => Route::Metrics,
+            "/openapi.json" => Route::OpenApi,
             p if p.starts_with("/hitokoto/v2/") => Route::Sentence,
             _ => Route::Other,
         }
@@ -74,7 +78,22 @@ impl Route {
             Route::Healthz => "healthz",
             Route::Readyz => "readyz",
             Route::Metrics => "metrics",
+            Route::OpenApi => "openapi",
             Route::Other => "other",
+        }
+    }
+
+    /// The route's path as the OpenAPI document (`/openapi.json`) writes
+    /// it; `None` for [`Route::Other`].
+    pub fn path(self) -> Option<&'static str> {
+        match self {
+            Route::Hitokoto => Some("/hitokoto/v2/"),
+            Route::Sentence => Some("/hitokoto/v2/{uuid}"),
+            Route::Healthz => Some("/healthz"),
+            Route::Readyz => Some("/readyz"),
+            Route::Metrics => Some("/metrics"),
+            Route::OpenApi => Some("/openapi.json"),
+            Route::Other => None,
         }
     }
 

@@ -4,7 +4,7 @@ use std::net::SocketAddr;
 
 use serde::{Deserialize, Serialize};
 
-use super::{invalid, ConfigError, Wait};
+use super::{invalid, string_list, ConfigError, Wait};
 
 /// `[http]`.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -36,6 +36,14 @@ pub struct HttpConfig {
     /// embedded corpus is served (off: those are shared dependencies, and a
     /// node still serves without them).
     pub strict_readiness: bool,
+    /// Origins whose pages may read the API (CORS): `*` for any, or a
+    /// list (echoed with `Vary: Origin`). Live.
+    #[serde(deserialize_with = "string_list")]
+    pub cors_origins: Vec<String>,
+    /// The same for the write routes (`POST`, `DELETE` and their
+    /// preflights). Live.
+    #[serde(deserialize_with = "string_list")]
+    pub cors_write_origins: Vec<String>,
 }
 
 impl Default for HttpConfig {
@@ -51,6 +59,8 @@ impl Default for HttpConfig {
             shutdown_delay: Wait::from_secs(5),
             shutdown_grace: Wait::from_secs(30),
             strict_readiness: false,
+            cors_origins: vec!["*".to_owned()],
+            cors_write_origins: vec!["*".to_owned()],
         }
     }
 }
@@ -63,6 +73,30 @@ impl HttpConfig {
         if self.max_connections == 0 {
             return invalid("http.max_connections", "a number of at least 1");
         }
+        for (key, origins) in [
+            ("http.cors_origins", &self.cors_origins),
+            ("http.cors_write_origins", &self.cors_write_origins),
+        ] {
+            if let Some(bad) = origins.iter().find(|o| !is_origin(o)) {
+                return invalid(
+                    key,
+                    &format!("\"*\" or origins such as https://blog.example (scheme://host[:port], no path), found `{bad}`"),
+                );
+            }
+        }
         Ok(())
     }
+}
+
+/// `*`, or a serialized origin: `scheme://host[:port]`, no path.
+fn is_origin(o: &str) -> bool {
+    o == "*"
+        || o.split_once("://").is_some_and(|(scheme, rest)| {
+            !scheme.is_empty()
+                && scheme
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || "+-.".contains(c))
+                && !rest.is_empty()
+                && !rest.contains(['/', '?', '#', ' ', '*'])
+        })
 }

@@ -31,17 +31,16 @@ use std::time::Instant;
 use bytes::Bytes;
 use http_body_util::{BodyExt, Limited};
 use hyper::body::Incoming;
-use hyper::header::{
-    HeaderMap, HeaderValue, ACCESS_CONTROL_ALLOW_ORIGIN, CONNECTION, X_CONTENT_TYPE_OPTIONS,
-};
+use hyper::header::{HeaderMap, HeaderValue, ACCEPT, CONNECTION, X_CONTENT_TYPE_OPTIONS};
 use hyper::StatusCode;
 use hyper_util::rt::TokioIo;
 use tokio::net::TcpStream;
 use tokio::sync::OwnedSemaphorePermit;
 
+use crate::api::ratelimit_fields::{ratelimit, RATELIMIT, RATELIMIT_POLICY};
 use crate::api::request::{HttpResponse, Request};
 use crate::api::route::Endpoint;
-use crate::api::{auth, ops, response};
+use crate::api::{auth, cors, ops, problem, response};
 use crate::http::client_ip::client_ip;
 use crate::http::head_deadline::{Expired, HeadDeadline, Watched};
 use crate::limiter::{Decision, LimiterSettings};
@@ -265,15 +264,24 @@ async fn respond(node: &Node, peer: SocketAddr, req: hyper::Request<Incoming>) -
     let start = Instant::now();
     let endpoint = Endpoint::of(req.method(), req.uri().path());
     let method = MethodClass::of(req.method());
-    let access =
-        node.with_config(|c| c.log.access) && tracing::enabled!(target: "diem::access", tracing::Level::INFO);
+    // One load of the config for the access log and the CORS grant.
+    let (access, grant) = node.with_config(|c| {
+        let grant = cors::decide(&c.http, endpoint.write, req.method(), req.headers());
+        (c.log.access, grant)
+    });
+    let access = access && tracing::enabled!(target: "diem::access", tracing::Level::INFO);
+    // Kept to shape an error as problem details if it comes to that.
+    let accept = req.headers().get(ACCEPT).cloned();
     let logged = access.then(|| {
         let client = client_of(&node.limiter.settings(), peer.ip(), req.headers());
         (req.method().clone(), req.uri().clone(), client)
     });
     let (mut response, decision) = answer(node, endpoint, peer.ip(), req).await;
+    if response.status().as_u16() >= 400 && accept.as_ref().is_some_and(problem::prefers_problem) {
+        response = problem::as_problem(response);
+    }
     let headers = response.headers_mut();
-    headers.insert(ACCESS_CONTROL_ALLOW_ORIGIN, HeaderValue::from_static("*"));
+    cors::apply(grant, headers);
     headers.insert(X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff"));
     if node.is_draining() {
         // Shutting down: a keep-alive client reconnects (elsewhere) for its
@@ -289,6 +297,12 @@ async fn respond(node: &Node, peer: SocketAddr, req: hyper::Request<Incoming>) -
         headers.insert(
             response::X_RATELIMIT_RESET,
             response::number(d.throttle.reset_secs()),
+        );
+        // The IETF fields, from the same decision.
+        headers.insert(RATELIMIT_POLICY, node.limiter.settings().policy.clone());
+        headers.insert(
+            RATELIMIT,
+            ratelimit(d.throttle.remaining, d.throttle.reset_secs()),
         );
     }
     let end = Instant::now();

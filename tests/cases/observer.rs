@@ -76,7 +76,7 @@ pub(super) async fn operator_session(s: &TestServer) -> (String, String) {
 }
 
 /// Headless Chromium (Debian's `chromium`), its event handler running.
-async fn browser(profile: &std::path::Path) -> (Browser, tokio::task::JoinHandle<()>) {
+pub(super) async fn browser(profile: &std::path::Path) -> (Browser, tokio::task::JoinHandle<()>) {
     let chromium = crate::support::cluster::which("chromium").unwrap_or_else(|| {
         panic!("chromium is not installed: scripts/test installs it (apt-get install chromium)")
     });
@@ -96,7 +96,7 @@ async fn browser(profile: &std::path::Path) -> (Browser, tokio::task::JoinHandle
 }
 
 /// Evaluates `js` in the page and returns its value.
-async fn eval(page: &chromiumoxide::Page, js: &str) -> Value {
+pub(super) async fn eval(page: &chromiumoxide::Page, js: &str) -> Value {
     page.evaluate(js)
         .await
         .map(|r| r.into_value::<Value>().unwrap_or(Value::Null))

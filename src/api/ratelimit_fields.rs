@@ -1,0 +1,60 @@
+//! The IETF rate-limit fields (draft-ietf-httpapi-ratelimit-headers-11),
+//! sent beside the legacy `X-RateLimit-*` three and computed from the same
+//! decision: `RateLimit-Policy` names the limiter's GCRA policy, `RateLimit`
+//! says what is left of it. Both are Structured Fields (RFC 9651): a list
+//! of one item, the string `"default"` with integer parameters.
+
+use hyper::header::{HeaderName, HeaderValue};
+
+/// `RateLimit-Policy`.
+pub const RATELIMIT_POLICY: HeaderName = HeaderName::from_static("ratelimit-policy");
+
+/// `RateLimit`.
+pub const RATELIMIT: HeaderName = HeaderName::from_static("ratelimit");
+
+/// The `RateLimit-Policy` field of the limiter's GCRA (`burst`, `count`
+/// per `period`): the policy `"default"`, its quota `q` the requests
+/// admitted at once (`burst + 1`, what `X-RateLimit-Limit` says and what
+/// `r` of [`ratelimit`] counts down from) and its window `w` the seconds in
+/// which a spent quota comes back whole (`q × period / count`, rounded
+/// up). Made once per setting (`LimiterSettings::policy`).
+///
+/// ```
+/// use diem::api::ratelimit_fields::ratelimit_policy;
+///
+/// // The defaults: 36 at once, one more every 10 s.
+/// assert_eq!(ratelimit_policy(35, 36, 360), "\"default\";q=36;w=360");
+/// // 5 at once, one more every 2 s: whole again after 10 s.
+/// assert_eq!(ratelimit_policy(4, 30, 60), "\"default\";q=5;w=10");
+/// ```
+pub fn ratelimit_policy(burst: u64, count: u64, period_secs: u64) -> HeaderValue {
+    let quota = burst.saturating_add(1);
+    let window = (u128::from(quota) * u128::from(period_secs)).div_ceil(u128::from(count.max(1)));
+    HeaderValue::from_str(&format!("\"default\";q={quota};w={window}"))
+        .unwrap_or_else(|_| HeaderValue::from_static("\"default\""))
+}
+
+/// The `RateLimit` field of one decision: `r` requests remaining now, `t`
+/// seconds until the quota is whole again (as `X-RateLimit-Remaining` and
+/// `X-RateLimit-Reset`). Written without `fmt` (every limited request).
+///
+/// ```
+/// use diem::api::ratelimit_fields::ratelimit;
+///
+/// assert_eq!(ratelimit(35, 10), "\"default\";r=35;t=10");
+/// ```
+pub fn ratelimit(remaining: u64, reset_secs: u64) -> HeaderValue {
+    let mut text = [0u8; 64];
+    let mut n = 0;
+    let (mut r, mut t) = (itoa::Buffer::new(), itoa::Buffer::new());
+    for part in [
+        &b"\"default\";r="[..],
+        r.format(remaining).as_bytes(),
+        b";t=",
+        t.format(reset_secs).as_bytes(),
+    ] {
+        text[n..n + part.len()].copy_from_slice(part);
+        n += part.len();
+    }
+    HeaderValue::from_bytes(&text[..n]).unwrap_or_else(|_| HeaderValue::from_static("\"default\""))
+}
