@@ -22,7 +22,9 @@
 # /hitokoto/v2/?encode=json. The table gives user-space instructions per
 # request with the idle rate subtracted, the share in memcpy/memmove (moves
 # of large futures and messages show there), and the requests served.
-# TOP=N also prints each mode's N costliest functions (self cost).
+# TOP=N also prints each mode's N costliest functions (self cost); KEEP=DIR
+# keeps each mode's callgrind file of the load as DIR/MODE.callgrind (for
+# callgrind_annotate --inclusive=yes --tree=caller).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 SECS=${1:-10}
@@ -96,6 +98,7 @@ measure() {
     load=$(grep -l '^desc: Trigger: .*load' "$OUT/$name".* | head -1)
     python3 -c "$SELF_COST" "$idle" >"$OUT/$name.idle"
     python3 -c "$SELF_COST" "$load" >"$OUT/$name.self"
+    if [ -n "${KEEP:-}" ]; then mkdir -p "$KEEP" && cp "$load" "$KEEP/$name.callgrind"; fi
     python3 - "$name" "$SECS" "$result" "$OUT/$name.idle" "$OUT/$name.self" "${TOP:-0}" <<'PY'
 import sys
 name, secs, result, idle_f, self_f, top = sys.argv[1:]
