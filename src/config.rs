@@ -53,7 +53,7 @@ pub use control::ControlConfig;
 pub use http::HttpConfig;
 pub use limiter::{ClientHeader, LimiterConfig};
 pub use log::{LogConfig, LogFormat};
-pub use postgres::{PostgresConfig, ReadMode};
+pub use postgres::{split_tls_params, PostgresConfig, ReadMode, TlsParams};
 pub use redis::RedisConfig;
 pub use runtime::RuntimeConfig;
 pub use wait::{Wait, LONGEST_WAIT};

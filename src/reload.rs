@@ -18,6 +18,7 @@ use crate::cluster::tls::ClusterTls;
 use crate::config::{Config, ConfigError};
 use crate::limiter::LimiterSettings;
 use crate::node::Node;
+use crate::store::tls::PgTls;
 use crate::tree_paths::POOL;
 
 /// A changed key that `reload` could not apply, and what restart would.
@@ -136,6 +137,7 @@ pub(crate) async fn reload(node: &Node) -> Result<ReloadReply, ReloadError> {
 async fn apply(node: &Node) -> Result<ReloadReply, ReloadError> {
     let new = Config::load(node.config_path.as_deref())?;
     ClusterTls::check(&new)?;
+    PgTls::check(&new)?;
     let old = node.config();
     let (before, after) = (flatten(&old), flatten(&new));
     let changed: Vec<String> = after

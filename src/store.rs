@@ -26,6 +26,7 @@ pub(crate) mod postgres_pool;
 pub(crate) mod queries;
 pub mod sentence;
 pub mod snapshot;
+pub mod tls;
 
 use std::future::Future;
 use std::time::Duration;
@@ -53,6 +54,11 @@ fn describe(e: &tokio_postgres::Error) -> String {
     use std::error::Error as _;
     match (e.as_db_error(), e.source()) {
         (Some(db), _) => format!("{}: {}", db.severity(), db.message()),
+        // A certificate that does not verify (unknown CA, another name,
+        // expired) is a setting of postgres.url, not an outage: said so.
+        (None, Some(source)) if e.to_string().contains("TLS") => {
+            format!("postgres.url: TLS: {source} (see its sslmode and sslrootcert)")
+        }
         (None, Some(source)) => format!("{e}: {source}"),
         (None, None) => e.to_string(),
     }

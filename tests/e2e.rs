@@ -27,6 +27,7 @@ mod cases {
     mod fleet;
     mod limiter;
     mod observer;
+    mod pg_tls;
     mod properties;
     mod reliability;
     mod security;

@@ -6,6 +6,16 @@ use serde::{Deserialize, Serialize};
 
 use super::{invalid, is_identifier, ConfigError, Wait};
 
+/// libpq's values of `sslmode`.
+const SSL_MODES: [&str; 6] = [
+    "disable",
+    "allow",
+    "prefer",
+    "require",
+    "verify-ca",
+    "verify-full",
+];
+
 /// Where reads of `GET /hitokoto/v2/` come from.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -75,9 +85,110 @@ impl PostgresConfig {
                 "an identifier of lower-case letters, digits and `_`, starting with a letter or `_`",
             );
         }
-        if let Err(e) = self.url.parse::<tokio_postgres::Config>() {
+        let (url, tls) = split_tls_params(&self.url);
+        if let Some(mode) = tls.mode.as_deref().filter(|m| !SSL_MODES.contains(m)) {
+            return invalid(
+                "postgres.url",
+                &format!(
+                    "sslmode `{mode}`: expected disable, allow, prefer, require, verify-ca or verify-full"
+                ),
+            );
+        }
+        if let Err(e) = url.parse::<tokio_postgres::Config>() {
             return invalid("postgres.url", &format!("a PostgreSQL URL ({e})"));
         }
         Ok(())
+    }
+}
+
+/// libpq's TLS parameters, taken out of a `postgres.url` (tokio-postgres
+/// knows none but three values of `sslmode`).
+#[derive(Debug, Default)]
+pub struct TlsParams {
+    /// `sslmode`.
+    pub mode: Option<String>,
+    /// `sslrootcert`.
+    pub root: Option<String>,
+    /// `sslcert`.
+    pub cert: Option<String>,
+    /// `sslkey`.
+    pub key: Option<String>,
+}
+
+fn percent_decode(s: &str) -> String {
+    let bytes = s.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        match (bytes[i], bytes.get(i + 1..i + 3)) {
+            (b'%', Some(hex)) => match std::str::from_utf8(hex)
+                .ok()
+                .and_then(|h| u8::from_str_radix(h, 16).ok())
+            {
+                Some(b) => {
+                    out.push(b);
+                    i += 3;
+                    continue;
+                }
+                None => out.push(b'%'),
+            },
+            (b'+', _) => out.push(b' '),
+            (b, _) => out.push(b),
+        }
+        i += 1;
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+/// Splits libpq's TLS parameters off `url` (the URL form's query, or the
+/// `key=value` form's words); returns the rest and them.
+///
+/// ```
+/// use diem::config::split_tls_params;
+///
+/// let (rest, tls) = split_tls_params("postgres://db/x?sslmode=verify-full&sslrootcert=%2Fca.pem&connect_timeout=2");
+/// assert_eq!(rest, "postgres://db/x?connect_timeout=2");
+/// assert_eq!(tls.mode.as_deref(), Some("verify-full"));
+/// assert_eq!(tls.root.as_deref(), Some("/ca.pem"));
+/// ```
+pub fn split_tls_params(url: &str) -> (String, TlsParams) {
+    let mut params = TlsParams::default();
+    let mut take = |key: &str, value: String| -> bool {
+        let slot = match key {
+            "sslmode" => &mut params.mode,
+            "sslrootcert" => &mut params.root,
+            "sslcert" => &mut params.cert,
+            "sslkey" => &mut params.key,
+            _ => return false,
+        };
+        *slot = Some(value);
+        true
+    };
+    if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+        let Some((base, query)) = url.split_once('?') else {
+            return (url.to_owned(), params);
+        };
+        let kept: Vec<&str> = query
+            .split('&')
+            .filter(|pair| {
+                let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
+                !take(k, percent_decode(v))
+            })
+            .collect();
+        let rest = if kept.is_empty() {
+            base.to_owned()
+        } else {
+            format!("{base}?{}", kept.join("&"))
+        };
+        (rest, params)
+    } else {
+        let kept: Vec<&str> = url
+            .split_whitespace()
+            .filter(|word| {
+                let (k, v) = word.split_once('=').unwrap_or((word, ""));
+                !take(k.trim(), v.trim_matches('\'').to_owned())
+            })
+            .collect();
+        (kept.join(" "), params)
     }
 }

@@ -7,15 +7,18 @@
 //! `application_name` set at connect.
 
 use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod, Runtime};
-use tokio_postgres::tls::NoTlsStream;
-use tokio_postgres::{Client, Connection, NoTls, Socket};
+use tokio_postgres::{Client, Connection, Socket};
 
 use crate::config::PostgresConfig;
+use crate::store::tls::{PgTls, RustlsStream};
 use crate::store::{within, StoreError};
 
-/// The connection settings of `cfg`: URL, timeouts, `search_path`.
-pub fn pg_config(cfg: &PostgresConfig) -> Result<tokio_postgres::Config, StoreError> {
-    let mut c: tokio_postgres::Config = cfg.url.parse()?;
+/// The connection settings of `cfg` — URL, timeouts, `search_path` — and
+/// the TLS its URL asks for ([`PgTls`]).
+pub fn pg_config(cfg: &PostgresConfig) -> Result<(tokio_postgres::Config, PgTls), StoreError> {
+    let (url, tls) = PgTls::from_url(&cfg.url).map_err(|e| StoreError::Other(e.to_string()))?;
+    let mut c: tokio_postgres::Config = url.parse()?;
+    c.ssl_mode(tls.tokio_mode());
     c.connect_timeout(cfg.connect_timeout.get());
     c.options(format!(
         "-c search_path={} -c statement_timeout={} -c client_min_messages=warning",
@@ -25,14 +28,15 @@ pub fn pg_config(cfg: &PostgresConfig) -> Result<tokio_postgres::Config, StoreEr
     if c.get_application_name().is_none() {
         c.application_name("diem");
     }
-    Ok(c)
+    Ok((c, tls))
 }
 
 /// A pool for `cfg` (no connection is opened until one is needed).
 pub fn build_pool(cfg: &PostgresConfig) -> Result<Pool, StoreError> {
+    let (config, tls) = pg_config(cfg)?;
     let manager = Manager::from_config(
-        pg_config(cfg)?,
-        NoTls,
+        config,
+        tls.connector(),
         ManagerConfig {
             recycling_method: RecyclingMethod::Fast,
         },
@@ -50,10 +54,12 @@ pub fn build_pool(cfg: &PostgresConfig) -> Result<Pool, StoreError> {
 
 /// One connection outside the pool, within `connect_timeout`; the caller
 /// drives the returned [`Connection`] (its notifications included).
-pub async fn connect(cfg: &PostgresConfig) -> Result<(Client, Connection<Socket, NoTlsStream>), StoreError> {
-    let config = pg_config(cfg)?;
+pub async fn connect(
+    cfg: &PostgresConfig,
+) -> Result<(Client, Connection<Socket, RustlsStream<Socket>>), StoreError> {
+    let (config, tls) = pg_config(cfg)?;
     within(cfg.connect_timeout.get(), async {
-        config.connect(NoTls).await.map_err(StoreError::from)
+        config.connect(tls.connector()).await.map_err(StoreError::from)
     })
     .await
 }
