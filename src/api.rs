@@ -21,7 +21,6 @@ pub(crate) mod hitokoto;
 pub(crate) mod ops;
 pub mod problem;
 pub mod query;
-pub mod ratelimit_fields;
 pub mod request;
 pub mod response;
 pub mod route;

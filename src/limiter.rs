@@ -18,6 +18,7 @@
 
 pub mod backend;
 pub mod deny_cache;
+pub mod fields;
 pub mod gcra;
 pub mod key;
 pub mod local;
@@ -31,11 +32,11 @@ use std::sync::Arc;
 use arc_swap::{ArcSwap, ArcSwapOption};
 use ipnet::IpNet;
 
-use crate::api::ratelimit_fields::ratelimit_policy;
 use crate::config::ClientHeader;
 use crate::config::LimiterConfig;
 use crate::limiter::backend::Backend;
 use crate::limiter::deny_cache::DenyCache;
+use crate::limiter::fields::ratelimit_policy;
 use crate::limiter::gcra::{Params, Throttle};
 use crate::limiter::key::{key_text, limit_key};
 use crate::limiter::local::LocalStore;

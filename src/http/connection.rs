@@ -37,12 +37,12 @@ use hyper_util::rt::TokioIo;
 use tokio::net::TcpStream;
 use tokio::sync::OwnedSemaphorePermit;
 
-use crate::api::ratelimit_fields::{ratelimit, RATELIMIT, RATELIMIT_POLICY};
 use crate::api::request::{HttpResponse, Request};
 use crate::api::route::Endpoint;
 use crate::api::{auth, cors, ops, problem, response};
 use crate::http::client_ip::client_ip;
 use crate::http::head_deadline::{Expired, HeadDeadline, Watched};
+use crate::limiter::fields::{ratelimit, RATELIMIT, RATELIMIT_POLICY};
 use crate::limiter::{Decision, LimiterSettings};
 use crate::metrics::MethodClass;
 use crate::node::Node;

@@ -1,6 +1,6 @@
-//! The IETF rate-limit fields (draft-ietf-httpapi-ratelimit-headers-11),
-//! sent beside the legacy `X-RateLimit-*` three and computed from the same
-//! decision: `RateLimit-Policy` names the limiter's GCRA policy, `RateLimit`
+//! The limiter's decisions as the IETF rate-limit fields
+//! (draft-ietf-httpapi-ratelimit-headers-11), which the connection sends
+//! beside the legacy `X-RateLimit-*` three, from the same decision: `RateLimit-Policy` names the limiter's GCRA policy, `RateLimit`
 //! says what is left of it. Both are Structured Fields (RFC 9651): a list
 //! of one item, the string `"default"` with integer parameters.
 
@@ -20,7 +20,7 @@ pub const RATELIMIT: HeaderName = HeaderName::from_static("ratelimit");
 /// up). Made once per setting (`LimiterSettings::policy`).
 ///
 /// ```
-/// use diem::api::ratelimit_fields::ratelimit_policy;
+/// use diem::limiter::fields::ratelimit_policy;
 ///
 /// // The defaults: 36 at once, one more every 10 s.
 /// assert_eq!(ratelimit_policy(35, 36, 360), "\"default\";q=36;w=360");
@@ -39,7 +39,7 @@ pub fn ratelimit_policy(burst: u64, count: u64, period_secs: u64) -> HeaderValue
 /// `X-RateLimit-Reset`). Written without `fmt` (every limited request).
 ///
 /// ```
-/// use diem::api::ratelimit_fields::ratelimit;
+/// use diem::limiter::fields::ratelimit;
 ///
 /// assert_eq!(ratelimit(35, 10), "\"default\";r=35;t=10");
 /// ```
