@@ -66,7 +66,13 @@ pub(crate) async fn readiness(node: &Node) -> Readiness {
         degraded.push("corpus: no sentence to serve".to_owned());
     }
     if !node.pg.is_ready() {
-        notes.push("postgres: unreachable (writes fail; reads come from the snapshot)".to_owned());
+        let error = node.pg.status().error.unwrap_or_default();
+        notes.push(match tls_refusal(&error) {
+            Some(why) => format!(
+                "postgres: TLS refused ({why}; see postgres.url); writes fail, reads come from the snapshot"
+            ),
+            None => "postgres: unreachable (writes fail; reads come from the snapshot)".to_owned(),
+        });
     }
     if corpus.source == Source::Embedded {
         notes.push("corpus: serving the embedded default".to_owned());
@@ -88,4 +94,21 @@ pub(crate) async fn readiness(node: &Node) -> Readiness {
         degraded,
         notes,
     }
+}
+
+/// A few words for a certificate PostgreSQL's TLS refused, from the
+/// store's error (its text stays in the log and `ctl stats`).
+fn tls_refusal(error: &str) -> Option<&'static str> {
+    if !error.contains("postgres.url: TLS") {
+        return None;
+    }
+    Some(if error.contains("UnknownIssuer") {
+        "a certificate from an unknown CA"
+    } else if error.contains("NotValidForName") {
+        "a certificate for another host name"
+    } else if error.contains("Expired") {
+        "an expired certificate"
+    } else {
+        "the handshake failed"
+    })
 }

@@ -46,6 +46,12 @@ fn chain(e: &dyn std::error::Error) -> String {
         }
         source = s.source();
     }
+    // A certificate that does not verify is a setting of postgres.url,
+    // not an outage: said so, as `describe` does.
+    if text.contains("TLS handshake") {
+        text.insert_str(0, "postgres.url: TLS: ");
+        text.push_str(" (see its sslmode and sslrootcert)");
+    }
     text
 }
 

@@ -314,4 +314,29 @@ async fn postgres_over_tls_with_libpq_s_url_parameters_and_clear_errors() {
         )
         .await;
     assert_eq!(written.status, 201, "{}", written.body);
+    drop(s);
+
+    // A node whose CA did not sign the server's certificate serves its
+    // embedded corpus and says why in /readyz, in a few words.
+    let wrong = TestServer::start(Options {
+        pg_url: Some(pg.url("localhost", &format!("sslmode=verify-full&sslrootcert={other}"))),
+        schema: Some(schema.to_owned()),
+        ..Options::no_limit()
+    })
+    .await;
+    let notes = eventually(
+        Duration::from_secs(20),
+        "readyz names the TLS refusal",
+        || async {
+            let r = wrong.get("/readyz").await;
+            let notes = r.json()["notes"].to_string();
+            notes.contains("TLS refused").then_some(notes)
+        },
+    )
+    .await;
+    assert!(
+        notes.contains("unknown CA") && notes.contains("postgres.url"),
+        "{notes}"
+    );
+    assert!(wrong.logs().contains("postgres.url: TLS"), "the log names it too");
 }
