@@ -63,7 +63,12 @@ pub enum Command {
 #[derive(Debug, Clone, Copy, Subcommand)]
 pub enum ConfigAction {
     /// Validate the configuration offline: exit 0 if valid, 2 if not.
-    Check,
+    Check {
+        /// Also try PostgreSQL and Redis with the configured URLs (TLS
+        /// included) and say what works: exit 1 if one does not answer.
+        #[arg(long)]
+        connect: bool,
+    },
     /// Print the effective configuration, each key with the layer it came
     /// from (defaults, file, environment), secrets redacted.
     Show,

@@ -48,6 +48,7 @@ pub mod node;
 pub(crate) mod observer;
 pub(crate) mod owned_task;
 pub(crate) mod private_dir;
+pub mod reach;
 pub(crate) mod reload;
 pub mod serve;
 pub(crate) mod stats;

@@ -48,14 +48,34 @@ fn main() -> ExitCode {
     let format = cli.log_format.unwrap_or(config.log.format);
     match cli.command.unwrap_or(Command::Serve) {
         Command::Config { action } => match action {
-            ConfigAction::Check => {
+            ConfigAction::Check { connect } => {
                 if let Ok(figment) = Config::layers(cli.config.as_deref()) {
                     for note in Config::notes(&figment) {
                         println!("note: {note}");
                     }
                 }
                 println!("config is valid");
-                exit(0)
+                if !connect {
+                    return exit(0);
+                }
+                let reached = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
+                    Ok(rt) => rt.block_on(diem::reach::reach(&config)),
+                    Err(e) => {
+                        eprintln!("diem: {e}");
+                        return exit(1);
+                    }
+                };
+                let mut code = 0;
+                for r in reached {
+                    match r.outcome {
+                        Ok(what) => println!("{}: ok: {what}", r.store),
+                        Err(why) => {
+                            println!("{}: FAILED: {why}", r.store);
+                            code = 1;
+                        }
+                    }
+                }
+                exit(code)
             }
             ConfigAction::Show => {
                 let shown =

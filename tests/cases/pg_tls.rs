@@ -283,6 +283,26 @@ async fn postgres_over_tls_with_libpq_s_url_parameters_and_clear_errors() {
         );
     }
 
+    // `config check --connect` tries the store as configured, TLS included.
+    let (code, out) = diem(&full, schema, &["config", "check", "--connect"], None).await;
+    assert_eq!(code, 0, "{out}");
+    assert!(
+        out.contains("postgres: ok: PostgreSQL") && out.contains("sslmode verify-full"),
+        "{out}"
+    );
+    let (code, out) = diem(
+        &pg.url("localhost", &format!("sslmode=verify-full&sslrootcert={other}")),
+        schema,
+        &["config", "check", "--connect"],
+        None,
+    )
+    .await;
+    assert_eq!(code, 1, "{out}");
+    assert!(
+        out.contains("postgres: FAILED") && out.contains("postgres.url: TLS"),
+        "{out}"
+    );
+
     // import, then serve: reads from the imported rows, a write over TLS.
     let bundle = tempfile::tempdir().unwrap();
     let bundle = crate::support::services::write_bundle(

@@ -1,0 +1,83 @@
+//! `diem config check --connect`: tries both stores with the configured
+//! URLs — TLS included — and says, per store, what works or why not.
+//!
+//! The node itself never fails for a store that is down (it serves its
+//! snapshot and limits locally); this is for the operator who wants to
+//! know before the node is started, e.g. with a managed store's URL just
+//! pasted.
+
+use std::time::Duration;
+
+use fred::prelude::ClientLike;
+
+use crate::config::show::redact_secrets;
+use crate::config::Config;
+use crate::limiter::redis_limiter::client;
+use crate::store::connection::connect_detached;
+use crate::store::tls::PgTls;
+
+/// How long each store may take to answer.
+const WITHIN: Duration = Duration::from_secs(10);
+
+/// One store's outcome: what answered, or why nothing did.
+#[derive(Debug)]
+pub struct Reached {
+    /// `postgres` or `redis`.
+    pub store: &'static str,
+    /// What answered, or the error.
+    pub outcome: Result<String, String>,
+}
+
+async fn postgres(config: &Config) -> Result<String, String> {
+    let (_, tls) = PgTls::from_url(&config.postgres.url).map_err(|e| e.to_string())?;
+    let work = async {
+        let client = connect_detached(&config.postgres)
+            .await
+            .map_err(|e| e.to_string())?;
+        let row = client
+            .query_one("select version()", &[])
+            .await
+            .map_err(|e| e.to_string())?;
+        let version: String = row.get(0);
+        Ok::<_, String>(version)
+    };
+    let version = tokio::time::timeout(WITHIN, work)
+        .await
+        .map_err(|_| format!("no answer within {WITHIN:?}"))??;
+    let short = version.split(" on ").next().unwrap_or(&version).to_owned();
+    Ok(format!(
+        "{short} at {} (sslmode {})",
+        redact_secrets(&config.postgres.url),
+        tls.mode().as_str()
+    ))
+}
+
+async fn redis(config: &Config) -> Result<String, String> {
+    let url = &config.redis.url;
+    let c = client(url, config.redis.command_timeout.get()).map_err(|e| e.to_string())?;
+    let work = async {
+        let _task = c.init().await.map_err(|e| e.to_string())?;
+        let pong: String = c.ping(None).await.map_err(|e| e.to_string())?;
+        let _ = c.quit().await;
+        Ok::<_, String>(pong)
+    };
+    let pong = tokio::time::timeout(WITHIN, work)
+        .await
+        .map_err(|_| format!("no answer within {WITHIN:?}"))??;
+    Ok(format!("{} ({pong})", redact_secrets(url)))
+}
+
+/// Tries PostgreSQL and Redis as `config` reaches them.
+pub async fn reach(config: &Config) -> Vec<Reached> {
+    let (pg, rd) = tokio::join!(postgres(config), redis(config));
+    vec![
+        Reached {
+            store: "postgres",
+            outcome: pg,
+        },
+        Reached {
+            store: "redis",
+            outcome: rd,
+        },
+    ]
+}
