@@ -1,4 +1,4 @@
-//! The HTTP side: the listening socket, the listener actor that accepts
+//! The HTTP side: the listening socket, the listener that accepts
 //! connections, and the connection tasks that read requests, admit and
 //! rate-limit them and hand them to the workers.
 //!

@@ -1,5 +1,7 @@
-//! A task that belongs to an actor: the accept loops of the listener and of
-//! the control socket, the limiter's batcher.
+//! A task that belongs to an actor beside its mailbox: the limiter's
+//! batcher and hot-path connection, the upgrade in progress, the corpus
+//! actor's wait, the membership's event forwarder. (A child that is only a
+//! loop is a task child instead: `supervisors::ChildSpec::task`.)
 //!
 //! The task is aborted when the [`OwnedTask`] is dropped — it lives in the
 //! actor's state, so it dies with the actor however the actor exits — and

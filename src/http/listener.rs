@@ -1,4 +1,4 @@
-//! The HTTP listener actor (`diem/listener`): accepts connections and
+//! The HTTP listener (`diem/listener`, a task child): accepts connections and
 //! starts a connection task for each. Nothing else.
 //!
 //! It accepts on a duplicate of the node's listening socket (see

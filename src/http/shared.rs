@@ -2,7 +2,7 @@
 //!
 //! The socket is bound once, when the node starts (or received from
 //! systemd's socket activation, or from the process this one upgrades),
-//! and kept here rather than in the listener actor. Each listener incarnation accepts on a
+//! and kept here rather than in the listener. Each listener incarnation accepts on a
 //! duplicate of it, so killing or restarting the listener never closes the
 //! socket: connections arriving meanwhile wait in the kernel's backlog and
 //! are accepted by the next incarnation. Connections are tracked here too
