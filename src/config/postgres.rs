@@ -132,7 +132,6 @@ fn percent_decode(s: &str) -> String {
                 }
                 None => out.push(b'%'),
             },
-            (b'+', _) => out.push(b' '),
             (b, _) => out.push(b),
         }
         i += 1;
