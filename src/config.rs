@@ -36,73 +36,39 @@ mod admin;
 mod cluster;
 mod control;
 pub mod env;
+mod error;
 mod http;
 mod limiter;
 pub mod load;
 mod log;
+mod node;
 mod postgres;
 mod redis;
 mod runtime;
 pub mod show;
+mod value;
 mod wait;
 mod workers;
 
 pub use admin::AdminConfig;
 pub use cluster::ClusterConfig;
 pub use control::ControlConfig;
+pub use error::ConfigError;
 pub use http::HttpConfig;
 pub use limiter::{ClientHeader, LimiterConfig};
 pub use log::{LogConfig, LogFormat};
+pub use node::NodeConfig;
 pub use postgres::{split_tls_params, PostgresConfig, ReadMode, TlsParams};
 pub use redis::RedisConfig;
 pub use runtime::RuntimeConfig;
+pub use value::{is_host_port, is_identifier, MIN_TOKEN_BYTES};
 pub use wait::{Wait, LONGEST_WAIT};
 pub use workers::WorkersConfig;
 
-use std::path::PathBuf;
-
-use serde::{Deserialize, Deserializer, Serialize};
-use thiserror::Error;
-
-/// The shortest admin token accepted: a guessable token is refused at start.
-pub const MIN_TOKEN_BYTES: usize = 16;
+use serde::{Deserialize, Serialize};
 
 /// The default config file, read when it exists and no `--config` is given.
 pub const DEFAULT_CONFIG_PATH: &str = "config/diem.toml";
-
-/// A configuration that cannot be used, with the key and what was expected.
-#[derive(Debug, Error)]
-pub enum ConfigError {
-    /// The config file could not be read.
-    #[error("config file {path}: {reason}")]
-    File {
-        /// The path given.
-        path: PathBuf,
-        /// What is wrong with it.
-        reason: String,
-    },
-    /// Values with the wrong type or unknown keys, one line each.
-    #[error("invalid config: {}", .0.join("; "))]
-    Load(Vec<String>),
-    /// An environment variable that cannot be a config value.
-    #[error("invalid config: `{key}` (from {variable}): {message}")]
-    Env {
-        /// The variable, e.g. `DIEM_WORKERS__COUNT`.
-        variable: String,
-        /// The key it sets, e.g. `workers.count`.
-        key: String,
-        /// What is wrong.
-        message: String,
-    },
-    /// A value has the right type but is out of range.
-    #[error("invalid config: `{key}`: {expected}")]
-    Invalid {
-        /// The dotted key, e.g. `workers.count`.
-        key: &'static str,
-        /// What was expected.
-        expected: String,
-    },
-}
 
 /// The whole configuration of a node.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
@@ -132,51 +98,6 @@ pub struct Config {
     pub runtime: RuntimeConfig,
 }
 
-/// `[node]`.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-#[serde(default, deny_unknown_fields)]
-pub struct NodeConfig {
-    /// The node's name in `ping`, logs and metrics (default: the host name).
-    pub name: String,
-}
-
-impl Default for NodeConfig {
-    fn default() -> Self {
-        let name = std::fs::read_to_string("/etc/hostname")
-            .ok()
-            .map(|s| s.trim().to_owned())
-            .filter(|s| !s.is_empty())
-            .unwrap_or_else(|| "diem".to_owned());
-        Self { name }
-    }
-}
-
-pub(crate) fn string_list<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<String>, D::Error> {
-    #[derive(Deserialize)]
-    #[serde(untagged)]
-    enum Raw {
-        List(Vec<String>),
-        Csv(String),
-    }
-    let items = match Raw::deserialize(d)? {
-        Raw::List(v) => v,
-        Raw::Csv(s) => s.split(',').map(str::to_owned).collect(),
-    };
-    Ok(items
-        .iter()
-        .map(|s| s.trim().to_owned())
-        .filter(|s| !s.is_empty())
-        .collect())
-}
-
-/// A value out of range.
-fn invalid(key: &'static str, expected: &str) -> Result<(), ConfigError> {
-    Err(ConfigError::Invalid {
-        key,
-        expected: expected.to_owned(),
-    })
-}
-
 impl Config {
     /// Checks ranges and relations between keys, section by section (each
     /// beside its section); durations are bounded when they are read
@@ -195,31 +116,6 @@ impl Config {
         }
         Ok(())
     }
-}
-
-/// `host:port` with a name, an IPv4 address or a bracketed IPv6 address
-/// (a bare `::1` is a host, not an address with a port).
-///
-/// ```
-/// use diem::config::is_host_port;
-/// assert!(is_host_port("db.example:5432") && is_host_port("[::1]:4369"));
-/// assert!(!is_host_port("::1") && !is_host_port("host:0"));
-/// ```
-pub fn is_host_port(s: &str) -> bool {
-    s.parse::<std::net::SocketAddr>().is_ok()
-        || s.rsplit_once(':').is_some_and(|(h, p)| {
-            !h.is_empty()
-                && !h.contains([':', '[', ']', '/', ' ', '@'])
-                && p.parse::<u16>().is_ok_and(|p| p > 0)
-        })
-}
-
-/// Whether `s` is a plain SQL identifier we can interpolate unquoted.
-pub fn is_identifier(s: &str) -> bool {
-    let mut chars = s.chars();
-    matches!(chars.next(), Some(c) if c.is_ascii_lowercase() || c == '_')
-        && chars.all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_')
-        && s.len() <= 48
 }
 
 #[cfg(test)]

@@ -4,7 +4,8 @@ use std::net::SocketAddr;
 
 use serde::{Deserialize, Serialize};
 
-use super::{invalid, ConfigError, MIN_TOKEN_BYTES};
+use super::error::ConfigError;
+use super::value::{invalid, MIN_TOKEN_BYTES};
 
 /// `[admin]`.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -34,7 +35,7 @@ impl Default for AdminConfig {
 
 impl AdminConfig {
     /// The admin listener's address; `None` when it is off (or invalid,
-    /// which [`Config::validate`](super::Config::validate) refuses).
+    /// which `Config::validate` refuses).
     pub fn listen(&self) -> Option<SocketAddr> {
         self.addr.trim().parse().ok()
     }

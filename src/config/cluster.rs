@@ -5,7 +5,10 @@ use std::path::PathBuf;
 
 use serde::{Deserialize, Serialize};
 
-use super::{invalid, is_host_port, string_list, ConfigError, NodeConfig, Wait, MIN_TOKEN_BYTES};
+use super::error::ConfigError;
+use super::node::NodeConfig;
+use super::value::{invalid, is_host_port, string_list, MIN_TOKEN_BYTES};
+use super::wait::Wait;
 
 /// `[cluster]`: several nodes that know each other (ractor_cluster).
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]

@@ -4,7 +4,9 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
-use super::{invalid, ConfigError, Wait};
+use super::error::ConfigError;
+use super::value::invalid;
+use super::wait::Wait;
 
 /// `[control]`.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]

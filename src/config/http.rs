@@ -4,7 +4,9 @@ use std::net::SocketAddr;
 
 use serde::{Deserialize, Serialize};
 
-use super::{invalid, string_list, ConfigError, Wait};
+use super::error::ConfigError;
+use super::value::{invalid, string_list};
+use super::wait::Wait;
 
 /// `[http]`.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]

@@ -5,7 +5,9 @@ use std::net::IpAddr;
 use ipnet::IpNet;
 use serde::{Deserialize, Deserializer, Serialize};
 
-use super::{invalid, string_list, ConfigError, Wait};
+use super::error::ConfigError;
+use super::value::{invalid, string_list};
+use super::wait::Wait;
 
 /// `[limiter]`: redis-cell's `CL.THROTTLE key burst count period`.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]

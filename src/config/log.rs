@@ -2,7 +2,8 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::{invalid, ConfigError};
+use super::error::ConfigError;
+use super::value::invalid;
 
 /// How log lines are written.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]

@@ -4,7 +4,9 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
-use super::{invalid, is_identifier, ConfigError, Wait};
+use super::error::ConfigError;
+use super::value::{invalid, is_identifier};
+use super::wait::Wait;
 
 /// libpq's values of `sslmode`.
 const SSL_MODES: [&str; 6] = [

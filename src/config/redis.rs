@@ -2,7 +2,9 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::{invalid, ConfigError, Wait};
+use super::error::ConfigError;
+use super::value::invalid;
+use super::wait::Wait;
 
 /// `[redis]`.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]

@@ -2,7 +2,8 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::{invalid, ConfigError};
+use super::error::ConfigError;
+use super::value::invalid;
 
 /// `[workers]`.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]

@@ -6,8 +6,9 @@
 //! two files import each other, directly or around a circle. The check is
 //! here, in the repository: every `crate::`, `super::` and `self::` path of
 //! a crate's `src/` (in `use` lines and in code, `{…}` groups expanded) is
-//! an edge from its file to the file of the deepest module the path names
-//! (a file's `#[cfg(test)]` tests are left out); a strongly connected
+//! an edge from its file to the file of the deepest module the path names,
+//! and so is a `use child::…` of a child module (a parent's re-exports;
+//! a file's `#[cfg(test)]` tests are left out); a strongly connected
 //! component of more than one file is a cycle.
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -139,6 +140,28 @@ fn imports(mods: &BTreeMap<Vec<String>, PathBuf>) -> BTreeMap<PathBuf, BTreeSet<
                         to.insert(target.clone());
                     }
                 }
+            }
+        }
+        // A child module named without an anchor — `pub use child::Item;`,
+        // the curated re-exports of a parent file — is an edge too.
+        for line in text.lines().map(str::trim) {
+            let Some(rest) = ["use ", "pub use ", "pub(crate) use "]
+                .iter()
+                .find_map(|p| line.strip_prefix(p))
+            else {
+                continue;
+            };
+            let name: String = rest
+                .chars()
+                .take_while(|c| c.is_alphanumeric() || *c == '_')
+                .collect();
+            if !rest[name.len()..].starts_with("::") {
+                continue;
+            }
+            let mut child = module.clone();
+            child.push(name);
+            if let Some(target) = mods.get(&child).filter(|t| *t != file) {
+                to.insert(target.clone());
             }
         }
         edges.insert(file.clone(), to);
@@ -282,6 +305,32 @@ fn no_two_top_level_modules_import_each_other() {
             src.display()
         );
     }
+}
+
+#[test]
+fn a_parent_s_re_export_and_its_child_s_super_import_are_a_cycle() {
+    let dir = tempfile::tempdir().unwrap();
+    let src = dir.path();
+    std::fs::create_dir_all(src.join("config")).unwrap();
+    std::fs::write(src.join("lib.rs"), "pub mod config;\n").unwrap();
+    // config.rs re-exports its child, which imports a helper of config.rs.
+    std::fs::write(
+        src.join("config.rs"),
+        "mod http;\npub use http::HttpConfig;\npub fn invalid() {}\n",
+    )
+    .unwrap();
+    std::fs::write(src.join("config/http.rs"), "use super::invalid;\n").unwrap();
+    let found = cycles_in(src);
+    assert_eq!(found.len(), 1, "{found:#?}");
+    // With the helper in a leaf file of its own: none.
+    std::fs::write(
+        src.join("config.rs"),
+        "mod http;\nmod value;\npub use http::HttpConfig;\n",
+    )
+    .unwrap();
+    std::fs::write(src.join("config/value.rs"), "pub fn invalid() {}\n").unwrap();
+    std::fs::write(src.join("config/http.rs"), "use super::value::invalid;\n").unwrap();
+    assert!(cycles_in(src).is_empty(), "{:#?}", cycles_in(src));
 }
 
 #[test]
