@@ -46,13 +46,17 @@ fn chain(e: &dyn std::error::Error) -> String {
         }
         source = s.source();
     }
-    // A certificate that does not verify is a setting of postgres.url,
-    // not an outage: said so, as `describe` does.
+    tls_named(text)
+}
+
+/// A failed TLS handshake — a certificate that does not verify — is a
+/// setting of postgres.url, not an outage: the text says so.
+fn tls_named(text: String) -> String {
     if text.contains("TLS handshake") {
-        text.insert_str(0, "postgres.url: TLS: ");
-        text.push_str(" (see its sslmode and sslrootcert)");
+        format!("postgres.url: TLS: {text} (see its sslmode and sslrootcert)")
+    } else {
+        text
     }
-    text
 }
 
 /// A PostgreSQL error with the server's message, not just "db error".
@@ -60,12 +64,7 @@ fn describe(e: &tokio_postgres::Error) -> String {
     use std::error::Error as _;
     match (e.as_db_error(), e.source()) {
         (Some(db), _) => format!("{}: {}", db.severity(), db.message()),
-        // A certificate that does not verify (unknown CA, another name,
-        // expired) is a setting of postgres.url, not an outage: said so.
-        (None, Some(source)) if e.to_string().contains("TLS") => {
-            format!("postgres.url: TLS: {source} (see its sslmode and sslrootcert)")
-        }
-        (None, Some(source)) => format!("{e}: {source}"),
+        (None, Some(source)) => tls_named(format!("{e}: {source}")),
         (None, None) => e.to_string(),
     }
 }

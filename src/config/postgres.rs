@@ -117,30 +117,6 @@ pub struct TlsParams {
     pub key: Option<String>,
 }
 
-fn percent_decode(s: &str) -> String {
-    let bytes = s.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        match (bytes[i], bytes.get(i + 1..i + 3)) {
-            (b'%', Some(hex)) => match std::str::from_utf8(hex)
-                .ok()
-                .and_then(|h| u8::from_str_radix(h, 16).ok())
-            {
-                Some(b) => {
-                    out.push(b);
-                    i += 3;
-                    continue;
-                }
-                None => out.push(b'%'),
-            },
-            (b, _) => out.push(b),
-        }
-        i += 1;
-    }
-    String::from_utf8_lossy(&out).into_owned()
-}
-
 /// Splits libpq's TLS parameters off `url` (the URL form's query, or the
 /// `key=value` form's words); returns the rest and them.
 ///
@@ -173,7 +149,12 @@ pub fn split_tls_params(url: &str) -> (String, TlsParams) {
             .split('&')
             .filter(|pair| {
                 let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
-                !take(k, percent_decode(v))
+                !take(
+                    k,
+                    percent_encoding::percent_decode_str(v)
+                        .decode_utf8_lossy()
+                        .into_owned(),
+                )
             })
             .collect();
         let rest = if kept.is_empty() {

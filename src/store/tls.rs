@@ -60,19 +60,6 @@ pub enum SslMode {
     VerifyFull,
 }
 
-impl SslMode {
-    /// libpq's name of the mode.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            SslMode::Disable => "disable",
-            SslMode::Prefer => "prefer",
-            SslMode::Require => "require",
-            SslMode::VerifyCa => "verify-ca",
-            SslMode::VerifyFull => "verify-full",
-        }
-    }
-}
-
 /// Why a `postgres.url`'s TLS settings cannot be used.
 #[derive(Debug, thiserror::Error)]
 #[error("postgres.url: {0}")]
@@ -153,19 +140,19 @@ impl PgTls {
             }
             (None, _) => None,
         };
-        let verifier: Arc<dyn ServerCertVerifier> = match root {
-            Some(roots) => {
-                let webpki = WebPkiServerVerifier::builder_with_provider(Arc::new(roots), provider.clone())
+        let chain = match root {
+            Some(roots) => Some(
+                WebPkiServerVerifier::builder_with_provider(Arc::new(roots), provider.clone())
                     .build()
-                    .map_err(|e| fail(format!("sslrootcert: {e}")))?;
-                Arc::new(Verify {
-                    webpki,
-                    provider: provider.clone(),
-                    name: mode == SslMode::VerifyFull,
-                })
-            }
-            None => Arc::new(Unverified(provider.clone())),
+                    .map_err(|e| fail(format!("sslrootcert: {e}")))?,
+            ),
+            None => None,
         };
+        let verifier = Arc::new(Verify {
+            chain,
+            provider: provider.clone(),
+            name: mode == SslMode::VerifyFull,
+        });
         let builder = ClientConfig::builder_with_provider(provider)
             .with_safe_default_protocol_versions()
             .map_err(|e| fail(e.to_string()))?
@@ -229,11 +216,13 @@ impl PgTls {
     }
 }
 
-/// Verifies the chain against `sslrootcert`, and the name with
-/// `verify-full` only.
+/// What a mode checks of the server's certificate: the chain against
+/// `sslrootcert` when there is one (the name too with `verify-full`), and
+/// nothing more without it (`prefer`, `require`: libpq's rule). The
+/// handshake's signatures are checked in every mode.
 #[derive(Debug)]
 struct Verify {
-    webpki: Arc<WebPkiServerVerifier>,
+    chain: Option<Arc<WebPkiServerVerifier>>,
     provider: Arc<CryptoProvider>,
     name: bool,
 }
@@ -247,10 +236,10 @@ impl ServerCertVerifier for Verify {
         ocsp: &[u8],
         now: UnixTime,
     ) -> Result<ServerCertVerified, RustlsError> {
-        match self
-            .webpki
-            .verify_server_cert(end_entity, intermediates, server_name, ocsp, now)
-        {
+        let Some(chain) = &self.chain else {
+            return Ok(ServerCertVerified::assertion());
+        };
+        match chain.verify_server_cert(end_entity, intermediates, server_name, ocsp, now) {
             Err(RustlsError::InvalidCertificate(
                 CertificateError::NotValidForName | CertificateError::NotValidForNameContext { .. },
             )) if !self.name => Ok(ServerCertVerified::assertion()),
@@ -290,47 +279,6 @@ impl ServerCertVerifier for Verify {
         self.provider
             .signature_verification_algorithms
             .supported_schemes()
-    }
-}
-
-/// `prefer` and `require` without `sslrootcert`: encrypted, the
-/// certificate not checked (libpq's rule; the handshake's signatures still
-/// are).
-#[derive(Debug)]
-struct Unverified(Arc<CryptoProvider>);
-
-impl ServerCertVerifier for Unverified {
-    fn verify_server_cert(
-        &self,
-        _: &CertificateDer<'_>,
-        _: &[CertificateDer<'_>],
-        _: &ServerName<'_>,
-        _: &[u8],
-        _: UnixTime,
-    ) -> Result<ServerCertVerified, RustlsError> {
-        Ok(ServerCertVerified::assertion())
-    }
-
-    fn verify_tls12_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, RustlsError> {
-        verify_tls12_signature(message, cert, dss, &self.0.signature_verification_algorithms)
-    }
-
-    fn verify_tls13_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, RustlsError> {
-        verify_tls13_signature(message, cert, dss, &self.0.signature_verification_algorithms)
-    }
-
-    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
-        self.0.signature_verification_algorithms.supported_schemes()
     }
 }
 

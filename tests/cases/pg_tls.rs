@@ -171,6 +171,11 @@ impl Drop for TlsPostgres {
     }
 }
 
+/// `diem migrate` with `url` as `postgres.url`.
+async fn migrate(url: &str, schema: &str) -> (i32, String) {
+    diem(url, schema, &["migrate"], None).await
+}
+
 /// `diem ARGS` with `url` as `postgres.url`; (exit code, stdout + stderr).
 async fn diem(url: &str, schema: &str, args: &[&str], dir: Option<&Path>) -> (i32, String) {
     let mut cmd = tokio::process::Command::new(env!("CARGO_BIN_EXE_diem"));
@@ -203,37 +208,23 @@ async fn postgres_over_tls_with_libpq_s_url_parameters_and_clear_errors() {
 
     // verify-full against our CA, by the name the certificate carries.
     let full = pg.url("localhost", &format!("sslmode=verify-full&sslrootcert={ca}"));
-    let (code, out) = diem(&full, schema, &["migrate"], None).await;
+    let (code, out) = migrate(&full, schema).await;
     assert_eq!(code, 0, "verify-full: {out}");
 
     // The server refuses plain TCP: disable cannot reach it, and says why.
-    let (code, out) = diem(
-        &pg.url("127.0.0.1", "sslmode=disable"),
-        schema,
-        &["migrate"],
-        None,
-    )
-    .await;
+    let (code, out) = migrate(&pg.url("127.0.0.1", "sslmode=disable"), schema).await;
     assert_ne!(code, 0);
     assert!(out.contains("no encryption") || out.contains("pg_hba"), "{out}");
 
     // require encrypts without verifying (libpq's rule).
-    let (code, out) = diem(
-        &pg.url("127.0.0.1", "sslmode=require"),
-        schema,
-        &["migrate"],
-        None,
-    )
-    .await;
+    let (code, out) = migrate(&pg.url("127.0.0.1", "sslmode=require"), schema).await;
     assert_eq!(code, 0, "require: {out}");
 
     // A CA that did not sign the server's certificate: refused, said so.
     let other = pki.path("other-ca.pem");
-    let (code, out) = diem(
+    let (code, out) = migrate(
         &pg.url("localhost", &format!("sslmode=verify-full&sslrootcert={other}")),
         schema,
-        &["migrate"],
-        None,
     )
     .await;
     assert_ne!(code, 0);
@@ -245,11 +236,9 @@ async fn postgres_over_tls_with_libpq_s_url_parameters_and_clear_errors() {
 
     // The name: 127.0.0.1 is not in the certificate. verify-full refuses,
     // verify-ca (the chain only) accepts.
-    let (code, out) = diem(
+    let (code, out) = migrate(
         &pg.url("127.0.0.1", &format!("sslmode=verify-full&sslrootcert={ca}")),
         schema,
-        &["migrate"],
-        None,
     )
     .await;
     assert_ne!(code, 0);
@@ -257,11 +246,9 @@ async fn postgres_over_tls_with_libpq_s_url_parameters_and_clear_errors() {
         out.contains("NotValidForName") || out.contains("not valid for name"),
         "{out}"
     );
-    let (code, out) = diem(
+    let (code, out) = migrate(
         &pg.url("127.0.0.1", &format!("sslmode=verify-ca&sslrootcert={ca}")),
         schema,
-        &["migrate"],
-        None,
     )
     .await;
     assert_eq!(code, 0, "verify-ca: {out}");
