@@ -201,9 +201,11 @@ impl PgShared {
             );
         } else if !was && ready {
             tracing::info!("postgres is ready");
-        } else if !ready && last.is_none() {
+        } else if !ready && (last.is_none() || refused_by_tls(&error) != refused_by_tls(&last)) {
             // The first failure since start: say why the embedded corpus is
-            // served (the current error is in `ctl stats` from then on).
+            // served (the current error is in `ctl stats` from then on) —
+            // and again when it turns from an outage into a certificate
+            // refused, or back: that one is a setting to fix.
             tracing::warn!(
                 error = error.as_deref().unwrap_or(""),
                 "postgres is unreachable; retrying"
@@ -237,4 +239,10 @@ impl PgShared {
         }
         result
     }
+}
+
+/// Whether a failure is a certificate PostgreSQL's TLS refused (the store
+/// names those as `postgres.url`'s).
+fn refused_by_tls(error: &Option<String>) -> bool {
+    error.as_deref().is_some_and(|e| e.contains("postgres.url: TLS"))
 }

@@ -345,5 +345,11 @@ async fn postgres_over_tls_with_libpq_s_url_parameters_and_clear_errors() {
         notes.contains("unknown CA") && notes.contains("postgres.url"),
         "{notes}"
     );
-    assert!(wrong.logs().contains("postgres.url: TLS"), "the log names it too");
+    // The log names it too (written by the logging thread: waited for).
+    eventually(
+        Duration::from_secs(10),
+        "the log names postgres.url's TLS",
+        || async { wrong.logs().contains("postgres.url: TLS").then_some(()) },
+    )
+    .await;
 }
