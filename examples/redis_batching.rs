@@ -118,7 +118,8 @@ async fn main() -> anyhow::Result<()> {
             .await
         }
         "pipe" => {
-            let target = Target::of_url(&url).ok_or_else(|| anyhow::anyhow!("not a single-server URL"))?;
+            let target =
+                Target::of_url(&url, None).ok_or_else(|| anyhow::anyhow!("not a single-server URL"))?;
             let (pipe, run) = Pipe::connect(&target, Duration::from_secs(2)).await?;
             tokio::spawn(run);
             drive(end, prefix, move |key: String| {

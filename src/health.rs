@@ -20,6 +20,7 @@ use supervisors::{snapshot, ChildState};
 use crate::limiter::backend::Backend;
 use crate::node::Node;
 use crate::store::snapshot::Source;
+use crate::tls_files::refusal;
 
 /// The readiness report (`/readyz`).
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -81,7 +82,13 @@ pub(crate) async fn readiness(node: &Node) -> Readiness {
     }
     let settings = node.limiter.settings();
     if settings.enabled && node.limiter.backend() == Backend::Local {
-        notes.push("limiter: deciding locally (redis unreachable)".to_owned());
+        let why = node.limiter.why_local();
+        notes.push(match why.as_deref().and_then(|w| refusal(w)) {
+            Some(why) => format!(
+                "limiter: deciding locally (redis TLS refused: {why}; see redis.tls_ca and redis.tls_verify_hostname)"
+            ),
+            None => "limiter: deciding locally (redis unreachable)".to_owned(),
+        });
     }
     for (addr, why) in node.cluster.refused() {
         notes.push(format!("cluster: no session with {addr}: {why}"));
@@ -102,13 +109,5 @@ fn tls_refusal(error: &str) -> Option<&'static str> {
     if !error.contains("postgres.url: TLS") {
         return None;
     }
-    Some(if error.contains("UnknownIssuer") {
-        "a certificate from an unknown CA"
-    } else if error.contains("NotValidForName") {
-        "a certificate for another host name"
-    } else if error.contains("Expired") {
-        "an expired certificate"
-    } else {
-        "the handshake failed"
-    })
+    Some(refusal(error).unwrap_or("the handshake failed"))
 }

@@ -55,6 +55,7 @@ pub(crate) mod stats;
 pub mod store;
 pub mod systemd;
 pub mod telemetry;
+pub mod tls_files;
 pub(crate) mod tree;
 pub mod tree_paths;
 pub(crate) mod upgrade;

@@ -25,6 +25,7 @@ pub mod local;
 pub mod pipe;
 pub mod redis_handle;
 pub mod redis_limiter;
+pub mod redis_tls;
 
 use std::net::IpAddr;
 use std::sync::Arc;
@@ -112,6 +113,8 @@ pub struct Limiter {
     local: LocalStore,
     deny: DenyCache,
     redis: ArcSwapOption<RedisHandle>,
+    /// Why Redis does not decide now, as the Redis limiter actor last found.
+    why_local: ArcSwapOption<String>,
 }
 
 impl Limiter {
@@ -123,6 +126,7 @@ impl Limiter {
             local: LocalStore::new(config.local_max_keys),
             deny: DenyCache::new(config.local_max_keys),
             redis: ArcSwapOption::empty(),
+            why_local: ArcSwapOption::empty(),
         }
     }
 
@@ -162,7 +166,31 @@ impl Limiter {
 
     /// Publishes the Redis limiter actor's handle (`None` withdraws it).
     pub fn publish_redis(&self, handle: Option<Arc<RedisHandle>>) {
+        if handle.is_some() {
+            self.why_local.store(None);
+        }
         self.redis.store(handle);
+    }
+
+    /// Whether Redis decides on the hot-path connection (`false` while it
+    /// does not decide, or decides through fred alone).
+    pub fn hot_path(&self) -> bool {
+        self.redis.load().as_ref().is_some_and(|r| r.has_pipe())
+    }
+
+    /// Says why Redis does not decide (the error that made the Redis
+    /// limiter actor withdraw its handle, or keep it withdrawn).
+    pub fn set_why_local(&self, why: String) {
+        self.why_local.store(Some(Arc::new(why)));
+    }
+
+    /// Why Redis does not decide now, if it does not and the Redis limiter
+    /// actor has said why.
+    pub fn why_local(&self) -> Option<Arc<String>> {
+        if self.redis.load().is_some() {
+            return None;
+        }
+        self.why_local.load_full()
     }
 
     /// Withdraws `handle` if it is the one published (a newer incarnation's

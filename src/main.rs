@@ -37,7 +37,8 @@ fn main() -> ExitCode {
     // The values, then the files they name, read as the node reads them.
     let loaded = Config::load(cli.config.as_deref())
         .and_then(|c| diem::cluster::tls::ClusterTls::check(&c).map(|()| c))
-        .and_then(|c| diem::store::tls::PgTls::check(&c).map(|()| c));
+        .and_then(|c| diem::store::tls::PgTls::check(&c).map(|()| c))
+        .and_then(|c| diem::limiter::redis_tls::check(&c).map(|()| c));
     let config = match loaded {
         Ok(c) => c,
         Err(e) => {

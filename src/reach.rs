@@ -13,6 +13,7 @@ use fred::prelude::ClientLike;
 use crate::config::show::redact_secrets;
 use crate::config::{split_tls_params, Config};
 use crate::limiter::redis_limiter::client;
+use crate::limiter::redis_tls::client_tls;
 use crate::store::connection::connect_detached;
 
 /// How long each store may take to answer.
@@ -56,7 +57,8 @@ async fn postgres(config: &Config) -> Result<String, String> {
 
 async fn redis(config: &Config) -> Result<String, String> {
     let url = &config.redis.url;
-    let c = client(url, config.redis.command_timeout.get()).map_err(|e| e.to_string())?;
+    let tls = client_tls(&config.redis).map_err(|e| e.to_string())?;
+    let c = client(url, tls, config.redis.command_timeout.get()).map_err(|e| e.to_string())?;
     let work = async {
         let _task = c.init().await.map_err(|e| e.to_string())?;
         let pong: String = c.ping(None).await.map_err(|e| e.to_string())?;

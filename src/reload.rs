@@ -91,7 +91,14 @@ fn restart_scope(key: &str) -> Option<&'static str> {
         | "postgres.read_connections" => {
             Some("diem/store")
         }
-        "redis.url" | "redis.key_prefix" => Some("diem/limiter"),
+        // Certificate files too: a rotated one takes effect with
+        // `restart diem/limiter`.
+        "redis.url"
+        | "redis.key_prefix"
+        | "redis.tls_ca"
+        | "redis.tls_cert"
+        | "redis.tls_key"
+        | "redis.tls_verify_hostname" => Some("diem/limiter"),
         _ => None,
     }
 }
@@ -138,6 +145,7 @@ async fn apply(node: &Node) -> Result<ReloadReply, ReloadError> {
     let new = Config::load(node.config_path.as_deref())?;
     ClusterTls::check(&new)?;
     PgTls::check(&new)?;
+    crate::limiter::redis_tls::check(&new)?;
     let old = node.config();
     let (before, after) = (flatten(&old), flatten(&new));
     let changed: Vec<String> = after

@@ -64,6 +64,23 @@ pub(crate) struct LimiterStats {
     /// Refusals answered from the deny cache so far.
     #[serde(default)]
     pub cached_refusals: u64,
+    /// The Redis the limiter decides in.
+    #[serde(default)]
+    pub redis: RedisStats,
+}
+
+/// The limiter's Redis: what it is and how it is reached.
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+pub(crate) struct RedisStats {
+    /// `standalone`, `cluster` or `sentinel`, as `redis.url` says.
+    pub topology: String,
+    /// Whether the connections speak TLS (`rediss`).
+    pub tls: bool,
+    /// Whether requests are decided on the hot-path connection
+    /// (`limiter/pipe.rs`), not through fred (only while Redis decides).
+    pub hot_path: bool,
+    /// Why Redis does not decide now, when it does not.
+    pub error: Option<String>,
 }
 
 /// The worker pool's section.
@@ -196,6 +213,12 @@ pub(crate) async fn collect(node: &Node) -> Stats {
             local_keys: node.limiter.local().len(),
             deny_cache_keys: node.limiter.deny_cache().len(),
             cached_refusals: node.metrics.cached_refusals(),
+            redis: node.with_config(|c| RedisStats {
+                topology: topology(&c.redis.url).to_owned(),
+                tls: c.redis.uses_tls(),
+                hot_path: node.limiter.hot_path(),
+                error: node.limiter.why_local().map(|e| e.to_string()),
+            }),
         },
         postgres: node.pg.status(),
         corpus: node.corpus.status(),
@@ -258,4 +281,14 @@ pub(crate) fn totals<'a>(nodes: impl Iterator<Item = &'a serde_json::Value>) -> 
         "connections_open": connections,
         "rss_bytes": rss,
     })
+}
+
+/// `standalone`, `cluster` or `sentinel`: the topology `url` names.
+fn topology(url: &str) -> &'static str {
+    use fred::types::config::{Config, ServerConfig};
+    match Config::from_url(url).map(|c| c.server) {
+        Ok(ServerConfig::Clustered { .. }) => "cluster",
+        Ok(ServerConfig::Sentinel { .. }) => "sentinel",
+        _ => "standalone",
+    }
 }

@@ -13,6 +13,7 @@
 mod support {
     pub mod cluster;
     pub mod load;
+    pub mod pki;
     pub mod proxy;
     pub mod server;
     pub mod services;
@@ -29,6 +30,7 @@ mod cases {
     mod observer;
     mod pg_tls;
     mod properties;
+    mod redis_tls;
     mod reliability;
     mod security;
     mod store;

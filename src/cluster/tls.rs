@@ -33,45 +33,14 @@ use std::path::Path;
 use std::sync::Arc;
 
 use tokio_rustls::rustls::crypto::aws_lc_rs;
-use tokio_rustls::rustls::pki_types::pem::PemObject;
-use tokio_rustls::rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName};
+use tokio_rustls::rustls::pki_types::ServerName;
 use tokio_rustls::rustls::server::WebPkiClientVerifier;
 use tokio_rustls::rustls::{ClientConfig, RootCertStore, ServerConfig};
 use tokio_rustls::{TlsAcceptor, TlsConnector};
 
 use crate::config::{ClusterConfig, Config, ConfigError};
-
-/// Why the TLS material cannot be used; `key` names the config key.
-#[derive(Debug, Clone, thiserror::Error)]
-#[error("`{key}`: {reason}")]
-pub struct TlsError {
-    /// The config key at fault, e.g. `cluster.tls_cert`.
-    pub key: &'static str,
-    /// What is wrong with it.
-    pub reason: String,
-}
-
-fn err(key: &'static str, reason: impl std::fmt::Display) -> TlsError {
-    TlsError {
-        key,
-        reason: reason.to_string(),
-    }
-}
-
-fn read(key: &'static str, path: &Path) -> Result<Vec<u8>, TlsError> {
-    std::fs::read(path).map_err(|e| err(key, format!("cannot read {}: {e}", path.display())))
-}
-
-fn certificates(key: &'static str, path: &Path) -> Result<Vec<CertificateDer<'static>>, TlsError> {
-    let pem = read(key, path)?;
-    let certs = CertificateDer::pem_slice_iter(&pem)
-        .collect::<Result<Vec<_>, _>>()
-        .map_err(|e| err(key, format!("{}: {e}", path.display())))?;
-    if certs.is_empty() {
-        return Err(err(key, format!("{}: no PEM certificate in it", path.display())));
-    }
-    Ok(certs)
-}
+pub use crate::tls_files::TlsError;
+use crate::tls_files::{certificates, err, private_key};
 
 /// A member's TLS: the acceptor for sessions it accepts, the connector
 /// and server name for sessions it opens.
@@ -130,8 +99,7 @@ impl ClusterTls {
     /// members are checked against (all PEM), for the shared `server_name`.
     pub fn load(cert: &Path, key: &Path, ca: &Path, server_name: &str) -> Result<Self, TlsError> {
         let chain = certificates("cluster.tls_cert", cert)?;
-        let private = PrivateKeyDer::from_pem_slice(&read("cluster.tls_key", key)?)
-            .map_err(|e| err("cluster.tls_key", format!("{}: {e}", key.display())))?;
+        let private = private_key("cluster.tls_key", key)?;
         let mut roots = RootCertStore::empty();
         for c in certificates("cluster.tls_ca", ca)? {
             roots

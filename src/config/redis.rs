@@ -1,5 +1,7 @@
 //! `[redis]`: the shared store of the rate limiter.
 
+use std::path::PathBuf;
+
 use serde::{Deserialize, Serialize};
 
 use super::error::ConfigError;
@@ -10,7 +12,8 @@ use super::wait::Wait;
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct RedisConfig {
-    /// Connection URL.
+    /// Connection URL: `redis://` (plain TCP) or `rediss://` (TLS), and
+    /// fred's `-cluster` and `-sentinel` forms of each.
     pub url: String,
     /// Prefix of every key diem writes.
     pub key_prefix: String,
@@ -18,6 +21,18 @@ pub struct RedisConfig {
     pub command_timeout: Wait,
     /// Interval of the health check while Redis is down.
     pub health_interval: Wait,
+    /// With a `rediss` URL: the PEM file of the CA the server's certificate
+    /// is checked against; empty: the system's roots.
+    pub tls_ca: PathBuf,
+    /// With a `rediss` URL: a client certificate (PEM), for a server that
+    /// asks for one (`tls-auth-clients yes`); with `tls_key`.
+    pub tls_cert: PathBuf,
+    /// The private key (PEM) of `tls_cert`.
+    pub tls_key: PathBuf,
+    /// With a `rediss` URL: whether the server's certificate must name the
+    /// host of the URL. Some managed Redis (GCP Memorystore) present
+    /// certificates without it; the chain is checked either way.
+    pub tls_verify_hostname: bool,
 }
 
 impl Default for RedisConfig {
@@ -27,14 +42,42 @@ impl Default for RedisConfig {
             key_prefix: "diem:".to_owned(),
             command_timeout: Wait::from_millis(250),
             health_interval: Wait::from_millis(500),
+            tls_ca: PathBuf::new(),
+            tls_cert: PathBuf::new(),
+            tls_key: PathBuf::new(),
+            tls_verify_hostname: true,
         }
     }
 }
 
 impl RedisConfig {
+    /// Whether the URL asks for TLS (`rediss`, `rediss-cluster`,
+    /// `rediss-sentinel`, and fred's `valkeys` forms).
+    pub fn uses_tls(&self) -> bool {
+        let scheme = self.url.split("://").next().unwrap_or("");
+        matches!(scheme.split('-').next(), Some("rediss" | "valkeys"))
+    }
+
     pub(super) fn validate(&self) -> Result<(), ConfigError> {
         if let Err(e) = fred::types::config::Config::from_url(&self.url) {
             return invalid("redis.url", &format!("a Redis URL ({e})"));
+        }
+        if !self.uses_tls() {
+            for (key, path) in [
+                ("redis.tls_ca", &self.tls_ca),
+                ("redis.tls_cert", &self.tls_cert),
+                ("redis.tls_key", &self.tls_key),
+            ] {
+                if !path.as_os_str().is_empty() {
+                    return invalid(
+                        key,
+                        "empty unless redis.url is a TLS URL (rediss://, rediss-cluster://, rediss-sentinel://)",
+                    );
+                }
+            }
+        }
+        if self.tls_cert.as_os_str().is_empty() != self.tls_key.as_os_str().is_empty() {
+            return invalid("redis.tls_cert", "set with redis.tls_key (both or neither)");
         }
         Ok(())
     }

@@ -162,6 +162,18 @@ pub(crate) fn stats(s: &Stats) -> String {
         "  {:<12} {} keys, {} refusals answered",
         "deny cache", l.deny_cache_keys, l.cached_refusals
     );
+    let r = &l.redis;
+    let _ = writeln!(
+        out,
+        "  {:<12} {}{}{}",
+        "redis",
+        r.topology,
+        if r.tls { ", TLS" } else { "" },
+        if r.hot_path { ", hot-path connection" } else { "" }
+    );
+    if let Some(e) = &r.error {
+        let _ = writeln!(out, "  {:<12} {e}", "redis error");
+    }
     let p = &s.postgres;
     let _ = writeln!(out, "\npostgres");
     let _ = writeln!(out, "  {:<12} {}", "ready", p.ready);

@@ -27,10 +27,14 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::{Buf, BytesMut};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use futures::future::BoxFuture;
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::sync::{mpsc, oneshot};
 use tokio::time::Instant;
+use tokio_rustls::rustls::pki_types::ServerName;
+use tokio_rustls::rustls::ClientConfig;
+use tokio_rustls::TlsConnector;
 
 use crate::config::LONGEST_WAIT;
 
@@ -78,20 +82,32 @@ pub struct Target {
     pub password: Option<String>,
     /// Database number, if not 0.
     pub database: Option<u8>,
+    /// TLS, for a `rediss` URL: the configuration and the name the
+    /// server's certificate is checked against (the URL's host).
+    pub tls: Option<(Arc<ClientConfig>, ServerName<'static>)>,
 }
 
 impl Target {
     /// The target of a Redis URL, when it is a single server this
-    /// connection can reach (not a cluster, a sentinel set or a Unix socket).
-    pub fn of_url(url: &str) -> Option<Target> {
+    /// connection can reach (not a cluster, a sentinel set or a Unix
+    /// socket), over TLS with `tls` when the URL asks for it
+    /// ([`redis_tls`](super::redis_tls)).
+    pub fn of_url(url: &str, tls: Option<Arc<ClientConfig>>) -> Option<Target> {
         let config = fred::prelude::Config::from_url(url).ok()?;
         match config.server {
-            fred::types::config::ServerConfig::Centralized { server } => Some(Target {
-                addr: format!("{}:{}", server.host, server.port),
-                username: config.username,
-                password: config.password,
-                database: config.database.filter(|d| *d != 0),
-            }),
+            fred::types::config::ServerConfig::Centralized { server } => {
+                let tls = match tls {
+                    Some(tls) => Some((tls, ServerName::try_from(server.host.to_string()).ok()?)),
+                    None => None,
+                };
+                Some(Target {
+                    addr: format!("{}:{}", server.host, server.port),
+                    username: config.username,
+                    password: config.password,
+                    database: config.database.filter(|d| *d != 0),
+                    tls,
+                })
+            }
             _ => None,
         }
     }
@@ -103,6 +119,9 @@ pub enum PipeError {
     /// The socket failed.
     #[error("redis connection: {0}")]
     Io(#[from] std::io::Error),
+    /// The TLS handshake failed (a certificate refused, most often).
+    #[error("redis TLS handshake: {0}")]
+    Tls(std::io::Error),
     /// Redis answered something else than expected.
     #[error("redis replied {0}")]
     Reply(String),
@@ -121,23 +140,42 @@ pub struct Pipe {
 }
 
 impl Pipe {
-    /// Connects (with `AUTH` and `SELECT` as the target needs) within
-    /// `timeout`, and returns the pipe and the task that drives it (which
-    /// returns why it ended).
+    /// Connects (over TLS, with `AUTH` and `SELECT`, as the target needs)
+    /// within `timeout`, and returns the pipe and the task that drives it
+    /// (which returns why it ended).
     pub async fn connect(
         target: &Target,
         timeout: Duration,
-    ) -> Result<
-        (
-            Pipe,
-            impl std::future::Future<Output = PipeError> + Send + 'static,
-        ),
-        PipeError,
-    > {
-        let mut stream = tokio::time::timeout(timeout, TcpStream::connect(&target.addr))
+    ) -> Result<(Pipe, BoxFuture<'static, PipeError>), PipeError> {
+        let stream = tokio::time::timeout(timeout, TcpStream::connect(&target.addr))
             .await
             .map_err(|_| PipeError::Timeout(timeout))??;
         stream.set_nodelay(true)?;
+        match &target.tls {
+            None => Self::start(stream, target, timeout).await,
+            Some((config, name)) => {
+                let tls = tokio::time::timeout(
+                    timeout,
+                    TlsConnector::from(config.clone()).connect(name.clone(), stream),
+                )
+                .await
+                .map_err(|_| PipeError::Timeout(timeout))?
+                .map_err(PipeError::Tls)?;
+                Self::start(tls, target, timeout).await
+            }
+        }
+    }
+
+    /// Says `AUTH` and `SELECT` on `stream` as the target needs, and
+    /// returns the pipe and its task.
+    async fn start<S>(
+        mut stream: S,
+        target: &Target,
+        timeout: Duration,
+    ) -> Result<(Pipe, BoxFuture<'static, PipeError>), PipeError>
+    where
+        S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+    {
         let mut buf = BytesMut::with_capacity(16 * 1024);
         let mut hello = Vec::new();
         if let Some(password) = &target.password {
@@ -168,7 +206,7 @@ impl Pipe {
             .map_err(|_| PipeError::Timeout(timeout))??;
         }
         let (tx, rx) = mpsc::channel(QUEUE);
-        Ok((Pipe { tx }, drive(stream, buf, rx, timeout)))
+        Ok((Pipe { tx }, Box::pin(drive(stream, buf, rx, timeout))))
     }
 
     /// `SET key value NX GET PX px_ms`: the value `key` held, or `None` if
@@ -349,7 +387,7 @@ fn parse(buf: &[u8]) -> Option<(Reply, usize)> {
     }
 }
 
-async fn read_reply(stream: &mut TcpStream, buf: &mut BytesMut) -> Result<Reply, PipeError> {
+async fn read_reply<S: AsyncRead + Unpin>(stream: &mut S, buf: &mut BytesMut) -> Result<Reply, PipeError> {
     loop {
         if let Some((reply, used)) = parse(buf) {
             buf.advance(used);
@@ -373,8 +411,8 @@ async fn read_reply(stream: &mut TcpStream, buf: &mut BytesMut) -> Result<Reply,
 /// was set; when it fires, a batch that began since moves it on to that
 /// batch's deadline, so it fires at most once per `timeout` while Redis
 /// answers, and cuts off a batch only `timeout` after that batch began.
-async fn drive(
-    mut stream: TcpStream,
+async fn drive<S: AsyncRead + AsyncWrite + Unpin>(
+    mut stream: S,
     mut buf: BytesMut,
     mut rx: mpsc::Receiver<Op>,
     timeout: Duration,

@@ -148,6 +148,11 @@ impl RedisHandle {
         }
     }
 
+    /// Whether it decides on the hot-path connection.
+    pub fn has_pipe(&self) -> bool {
+        self.pipe.is_some()
+    }
+
     /// `<prefix>rl:<key text>`, in one allocation.
     fn key(&self, client: &IpNet) -> String {
         let mut key = String::with_capacity(self.prefix.len() + 3 + KEY_TEXT_MAX);

@@ -21,27 +21,38 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use fred::prelude::{
-    Builder, Client, ClientLike, Config as RedisConfigUrl, LuaInterface, Options, ReconnectPolicy, TcpConfig,
+    Builder, Client, ClientLike, Config as RedisConfigUrl, EventInterface, LuaInterface, Options,
+    ReconnectPolicy, TcpConfig,
 };
-use fred::types::config::UnresponsiveConfig;
+use fred::types::config::{TlsConfig, TlsConnector, TlsHostMapping, UnresponsiveConfig};
 use ractor::{Actor, ActorProcessingErr, ActorRef};
 use tokio::sync::{mpsc, Semaphore};
+use tokio_rustls::rustls::ClientConfig;
 
 use crate::limiter::pipe::{Pipe, Target};
 use crate::limiter::redis_handle::{
     eval, eval_on_pipe, now_us, LimiterMsg, Pending, RedisFailure, RedisHandle, SCRIPT,
 };
+use crate::limiter::redis_tls::client_tls;
 use crate::node::Node;
 use crate::owned_task::OwnedTask;
+use crate::tls_files::refusal;
 
 const QUEUE: usize = 65_536;
 const BATCHES_IN_FLIGHT: usize = 4;
 const SWEEP_EVERY: Duration = Duration::from_secs(5);
 
-/// Builds a fred client for `url` that gives up on a command after
-/// `timeout` and reconnects forever in the background.
-pub fn client(url: &str, timeout: Duration) -> Result<Client, RedisFailure> {
-    let config = RedisConfigUrl::from_url(url)?;
+/// Builds a fred client for `redis.url` (over TLS with `tls`, from
+/// [`client_tls`]) that gives up on a command after `timeout` and
+/// reconnects forever in the background.
+pub fn client(url: &str, tls: Option<Arc<ClientConfig>>, timeout: Duration) -> Result<Client, RedisFailure> {
+    let mut config = RedisConfigUrl::from_url(url)?;
+    if let Some(tls) = tls {
+        config.tls = Some(TlsConfig {
+            connector: TlsConnector::Rustls(tokio_rustls::TlsConnector::from(tls)),
+            hostnames: TlsHostMapping::None,
+        });
+    }
     Builder::from_config(config)
         .with_connection_config(|c| {
             c.connection_timeout = timeout.max(Duration::from_millis(500));
@@ -104,9 +115,18 @@ impl Drop for Connection {
     }
 }
 
+/// The last error fred's connection task reported (a refused connection,
+/// a failed TLS handshake), which a command waiting on the connection only
+/// sees as a timeout; kept by a task listening to fred's error events.
+type ConnectionError = Arc<std::sync::Mutex<Option<String>>>;
+
 /// The Redis limiter actor's state.
 pub(crate) struct LimiterState {
     connection: Connection,
+    connection_error: ConnectionError,
+    _errors: OwnedTask,
+    /// The TLS of a `rediss` URL, for the hot-path connection.
+    tls: Option<Arc<ClientConfig>>,
     sha: Arc<str>,
     published: Option<Published>,
 }
@@ -174,7 +194,49 @@ async fn batcher(
     }
 }
 
+/// Keeps the last error of `client`'s connection in `into`.
+fn watch_errors(client: &Client, into: ConnectionError) -> OwnedTask {
+    let mut rx = client.error_rx();
+    OwnedTask::spawn(
+        async move {
+            loop {
+                match rx.recv().await {
+                    Ok((e, _)) => {
+                        if let Ok(mut last) = into.lock() {
+                            *last = Some(e.to_string());
+                        }
+                    }
+                    Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => {}
+                    Err(tokio::sync::broadcast::error::RecvError::Closed) => return,
+                }
+            }
+        },
+        || {},
+    )
+}
+
 impl RedisLimiter {
+    /// Whether Redis answers and holds the script; if not, why — with the
+    /// connection's own error when a command only saw it as a timeout (a
+    /// certificate refused is said as such, not as "unreachable").
+    async fn check_health(&self, state: &LimiterState) -> Result<(), String> {
+        match self.healthy(&state.connection.client).await {
+            Ok(()) => {
+                if let Ok(mut last) = state.connection_error.lock() {
+                    *last = None;
+                }
+                Ok(())
+            }
+            Err(e) => {
+                let last = state.connection_error.lock().ok().and_then(|l| l.clone());
+                Err(match last {
+                    Some(conn) => format!("{e}; the connection: {conn}"),
+                    None => e.to_string(),
+                })
+            }
+        }
+    }
+
     async fn healthy(&self, client: &Client) -> Result<(), RedisFailure> {
         let timeout = self
             .node
@@ -196,9 +258,13 @@ impl RedisLimiter {
 
     /// The hot-path connection, when the URL names one server; `None` (and
     /// fred decides alone) otherwise, or if it cannot connect.
-    async fn pipe(&self, myself: &ActorRef<LimiterMsg>) -> Option<(Pipe, OwnedTask)> {
+    async fn pipe(
+        &self,
+        myself: &ActorRef<LimiterMsg>,
+        tls: Option<Arc<ClientConfig>>,
+    ) -> Option<(Pipe, OwnedTask)> {
         let config = self.node.config();
-        let target = Target::of_url(&config.redis.url)?;
+        let target = Target::of_url(&config.redis.url, tls)?;
         match Pipe::connect(&target, config.redis.command_timeout.get()).await {
             Ok((pipe, drive)) => {
                 let me = myself.clone();
@@ -221,7 +287,7 @@ impl RedisLimiter {
     async fn publish(&self, myself: &ActorRef<LimiterMsg>, state: &mut LimiterState) {
         let (tx, rx) = mpsc::channel(QUEUE);
         let config = self.node.config();
-        let (pipe, pipe_task) = match self.pipe(myself).await {
+        let (pipe, pipe_task) = match self.pipe(myself, state.tls.clone()).await {
             Some((pipe, task)) => (Some(pipe), Some(task)),
             None => (None, None),
         };
@@ -254,10 +320,23 @@ impl RedisLimiter {
         tracing::info!("rate limiter: deciding in redis");
     }
 
+    /// Decides locally from now on, because of `error`: said once when
+    /// the handle is withdrawn, and again when the reason changes to (or
+    /// from) a certificate refused.
     fn withdraw(&self, state: &mut LimiterState, error: String) {
-        if state.published.take().is_some() {
-            tracing::warn!(%error, "rate limiter: redis unusable, deciding locally");
+        let refused = refusal(&error);
+        let was = self.node.limiter.why_local();
+        let changed = was.as_deref().map(|w| refusal(w)) != Some(refused);
+        if state.published.take().is_some() || changed {
+            match refused {
+                Some(why) => tracing::warn!(
+                    %error,
+                    "rate limiter: redis TLS refused ({why}; see redis.tls_ca, redis.tls_verify_hostname), deciding locally"
+                ),
+                None => tracing::warn!(%error, "rate limiter: redis unusable, deciding locally"),
+            }
         }
+        self.node.limiter.set_why_local(error);
     }
 }
 
@@ -273,22 +352,38 @@ impl Actor for RedisLimiter {
     ) -> Result<LimiterState, ActorProcessingErr> {
         let config = self.node.config();
         let timeout = config.redis.command_timeout;
-        let client = client(&config.redis.url, timeout.get())?;
+        let tls = client_tls(&config.redis)?;
+        let client = client(&config.redis.url, tls.clone(), timeout.get())?;
+        let connection_error = ConnectionError::default();
+        let errors = watch_errors(&client, connection_error.clone());
         let task = client.connect();
         let mut state = LimiterState {
             connection: Connection { client, task },
+            connection_error,
+            _errors: errors,
+            tls,
             sha: Arc::from(fred::util::sha1_hash(SCRIPT)),
             published: None,
         };
         // Decide in Redis from the first request when Redis is up: the
         // listener starts after the limiter.
-        match self.healthy(&state.connection.client).await {
+        match self.check_health(&state).await {
             Ok(()) => self.publish(&myself, &mut state).await,
-            Err(e) => tracing::warn!(
-                redis = %crate::config::show::redact_secrets(&config.redis.url),
-                error = %e,
-                "redis is unreachable: limiting locally until it answers"
-            ),
+            Err(e) => {
+                match refusal(&e) {
+                    Some(why) => tracing::warn!(
+                        redis = %crate::config::show::redact_secrets(&config.redis.url),
+                        error = %e,
+                        "redis TLS refused ({why}; see redis.tls_ca, redis.tls_verify_hostname): limiting locally until it answers"
+                    ),
+                    None => tracing::warn!(
+                        redis = %crate::config::show::redact_secrets(&config.redis.url),
+                        error = %e,
+                        "redis is unreachable: limiting locally until it answers"
+                    ),
+                }
+                self.node.limiter.set_why_local(e);
+            }
         }
         let every = config.redis.health_interval;
         myself.send_after(every.get(), || LimiterMsg::Tick);
@@ -304,10 +399,10 @@ impl Actor for RedisLimiter {
     ) -> Result<(), ActorProcessingErr> {
         match msg {
             LimiterMsg::Tick => {
-                match self.healthy(&state.connection.client).await {
+                match self.check_health(state).await {
                     Ok(()) if state.published.is_none() => self.publish(&myself, state).await,
                     Ok(()) => {}
-                    Err(e) => self.withdraw(state, e.to_string()),
+                    Err(e) => self.withdraw(state, e),
                 }
                 let every = self.node.config().redis.health_interval;
                 myself.send_after(every.get(), || LimiterMsg::Tick);

@@ -31,19 +31,11 @@ use std::task::{Context, Poll};
 use futures::future::BoxFuture;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio_postgres::tls::{ChannelBinding, MakeTlsConnect, TlsConnect};
-use tokio_rustls::rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
-use tokio_rustls::rustls::client::WebPkiServerVerifier;
-use tokio_rustls::rustls::crypto::{
-    aws_lc_rs, verify_tls12_signature, verify_tls13_signature, CryptoProvider,
-};
-use tokio_rustls::rustls::pki_types::pem::PemObject;
-use tokio_rustls::rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName, UnixTime};
-use tokio_rustls::rustls::{
-    CertificateError, ClientConfig, DigitallySignedStruct, Error as RustlsError, RootCertStore,
-    SignatureScheme,
-};
+use tokio_rustls::rustls::pki_types::ServerName;
+use tokio_rustls::rustls::ClientConfig;
 
 use crate::config::split_tls_params;
+use crate::tls_files::{client_config, identity, roots};
 
 /// libpq's `sslmode`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -84,33 +76,6 @@ fn fail(message: impl Into<String>) -> PgTlsError {
     PgTlsError(message.into())
 }
 
-fn roots(root: &str) -> Result<RootCertStore, PgTlsError> {
-    let mut store = RootCertStore::empty();
-    if root == "system" {
-        let found = rustls_native_certs::load_native_certs();
-        for cert in found.certs {
-            let _ = store.add(cert);
-        }
-        if store.is_empty() {
-            return Err(fail(
-                "sslrootcert=system: no system root certificate could be read",
-            ));
-        }
-        return Ok(store);
-    }
-    let pem = std::fs::read(Path::new(root)).map_err(|e| fail(format!("sslrootcert {root}: {e}")))?;
-    for cert in CertificateDer::pem_slice_iter(&pem) {
-        let cert = cert.map_err(|e| fail(format!("sslrootcert {root}: {e}")))?;
-        store
-            .add(cert)
-            .map_err(|e| fail(format!("sslrootcert {root}: {e}")))?;
-    }
-    if store.is_empty() {
-        return Err(fail(format!("sslrootcert {root}: no PEM certificate in it")));
-    }
-    Ok(store)
-}
-
 impl PgTls {
     /// The TLS `url` asks for, and the URL without libpq's TLS parameters
     /// (for tokio-postgres, whose own `sslmode` is set by
@@ -130,9 +95,8 @@ impl PgTls {
                 )))
             }
         };
-        let provider = Arc::new(aws_lc_rs::default_provider());
-        let root = match (&params.root, mode) {
-            (Some(root), _) => Some(roots(root)?),
+        let roots = match (&params.root, mode) {
+            (Some(root), _) => Some(roots("sslrootcert", root).map_err(|e| fail(e.to_string()))?),
             (None, SslMode::VerifyCa | SslMode::VerifyFull) => {
                 return Err(fail(
                     "sslmode verify-ca and verify-full need sslrootcert (a PEM file of the server's CA, or `system`)",
@@ -140,40 +104,13 @@ impl PgTls {
             }
             (None, _) => None,
         };
-        let chain = match root {
-            Some(roots) => Some(
-                WebPkiServerVerifier::builder_with_provider(Arc::new(roots), provider.clone())
-                    .build()
-                    .map_err(|e| fail(format!("sslrootcert: {e}")))?,
-            ),
-            None => None,
-        };
-        let verifier = Arc::new(Verify {
-            chain,
-            provider: provider.clone(),
-            name: mode == SslMode::VerifyFull,
-        });
-        let builder = ClientConfig::builder_with_provider(provider)
-            .with_safe_default_protocol_versions()
-            .map_err(|e| fail(e.to_string()))?
-            .dangerous()
-            .with_custom_certificate_verifier(verifier);
-        let config = match (&params.cert, &params.key) {
-            (Some(cert), Some(key)) => {
-                let pem = std::fs::read(cert).map_err(|e| fail(format!("sslcert {cert}: {e}")))?;
-                let chain = CertificateDer::pem_slice_iter(&pem)
-                    .collect::<Result<Vec<_>, _>>()
-                    .map_err(|e| fail(format!("sslcert {cert}: {e}")))?;
-                let key_pem = std::fs::read(key).map_err(|e| fail(format!("sslkey {key}: {e}")))?;
-                let private = PrivateKeyDer::from_pem_slice(&key_pem)
-                    .map_err(|e| fail(format!("sslkey {key}: {e}")))?;
-                builder
-                    .with_client_auth_cert(chain, private)
-                    .map_err(|e| fail(format!("sslcert/sslkey: {e}")))?
-            }
-            (None, None) => builder.with_no_client_auth(),
-            _ => return Err(fail("sslcert and sslkey go together")),
-        };
+        let identity = identity(
+            ("sslcert", params.cert.as_deref().map(Path::new)),
+            ("sslkey", params.key.as_deref().map(Path::new)),
+        )
+        .map_err(|e| fail(e.to_string()))?;
+        let config = client_config(roots, mode == SslMode::VerifyFull, identity)
+            .map_err(|e| fail(format!("sslcert/sslkey: {e}")))?;
         Ok((
             rest,
             PgTls {
@@ -213,72 +150,6 @@ impl PgTls {
     /// What tokio-postgres connects with.
     pub fn connector(&self) -> MakeRustls {
         MakeRustls(self.config.clone())
-    }
-}
-
-/// What a mode checks of the server's certificate: the chain against
-/// `sslrootcert` when there is one (the name too with `verify-full`), and
-/// nothing more without it (`prefer`, `require`: libpq's rule). The
-/// handshake's signatures are checked in every mode.
-#[derive(Debug)]
-struct Verify {
-    chain: Option<Arc<WebPkiServerVerifier>>,
-    provider: Arc<CryptoProvider>,
-    name: bool,
-}
-
-impl ServerCertVerifier for Verify {
-    fn verify_server_cert(
-        &self,
-        end_entity: &CertificateDer<'_>,
-        intermediates: &[CertificateDer<'_>],
-        server_name: &ServerName<'_>,
-        ocsp: &[u8],
-        now: UnixTime,
-    ) -> Result<ServerCertVerified, RustlsError> {
-        let Some(chain) = &self.chain else {
-            return Ok(ServerCertVerified::assertion());
-        };
-        match chain.verify_server_cert(end_entity, intermediates, server_name, ocsp, now) {
-            Err(RustlsError::InvalidCertificate(
-                CertificateError::NotValidForName | CertificateError::NotValidForNameContext { .. },
-            )) if !self.name => Ok(ServerCertVerified::assertion()),
-            other => other,
-        }
-    }
-
-    fn verify_tls12_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, RustlsError> {
-        verify_tls12_signature(
-            message,
-            cert,
-            dss,
-            &self.provider.signature_verification_algorithms,
-        )
-    }
-
-    fn verify_tls13_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, RustlsError> {
-        verify_tls13_signature(
-            message,
-            cert,
-            dss,
-            &self.provider.signature_verification_algorithms,
-        )
-    }
-
-    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
-        self.provider
-            .signature_verification_algorithms
-            .supported_schemes()
     }
 }
 

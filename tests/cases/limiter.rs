@@ -69,7 +69,7 @@ async fn trips_with_headers_and_refills() {
         "{stats}"
     );
     assert_eq!(stats["limiter"]["decisions"]["local_allowed"], 0);
-    let redis = client(&redis_url(), Duration::from_secs(2)).unwrap();
+    let redis = client(&redis_url(), None, Duration::from_secs(2)).unwrap();
     redis.init().await.unwrap();
     let ttl: i64 = redis.pttl(format!("{}rl:127.0.0.1", s.prefix)).await.unwrap();
     assert!(ttl > 0 && ttl <= 3_000, "keys expire: pttl = {ttl}");
@@ -210,10 +210,10 @@ fn with_script<T>(run: impl AsyncFnOnce(Script) -> T) -> T {
         .build()
         .unwrap();
     rt.block_on(async {
-        let redis = client(&redis_url(), Duration::from_secs(2)).unwrap();
+        let redis = client(&redis_url(), None, Duration::from_secs(2)).unwrap();
         redis.init().await.unwrap();
         let sha: String = redis.script_load(SCRIPT).await.unwrap();
-        let target = Target::of_url(&redis_url()).expect("a single Redis server");
+        let target = Target::of_url(&redis_url(), None).expect("a single Redis server");
         let (pipe, drive) = Pipe::connect(&target, Duration::from_secs(2)).await.unwrap();
         let drive = tokio::spawn(drive);
         let out = run(Script {

@@ -10,6 +10,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
 use crate::support::cluster::{free_port, which};
+use crate::support::pki::Pki;
 use crate::support::server::{eventually, Options, TestServer};
 
 /// PostgreSQL's binaries (Debian's packages put them in a versioned
@@ -21,40 +22,6 @@ fn pg_bin(name: &str) -> PathBuf {
             .find(|p| p.exists())
     });
     found.unwrap_or_else(|| panic!("{name} not found under /usr/lib/postgresql: apt-get install postgresql"))
-}
-
-/// A CA and a server certificate for `localhost` only (not 127.0.0.1).
-struct Pki {
-    dir: tempfile::TempDir,
-}
-
-impl Pki {
-    fn new() -> Pki {
-        use rcgen::{BasicConstraints, CertificateParams, CertifiedIssuer, IsCa, KeyPair};
-        let dir = tempfile::tempdir().unwrap();
-        let ca_for = |name: &str| {
-            let mut ca = CertificateParams::new(Vec::<String>::new()).unwrap();
-            ca.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-            ca.distinguished_name.push(rcgen::DnType::CommonName, name);
-            CertifiedIssuer::self_signed(ca, KeyPair::generate().unwrap()).unwrap()
-        };
-        let ca = ca_for("diem test CA");
-        let other = ca_for("another CA");
-        let key = KeyPair::generate().unwrap();
-        let server = CertificateParams::new(vec!["localhost".to_owned()])
-            .unwrap()
-            .signed_by(&key, &ca)
-            .unwrap();
-        std::fs::write(dir.path().join("ca.pem"), ca.pem()).unwrap();
-        std::fs::write(dir.path().join("other-ca.pem"), other.pem()).unwrap();
-        std::fs::write(dir.path().join("server.crt"), server.pem()).unwrap();
-        std::fs::write(dir.path().join("server.key"), key.serialize_pem()).unwrap();
-        Pki { dir }
-    }
-
-    fn path(&self, file: &str) -> String {
-        self.dir.path().join(file).display().to_string()
-    }
 }
 
 /// setpriv's arguments to run as the `postgres` user (PostgreSQL refuses

@@ -84,6 +84,7 @@ async fn redis_like(delay: Option<Duration>) -> Target {
         username: None,
         password: None,
         database: None,
+        tls: None,
     }
 }
 
