@@ -8,6 +8,10 @@
 //! * `X-Diem-Fault: wedge-root` wedges the root supervisor: it is asked to
 //!   start a child whose start never completes, so it never serves its
 //!   mailbox again (for the systemd watchdog test: the pings must stop).
+//! * On every limited answer: `X-Diem-Decided: <store>;at=<µs>` — the
+//!   store that decided (`redis`, `redis-cached` for the deny cache, `local`)
+//!   and when (the node's clock, µs since the Unix epoch), for the tests'
+//!   decision-history checker.
 //! * At start: with `FAULT_CRASH_AT_START=PATH@N` in the environment, the
 //!   child at PATH (e.g. `diem/store/corpus`) fails to start from its N-th
 //!   incarnation on, so its supervisor's restarts fail until it gives up.
@@ -18,6 +22,19 @@ use hyper::header::HeaderMap;
 
 /// The header that selects a fault.
 pub(crate) const HEADER: &str = "x-diem-fault";
+
+/// `X-Diem-Decided` for `decision`.
+pub(crate) fn decided(headers: &mut HeaderMap, decision: &crate::limiter::Decision) {
+    use crate::limiter::backend::Backend;
+    let store = match (decision.backend, decision.cached) {
+        (Backend::Redis, false) => "redis",
+        (Backend::Redis, true) => "redis-cached",
+        (Backend::Local, _) => "local",
+    };
+    if let Ok(value) = hyper::header::HeaderValue::from_str(&format!("{store};at={}", decision.at)) {
+        headers.insert("x-diem-decided", value);
+    }
+}
 
 /// Applies the fault the headers ask for, if any.
 pub(crate) async fn inject(node: &crate::node::Node, headers: &HeaderMap) {

@@ -58,6 +58,9 @@ pub struct LimiterSettings {
     pub ipv6_prefix: u8,
     /// The `RateLimit-Policy` field of these parameters (made once).
     pub policy: hyper::header::HeaderValue,
+    /// What one local admission costs, in emission intervals: the node's
+    /// share of the fleet (`limiter.fleet_size`, at most `burst + 1`).
+    pub local_cost: u64,
 }
 
 impl From<&LimiterConfig> for LimiterSettings {
@@ -73,6 +76,7 @@ impl From<&LimiterConfig> for LimiterSettings {
             trusted_proxies: c.trusted_proxies.clone(),
             client_header: c.client_header,
             ipv6_prefix: c.ipv6_prefix,
+            local_cost: c.fleet_size.clamp(1, c.burst.saturating_add(1)),
         }
     }
 }
@@ -84,6 +88,9 @@ pub struct Decision {
     pub throttle: Throttle,
     /// Who decided.
     pub backend: Backend,
+    /// When the request was decided (µs since the Unix epoch, this node's
+    /// clock; the decision-history checker's time).
+    pub at: i64,
     /// Whether it came from the deny cache (a refusal Redis made earlier,
     /// still in force: `backend` is then Redis).
     pub cached: bool,
@@ -214,6 +221,7 @@ impl Limiter {
             return None;
         }
         let params = settings.params;
+        let local_cost = settings.local_cost;
         let key = limit_key(client, settings.ipv6_prefix);
         drop(settings);
         let now = now_us();
@@ -222,25 +230,32 @@ impl Limiter {
                 throttle,
                 backend: Backend::Redis,
                 cached: true,
+                at: now,
             });
         }
         let redis = self.redis.load_full();
         if let Some(redis) = redis {
             if let Some(checked) = redis.check(&key, &params, now).await {
-                if let Some((tat, at)) = checked.refused {
-                    self.deny.refused(key, tat, at, &checked.throttle);
+                if checked.throttle.limited {
+                    self.deny
+                        .refused(key, checked.tat(), checked.at, &checked.throttle);
                 }
+                // What Redis said is where the local fallback continues
+                // from if Redis fails: no fresh budget on a switch.
+                self.local.remember(key, checked.tat(), checked.at);
                 return Some(Decision {
                     throttle: checked.throttle,
                     backend: Backend::Redis,
                     cached: false,
+                    at: checked.at,
                 });
             }
         }
         Some(Decision {
-            throttle: self.local.check(key, &params),
+            throttle: self.local.check_costing(key, &params, local_cost),
             backend: Backend::Local,
             cached: false,
+            at: now,
         })
     }
 

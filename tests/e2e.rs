@@ -12,6 +12,7 @@
 
 mod support {
     pub mod cluster;
+    pub mod history;
     pub mod load;
     pub mod pki;
     pub mod proxy;
@@ -27,6 +28,7 @@ mod cases {
     mod conventions;
     mod fleet;
     mod limiter;
+    mod limiter_history;
     mod observer;
     mod pg_tls;
     mod properties;

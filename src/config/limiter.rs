@@ -35,6 +35,12 @@ pub struct LimiterConfig {
     pub max_batch: usize,
     /// Most client keys the local fallback remembers.
     pub local_max_keys: usize,
+    /// Nodes sharing the Redis (in Kubernetes, the replicas). While Redis
+    /// cannot decide, each node's local fallback admits this share of a
+    /// client's rate (each admission costs `fleet_size` emission intervals,
+    /// at most `burst + 1`), so the fleet's local decisions add up to one
+    /// budget instead of one per node.
+    pub fleet_size: u64,
 }
 
 impl Default for LimiterConfig {
@@ -49,6 +55,7 @@ impl Default for LimiterConfig {
             ipv6_prefix: 64,
             max_batch: 256,
             local_max_keys: 1_000_000,
+            fleet_size: 1,
         }
     }
 }
@@ -57,6 +64,9 @@ impl LimiterConfig {
     pub(super) fn validate(&self) -> Result<(), ConfigError> {
         if self.count == 0 {
             return invalid("limiter.count", "a number of at least 1");
+        }
+        if self.fleet_size == 0 {
+            return invalid("limiter.fleet_size", "a number of nodes, at least 1");
         }
         if self.period.subsec_nanos() != 0 {
             return invalid("limiter.period", "a whole number of seconds from 1s to 365 days");

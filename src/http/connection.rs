@@ -289,6 +289,8 @@ async fn respond(node: &Node, peer: SocketAddr, req: hyper::Request<Incoming>) -
         headers.insert(CONNECTION, HeaderValue::from_static("close"));
     }
     if let Some(d) = decision {
+        #[cfg(feature = "faults")]
+        crate::faults::decided(headers, &d);
         headers.insert(response::X_RATELIMIT_LIMIT, response::number(d.throttle.limit));
         headers.insert(
             response::X_RATELIMIT_REMAINING,

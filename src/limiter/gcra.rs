@@ -154,6 +154,17 @@ pub fn peek(p: &Params, tat: Option<i64>, now: i64) -> Throttle {
     }
 }
 
+/// The node's clock in µs since the Unix epoch: the time of every decision,
+/// in Redis and in the local fallback alike, so a TAT Redis returned means
+/// the same in the local store. Decisions use the clock of the node making
+/// them (nodes are expected to run NTP: a skew of δ shifts a client's
+/// budget by δ, negligible against emission intervals of seconds).
+pub fn now_us() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_micros()).unwrap_or(i64::MAX))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

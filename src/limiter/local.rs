@@ -1,5 +1,9 @@
 //! The in-process limiter used while Redis is unreachable: the same GCRA
-//! with the same parameters, its TATs in memory.
+//! with the same parameters, its TATs in memory, on the same clock as
+//! Redis's decisions ([`now_us`]). While Redis decides, every decision's TAT
+//! is remembered here too ([`LocalStore::remember`]), so a switch to local
+//! decisions continues from what Redis last said about each client instead
+//! of handing out a fresh budget.
 //!
 //! Keys live in 64 shards, each a `Mutex<HashMap>` held only for one
 //! decision, so two requests contend only when their addresses hash to the
@@ -25,21 +29,27 @@
 use std::collections::HashMap;
 use std::hash::{BuildHasher, RandomState};
 use std::sync::Mutex;
-use std::time::Instant;
 
 use ipnet::IpNet;
 
-use crate::limiter::gcra::{decide, peek, Params, Throttle};
+use crate::limiter::gcra::{decide, now_us, peek, Params, Throttle};
 
 const SHARDS: usize = 64;
+
+/// A client's TAT, and whether a local decision moved it since Redis last
+/// heard of it (to be written back when Redis decides again).
+#[derive(Clone, Copy, Debug)]
+struct Entry {
+    tat: i64,
+    local: bool,
+}
 
 /// The local GCRA store.
 #[derive(Debug)]
 pub struct LocalStore {
-    shards: Vec<Mutex<HashMap<IpNet, i64>>>,
+    shards: Vec<Mutex<HashMap<IpNet, Entry>>>,
     hasher: RandomState,
     per_shard: usize,
-    epoch: Instant,
 }
 
 impl LocalStore {
@@ -49,26 +59,21 @@ impl LocalStore {
             shards: (0..SHARDS).map(|_| Mutex::new(HashMap::new())).collect(),
             hasher: RandomState::new(),
             per_shard: (max_keys / SHARDS).max(1),
-            epoch: Instant::now(),
         }
     }
 
-    fn now_us(&self) -> i64 {
-        i64::try_from(self.epoch.elapsed().as_micros()).unwrap_or(i64::MAX)
-    }
-
-    fn shard(&self, ip: &IpNet) -> &Mutex<HashMap<IpNet, i64>> {
+    fn shard(&self, ip: &IpNet) -> &Mutex<HashMap<IpNet, Entry>> {
         &self.shards[(self.hasher.hash_one(ip) as usize) % SHARDS]
     }
 
     /// The state of `ip`'s key, spending nothing.
     pub fn peek(&self, ip: IpNet, params: &Params) -> Throttle {
-        let now = self.now_us();
+        let now = now_us();
         let tat = self
             .shard(&ip)
             .lock()
             .ok()
-            .and_then(|s| s.get(&ip).copied())
+            .and_then(|s| s.get(&ip).map(|e| e.tat))
             .filter(|&t| t > now);
         peek(params, tat, now)
     }
@@ -82,33 +87,84 @@ impl LocalStore {
 
     /// Decides one request from `ip`.
     pub fn check(&self, ip: IpNet, params: &Params) -> Throttle {
-        let now = self.now_us();
+        self.check_costing(ip, params, 1)
+    }
+
+    /// Decides one request from `ip` that costs `cost` emission intervals
+    /// (a node's share of a fleet deciding locally: `limiter.fleet_size`).
+    pub fn check_costing(&self, ip: IpNet, params: &Params, cost: u64) -> Throttle {
+        let now = now_us();
         let Ok(mut shard) = self.shard(&ip).lock() else {
             // A poisoned shard only means a panic elsewhere mid-update of a
             // plain map of integers: decide as for a new client.
-            return decide(params, None, now, 1).0;
+            return decide(params, None, now, cost).0;
         };
-        let tat = shard.get(&ip).copied().filter(|&t| t > now);
-        let (throttle, stored) = decide(params, tat, now, 1);
+        let tat = shard.get(&ip).map(|e| e.tat).filter(|&t| t > now);
+        let (throttle, stored) = decide(params, tat, now, cost);
         if let Some(new_tat) = stored {
             if shard.len() >= self.per_shard && !shard.contains_key(&ip) {
-                shard.retain(|_, t| *t > now);
+                shard.retain(|_, e| e.tat > now);
             }
             if shard.len() < self.per_shard || shard.contains_key(&ip) {
-                shard.insert(ip, new_tat);
+                shard.insert(
+                    ip,
+                    Entry {
+                        tat: new_tat,
+                        local: true,
+                    },
+                );
             }
         }
         throttle
     }
 
+    /// Remembers `tat` (µs, [`now_us`]'s clock) as `ip`'s TAT, as Redis
+    /// decided at `now`: where a local decision continues from. Bounded as
+    /// [`LocalStore::check`] (a full shard sweeps itself; if still full,
+    /// the key is not remembered). A TAT already past is forgotten.
+    pub fn remember(&self, ip: IpNet, tat: i64, now: i64) {
+        let Ok(mut shard) = self.shard(&ip).lock() else {
+            return;
+        };
+        if tat <= now {
+            shard.remove(&ip);
+            return;
+        }
+        if shard.len() >= self.per_shard && !shard.contains_key(&ip) {
+            shard.retain(|_, e| e.tat > now);
+        }
+        if shard.len() < self.per_shard || shard.contains_key(&ip) {
+            shard.insert(ip, Entry { tat, local: false });
+        }
+    }
+
+    /// The clients whose TAT a local decision moved since Redis last
+    /// decided for them, with that TAT (still ahead of now): what Redis must
+    /// hear before it decides again, or it would hand out the budget they
+    /// spent meanwhile. They count as told from now on.
+    pub fn take_local(&self) -> Vec<(IpNet, i64)> {
+        let now = now_us();
+        let mut out = Vec::new();
+        for shard in &self.shards {
+            let Ok(mut shard) = shard.lock() else { continue };
+            for (ip, e) in shard.iter_mut() {
+                if e.local && e.tat > now {
+                    out.push((*ip, e.tat));
+                }
+                e.local = false;
+            }
+        }
+        out
+    }
+
     /// Forgets keys whose TAT has passed. Returns how many remain.
     pub fn sweep(&self) -> usize {
-        let now = self.now_us();
+        let now = now_us();
         self.shards
             .iter()
             .filter_map(|s| s.lock().ok())
             .map(|mut s| {
-                s.retain(|_, t| *t > now);
+                s.retain(|_, e| e.tat > now);
                 s.len()
             })
             .sum()

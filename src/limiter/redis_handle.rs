@@ -22,6 +22,7 @@ use ractor::ActorRef;
 use ractor_cluster::RactorMessage;
 use tokio::sync::{mpsc, oneshot};
 
+pub use crate::limiter::gcra::now_us;
 use crate::limiter::gcra::{decide, peek, Params, Throttle};
 use crate::limiter::key::{push_key_text, KEY_TEXT_MAX};
 use crate::limiter::pipe::{Pipe, PipeError};
@@ -95,6 +96,24 @@ end
 return out
 "#;
 
+/// Tells Redis the TATs local decisions gave clients while it could not
+/// decide, before it decides again: `KEYS` the clients' keys, `ARGV[i]`
+/// the TAT of `KEYS[i]` (µs), `ARGV[#KEYS + 1]` now (µs). A TAT Redis holds
+/// further ahead (another node's decisions) is kept: the later one wins.
+pub const WRITE_BACK: &str = r#"
+local now = tonumber(ARGV[#KEYS + 1])
+local written = 0
+for i, key in ipairs(KEYS) do
+  local tat = tonumber(ARGV[i])
+  local held = tonumber(redis.call('GET', key) or '0') or 0
+  if tat > held and tat > now then
+    redis.call('SET', key, tat, 'PX', math.max(1, math.ceil((tat - now) / 1000)))
+    written = written + 1
+  end
+end
+return written
+"#;
+
 /// A request whose key Redis holds: decided by the script, in a batch.
 #[derive(Debug)]
 pub struct Pending {
@@ -109,9 +128,17 @@ pub struct Pending {
 pub struct Checked {
     /// The decision.
     pub throttle: Throttle,
-    /// For a refusal: the key's TAT and the time (µs) of the decision, for
-    /// the deny cache.
-    pub refused: Option<(i64, i64)>,
+    /// When (µs, the deciding node's clock) it was made: the key's TAT in
+    /// Redis is then `at + throttle.reset_after_us` (for the deny cache,
+    /// and for the local fallback to continue from).
+    pub at: i64,
+}
+
+impl Checked {
+    /// The key's TAT after the decision (µs).
+    pub fn tat(&self) -> i64 {
+        self.at.saturating_add(self.throttle.reset_after_us)
+    }
 }
 
 /// What requests use while Redis is healthy: the client (for the fast
@@ -226,27 +253,19 @@ impl RedisHandle {
         match held {
             Ok(None) => Some(Checked {
                 throttle: decide(params, None, now, 1).0,
-                refused: None,
+                at: now,
             }),
             Ok(Some(tat)) => {
                 let within = tat <= now.saturating_add(params.tolerance_us());
                 let (throttle, _) = decide(params, Some(tat).filter(|&t| t > now), now, 1);
                 if throttle.limited && within {
-                    return Some(Checked {
-                        throttle,
-                        refused: Some((tat, now)),
-                    });
+                    return Some(Checked { throttle, at: now });
                 }
                 let (reply, rx) = oneshot::channel();
                 let key = self.key(client);
                 self.tx.try_send(Pending { key, reply }).ok()?;
                 let (throttle, at) = rx.await.ok()?;
-                Some(Checked {
-                    throttle,
-                    refused: throttle
-                        .limited
-                        .then(|| (at.saturating_add(throttle.reset_after_us), at)),
-                })
+                Some(Checked { throttle, at })
             }
             Err(e) => {
                 let _ = self.actor.send_message(LimiterMsg::Failed(e));
@@ -301,6 +320,42 @@ fn script_args(params: &Params, now: Option<i64>) -> Vec<i64> {
     let mut args = vec![i(params.burst), i(params.count), i(params.period_secs), 1];
     args.extend(now);
     args
+}
+
+/// Writes `tats` (client key, TAT in µs) into Redis with [`WRITE_BACK`],
+/// keys `<prefix>rl:<key text>`, in calls of at most `chunk` keys; how many
+/// Redis took.
+pub async fn write_back(
+    client: &Client,
+    prefix: &str,
+    tats: &[(IpNet, i64)],
+    chunk: usize,
+    timeout: Duration,
+) -> Result<i64, RedisFailure> {
+    let opts = Options {
+        timeout: Some(timeout),
+        max_attempts: Some(1),
+        ..Options::default()
+    };
+    let c = client.with_options(&opts);
+    let mut written = 0;
+    for part in tats.chunks(chunk.max(1)) {
+        let keys: Vec<String> = part
+            .iter()
+            .map(|(ip, _)| {
+                let mut key = String::with_capacity(prefix.len() + 3 + KEY_TEXT_MAX);
+                key.push_str(prefix);
+                key.push_str("rl:");
+                push_key_text(&mut key, ip);
+                key
+            })
+            .collect();
+        let mut args: Vec<i64> = part.iter().map(|(_, tat)| *tat).collect();
+        args.push(now_us());
+        let n: i64 = c.eval(WRITE_BACK, keys, args).await?;
+        written += n;
+    }
+    Ok(written)
 }
 
 /// Runs the script for `keys` with `params` (and `now`, µs, if given)
@@ -359,16 +414,6 @@ pub async fn eval_on_pipe(
         got: reply.len(),
         keys: n,
     })
-}
-
-/// The node's clock in µs since the Unix epoch. Decisions use the clock of
-/// the node making them (nodes are expected to run NTP: a skew of δ shifts
-/// a client's budget by δ, negligible against emission intervals of
-/// seconds).
-pub fn now_us() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| i64::try_from(d.as_micros()).unwrap_or(i64::MAX))
 }
 
 /// Messages of the Redis limiter actor.

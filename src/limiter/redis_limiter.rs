@@ -31,7 +31,7 @@ use tokio_rustls::rustls::ClientConfig;
 
 use crate::limiter::pipe::{Pipe, Target};
 use crate::limiter::redis_handle::{
-    eval, eval_on_pipe, now_us, LimiterMsg, Pending, RedisFailure, RedisHandle, SCRIPT,
+    eval, eval_on_pipe, now_us, write_back, LimiterMsg, Pending, RedisFailure, RedisHandle, SCRIPT,
 };
 use crate::limiter::redis_tls::client_tls;
 use crate::node::Node;
@@ -41,6 +41,11 @@ use crate::tls_files::refusal;
 const QUEUE: usize = 65_536;
 const BATCHES_IN_FLIGHT: usize = 4;
 const SWEEP_EVERY: Duration = Duration::from_secs(5);
+
+/// Health checks that must pass in a row before decisions go back to a
+/// Redis that failed: one success in a flapping Redis is no proof, and each
+/// switch is a moment when two stores disagree about a client.
+const BACK_AFTER: u32 = 2;
 
 /// Builds a fred client for `redis.url` (over TLS with `tls`, from
 /// [`client_tls`]) that gives up on a command after `timeout` and
@@ -125,6 +130,9 @@ pub(crate) struct LimiterState {
     connection: Connection,
     connection_error: ConnectionError,
     _errors: OwnedTask,
+    /// Health checks passed in a row since the last failure: decisions go
+    /// back to Redis after [`BACK_AFTER`] of them.
+    healthy_in_a_row: u32,
     /// The TLS of a `rediss` URL, for the hot-path connection.
     tls: Option<Arc<ClientConfig>>,
     sha: Arc<str>,
@@ -237,14 +245,14 @@ impl RedisLimiter {
         }
     }
 
+    /// Redis answers and decides: `PING`, `SCRIPT LOAD` of the GCRA script,
+    /// and the script run on a probe key of this node (`<prefix>probe:<node>`)
+    /// under the limit in effect — a Redis that answers `PING` but refuses
+    /// the script (a read-only replica, a full memory, a missing Lua) is
+    /// not healthy.
     async fn healthy(&self, client: &Client) -> Result<(), RedisFailure> {
-        let timeout = self
-            .node
-            .config()
-            .redis
-            .command_timeout
-            .get()
-            .max(Duration::from_millis(200));
+        let config = self.node.config();
+        let timeout = config.redis.command_timeout.get().max(Duration::from_millis(200));
         let opts = Options {
             timeout: Some(timeout),
             max_attempts: Some(1),
@@ -252,7 +260,10 @@ impl RedisLimiter {
         };
         let c = client.with_options(&opts);
         let _: String = c.ping(None).await?;
-        let _: String = c.script_load(SCRIPT).await?;
+        let sha: String = c.script_load(SCRIPT).await?;
+        let probe = format!("{}probe:{}", config.redis.key_prefix, config.node.name);
+        let params = self.node.limiter.settings().params;
+        Box::pin(eval(client, &sha, vec![probe], &params, None, timeout)).await?;
         Ok(())
     }
 
@@ -287,6 +298,32 @@ impl RedisLimiter {
     async fn publish(&self, myself: &ActorRef<LimiterMsg>, state: &mut LimiterState) {
         let (tx, rx) = mpsc::channel(QUEUE);
         let config = self.node.config();
+        // What the local fallback admitted meanwhile, told first: Redis
+        // must not hand out that budget again.
+        let spent = self.node.limiter.local().take_local();
+        if !spent.is_empty() {
+            let told = write_back(
+                &state.connection.client,
+                &config.redis.key_prefix,
+                &spent,
+                config.limiter.max_batch,
+                config.redis.command_timeout.get().max(Duration::from_millis(200)),
+            )
+            .await;
+            match told {
+                Ok(n) => tracing::info!(
+                    clients = spent.len(),
+                    newer = n,
+                    "rate limiter: told redis what was admitted locally"
+                ),
+                // Redis failed again: stay local (the entries are retried
+                // on the next switch only if decided locally again).
+                Err(e) => {
+                    self.withdraw(state, e.to_string());
+                    return;
+                }
+            }
+        }
         let (pipe, pipe_task) = match self.pipe(myself, state.tls.clone()).await {
             Some((pipe, task)) => (Some(pipe), Some(task)),
             None => (None, None),
@@ -361,6 +398,7 @@ impl Actor for RedisLimiter {
             connection: Connection { client, task },
             connection_error,
             _errors: errors,
+            healthy_in_a_row: 0,
             tls,
             sha: Arc::from(fred::util::sha1_hash(SCRIPT)),
             published: None,
@@ -400,9 +438,16 @@ impl Actor for RedisLimiter {
         match msg {
             LimiterMsg::Tick => {
                 match self.check_health(state).await {
-                    Ok(()) if state.published.is_none() => self.publish(&myself, state).await,
-                    Ok(()) => {}
-                    Err(e) => self.withdraw(state, e),
+                    Ok(()) => {
+                        state.healthy_in_a_row = state.healthy_in_a_row.saturating_add(1);
+                        if state.published.is_none() && state.healthy_in_a_row >= BACK_AFTER {
+                            self.publish(&myself, state).await;
+                        }
+                    }
+                    Err(e) => {
+                        state.healthy_in_a_row = 0;
+                        self.withdraw(state, e);
+                    }
                 }
                 let every = self.node.config().redis.health_interval;
                 myself.send_after(every.get(), || LimiterMsg::Tick);
@@ -413,7 +458,10 @@ impl Actor for RedisLimiter {
                 self.node.auth.sweep();
                 myself.send_after(SWEEP_EVERY, || LimiterMsg::Sweep);
             }
-            LimiterMsg::Failed(e) => self.withdraw(state, e),
+            LimiterMsg::Failed(e) => {
+                state.healthy_in_a_row = 0;
+                self.withdraw(state, e);
+            }
         }
         Ok(())
     }

@@ -1,0 +1,119 @@
+//! The decision-history checker (issue 29): every limited request a test
+//! makes is recorded — node, client key, when the node decided it, allowed
+//! or not, which store decided (the `faults` build's `X-Diem-Decided`) —
+//! and checked offline, per client, against GCRA's bound: in any window
+//! [t1, t2] at most `burst + 1 + ⌊(t2 − t1) / T⌋` requests are admitted.
+//! What goes beyond it is the excess: a limiter that hands out budget it
+//! should not.
+
+use std::collections::BTreeMap;
+
+/// One decision.
+#[derive(Clone, Debug)]
+pub struct Record {
+    /// Which node answered.
+    pub node: usize,
+    /// The client's key.
+    pub client: String,
+    /// When the node decided (µs since the Unix epoch).
+    pub at_us: i64,
+    /// Whether it was admitted.
+    pub allowed: bool,
+    /// `redis`, `redis-cached` or `local`.
+    pub store: String,
+}
+
+impl Record {
+    /// The record of a response's headers (`None` if it carries no
+    /// decision: not a limited answer, or not the `faults` build).
+    pub fn of(node: usize, client: &str, status: u16, decided: &str) -> Option<Record> {
+        let (store, at) = decided.split_once(";at=")?;
+        Some(Record {
+            node,
+            client: client.to_owned(),
+            at_us: at.parse().ok()?,
+            allowed: status != 429,
+            store: store.to_owned(),
+        })
+    }
+}
+
+/// GCRA's parameters: `burst` and the emission interval `T`.
+#[derive(Clone, Copy, Debug)]
+pub struct Bound {
+    /// `limiter.burst`.
+    pub burst: u64,
+    /// `T = period / count`, µs.
+    pub emission_us: i64,
+}
+
+/// Time the recorded decision times may be off by (the local store reads
+/// its clock a few µs after the time recorded): a window is judged as if
+/// that much longer.
+const SLACK_US: i64 = 1_000;
+
+/// The most admissions beyond the bound in any window of `admitted`
+/// (decision times, sorted), and how many windows ending at a distinct
+/// admission went over.
+pub fn excess(admitted: &[i64], bound: Bound) -> u64 {
+    let mut worst = 0i64;
+    for (i, &t1) in admitted.iter().enumerate() {
+        for (j, &t2) in admitted.iter().enumerate().skip(i) {
+            let n = (j - i + 1) as i64;
+            let allowed = bound.burst as i64 + 1 + (t2 - t1 + SLACK_US) / bound.emission_us;
+            worst = worst.max(n - allowed);
+        }
+    }
+    worst.max(0) as u64
+}
+
+/// What a history shows.
+#[derive(Debug, Default)]
+pub struct Report {
+    /// Requests admitted, refused.
+    pub admitted: u64,
+    /// Requests refused.
+    pub refused: u64,
+    /// Decisions by store.
+    pub by_store: BTreeMap<String, u64>,
+    /// Clients whose admissions went over the bound.
+    pub clients_over: usize,
+    /// Clients.
+    pub clients: usize,
+    /// The largest excess of one client (all its admissions, any store).
+    pub max_excess: u64,
+    /// The largest excess of one client counting only Redis's admissions
+    /// (0 for an exact limiter: Redis alone never goes over).
+    pub max_excess_redis_only: u64,
+}
+
+/// Checks `history` against `bound`.
+pub fn check(history: &[Record], bound: Bound) -> Report {
+    let mut report = Report::default();
+    let mut per_client: BTreeMap<&str, Vec<&Record>> = BTreeMap::new();
+    for r in history {
+        per_client.entry(&r.client).or_default().push(r);
+        *report.by_store.entry(r.store.clone()).or_default() += 1;
+        if r.allowed {
+            report.admitted += 1;
+        } else {
+            report.refused += 1;
+        }
+    }
+    report.clients = per_client.len();
+    for records in per_client.values() {
+        let mut all: Vec<i64> = records.iter().filter(|r| r.allowed).map(|r| r.at_us).collect();
+        let mut redis: Vec<i64> = records
+            .iter()
+            .filter(|r| r.allowed && r.store.starts_with("redis"))
+            .map(|r| r.at_us)
+            .collect();
+        all.sort_unstable();
+        redis.sort_unstable();
+        let e = excess(&all, bound);
+        report.clients_over += usize::from(e > 0);
+        report.max_excess = report.max_excess.max(e);
+        report.max_excess_redis_only = report.max_excess_redis_only.max(excess(&redis, bound));
+    }
+    report
+}
