@@ -16,6 +16,7 @@ mod support {
     pub mod load;
     pub mod pki;
     pub mod proxy;
+    pub mod redis_servers;
     pub mod server;
     pub mod services;
     pub mod stall;
@@ -32,6 +33,7 @@ mod cases {
     mod observer;
     mod pg_tls;
     mod properties;
+    mod redis_cluster;
     mod redis_tls;
     mod reliability;
     mod security;

@@ -338,8 +338,11 @@ pub async fn write_back(
         ..Options::default()
     };
     let c = client.with_options(&opts);
+    // A cluster takes one slot per call: one key per call (a switch back
+    // is rare, the keys few).
+    let chunk = if client.is_clustered() { 1 } else { chunk.max(1) };
     let mut written = 0;
-    for part in tats.chunks(chunk.max(1)) {
+    for part in tats.chunks(chunk) {
         let keys: Vec<String> = part
             .iter()
             .map(|(ip, _)| {
@@ -358,9 +361,62 @@ pub async fn write_back(
     Ok(written)
 }
 
+/// Loads the script where `client` runs it: every primary of a Redis
+/// Cluster (a node that lacks it answers `NOSCRIPT`), the one server
+/// otherwise. Returns its SHA-1.
+pub async fn load_script(client: &Client) -> Result<String, RedisFailure> {
+    let sha: String = if client.is_clustered() {
+        client.script_load_cluster(SCRIPT).await?
+    } else {
+        client.script_load(SCRIPT).await?
+    };
+    Ok(sha)
+}
+
 /// Runs the script for `keys` with `params` (and `now`, µs, if given)
-/// through fred.
+/// through fred. On a Redis Cluster the keys are grouped by hash slot, one
+/// call per slot (a script's keys must share one: `CROSSSLOT` otherwise),
+/// the calls made concurrently, each routed by fred to the slot's primary.
 pub async fn eval(
+    client: &Client,
+    sha: &str,
+    keys: Vec<String>,
+    params: &Params,
+    now: Option<i64>,
+    timeout: Duration,
+) -> Result<Vec<Throttle>, RedisFailure> {
+    if !client.is_clustered() || keys.len() < 2 {
+        return eval_one(client, sha, keys, params, now, timeout).await;
+    }
+    let mut by_slot: Vec<(u16, Vec<usize>)> = Vec::new();
+    for (i, key) in keys.iter().enumerate() {
+        let slot = fred::util::redis_keyslot(key.as_bytes());
+        match by_slot.iter_mut().find(|(s, _)| *s == slot) {
+            Some((_, at)) => at.push(i),
+            None => by_slot.push((slot, vec![i])),
+        }
+    }
+    let calls = by_slot.iter().map(|(_, at)| {
+        let group: Vec<String> = at.iter().map(|&i| keys[i].clone()).collect();
+        eval_one(client, sha, group, params, now, timeout)
+    });
+    let replies = futures::future::join_all(calls).await;
+    let mut out = vec![None; keys.len()];
+    for ((_, at), reply) in by_slot.iter().zip(replies) {
+        for (&i, throttle) in at.iter().zip(reply?) {
+            out[i] = Some(throttle);
+        }
+    }
+    out.into_iter()
+        .collect::<Option<Vec<_>>>()
+        .ok_or(RedisFailure::Reply {
+            got: 0,
+            keys: keys.len(),
+        })
+}
+
+/// One `EVALSHA` of the script for `keys` (one slot on a cluster).
+async fn eval_one(
     client: &Client,
     sha: &str,
     keys: Vec<String>,
@@ -379,7 +435,7 @@ pub async fn eval(
     let n = keys.len();
     let mut reply: Result<Vec<i64>, _> = c.evalsha(sha, keys.clone(), args.clone()).await;
     if matches!(&reply, Err(e) if e.details().contains("NOSCRIPT")) {
-        let _: String = c.script_load(SCRIPT).await?;
+        load_script(client).await?;
         reply = c.evalsha(sha, keys, args).await;
     }
     let reply = reply?;
@@ -406,7 +462,7 @@ pub async fn eval_on_pipe(
     let mut reply = pipe.evalsha(sha.clone(), keys.clone(), args()).await;
     if matches!(&reply, Err(PipeError::Answered(e)) if e.starts_with("NOSCRIPT")) {
         // Boxed: fred's future is large and this is the exception.
-        let _: String = Box::pin(client.script_load(SCRIPT)).await?;
+        Box::pin(load_script(client)).await?;
         reply = pipe.evalsha(sha.clone(), keys, args()).await;
     }
     let reply = reply?;

@@ -21,8 +21,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use fred::prelude::{
-    Builder, Client, ClientLike, Config as RedisConfigUrl, EventInterface, LuaInterface, Options,
-    ReconnectPolicy, TcpConfig,
+    Builder, Client, ClientLike, Config as RedisConfigUrl, EventInterface, Options, ReconnectPolicy,
+    TcpConfig,
 };
 use fred::types::config::{TlsConfig, TlsConnector, TlsHostMapping, UnresponsiveConfig};
 use ractor::{Actor, ActorProcessingErr, ActorRef};
@@ -31,7 +31,8 @@ use tokio_rustls::rustls::ClientConfig;
 
 use crate::limiter::pipe::{Pipe, Target};
 use crate::limiter::redis_handle::{
-    eval, eval_on_pipe, now_us, write_back, LimiterMsg, Pending, RedisFailure, RedisHandle, SCRIPT,
+    eval, eval_on_pipe, load_script, now_us, write_back, LimiterMsg, Pending, RedisFailure, RedisHandle,
+    SCRIPT,
 };
 use crate::limiter::redis_tls::client_tls;
 use crate::node::Node;
@@ -260,7 +261,7 @@ impl RedisLimiter {
         };
         let c = client.with_options(&opts);
         let _: String = c.ping(None).await?;
-        let sha: String = c.script_load(SCRIPT).await?;
+        let sha = load_script(client).await?;
         let probe = format!("{}probe:{}", config.redis.key_prefix, config.node.name);
         let params = self.node.limiter.settings().params;
         Box::pin(eval(client, &sha, vec![probe], &params, None, timeout)).await?;

@@ -38,6 +38,14 @@ impl Record {
     }
 }
 
+/// Now, µs since the Unix epoch (the clock the nodes' decision times are on).
+pub fn now_us() -> i64 {
+    let since = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap();
+    i64::try_from(since.as_micros()).unwrap()
+}
+
 /// GCRA's parameters: `burst` and the emission interval `T`.
 #[derive(Clone, Copy, Debug)]
 pub struct Bound {

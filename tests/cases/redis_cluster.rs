@@ -1,0 +1,186 @@
+//! The limiter on a real Redis Cluster (issue 29): three primaries with a
+//! replica each, started by the test on loopback ports of its own. Every
+//! decision is checked by the decision-history checker: exact while the
+//! cluster is whole (64 clients × 45 requests: 36 each, as a standalone
+//! Redis), and bounded when a primary is killed mid-run — every request
+//! answered, decisions back in Redis soon after the replica's promotion.
+
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use serde_json::json;
+
+use crate::support::history::{check, now_us, Bound, Record};
+use crate::support::redis_servers::RedisCluster;
+use crate::support::server::{eventually, Options, TestServer};
+
+/// Three nodes limiting in `url` with one key prefix, clients named by a
+/// trusted `X-Forwarded-For`, and `env` on top.
+async fn fleet(url: &str, prefix: &str, env: &[(&str, &str)]) -> Vec<TestServer> {
+    let mut nodes = Vec::new();
+    for _ in 0..3 {
+        let mut opts = Options {
+            redis_url: Some(url.to_owned()),
+            ..Options::default()
+        }
+        .env("DIEM_REDIS__KEY_PREFIX", prefix)
+        .env("DIEM_LIMITER__TRUSTED_PROXIES", "127.0.0.1")
+        .env("DIEM_LIMITER__FLEET_SIZE", 3);
+        for (k, v) in env {
+            opts = opts.env(k, v);
+        }
+        nodes.push(TestServer::start(opts).await);
+    }
+    for s in &nodes {
+        eventually(Duration::from_secs(30), "redis decides", || async {
+            (s.ctl(json!({"cmd": "stats"})).await["limiter"]["backend"] == "redis").then_some(())
+        })
+        .await;
+    }
+    nodes
+}
+
+/// `clients` clients, each sending `per_client` requests `every` apart
+/// round the nodes; every decision recorded. Requests that are not 200 or
+/// 429 are returned as failures.
+async fn drive(
+    nodes: &Arc<Vec<TestServer>>,
+    clients: usize,
+    per_client: usize,
+    every: Duration,
+    tag: &str,
+) -> (Vec<Record>, Vec<String>) {
+    let history = Arc::new(Mutex::new(Vec::new()));
+    let failures = Arc::new(Mutex::new(Vec::new()));
+    let start = tokio::time::Instant::now() + Duration::from_millis(100);
+    let mut tasks = Vec::new();
+    for c in 0..clients {
+        let (nodes, history, failures) = (nodes.clone(), history.clone(), failures.clone());
+        let client = format!("{tag}.{}.{}", c / 250, c % 250 + 1);
+        tasks.push(tokio::spawn(async move {
+            let offset = every * u32::try_from(c).unwrap() / u32::try_from(clients).unwrap();
+            for k in 0..per_client {
+                tokio::time::sleep_until(start + offset + every * u32::try_from(k).unwrap()).await;
+                let node = (c + k) % nodes.len();
+                let r = nodes[node]
+                    .request("GET", "/hitokoto/v2/", &[("x-forwarded-for", &client)], "")
+                    .await;
+                match Record::of(node, &client, r.status, r.header("x-diem-decided")) {
+                    Some(record) if r.status == 200 || r.status == 429 => {
+                        history.lock().unwrap().push(record)
+                    }
+                    _ => failures.lock().unwrap().push(format!("{} {}", r.status, r.body)),
+                }
+            }
+        }));
+    }
+    for t in tasks {
+        t.await.unwrap();
+    }
+    let history = history.lock().unwrap().clone();
+    let failures = failures.lock().unwrap().clone();
+    (history, failures)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_redis_cluster_decides_exactly_and_survives_a_primary_s_death() {
+    let mut cluster = RedisCluster::start().await;
+    let url = cluster.url();
+
+    // Whole: the defaults (36 at once), 64 clients × 45 requests on three
+    // nodes: 36 each, every one decided by Redis.
+    let prefix = format!("rc{}:", std::process::id());
+    let nodes = Arc::new(fleet(&url, &prefix, &[]).await);
+    let (history, failures) = drive(&nodes, 64, 45, Duration::from_millis(20), "198.51").await;
+    assert!(failures.is_empty(), "{failures:?}");
+    let mut allowed = std::collections::BTreeMap::<&str, usize>::new();
+    for r in &history {
+        *allowed.entry(&r.client).or_default() += usize::from(r.allowed);
+    }
+    assert_eq!(allowed.len(), 64);
+    assert!(
+        allowed.values().all(|&n| n == 36),
+        "36 each, as a standalone Redis: {allowed:?}"
+    );
+    let report = check(
+        &history,
+        Bound {
+            burst: 35,
+            emission_us: 10_000_000,
+        },
+    );
+    assert_eq!(report.by_store.get("local"), None, "{report:?}");
+    assert_eq!(report.max_excess, 0, "{report:?}");
+    eprintln!("redis cluster, whole: {report:?}");
+    drop(nodes);
+
+    // A primary killed mid-run: burst 4, 5 per 5 s, 30 clients at 8/s for
+    // 10 s, the first primary SIGKILLed after 2 s.
+    let prefix = format!("rk{}:", std::process::id());
+    let nodes = Arc::new(
+        fleet(
+            &url,
+            &prefix,
+            &[
+                ("DIEM_LIMITER__BURST", "4"),
+                ("DIEM_LIMITER__COUNT", "5"),
+                ("DIEM_LIMITER__PERIOD", "5s"),
+            ],
+        )
+        .await,
+    );
+    let before = cluster.primaries();
+    assert_eq!(before.len(), 3, "{before:?}");
+    let load = {
+        let nodes = nodes.clone();
+        tokio::spawn(async move { drive(&nodes, 30, 80, Duration::from_millis(125), "203.0").await })
+    };
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let victim = before[0];
+    let killed_at = now_us();
+    cluster
+        .nodes
+        .iter_mut()
+        .find(|n| n.port == victim)
+        .unwrap()
+        .kill();
+    // The store's own failover: a replica promoted in the victim's place.
+    let promoted_at = eventually(Duration::from_secs(15), "a replica is promoted", || async {
+        let now = cluster.primaries();
+        (now.len() == 3 && !now.contains(&victim)).then(now_us)
+    })
+    .await;
+    let (history, failures) = load.await.unwrap();
+    assert!(
+        failures.is_empty(),
+        "every request answered 200 or 429: {failures:?}"
+    );
+    let report = check(
+        &history,
+        Bound {
+            burst: 4,
+            emission_us: 1_000_000,
+        },
+    );
+    // Back in Redis: the last local decision of each node, after the
+    // promotion.
+    let back: Vec<i64> = (0..3)
+        .map(|node| {
+            history
+                .iter()
+                .filter(|r| r.node == node && r.store == "local")
+                .map(|r| r.at_us)
+                .max()
+                .map_or(0, |last| (last - promoted_at).max(0) / 1000)
+        })
+        .collect();
+    eprintln!(
+        "redis cluster, primary killed: promoted {} ms after the kill; local decisions ended {back:?} ms after the promotion (per node); {report:?}",
+        (promoted_at - killed_at) / 1000
+    );
+    assert_eq!(report.max_excess_redis_only, 0, "{report:?}");
+    assert!(
+        back.iter().all(|&ms| ms <= 1_000),
+        "decisions back in Redis within 1 s of the promotion: {back:?}"
+    );
+}

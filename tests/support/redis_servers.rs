@@ -1,0 +1,196 @@
+//! Redis servers of a test's own, from Debian's `redis-server` and
+//! `redis-sentinel`, on loopback ports of their own: a standalone one, a
+//! Redis Cluster of three primaries and three replicas, and a primary with
+//! a replica behind three Sentinels. Killed when dropped.
+
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use super::cluster::{free_port, which};
+use super::server::eventually;
+
+/// One `redis-server` (or `redis-sentinel`) process.
+pub struct RedisProc {
+    child: Option<Child>,
+    /// Its port.
+    pub port: u16,
+    _dir: tempfile::TempDir,
+}
+
+impl RedisProc {
+    /// Starts `redis-server` on `port` with `args` (and no persistence).
+    pub fn start(port: u16, args: &[&str]) -> RedisProc {
+        let server = which("redis-server").expect("redis-server: apt-get install -y redis-server");
+        let dir = tempfile::tempdir().unwrap();
+        let child = Command::new(server)
+            .current_dir(dir.path())
+            .args(["--bind", "127.0.0.1", "--port", &port.to_string()])
+            .args(["--save", "", "--appendonly", "no"])
+            .args(args)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        RedisProc {
+            child: Some(child),
+            port,
+            _dir: dir,
+        }
+    }
+
+    /// Starts a Sentinel on `port` watching `master` as `mymaster`, with
+    /// `down-after-milliseconds` 1000 and a quorum of 2.
+    pub fn sentinel(port: u16, master: u16) -> RedisProc {
+        let dir = tempfile::tempdir().unwrap();
+        let conf = dir.path().join("sentinel.conf");
+        std::fs::write(
+            &conf,
+            format!(
+                "bind 127.0.0.1\nport {port}\nsentinel monitor mymaster 127.0.0.1 {master} 2\n\
+                 sentinel down-after-milliseconds mymaster 1000\nsentinel failover-timeout mymaster 5000\n\
+                 sentinel parallel-syncs mymaster 1\n"
+            ),
+        )
+        .unwrap();
+        let server = which("redis-server").expect("redis-server: apt-get install -y redis-server");
+        let child = Command::new(server)
+            .current_dir(dir.path())
+            .arg(&conf)
+            .arg("--sentinel")
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        RedisProc {
+            child: Some(child),
+            port,
+            _dir: dir,
+        }
+    }
+
+    /// `redis-cli -p PORT ARGS`: its output.
+    pub fn cli(&self, args: &[&str]) -> String {
+        cli(self.port, args)
+    }
+
+    /// Kills it (SIGKILL): a primary's death.
+    pub fn kill(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+impl Drop for RedisProc {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+/// `redis-cli -p PORT ARGS`: its output ("" if it could not run).
+pub fn cli(port: u16, args: &[&str]) -> String {
+    Command::new("redis-cli")
+        .args(["-h", "127.0.0.1", "-p", &port.to_string()])
+        .args(args)
+        .output()
+        .map(|o| String::from_utf8_lossy(&o.stdout).into_owned())
+        .unwrap_or_default()
+}
+
+/// Waits until `redis-cli -p port PING` answers.
+pub async fn answering(port: u16) {
+    eventually(Duration::from_secs(20), "a test Redis starts", || async {
+        cli(port, &["PING"]).contains("PONG").then_some(())
+    })
+    .await;
+}
+
+/// A Redis Cluster: three primaries, a replica each,
+/// `cluster-node-timeout 2000`, `cluster-replica-validity-factor 0`.
+pub struct RedisCluster {
+    /// Every node, the primaries first (as `--cluster create` paired them).
+    pub nodes: Vec<RedisProc>,
+}
+
+impl RedisCluster {
+    /// Starts the six servers and makes them a cluster; returns once every
+    /// node says `cluster_state:ok`.
+    pub async fn start() -> RedisCluster {
+        let mut nodes = Vec::new();
+        for _ in 0..6 {
+            let (port, bus) = (free_port(), free_port());
+            let bus = bus.to_string();
+            nodes.push(RedisProc::start(
+                port,
+                &[
+                    "--cluster-enabled",
+                    "yes",
+                    "--cluster-config-file",
+                    "nodes.conf",
+                    "--cluster-node-timeout",
+                    "2000",
+                    "--cluster-port",
+                    &bus,
+                    // A replica fails over whatever the age of its data:
+                    // with the default (10), a replica of an idle primary
+                    // refused ("Disconnected from master for longer than
+                    // allowed") and the cluster stayed down.
+                    "--cluster-replica-validity-factor",
+                    "0",
+                ],
+            ));
+        }
+        for n in &nodes {
+            answering(n.port).await;
+        }
+        let addrs: Vec<String> = nodes.iter().map(|n| format!("127.0.0.1:{}", n.port)).collect();
+        let out = Command::new("redis-cli")
+            .args(["--cluster", "create"])
+            .args(&addrs)
+            .args(["--cluster-replicas", "1", "--cluster-yes"])
+            .output()
+            .expect("redis-cli --cluster create");
+        assert!(
+            out.status.success(),
+            "redis-cli --cluster create: {}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let cluster = RedisCluster { nodes };
+        for n in &cluster.nodes {
+            eventually(Duration::from_secs(30), "the cluster is ok", || async {
+                n.cli(&["CLUSTER", "INFO"])
+                    .contains("cluster_state:ok")
+                    .then_some(())
+            })
+            .await;
+        }
+        cluster
+    }
+
+    /// fred's URL of it: `redis-cluster://first?node=…&node=…`.
+    pub fn url(&self) -> String {
+        let mut url = format!("redis-cluster://127.0.0.1:{}", self.nodes[0].port);
+        for (i, n) in self.nodes.iter().enumerate().skip(1) {
+            url.push(if i == 1 { '?' } else { '&' });
+            url.push_str(&format!("node=127.0.0.1:{}", n.port));
+        }
+        url
+    }
+
+    /// The ports of the nodes that are primaries now.
+    pub fn primaries(&self) -> Vec<u16> {
+        let any = self
+            .nodes
+            .iter()
+            .find(|n| n.child.is_some())
+            .map_or(0, |n| n.port);
+        cli(any, &["CLUSTER", "NODES"])
+            .lines()
+            .filter(|l| l.contains("master") && !l.contains("fail"))
+            .filter_map(|l| l.split_whitespace().nth(1))
+            .filter_map(|a| a.split('@').next()?.rsplit(':').next()?.parse().ok())
+            .collect()
+    }
+}
