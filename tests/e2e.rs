@@ -34,6 +34,7 @@ mod cases {
     mod pg_tls;
     mod properties;
     mod redis_cluster;
+    mod redis_sentinel;
     mod redis_tls;
     mod reliability;
     mod security;

@@ -111,6 +111,33 @@ impl Target {
             _ => None,
         }
     }
+
+    /// The target of the primary a Sentinel URL's client is connected to
+    /// now (`primary`: as fred resolved it through the Sentinels), with
+    /// the URL's credentials and database: the hot-path connection follows
+    /// the current primary, resolved again each time it is made. `None`
+    /// for a URL that is not a Sentinel one.
+    pub fn of_sentinel_primary(
+        url: &str,
+        primary: &fred::types::config::Server,
+        tls: Option<Arc<ClientConfig>>,
+    ) -> Option<Target> {
+        let config = fred::prelude::Config::from_url(url).ok()?;
+        if !matches!(config.server, fred::types::config::ServerConfig::Sentinel { .. }) {
+            return None;
+        }
+        let tls = match tls {
+            Some(tls) => Some((tls, ServerName::try_from(primary.host.to_string()).ok()?)),
+            None => None,
+        };
+        Some(Target {
+            addr: format!("{}:{}", primary.host, primary.port),
+            username: config.username,
+            password: config.password,
+            database: config.database.filter(|d| *d != 0),
+            tls,
+        })
+    }
 }
 
 /// Why the connection failed.

@@ -268,15 +268,20 @@ impl RedisLimiter {
         Ok(())
     }
 
-    /// The hot-path connection, when the URL names one server; `None` (and
-    /// fred decides alone) otherwise, or if it cannot connect.
-    async fn pipe(
-        &self,
-        myself: &ActorRef<LimiterMsg>,
-        tls: Option<Arc<ClientConfig>>,
-    ) -> Option<(Pipe, OwnedTask)> {
+    /// The hot-path connection, when the URL names one server (or a
+    /// Sentinel set: then to the primary fred is connected to now, so it
+    /// follows a failover each time it is made again); `None` (and fred
+    /// decides alone) for a cluster, or if it cannot connect.
+    async fn pipe(&self, myself: &ActorRef<LimiterMsg>, state: &LimiterState) -> Option<(Pipe, OwnedTask)> {
         let config = self.node.config();
-        let target = Target::of_url(&config.redis.url, tls)?;
+        let url = &config.redis.url;
+        let target = match Target::of_url(url, state.tls.clone()) {
+            Some(target) => target,
+            None => {
+                let primary = state.connection.client.active_connections().into_iter().next()?;
+                Target::of_sentinel_primary(url, &primary, state.tls.clone())?
+            }
+        };
         match Pipe::connect(&target, config.redis.command_timeout.get()).await {
             Ok((pipe, drive)) => {
                 let me = myself.clone();
@@ -325,7 +330,7 @@ impl RedisLimiter {
                 }
             }
         }
-        let (pipe, pipe_task) = match self.pipe(myself, state.tls.clone()).await {
+        let (pipe, pipe_task) = match self.pipe(myself, state).await {
             Some((pipe, task)) => (Some(pipe), Some(task)),
             None => (None, None),
         };

@@ -5,82 +5,12 @@
 //! Redis), and bounded when a primary is killed mid-run — every request
 //! answered, decisions back in Redis soon after the replica's promotion.
 
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
-use serde_json::json;
-
-use crate::support::history::{check, now_us, Bound, Record};
+use crate::support::history::{check, drive, fleet, now_us, Bound};
 use crate::support::redis_servers::RedisCluster;
-use crate::support::server::{eventually, Options, TestServer};
-
-/// Three nodes limiting in `url` with one key prefix, clients named by a
-/// trusted `X-Forwarded-For`, and `env` on top.
-async fn fleet(url: &str, prefix: &str, env: &[(&str, &str)]) -> Vec<TestServer> {
-    let mut nodes = Vec::new();
-    for _ in 0..3 {
-        let mut opts = Options {
-            redis_url: Some(url.to_owned()),
-            ..Options::default()
-        }
-        .env("DIEM_REDIS__KEY_PREFIX", prefix)
-        .env("DIEM_LIMITER__TRUSTED_PROXIES", "127.0.0.1")
-        .env("DIEM_LIMITER__FLEET_SIZE", 3);
-        for (k, v) in env {
-            opts = opts.env(k, v);
-        }
-        nodes.push(TestServer::start(opts).await);
-    }
-    for s in &nodes {
-        eventually(Duration::from_secs(30), "redis decides", || async {
-            (s.ctl(json!({"cmd": "stats"})).await["limiter"]["backend"] == "redis").then_some(())
-        })
-        .await;
-    }
-    nodes
-}
-
-/// `clients` clients, each sending `per_client` requests `every` apart
-/// round the nodes; every decision recorded. Requests that are not 200 or
-/// 429 are returned as failures.
-async fn drive(
-    nodes: &Arc<Vec<TestServer>>,
-    clients: usize,
-    per_client: usize,
-    every: Duration,
-    tag: &str,
-) -> (Vec<Record>, Vec<String>) {
-    let history = Arc::new(Mutex::new(Vec::new()));
-    let failures = Arc::new(Mutex::new(Vec::new()));
-    let start = tokio::time::Instant::now() + Duration::from_millis(100);
-    let mut tasks = Vec::new();
-    for c in 0..clients {
-        let (nodes, history, failures) = (nodes.clone(), history.clone(), failures.clone());
-        let client = format!("{tag}.{}.{}", c / 250, c % 250 + 1);
-        tasks.push(tokio::spawn(async move {
-            let offset = every * u32::try_from(c).unwrap() / u32::try_from(clients).unwrap();
-            for k in 0..per_client {
-                tokio::time::sleep_until(start + offset + every * u32::try_from(k).unwrap()).await;
-                let node = (c + k) % nodes.len();
-                let r = nodes[node]
-                    .request("GET", "/hitokoto/v2/", &[("x-forwarded-for", &client)], "")
-                    .await;
-                match Record::of(node, &client, r.status, r.header("x-diem-decided")) {
-                    Some(record) if r.status == 200 || r.status == 429 => {
-                        history.lock().unwrap().push(record)
-                    }
-                    _ => failures.lock().unwrap().push(format!("{} {}", r.status, r.body)),
-                }
-            }
-        }));
-    }
-    for t in tasks {
-        t.await.unwrap();
-    }
-    let history = history.lock().unwrap().clone();
-    let failures = failures.lock().unwrap().clone();
-    (history, failures)
-}
+use crate::support::server::eventually;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_redis_cluster_decides_exactly_and_survives_a_primary_s_death() {

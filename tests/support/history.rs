@@ -7,6 +7,12 @@
 //! should not.
 
 use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use serde_json::json;
+
+use super::server::{eventually, Options, TestServer};
 
 /// One decision.
 #[derive(Clone, Debug)]
@@ -124,4 +130,72 @@ pub fn check(history: &[Record], bound: Bound) -> Report {
         report.max_excess_redis_only = report.max_excess_redis_only.max(excess(&redis, bound));
     }
     report
+}
+
+/// Three nodes limiting in `url` with one key prefix, clients named by a
+/// trusted `X-Forwarded-For`, and `env` on top.
+pub async fn fleet(url: &str, prefix: &str, env: &[(&str, &str)]) -> Vec<TestServer> {
+    let mut nodes = Vec::new();
+    for _ in 0..3 {
+        let mut opts = Options {
+            redis_url: Some(url.to_owned()),
+            ..Options::default()
+        }
+        .env("DIEM_REDIS__KEY_PREFIX", prefix)
+        .env("DIEM_LIMITER__TRUSTED_PROXIES", "127.0.0.1")
+        .env("DIEM_LIMITER__FLEET_SIZE", 3);
+        for (k, v) in env {
+            opts = opts.env(k, v);
+        }
+        nodes.push(TestServer::start(opts).await);
+    }
+    for s in &nodes {
+        eventually(Duration::from_secs(30), "redis decides", || async {
+            (s.ctl(json!({"cmd": "stats"})).await["limiter"]["backend"] == "redis").then_some(())
+        })
+        .await;
+    }
+    nodes
+}
+
+/// `clients` clients, each sending `per_client` requests `every` apart
+/// round the nodes; every decision recorded. Requests that are not 200 or
+/// 429 are returned as failures.
+pub async fn drive(
+    nodes: &Arc<Vec<TestServer>>,
+    clients: usize,
+    per_client: usize,
+    every: Duration,
+    tag: &str,
+) -> (Vec<Record>, Vec<String>) {
+    let history = Arc::new(Mutex::new(Vec::new()));
+    let failures = Arc::new(Mutex::new(Vec::new()));
+    let start = tokio::time::Instant::now() + Duration::from_millis(100);
+    let mut tasks = Vec::new();
+    for c in 0..clients {
+        let (nodes, history, failures) = (nodes.clone(), history.clone(), failures.clone());
+        let client = format!("{tag}.{}.{}", c / 250, c % 250 + 1);
+        tasks.push(tokio::spawn(async move {
+            let offset = every * u32::try_from(c).unwrap() / u32::try_from(clients).unwrap();
+            for k in 0..per_client {
+                tokio::time::sleep_until(start + offset + every * u32::try_from(k).unwrap()).await;
+                let node = (c + k) % nodes.len();
+                let r = nodes[node]
+                    .request("GET", "/hitokoto/v2/", &[("x-forwarded-for", &client)], "")
+                    .await;
+                match Record::of(node, &client, r.status, r.header("x-diem-decided")) {
+                    Some(record) if r.status == 200 || r.status == 429 => {
+                        history.lock().unwrap().push(record)
+                    }
+                    _ => failures.lock().unwrap().push(format!("{} {}", r.status, r.body)),
+                }
+            }
+        }));
+    }
+    for t in tasks {
+        t.await.unwrap();
+    }
+    let history = history.lock().unwrap().clone();
+    let failures = failures.lock().unwrap().clone();
+    (history, failures)
 }

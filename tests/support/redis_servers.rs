@@ -194,3 +194,66 @@ impl RedisCluster {
             .collect()
     }
 }
+
+/// A primary and its replica behind three Sentinels (`mymaster`, quorum 2,
+/// `down-after-milliseconds 1000`).
+pub struct RedisSentinels {
+    /// The primary, then the replica.
+    pub servers: Vec<RedisProc>,
+    /// The three Sentinels.
+    pub sentinels: Vec<RedisProc>,
+}
+
+impl RedisSentinels {
+    /// Starts them; returns once every Sentinel knows the replica and the
+    /// two other Sentinels (a failover needs both).
+    pub async fn start() -> RedisSentinels {
+        let primary = RedisProc::start(free_port(), &[]);
+        answering(primary.port).await;
+        let master = primary.port.to_string();
+        let replica = RedisProc::start(free_port(), &["--replicaof", "127.0.0.1", &master]);
+        answering(replica.port).await;
+        let sentinels: Vec<RedisProc> = (0..3)
+            .map(|_| RedisProc::sentinel(free_port(), primary.port))
+            .collect();
+        for s in &sentinels {
+            answering(s.port).await;
+        }
+        for s in &sentinels {
+            eventually(
+                Duration::from_secs(30),
+                "the sentinels know each other and the replica",
+                || async {
+                    let others = s
+                        .cli(&["SENTINEL", "SENTINELS", "mymaster"])
+                        .matches("runid")
+                        .count();
+                    let replicas = s.cli(&["SENTINEL", "REPLICAS", "mymaster"]);
+                    (others >= 2
+                        && replicas.contains(&replica.port.to_string())
+                        && !replicas.contains("s_down"))
+                    .then_some(())
+                },
+            )
+            .await;
+        }
+        RedisSentinels {
+            servers: vec![primary, replica],
+            sentinels,
+        }
+    }
+
+    /// fred's URL of it.
+    pub fn url(&self) -> String {
+        format!(
+            "redis-sentinel://127.0.0.1:{}?node=127.0.0.1:{}&node=127.0.0.1:{}&sentinelServiceName=mymaster",
+            self.sentinels[0].port, self.sentinels[1].port, self.sentinels[2].port
+        )
+    }
+
+    /// The port of the primary the Sentinels name now.
+    pub fn primary(&self) -> Option<u16> {
+        let out = self.sentinels[0].cli(&["SENTINEL", "GET-MASTER-ADDR-BY-NAME", "mymaster"]);
+        out.lines().nth(1)?.trim().parse().ok()
+    }
+}

@@ -1,0 +1,107 @@
+//! The limiter behind Redis Sentinel (issue 29): a primary, its replica and
+//! three Sentinels of the test's own. Requests are decided on the hot-path
+//! connection to the primary the Sentinels name; exact while it lives
+//! (64 clients × 45 requests: 36 each); when it is killed, every request is
+//! answered, and decisions come back to Redis — the hot-path connection to
+//! the promoted replica — soon after the Sentinels switch.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use serde_json::json;
+
+use crate::support::history::{check, drive, fleet, now_us, Bound};
+use crate::support::redis_servers::RedisSentinels;
+use crate::support::server::eventually;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sentinel_decides_exactly_on_the_hot_path_and_follows_a_failover() {
+    let mut set = RedisSentinels::start().await;
+    let url = set.url();
+
+    let prefix = format!("rs{}:", std::process::id());
+    let nodes = Arc::new(fleet(&url, &prefix, &[]).await);
+    for s in nodes.iter() {
+        let limiter = s.ctl(json!({"cmd": "stats"})).await["limiter"].clone();
+        assert_eq!(limiter["redis"]["topology"], "sentinel", "{limiter}");
+        assert_eq!(limiter["redis"]["hot_path"], true, "{limiter}");
+    }
+    let (history, failures) = drive(&nodes, 64, 45, Duration::from_millis(20), "198.51").await;
+    assert!(failures.is_empty(), "{failures:?}");
+    let report = check(
+        &history,
+        Bound {
+            burst: 35,
+            emission_us: 10_000_000,
+        },
+    );
+    eprintln!("redis sentinel, whole: {report:?}");
+    assert_eq!((report.admitted, report.clients), (64 * 36, 64), "{report:?}");
+    assert_eq!(report.by_store.get("local"), None, "{report:?}");
+    assert_eq!(report.max_excess, 0, "{report:?}");
+    drop(nodes);
+
+    // The primary killed mid-run.
+    let prefix = format!("rsk{}:", std::process::id());
+    let nodes = Arc::new(
+        fleet(
+            &url,
+            &prefix,
+            &[
+                ("DIEM_LIMITER__BURST", "4"),
+                ("DIEM_LIMITER__COUNT", "5"),
+                ("DIEM_LIMITER__PERIOD", "5s"),
+            ],
+        )
+        .await,
+    );
+    let old = set.primary().expect("the sentinels name a primary");
+    let load = {
+        let nodes = nodes.clone();
+        tokio::spawn(async move { drive(&nodes, 30, 80, Duration::from_millis(125), "203.0").await })
+    };
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let killed_at = now_us();
+    set.servers.iter_mut().find(|s| s.port == old).unwrap().kill();
+    let switched_at = eventually(Duration::from_secs(20), "the sentinels switch", || async {
+        set.primary().filter(|&p| p != old).map(|_| now_us())
+    })
+    .await;
+    let (history, failures) = load.await.unwrap();
+    assert!(
+        failures.is_empty(),
+        "every request answered 200 or 429: {failures:?}"
+    );
+    let report = check(
+        &history,
+        Bound {
+            burst: 4,
+            emission_us: 1_000_000,
+        },
+    );
+    let back: Vec<i64> = (0..3)
+        .map(|node| {
+            history
+                .iter()
+                .filter(|r| r.node == node && r.store == "local")
+                .map(|r| r.at_us)
+                .max()
+                .map_or(0, |last| (last - switched_at).max(0) / 1000)
+        })
+        .collect();
+    eprintln!(
+        "redis sentinel, primary killed: switched {} ms after the kill; local decisions ended {back:?} ms after the switch (per node); {report:?}",
+        (switched_at - killed_at) / 1000
+    );
+    assert_eq!(report.max_excess_redis_only, 0, "{report:?}");
+    assert!(
+        back.iter().all(|&ms| ms <= 1_000),
+        "decisions back in Redis within 1 s of the switch: {back:?}"
+    );
+    // On the hot path again, to the promoted replica.
+    for s in nodes.iter() {
+        let limiter = s.ctl(json!({"cmd": "stats"})).await["limiter"].clone();
+        assert_eq!(limiter["backend"], "redis", "{limiter}");
+        assert_eq!(limiter["redis"]["hot_path"], true, "{limiter}");
+    }
+}
