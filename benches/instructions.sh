@@ -13,8 +13,11 @@
 # MODE: ceiling (examples/ceiling.rs), hop (the ceiling plus one ractor
 # message to a worker actor and back per request, as diem's dispatch),
 # off (diem, limiter off), on (diem, limiter on, a new client per request),
-# zipf (limiter on, the Zipf mix of benches/wrk.lua). BASELINE=/path/to/diem
-# adds base_off, base_on and base_zipf: that binary in the same modes.
+# zipf (limiter on, the Zipf mix of benches/wrk.lua), cluster (limiter on,
+# a new client per request, on a Redis Cluster of three primaries and three
+# replicas the script starts on ports 17301-17306, benches/redis_cluster.sh).
+# BASELINE=/path/to/diem adds base_off, base_on and base_zipf (and
+# base_cluster on request): that binary in the same modes.
 #
 # Each server runs under `valgrind --tool=callgrind`; after 200 warm-up
 # requests the counters are zeroed, the server idles 3 s (its background
@@ -45,6 +48,11 @@ URL=http://127.0.0.1:$PORT
 . benches/corpus.sh
 . benches/workdir.sh
 bench_workdir "$DIEM" "$SCHEMA"
+if [[ " ${MODES[*]} " == *cluster* ]]; then
+    . benches/redis_cluster.sh
+    trap 'redis_cluster_stop; bench_cleanup' EXIT
+    redis_cluster_start "$OUT" 17301
+fi
 
 # The self cost per function of a callgrind file, and the total (the
 # functions' names merged across the source files their inlined code
@@ -131,6 +139,7 @@ for mode in "${MODES[@]}"; do
         off | base_off) measure "$mode" "" "${vars[@]}" DIEM_LIMITER__ENABLED=false "$bin" ;;
         on | base_on) measure "$mode" "" "${vars[@]}" "$bin" ;;
         zipf | base_zipf) measure "$mode" zipf "${vars[@]}" "$bin" ;;
-        *) echo "error: unknown mode $mode (ceiling, hop, off, on, zipf, base_off, base_on, base_zipf)" >&2; exit 2 ;;
+        cluster | base_cluster) measure "$mode" "" "${vars[@]}" DIEM_REDIS__URL="$REDIS_CLUSTER_URL" "$bin" ;;
+        *) echo "error: unknown mode $mode (ceiling, hop, off, on, zipf, cluster, base_off, base_on, base_zipf, base_cluster)" >&2; exit 2 ;;
     esac
 done

@@ -23,6 +23,7 @@ pub mod gcra;
 pub mod key;
 pub mod local;
 pub mod pipe;
+pub mod pipes;
 pub mod redis_handle;
 pub mod redis_limiter;
 pub mod redis_tls;

@@ -45,13 +45,15 @@ const MAX_BATCH: usize = 512;
 const QUEUE: usize = 65_536;
 
 /// One `SET key value NX GET PX ms`; the reply is the value the key held
-/// (`None`: it did not exist, and now holds `value`).
+/// (`None`: it did not exist, and now holds `value`), or the error Redis
+/// answered (`MOVED` on a cluster whose slots moved, `READONLY` from a
+/// demoted primary…).
 #[derive(Debug)]
 struct SetNx {
     key: String,
     value: i64,
     px_ms: i64,
-    reply: oneshot::Sender<Option<i64>>,
+    reply: oneshot::Sender<Result<Option<i64>, String>>,
 }
 
 /// One `EVALSHA sha numkeys key… arg…` of a script that returns integers;
@@ -112,18 +114,21 @@ impl Target {
         }
     }
 
-    /// The target of the primary a Sentinel URL's client is connected to
-    /// now (`primary`: as fred resolved it through the Sentinels), with
-    /// the URL's credentials and database: the hot-path connection follows
-    /// the current primary, resolved again each time it is made. `None`
-    /// for a URL that is not a Sentinel one.
-    pub fn of_sentinel_primary(
+    /// The target of one primary of a Sentinel or Cluster URL (`primary`:
+    /// as fred resolved it through the Sentinels, or a primary of the
+    /// cluster's slot map), with the URL's credentials and database: the
+    /// hot-path connections follow the current primaries, resolved again
+    /// each time they are made. `None` for a single-server URL.
+    pub fn of_primary(
         url: &str,
         primary: &fred::types::config::Server,
         tls: Option<Arc<ClientConfig>>,
     ) -> Option<Target> {
         let config = fred::prelude::Config::from_url(url).ok()?;
-        if !matches!(config.server, fred::types::config::ServerConfig::Sentinel { .. }) {
+        if matches!(
+            config.server,
+            fred::types::config::ServerConfig::Centralized { .. }
+        ) {
             return None;
         }
         let tls = match tls {
@@ -237,9 +242,11 @@ impl Pipe {
     }
 
     /// `SET key value NX GET PX px_ms`: the value `key` held, or `None` if
-    /// it held none (and now holds `value`). `Err` if the connection failed
-    /// or its batch had no reply within the connection's timeout (kept by
-    /// one timer in the connection's task, not one per request or batch).
+    /// it held none (and now holds `value`). [`PipeError::Answered`] if
+    /// Redis answered an error (the connection stays up); other errors if
+    /// the connection failed or its batch had no reply within the
+    /// connection's timeout (kept by one timer in the connection's task,
+    /// not one per request or batch).
     pub async fn set_nx_get(&self, key: String, value: i64, px_ms: i64) -> Result<Option<i64>, PipeError> {
         let (reply, rx) = oneshot::channel();
         self.send(Op::SetNx(SetNx {
@@ -248,7 +255,7 @@ impl Pipe {
             px_ms,
             reply,
         }))?;
-        rx.await.map_err(|_| failed())
+        rx.await.map_err(|_| failed())?.map_err(PipeError::Answered)
     }
 
     /// `EVALSHA sha keys.len() keys… args…` of a script that returns an
@@ -470,10 +477,13 @@ async fn drive<S: AsyncRead + AsyncWrite + Unpin>(
                 let reply = read_reply(&mut stream, &mut buf).await?;
                 match (op, reply) {
                     (Op::SetNx(op), Reply::Nil) => {
-                        let _ = op.reply.send(None);
+                        let _ = op.reply.send(Ok(None));
                     }
                     (Op::SetNx(op), Reply::Int(held)) => {
-                        let _ = op.reply.send(Some(held));
+                        let _ = op.reply.send(Ok(Some(held)));
+                    }
+                    (Op::SetNx(op), Reply::Error(e)) => {
+                        let _ = op.reply.send(Err(e));
                     }
                     (Op::EvalSha(op), Reply::Ints(ints)) => {
                         let _ = op.reply.send(Ok(ints));

@@ -25,7 +25,8 @@ use tokio::sync::{mpsc, oneshot};
 pub use crate::limiter::gcra::now_us;
 use crate::limiter::gcra::{decide, peek, Params, Throttle};
 use crate::limiter::key::{push_key_text, KEY_TEXT_MAX};
-use crate::limiter::pipe::{Pipe, PipeError};
+use crate::limiter::pipe::PipeError;
+use crate::limiter::pipes::{is_redirect, slot, Pipes};
 
 /// The GCRA of [`gcra`](super::gcra) for every key of `KEYS`.
 /// `ARGV`: max_burst, count, period (s), quantity, and optionally `now` in
@@ -146,38 +147,42 @@ impl Checked {
 #[derive(Debug)]
 pub struct RedisHandle {
     client: Client,
-    pipe: Option<Pipe>,
+    pipes: Option<Pipes>,
     prefix: String,
     timeout: Duration,
     tx: mpsc::Sender<Pending>,
     actor: ActorRef<LimiterMsg>,
+    generation: u64,
 }
 
 impl RedisHandle {
     /// A handle deciding on `pipe` (or, without one, `client`; keys
     /// `<prefix>rl:<address>`), giving up on a reply after `timeout`,
-    /// sending held keys to the batcher on `tx` and failures to `actor`.
+    /// sending held keys to the batcher on `tx` and failures to `actor`
+    /// (tagged with `generation`: the actor's count of handles published).
     pub fn new(
         client: Client,
-        pipe: Option<Pipe>,
+        pipes: Option<Pipes>,
         prefix: String,
         timeout: Duration,
         tx: mpsc::Sender<Pending>,
         actor: ActorRef<LimiterMsg>,
+        generation: u64,
     ) -> Self {
         Self {
             client,
-            pipe,
+            pipes,
             prefix,
             timeout,
             tx,
             actor,
+            generation,
         }
     }
 
     /// Whether it decides on the hot-path connection.
     pub fn has_pipe(&self) -> bool {
-        self.pipe.is_some()
+        self.pipes.is_some()
     }
 
     /// `<prefix>rl:<key text>`, in one allocation.
@@ -238,17 +243,23 @@ impl RedisHandle {
         let key = self.key(client);
         let emission = params.emission_us();
         let px = (emission + 999) / 1_000;
-        let held = match &self.pipe {
+        let tat = now.saturating_add(emission);
+        let held = match &self.pipes {
             // The key moves into the command: a held key (rare next to new
             // ones) builds its name again for the batcher.
-            Some(pipe) => pipe
-                .set_nx_get(key, now.saturating_add(emission), px)
-                .await
-                .map_err(|e| e.to_string()),
+            Some(pipes) => match pipes.for_key(&key).set_nx_get(key, tat, px).await {
+                // The slot moved: fred follows the redirection, and the
+                // actor reads the slot map again.
+                Err(PipeError::Answered(e)) if is_redirect(&e) => {
+                    let _ = self.actor.send_message(LimiterMsg::Moved);
+                    Box::pin(self.set_nx_get_fred(&self.key(client), tat, px)).await
+                }
+                other => other.map_err(|e| e.to_string()),
+            },
             // Boxed: fred's future is kilobytes, and this path is the
             // exception (no batching connection), so the common one should
             // not carry its size.
-            None => Box::pin(self.set_nx_get_fred(&key, now.saturating_add(emission), px)).await,
+            None => Box::pin(self.set_nx_get_fred(&key, tat, px)).await,
         };
         match held {
             Ok(None) => Some(Checked {
@@ -268,7 +279,7 @@ impl RedisHandle {
                 Some(Checked { throttle, at })
             }
             Err(e) => {
-                let _ = self.actor.send_message(LimiterMsg::Failed(e));
+                let _ = self.actor.send_message(LimiterMsg::Failed(e, self.generation));
                 None
             }
         }
@@ -334,7 +345,7 @@ pub async fn write_back(
 ) -> Result<i64, RedisFailure> {
     let opts = Options {
         timeout: Some(timeout),
-        max_attempts: Some(1),
+        max_attempts: Some(crate::limiter::redis_limiter::REDIRECT_ATTEMPTS),
         ..Options::default()
     };
     let c = client.with_options(&opts);
@@ -428,7 +439,7 @@ async fn eval_one(
     let opts = Options {
         timeout: Some(timeout),
         fail_fast: true,
-        max_attempts: Some(1),
+        max_attempts: Some(crate::limiter::redis_limiter::REDIRECT_ATTEMPTS),
         ..Options::default()
     };
     let c = client.with_options(&opts);
@@ -446,24 +457,82 @@ async fn eval_one(
 }
 
 /// Runs the script for `keys` with `params` at `now` (µs) on the hot-path
-/// connection, in the same write as the requests' commands queued with it.
-/// If Redis no longer holds the script (`NOSCRIPT`: flushed, or a restarted
-/// server), `client` loads it and the call is made once more.
-pub async fn eval_on_pipe(
-    pipe: &Pipe,
+/// connections, in the same write as the requests' commands queued with
+/// them: one call, or on a cluster one call per hash slot (concurrently,
+/// each to its slot's primary). If Redis no longer holds the script
+/// (`NOSCRIPT`: flushed, or a restarted server), `client` loads it and the
+/// call is made once more; a slot that moved (`MOVED`, `ASK`) is decided
+/// through fred, and `moved` is called (the actor reads the slot map
+/// again).
+#[allow(clippy::too_many_arguments)]
+pub async fn eval_on_pipes(
+    pipes: &Pipes,
     client: &Client,
+    moved: &(dyn Fn() + Send + Sync),
+    sha: &Arc<str>,
+    keys: Vec<String>,
+    params: &Params,
+    now: i64,
+    timeout: Duration,
+) -> Result<Vec<Throttle>, RedisFailure> {
+    if !pipes.is_cluster() || keys.len() < 2 {
+        return eval_group(pipes, client, moved, sha, keys.into(), params, now, timeout).await;
+    }
+    let mut by_slot: Vec<(u16, Vec<usize>)> = Vec::new();
+    for (i, key) in keys.iter().enumerate() {
+        let s = slot(key);
+        match by_slot.iter_mut().find(|(owner, _)| *owner == s) {
+            Some((_, at)) => at.push(i),
+            None => by_slot.push((s, vec![i])),
+        }
+    }
+    let calls = by_slot.iter().map(|(_, at)| {
+        let group: Arc<[String]> = at.iter().map(|&i| keys[i].clone()).collect();
+        eval_group(pipes, client, moved, sha, group, params, now, timeout)
+    });
+    let replies = futures::future::join_all(calls).await;
+    let mut out = vec![None; keys.len()];
+    for ((_, at), reply) in by_slot.iter().zip(replies) {
+        for (&i, throttle) in at.iter().zip(reply?) {
+            out[i] = Some(throttle);
+        }
+    }
+    out.into_iter()
+        .collect::<Option<Vec<_>>>()
+        .ok_or(RedisFailure::Reply {
+            got: 0,
+            keys: keys.len(),
+        })
+}
+
+/// One call of the script for `keys` (one slot on a cluster) on the
+/// connection of their slot.
+#[allow(clippy::too_many_arguments)]
+async fn eval_group(
+    pipes: &Pipes,
+    client: &Client,
+    moved: &(dyn Fn() + Send + Sync),
     sha: &Arc<str>,
     keys: Arc<[String]>,
     params: &Params,
     now: i64,
+    timeout: Duration,
 ) -> Result<Vec<Throttle>, RedisFailure> {
     let n = keys.len();
+    let Some(first) = keys.first() else {
+        return Ok(Vec::new());
+    };
+    let pipe = pipes.for_key(first);
     let args = || script_args(params, Some(now));
     let mut reply = pipe.evalsha(sha.clone(), keys.clone(), args()).await;
     if matches!(&reply, Err(PipeError::Answered(e)) if e.starts_with("NOSCRIPT")) {
         // Boxed: fred's future is large and this is the exception.
         Box::pin(load_script(client)).await?;
-        reply = pipe.evalsha(sha.clone(), keys, args()).await;
+        reply = pipe.evalsha(sha.clone(), keys.clone(), args()).await;
+    }
+    if matches!(&reply, Err(PipeError::Answered(e)) if is_redirect(e)) {
+        moved();
+        return Box::pin(eval_one(client, sha, keys.to_vec(), params, Some(now), timeout)).await;
     }
     let reply = reply?;
     decode(&reply, n).ok_or(RedisFailure::Reply {
@@ -479,6 +548,11 @@ pub enum LimiterMsg {
     Tick,
     /// Sweep the local store (internal timer).
     Sweep,
-    /// A Redis reply failed or came late (from a request or the batcher).
-    Failed(String),
+    /// A Redis reply failed or came late (from a request, the batcher or a
+    /// hot-path connection of the handle of that generation; one of a
+    /// handle already replaced is ignored).
+    Failed(String, u64),
+    /// A cluster's slot moved (`MOVED`/`ASK` on a hot-path connection):
+    /// read the slot map again and connect anew.
+    Moved,
 }

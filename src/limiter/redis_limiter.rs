@@ -21,8 +21,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use fred::prelude::{
-    Builder, Client, ClientLike, Config as RedisConfigUrl, EventInterface, Options, ReconnectPolicy,
-    TcpConfig,
+    Builder, Client, ClientLike, ClusterInterface, Config as RedisConfigUrl, EventInterface, Options,
+    ReconnectPolicy, TcpConfig,
 };
 use fred::types::config::{TlsConfig, TlsConnector, TlsHostMapping, UnresponsiveConfig};
 use ractor::{Actor, ActorProcessingErr, ActorRef};
@@ -30,8 +30,9 @@ use tokio::sync::{mpsc, Semaphore};
 use tokio_rustls::rustls::ClientConfig;
 
 use crate::limiter::pipe::{Pipe, Target};
+use crate::limiter::pipes::Pipes;
 use crate::limiter::redis_handle::{
-    eval, eval_on_pipe, load_script, now_us, write_back, LimiterMsg, Pending, RedisFailure, RedisHandle,
+    eval, eval_on_pipes, load_script, now_us, write_back, LimiterMsg, Pending, RedisFailure, RedisHandle,
     SCRIPT,
 };
 use crate::limiter::redis_tls::client_tls;
@@ -42,6 +43,14 @@ use crate::tls_files::refusal;
 const QUEUE: usize = 65_536;
 const BATCHES_IN_FLIGHT: usize = 4;
 const SWEEP_EVERY: Duration = Duration::from_secs(5);
+
+/// Attempts fred makes of one command: the first, and following up to two
+/// redirections of a Redis Cluster (`MOVED`, then `ASK` during a
+/// migration). Bounded in time by `redis.command_timeout` all the same.
+pub const REDIRECT_ATTEMPTS: u32 = 3;
+
+/// How long the connections of a handle replaced after a `MOVED` are kept.
+const RETIRED_FOR: Duration = Duration::from_secs(2);
 
 /// Health checks that must pass in a row before decisions go back to a
 /// Redis that failed: one success in a flapping Redis is no proof, and each
@@ -63,7 +72,10 @@ pub fn client(url: &str, tls: Option<Arc<ClientConfig>>, timeout: Duration) -> R
         .with_connection_config(|c| {
             c.connection_timeout = timeout.max(Duration::from_millis(500));
             c.internal_command_timeout = timeout.max(Duration::from_millis(500));
-            c.max_command_attempts = 1;
+            // A cluster's MOVED and ASK count as attempts: 3 lets fred follow
+            // a redirection (a resharding, a failover); the command timeout
+            // still bounds the whole.
+            c.max_command_attempts = REDIRECT_ATTEMPTS;
             c.unresponsive = UnresponsiveConfig {
                 max_timeout: Some(timeout.max(Duration::from_millis(200))),
                 interval: Duration::from_millis(100),
@@ -91,7 +103,7 @@ struct Published {
     node: Arc<Node>,
     handle: Arc<RedisHandle>,
     _batcher: OwnedTask,
-    _pipe: Option<OwnedTask>,
+    _pipes: Vec<OwnedTask>,
 }
 
 impl Drop for Published {
@@ -134,6 +146,13 @@ pub(crate) struct LimiterState {
     /// Health checks passed in a row since the last failure: decisions go
     /// back to Redis after [`BACK_AFTER`] of them.
     healthy_in_a_row: u32,
+    /// When the slot map was last read again after a `MOVED`.
+    last_moved: Option<std::time::Instant>,
+    /// Handles published so far (failures of older ones are ignored).
+    generation: u64,
+    /// Handles replaced after a `MOVED`, kept a while so that their
+    /// connections answer the requests they carry; dropped by `Tick`.
+    retired: Vec<(std::time::Instant, Published)>,
     /// The TLS of a `rediss` URL, for the hot-path connection.
     tls: Option<Arc<ClientConfig>>,
     sha: Arc<str>,
@@ -152,9 +171,10 @@ async fn batcher(
     node: Arc<Node>,
     me: ActorRef<LimiterMsg>,
     client: Client,
-    pipe: Option<Pipe>,
+    pipes: Option<Pipes>,
     sha: Arc<str>,
     mut rx: mpsc::Receiver<Pending>,
+    generation: u64,
 ) {
     let in_flight = Arc::new(Semaphore::new(BATCHES_IN_FLIGHT));
     loop {
@@ -176,12 +196,17 @@ async fn batcher(
         }
         let params = node.limiter.settings().params;
         let timeout = config.redis.command_timeout;
-        let (client, pipe, sha, me) = (client.clone(), pipe.clone(), sha.clone(), me.clone());
+        let (client, pipes, sha, me) = (client.clone(), pipes.clone(), sha.clone(), me.clone());
         tokio::spawn(async move {
             let now = now_us();
             let keys: Vec<String> = batch.iter().map(|p| p.key.clone()).collect();
-            let decided = match &pipe {
-                Some(pipe) => eval_on_pipe(pipe, &client, &sha, keys.into(), &params, now).await,
+            let decided = match &pipes {
+                Some(pipes) => {
+                    let moved = || {
+                        let _ = me.send_message(LimiterMsg::Moved);
+                    };
+                    eval_on_pipes(pipes, &client, &moved, &sha, keys, &params, now, timeout.get()).await
+                }
                 // Boxed: fred's future is large, and inside the spawned task
                 // it was moved whole on the task's way into the runtime
                 // (1,368 instructions of copies per request of the zipf mix).
@@ -195,7 +220,7 @@ async fn batcher(
                 }
                 // Dropping the replies sends these requests to the local store.
                 Err(e) => {
-                    let _ = me.send_message(LimiterMsg::Failed(e.to_string()));
+                    let _ = me.send_message(LimiterMsg::Failed(e.to_string(), generation));
                 }
             }
             drop(permit);
@@ -268,37 +293,64 @@ impl RedisLimiter {
         Ok(())
     }
 
-    /// The hot-path connection, when the URL names one server (or a
-    /// Sentinel set: then to the primary fred is connected to now, so it
-    /// follows a failover each time it is made again); `None` (and fred
-    /// decides alone) for a cluster, or if it cannot connect.
-    async fn pipe(&self, myself: &ActorRef<LimiterMsg>, state: &LimiterState) -> Option<(Pipe, OwnedTask)> {
+    /// The hot-path connections: one when the URL names one server (or a
+    /// Sentinel set: to the primary fred is connected to now, so it
+    /// follows a failover each time it is made again), one per primary of
+    /// a cluster's slot map as fred read it last; `None` (and fred decides
+    /// alone) if one cannot connect.
+    async fn pipes(
+        &self,
+        myself: &ActorRef<LimiterMsg>,
+        state: &LimiterState,
+        generation: u64,
+    ) -> Option<(Pipes, Vec<OwnedTask>)> {
         let config = self.node.config();
         let url = &config.redis.url;
-        let target = match Target::of_url(url, state.tls.clone()) {
-            Some(target) => target,
-            None => {
-                let primary = state.connection.client.active_connections().into_iter().next()?;
-                Target::of_sentinel_primary(url, &primary, state.tls.clone())?
+        let timeout = config.redis.command_timeout.get();
+        let client = &state.connection.client;
+        let connect = |target: Target| async move {
+            match Pipe::connect(&target, timeout).await {
+                Ok((pipe, drive)) => {
+                    let me = myself.clone();
+                    let task = OwnedTask::spawn(
+                        async move {
+                            let why = drive.await;
+                            let _ = me.send_message(LimiterMsg::Failed(why.to_string(), generation));
+                        },
+                        || {},
+                    );
+                    Some((pipe, task))
+                }
+                Err(e) => {
+                    tracing::warn!(error = %e, "rate limiter: no hot-path connection; deciding through the client");
+                    None
+                }
             }
         };
-        match Pipe::connect(&target, config.redis.command_timeout.get()).await {
-            Ok((pipe, drive)) => {
-                let me = myself.clone();
-                let task = OwnedTask::spawn(
-                    async move {
-                        let why = drive.await;
-                        let _ = me.send_message(LimiterMsg::Failed(why.to_string()));
-                    },
-                    || {},
-                );
-                Some((pipe, task))
-            }
-            Err(e) => {
-                tracing::warn!(error = %e, "rate limiter: no hot-path connection; deciding through the client");
-                None
-            }
+        if let Some(target) = Target::of_url(url, state.tls.clone()) {
+            let (pipe, task) = connect(target).await?;
+            return Some((Pipes::One(pipe), vec![task]));
         }
+        if !client.is_clustered() {
+            let primary = client.active_connections().into_iter().next()?;
+            let (pipe, task) = connect(Target::of_primary(url, &primary, state.tls.clone())?).await?;
+            return Some((Pipes::One(pipe), vec![task]));
+        }
+        let routing = client.cached_cluster_state()?;
+        let mut primaries: Vec<String> = Vec::new();
+        let mut pipes = Vec::new();
+        let mut tasks = Vec::new();
+        for range in routing.slots() {
+            let addr = format!("{}:{}", range.primary.host, range.primary.port);
+            if primaries.contains(&addr) {
+                continue;
+            }
+            let (pipe, task) = connect(Target::of_primary(url, &range.primary, state.tls.clone())?).await?;
+            primaries.push(addr);
+            pipes.push(pipe);
+            tasks.push(task);
+        }
+        Some((Pipes::cluster(&routing, &primaries, pipes)?, tasks))
     }
 
     async fn publish(&self, myself: &ActorRef<LimiterMsg>, state: &mut LimiterState) {
@@ -330,26 +382,30 @@ impl RedisLimiter {
                 }
             }
         }
-        let (pipe, pipe_task) = match self.pipe(myself, state).await {
-            Some((pipe, task)) => (Some(pipe), Some(task)),
-            None => (None, None),
+        state.generation += 1;
+        let generation = state.generation;
+        let (pipes, pipe_tasks) = match self.pipes(myself, state, generation).await {
+            Some((pipes, tasks)) => (Some(pipes), tasks),
+            None => (None, Vec::new()),
         };
         let handle = Arc::new(RedisHandle::new(
             state.connection.client.clone(),
-            pipe.clone(),
+            pipes.clone(),
             config.redis.key_prefix.clone(),
             config.redis.command_timeout.get(),
             tx,
             myself.clone(),
+            generation,
         ));
         let batcher = OwnedTask::spawn(
             batcher(
                 self.node.clone(),
                 myself.clone(),
                 state.connection.client.clone(),
-                pipe.clone(),
+                pipes.clone(),
                 state.sha.clone(),
                 rx,
+                generation,
             ),
             || {},
         );
@@ -358,7 +414,7 @@ impl RedisLimiter {
             node: self.node.clone(),
             handle,
             _batcher: batcher,
-            _pipe: pipe_task,
+            _pipes: pipe_tasks,
         });
         tracing::info!("rate limiter: deciding in redis");
     }
@@ -405,6 +461,9 @@ impl Actor for RedisLimiter {
             connection_error,
             _errors: errors,
             healthy_in_a_row: 0,
+            last_moved: None,
+            generation: 0,
+            retired: Vec::new(),
             tls,
             sha: Arc::from(fred::util::sha1_hash(SCRIPT)),
             published: None,
@@ -443,6 +502,7 @@ impl Actor for RedisLimiter {
     ) -> Result<(), ActorProcessingErr> {
         match msg {
             LimiterMsg::Tick => {
+                state.retired.retain(|(at, _)| at.elapsed() < RETIRED_FOR);
                 match self.check_health(state).await {
                     Ok(()) => {
                         state.healthy_in_a_row = state.healthy_in_a_row.saturating_add(1);
@@ -464,9 +524,35 @@ impl Actor for RedisLimiter {
                 self.node.auth.sweep();
                 myself.send_after(SWEEP_EVERY, || LimiterMsg::Sweep);
             }
-            LimiterMsg::Failed(e) => {
+            // A failure of a handle already replaced (its connections
+            // retired after a cluster's slots moved) says nothing of Redis.
+            LimiterMsg::Failed(_, generation) if generation != state.generation => {}
+            LimiterMsg::Failed(e, _) => {
                 state.healthy_in_a_row = 0;
                 self.withdraw(state, e);
+            }
+            LimiterMsg::Moved => {
+                // One resync for the burst of requests that met the move.
+                let recent = state
+                    .last_moved
+                    .is_some_and(|t| t.elapsed() < Duration::from_millis(200));
+                if !recent && state.published.is_some() {
+                    state.last_moved = Some(std::time::Instant::now());
+                    let timeout = self.node.config().redis.command_timeout.get();
+                    let synced = tokio::time::timeout(timeout.max(Duration::from_millis(500)), async {
+                        state.connection.client.sync_cluster().await
+                    })
+                    .await;
+                    tracing::info!(
+                        synced = matches!(synced, Ok(Ok(()))),
+                        "rate limiter: a cluster slot moved; connecting to its primaries anew"
+                    );
+                    // The old connections finish what they carry.
+                    if let Some(old) = state.published.take() {
+                        state.retired.push((std::time::Instant::now(), old));
+                    }
+                    self.publish(&myself, state).await;
+                }
             }
         }
         Ok(())

@@ -6,7 +6,8 @@ use std::time::Duration;
 
 use diem::limiter::gcra::{decide, Params, Throttle};
 use diem::limiter::pipe::{Pipe, PipeError, Target};
-use diem::limiter::redis_handle::{eval, eval_on_pipe, SCRIPT};
+use diem::limiter::pipes::Pipes;
+use diem::limiter::redis_handle::{eval, eval_on_pipes, SCRIPT};
 use diem::limiter::redis_limiter::client;
 use fred::prelude::{ClientLike, KeysInterface, LuaInterface};
 use proptest::prelude::*;
@@ -189,13 +190,15 @@ impl Script {
 
     /// The same on the hot-path connection (as the batcher runs it).
     async fn decide_on_pipe(&self, key: &str, params: &Params, now: i64) -> Throttle {
-        eval_on_pipe(
-            &self.pipe,
+        eval_on_pipes(
+            &Pipes::One(self.pipe.clone()),
             &self.redis,
+            &|| {},
             &self.sha,
-            vec![key.to_owned()].into(),
+            vec![key.to_owned()],
             params,
             now,
+            Duration::from_secs(2),
         )
         .await
         .unwrap()[0]
@@ -268,13 +271,16 @@ fn one_script_call_on_the_pipe_decides_several_keys() {
         // The third key is given one spent request by a `SET … NX GET`
         // queued just before the script (so in the same write).
         let set = script.pipe.set_nx_get(keys[2].clone(), now + 60_000_000, 60_000);
-        let call = eval_on_pipe(
-            &script.pipe,
+        let pipes = Pipes::One(script.pipe.clone());
+        let call = eval_on_pipes(
+            &pipes,
             &script.redis,
+            &|| {},
             &script.sha,
-            keys.clone().into(),
+            keys.clone(),
             &params,
             now,
+            Duration::from_secs(2),
         );
         let (held, decided) = tokio::join!(set, call);
         let decided = decided.unwrap();

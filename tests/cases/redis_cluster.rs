@@ -11,6 +11,7 @@ use std::time::Duration;
 use crate::support::history::{check, drive, fleet, now_us, Bound};
 use crate::support::redis_servers::RedisCluster;
 use crate::support::server::eventually;
+use serde_json::json;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_redis_cluster_decides_exactly_and_survives_a_primary_s_death() {
@@ -21,6 +22,14 @@ async fn a_redis_cluster_decides_exactly_and_survives_a_primary_s_death() {
     // nodes: 36 each, every one decided by Redis.
     let prefix = format!("rc{}:", std::process::id());
     let nodes = Arc::new(fleet(&url, &prefix, &[]).await);
+    for s in nodes.iter() {
+        let limiter = s.ctl(json!({"cmd": "stats"})).await["limiter"].clone();
+        assert_eq!(limiter["redis"]["topology"], "cluster", "{limiter}");
+        assert_eq!(
+            limiter["redis"]["hot_path"], true,
+            "one hot-path connection per primary: {limiter}"
+        );
+    }
     let (history, failures) = drive(&nodes, 64, 45, Duration::from_millis(20), "198.51").await;
     assert!(failures.is_empty(), "{failures:?}");
     let mut allowed = std::collections::BTreeMap::<&str, usize>::new();
@@ -42,6 +51,64 @@ async fn a_redis_cluster_decides_exactly_and_survives_a_primary_s_death() {
     assert_eq!(report.by_store.get("local"), None, "{report:?}");
     assert_eq!(report.max_excess, 0, "{report:?}");
     eprintln!("redis cluster, whole: {report:?}");
+
+    // A resharding under load: 2,000 slots moved from one primary to
+    // another while 32 new clients spend their budgets. The nodes meet
+    // MOVED and ASK on their hot-path connections: those requests are
+    // decided through fred (which follows them), the slot map is read
+    // again, and the decisions stay exact.
+    let primaries = cluster.primaries();
+    let ids: Vec<String> = primaries
+        .iter()
+        .map(|p| {
+            crate::support::redis_servers::cli(*p, &["CLUSTER", "MYID"])
+                .trim()
+                .to_owned()
+        })
+        .collect();
+    let load = {
+        let nodes = nodes.clone();
+        tokio::spawn(async move { drive(&nodes, 32, 45, Duration::from_millis(60), "192.0").await })
+    };
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let moved = tokio::process::Command::new("redis-cli")
+        .args(["--cluster", "reshard", &format!("127.0.0.1:{}", primaries[0])])
+        .args(["--cluster-from", &ids[0], "--cluster-to", &ids[1]])
+        .args(["--cluster-slots", "2000", "--cluster-yes"])
+        .output()
+        .await
+        .unwrap();
+    assert!(
+        moved.status.success(),
+        "{}",
+        String::from_utf8_lossy(&moved.stderr)
+    );
+    let (history, failures) = load.await.unwrap();
+    assert!(failures.is_empty(), "{failures:?}");
+    let report = check(
+        &history,
+        Bound {
+            burst: 35,
+            emission_us: 10_000_000,
+        },
+    );
+    eprintln!("redis cluster, resharded under load: {report:?}");
+    for s in nodes.iter() {
+        for line in s
+            .logs()
+            .lines()
+            .filter(|l| l.contains("WARN") && l.contains("limiter"))
+        {
+            eprintln!("  {line}");
+        }
+    }
+    assert_eq!(report.admitted, 32 * 36, "{report:?}");
+    assert_eq!(report.max_excess, 0, "{report:?}");
+    let resynced: usize = nodes
+        .iter()
+        .map(|s| s.logs().matches("a cluster slot moved").count())
+        .sum();
+    eprintln!("slot map read again {resynced} times across the nodes");
     drop(nodes);
 
     // A primary killed mid-run: burst 4, 5 per 5 s, 30 clients at 8/s for
@@ -109,6 +176,10 @@ async fn a_redis_cluster_decides_exactly_and_survives_a_primary_s_death() {
         (promoted_at - killed_at) / 1000
     );
     assert_eq!(report.max_excess_redis_only, 0, "{report:?}");
+    assert!(
+        report.max_excess <= 5,
+        "at most burst + 1 extra admissions per client: {report:?}"
+    );
     assert!(
         back.iter().all(|&ms| ms <= 1_000),
         "decisions back in Redis within 1 s of the promotion: {back:?}"

@@ -95,6 +95,10 @@ async fn sentinel_decides_exactly_on_the_hot_path_and_follows_a_failover() {
     );
     assert_eq!(report.max_excess_redis_only, 0, "{report:?}");
     assert!(
+        report.max_excess <= 5,
+        "at most burst + 1 extra admissions per client: {report:?}"
+    );
+    assert!(
         back.iter().all(|&ms| ms <= 1_000),
         "decisions back in Redis within 1 s of the switch: {back:?}"
     );
