@@ -35,59 +35,86 @@ const AS_POSTGRES: [&str; 4] = [
 
 /// A PostgreSQL that accepts TLS only, run as the `postgres` user.
 struct TlsPostgres {
-    child: Child,
+    child: Option<Child>,
     port: u16,
+    pgdata: PathBuf,
     _data: tempfile::TempDir,
 }
 
+/// Runs `cmd` (as given: wrap it in setpriv for the `postgres` user) and
+/// fails the test if it fails.
+fn run(cmd: &mut Command) {
+    let status = cmd.status().unwrap();
+    assert!(status.success(), "{cmd:?}: {status}");
+}
+
+/// `setpriv … BIN` as the `postgres` user.
+fn as_postgres(bin: &str) -> Command {
+    let setpriv = which("setpriv").expect("setpriv (util-linux)");
+    let mut cmd = Command::new(setpriv);
+    cmd.args(AS_POSTGRES).arg(pg_bin(bin));
+    cmd
+}
+
 impl TlsPostgres {
+    /// A primary of its own (`initdb`), TLS only, replication allowed.
     async fn start(pki: &Pki) -> TlsPostgres {
-        // setpriv execs PostgreSQL itself (runuser would stay its parent and
-        // not pass a signal on), so the child is the server.
-        let setpriv = which("setpriv").expect("setpriv (util-linux)");
-        let data = tempfile::Builder::new().prefix("diem-pg-tls").tempdir().unwrap();
-        let dir = data.path();
-        let as_postgres = |cmd: &mut Command| {
-            let status = cmd.status().unwrap();
-            assert!(status.success(), "{cmd:?}: {status}");
-        };
-        as_postgres(Command::new("chown").args(["postgres:postgres"]).arg(dir));
-        let pgdata = dir.join("pgdata");
-        as_postgres(
-            Command::new(&setpriv)
-                .args(AS_POSTGRES)
-                .arg(pg_bin("initdb"))
-                .args(["-A", "trust", "-U", "postgres", "--no-sync", "-D"])
-                .arg(&pgdata)
-                .stdout(Stdio::null()),
-        );
+        let (data, pgdata) = Self::data_dir();
+        run(as_postgres("initdb")
+            .args(["-A", "trust", "-U", "postgres", "--no-sync", "-D"])
+            .arg(&pgdata)
+            .stdout(Stdio::null()));
         // The server's key must be the server user's and private.
         for file in ["server.crt", "server.key"] {
             std::fs::copy(pki.path(file), pgdata.join(file)).unwrap();
         }
-        as_postgres(
-            Command::new("chown")
-                .args(["postgres:postgres", "server.crt", "server.key"])
-                .current_dir(&pgdata),
-        );
-        as_postgres(
-            Command::new("chmod")
-                .args(["600", "server.key"])
-                .current_dir(&pgdata),
-        );
+        run(Command::new("chown")
+            .args(["postgres:postgres", "server.crt", "server.key"])
+            .current_dir(&pgdata));
+        run(Command::new("chmod")
+            .args(["600", "server.key"])
+            .current_dir(&pgdata));
         std::fs::write(
             pgdata.join("pg_hba.conf"),
-            "local all all trust\nhostssl all all 127.0.0.1/32 trust\nhostnossl all all 127.0.0.1/32 reject\n",
+            "local all all trust\nhostssl all all 127.0.0.1/32 trust\n\
+             hostssl replication all 127.0.0.1/32 trust\nhostnossl all all 127.0.0.1/32 reject\n",
         )
         .unwrap();
+        Self::serve(data, pgdata).await
+    }
+
+    /// A hot standby of `primary` (`pg_basebackup -R`, streaming over TLS:
+    /// its certificate and `pg_hba.conf` come with the copy).
+    async fn standby_of(primary: &TlsPostgres) -> TlsPostgres {
+        let (data, pgdata) = Self::data_dir();
+        let conninfo = format!(
+            "host=127.0.0.1 port={} user=postgres sslmode=require",
+            primary.port
+        );
+        run(as_postgres("pg_basebackup")
+            .args(["-d", &conninfo, "-R", "-X", "stream", "-D"])
+            .arg(&pgdata)
+            .stdout(Stdio::null()));
+        Self::serve(data, pgdata).await
+    }
+
+    fn data_dir() -> (tempfile::TempDir, PathBuf) {
+        let data = tempfile::Builder::new().prefix("diem-pg-tls").tempdir().unwrap();
+        run(Command::new("chown").args(["postgres:postgres"]).arg(data.path()));
+        let pgdata = data.path().join("pgdata");
+        (data, pgdata)
+    }
+
+    /// Starts the server of `pgdata` on a port of its own.
+    async fn serve(data: tempfile::TempDir, pgdata: PathBuf) -> TlsPostgres {
+        // setpriv execs PostgreSQL itself (runuser would stay its parent and
+        // not pass a signal on), so the child is the server.
         let port = free_port();
-        let child = Command::new(&setpriv)
-            .args(AS_POSTGRES)
-            .arg(pg_bin("postgres"))
+        let child = as_postgres("postgres")
             .arg("-D")
             .arg(&pgdata)
             .args(["-p", &port.to_string(), "-k"])
-            .arg(dir)
+            .arg(data.path())
             .args([
                 "-c",
                 "listen_addresses=127.0.0.1",
@@ -103,8 +130,9 @@ impl TlsPostgres {
             .spawn()
             .unwrap();
         let pg = TlsPostgres {
-            child,
+            child: Some(child),
             port,
+            pgdata,
             _data: data,
         };
         let ready = pg_bin("pg_isready");
@@ -127,14 +155,35 @@ impl TlsPostgres {
     fn url(&self, host: &str, params: &str) -> String {
         format!("postgres://postgres@{host}:{}/postgres?{params}", self.port)
     }
+
+    /// Stops it at once (SIGQUIT: PostgreSQL's immediate shutdown, as a
+    /// crash leaves it).
+    fn crash(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = Command::new("kill")
+                .args(["-QUIT", &child.id().to_string()])
+                .status();
+            let _ = child.wait();
+        }
+    }
+
+    /// Promotes a standby (`pg_ctl promote`, which waits for it).
+    fn promote(&self) {
+        run(as_postgres("pg_ctl")
+            .args(["promote", "-w", "-D"])
+            .arg(&self.pgdata)
+            .stdout(Stdio::null()));
+    }
 }
 
 impl Drop for TlsPostgres {
     fn drop(&mut self) {
-        let _ = Command::new("kill")
-            .args(["-INT", &self.child.id().to_string()])
-            .status();
-        let _ = self.child.wait();
+        if let Some(mut child) = self.child.take() {
+            let _ = Command::new("kill")
+                .args(["-INT", &child.id().to_string()])
+                .status();
+            let _ = child.wait();
+        }
     }
 }
 
@@ -319,4 +368,158 @@ async fn postgres_over_tls_with_libpq_s_url_parameters_and_clear_errors() {
         || async { wrong.logs().contains("postgres.url: TLS").then_some(()) },
     )
     .await;
+}
+
+/// A primary and its standby, both TLS only; `postgres.url` names both
+/// (`target_session_attrs=read-write`, libpq's rule). The primary crashes
+/// under load and the standby is promoted: reads never fail (the
+/// snapshot), writes get 201 or 503 with `Retry-After` and never a 500,
+/// come back without a restart, every acknowledged write is in the new
+/// primary, and the LISTEN connection follows (a write made after the
+/// failover on one node is seen on the other).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_promoted_standby_takes_the_writes_over_tls_and_the_snapshot_follows() {
+    use std::sync::{Arc, Mutex};
+    let pki = Pki::new();
+    let mut primary = TlsPostgres::start(&pki).await;
+    let standby = TlsPostgres::standby_of(&primary).await;
+    let ca = pki.path("ca.pem");
+    let url = format!(
+        "postgres://postgres@localhost:{},localhost:{}/postgres?sslmode=verify-full&sslrootcert={ca}&target_session_attrs=read-write",
+        primary.port, standby.port
+    );
+    let schema = "diem_failover";
+    let bundle = tempfile::tempdir().unwrap();
+    let bundle = crate::support::services::write_bundle(
+        bundle.path(),
+        &[('k', "before the failover", "the failover test")],
+    );
+    let (code, out) = diem(&url, schema, &["import"], Some(&bundle)).await;
+    assert_eq!(code, 0, "import: {out}");
+    const TOKEN: &str = "pg-failover-token-0123456789";
+    let node = || async {
+        let s = TestServer::start(Options {
+            pg_url: Some(url.clone()),
+            schema: Some(schema.to_owned()),
+            ..Options::no_limit().env("DIEM_ADMIN__TOKEN", TOKEN)
+        })
+        .await;
+        s.wait_ready(Duration::from_secs(20)).await;
+        s
+    };
+    let (a, b) = (Arc::new(node().await), Arc::new(node().await));
+
+    // Writes on a, reads on b, all along.
+    let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let acknowledged = Arc::new(Mutex::new(Vec::<(std::time::Instant, String)>::new()));
+    let refused = Arc::new(Mutex::new(Vec::<String>::new()));
+    let writer = {
+        let (a, stop, acknowledged, refused) =
+            (a.clone(), stop.clone(), acknowledged.clone(), refused.clone());
+        tokio::spawn(async move {
+            let mut i = 0;
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                i += 1;
+                let body = format!(r#"{{"hitokoto":"failover write {i}","from":"the failover test"}}"#);
+                let r = a.post(TOKEN, &body).await;
+                match r.status {
+                    201 => acknowledged.lock().unwrap().push((
+                        std::time::Instant::now(),
+                        r.json()["uuid"].as_str().unwrap_or("").to_owned(),
+                    )),
+                    503 if !r.header("retry-after").is_empty() => {}
+                    other => refused.lock().unwrap().push(format!("{other} {}", r.body)),
+                }
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+        })
+    };
+    let reader = {
+        let (b, stop) = (b.clone(), stop.clone());
+        tokio::spawn(async move {
+            let mut failed = Vec::new();
+            let mut n = 0;
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                let r = b.get("/hitokoto/v2/").await;
+                n += 1;
+                if r.status != 200 {
+                    failed.push(format!("{} {}", r.status, r.body));
+                }
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+            (n, failed)
+        })
+    };
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    primary.crash();
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    standby.promote();
+    let promoted = std::time::Instant::now();
+    // Writes come back by themselves.
+    let back = eventually(Duration::from_secs(20), "writes come back", || async {
+        acknowledged
+            .lock()
+            .unwrap()
+            .iter()
+            .find(|(at, _)| *at > promoted)
+            .map(|(at, _)| at.duration_since(promoted))
+    })
+    .await;
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    writer.await.unwrap();
+    let (reads, failed_reads) = reader.await.unwrap();
+    let refused = refused.lock().unwrap().clone();
+    assert!(
+        refused.is_empty(),
+        "writes are 201 or 503 with Retry-After: {refused:?}"
+    );
+    assert!(failed_reads.is_empty(), "no read failed: {failed_reads:?}");
+
+    // Every acknowledged write is in the new primary.
+    let acknowledged: Vec<String> = acknowledged
+        .lock()
+        .unwrap()
+        .iter()
+        .map(|(_, u)| u.clone())
+        .collect();
+    let (plain, tls) = diem::store::tls::PgTls::from_url(
+        &standby.url("localhost", &format!("sslmode=verify-full&sslrootcert={ca}")),
+    )
+    .unwrap();
+    let (client, conn) = tokio_postgres::connect(&plain, tls.connector())
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    tokio::spawn(conn);
+    let stored: std::collections::HashSet<String> = client
+        .query(&format!("select uuid::text from {schema}.sentences"), &[])
+        .await
+        .unwrap()
+        .iter()
+        .map(|row| row.get(0))
+        .collect();
+    let missing: Vec<&String> = acknowledged.iter().filter(|u| !stored.contains(*u)).collect();
+    // The LISTEN connection followed: a write made now on a is seen on b.
+    let last = a
+        .post(
+            TOKEN,
+            r#"{"hitokoto":"after the failover","from":"the failover test"}"#,
+        )
+        .await;
+    assert_eq!(last.status, 201, "{}", last.body);
+    let uuid = last.json()["uuid"].as_str().unwrap().to_owned();
+    let seen_after = std::time::Instant::now();
+    eventually(
+        Duration::from_secs(5),
+        "b sees a's write through LISTEN",
+        || async { (b.get(&format!("/hitokoto/v2/{uuid}")).await.status == 200).then_some(()) },
+    )
+    .await;
+    eprintln!(
+        "postgres failover over TLS: writes back {back:?} after the promotion; {} writes acknowledged, {} reads, none failed; a write seen on the other node {:?} after it was made",
+        acknowledged.len(),
+        reads,
+        seen_after.elapsed()
+    );
+    assert!(missing.is_empty(), "acknowledged writes missing: {missing:?}");
 }
