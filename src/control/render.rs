@@ -193,6 +193,11 @@ pub(crate) fn stats(s: &Stats) -> String {
     let _ = writeln!(out, "\ncorpus");
     let _ = writeln!(out, "  {:<12} {} sentences from {source}", "served", c.sentences);
     let _ = writeln!(out, "  {:<12} {}", "listening", c.listening);
+    let _ = writeln!(
+        out,
+        "  {:<12} {} rows, {} whole loads",
+        "read", c.rows_read, c.full_loads
+    );
     let w = &s.workers;
     let _ = writeln!(out, "\nworkers");
     let _ = writeln!(out, "  {:<12} {} of {} wanted", "running", w.size, w.desired);

@@ -4,11 +4,15 @@
 //! It holds its own PostgreSQL connection (outside the pool: LISTEN needs a
 //! connection that stays), listens on `<schema>.sentences`, loads the whole
 //! table into a new [`Snapshot`] and publishes it in the node's
-//! [`CorpusShared`](crate::store::corpus_shared::CorpusShared). A
-//! notification (sent by a trigger on every change, from any node) triggers
-//! a reload after a 20 ms pause that gathers bursts. When the connection
-//! drops it reconnects with a backoff and reloads in full, since
-//! notifications sent meanwhile are lost.
+//! [`CorpusShared`](crate::store::corpus_shared::CorpusShared). A trigger
+//! notifies every changed row, from any node (`INSERT <uuid>`, `DELETE
+//! <uuid>`…); after a 20 ms pause that gathers bursts the actor reads those
+//! rows only (`WHERE uuid = ANY(…)`: one row read per written row per
+//! node) and applies them to the snapshot — or reloads in full after a
+//! `TRUNCATE`, a burst of more than [`ROWS_AT_ONCE`] rows (an import), or
+//! a notification it cannot read. When the connection drops it reconnects
+//! with a backoff and reloads in full, since notifications sent meanwhile
+//! are lost.
 //!
 //! The table exists once the pool actor has applied the migrations: the
 //! corpus waits for that ([`PgShared::ready`]) before it connects — a
@@ -32,13 +36,37 @@ use crate::store::{embedded, queries, within, StoreError};
 
 const DEBOUNCE: Duration = Duration::from_millis(20);
 
+/// The most changed rows read one by one; more reload the whole table.
+pub(crate) const ROWS_AT_ONCE: usize = 256;
+
+/// What a notification says changed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Change {
+    /// One row (`INSERT`, `UPDATE`, `DELETE` and its uuid).
+    Row(uuid::Uuid),
+    /// Anything: reload in full (`TRUNCATE`, or a payload of another form).
+    All,
+}
+
+impl Change {
+    /// The change a notification's payload names.
+    pub(crate) fn of(payload: &str) -> Change {
+        match payload.split_once(' ') {
+            Some(("INSERT" | "UPDATE" | "DELETE", id)) => id.parse().map_or(Change::All, Change::Row),
+            _ => Change::All,
+        }
+    }
+}
+
 /// Messages of the corpus actor.
 #[derive(Debug, RactorMessage)]
 pub(crate) enum CorpusMsg {
     /// (Re)connect and listen, once the schema is migrated.
     Connect,
     /// PostgreSQL says the sentences changed.
-    Changed,
+    Changed(Change),
+    /// Apply what changed (after the pause that gathers a burst).
+    Apply,
     /// Load the whole table now.
     Reload,
     /// The listening connection of this generation ended.
@@ -58,6 +86,10 @@ pub(crate) struct CorpusState {
     client: Option<Client>,
     generation: u64,
     reload_pending: bool,
+    /// Rows notified since the last apply.
+    changed: std::collections::HashSet<uuid::Uuid>,
+    /// Whether something since the last apply needs a whole reload.
+    changed_all: bool,
     failures: u32,
     waiting: Option<OwnedTask>,
 }
@@ -72,8 +104,11 @@ impl Corpus {
         tokio::spawn(async move {
             let reason = loop {
                 match futures::future::poll_fn(|cx| connection.poll_message(cx)).await {
-                    Some(Ok(AsyncMessage::Notification(_))) => {
-                        if me.send_message(CorpusMsg::Changed).is_err() {
+                    Some(Ok(AsyncMessage::Notification(n))) => {
+                        if me
+                            .send_message(CorpusMsg::Changed(Change::of(n.payload())))
+                            .is_err()
+                        {
                             return;
                         }
                     }
@@ -97,6 +132,7 @@ impl Corpus {
         let started = Instant::now();
         let sentences = within(deadline, async { Ok(queries::all_sentences(client).await?) }).await?;
         let count = sentences.len();
+        self.node.corpus.count_read(count, true);
         // Building renders three bodies per sentence: off the async threads.
         let snapshot = tokio::task::spawn_blocking(move || {
             if sentences.is_empty() {
@@ -113,6 +149,29 @@ impl Corpus {
             tracing::info!(sentences = count, "corpus loaded from postgres");
         }
         self.node.corpus.publish_loaded(snapshot, started);
+        Ok(())
+    }
+
+    /// Reads the rows of `uuids` and applies them: each row present
+    /// replaces (or adds) its sentence, each one missing was deleted. A
+    /// snapshot left empty is loaded in full (the embedded corpus then
+    /// stands in).
+    async fn apply_rows(&self, client: &Client, uuids: &[uuid::Uuid]) -> Result<(), StoreError> {
+        let deadline = self.node.config().postgres.query_deadline();
+        let started = Instant::now();
+        let rows = within(deadline, async { Ok(queries::by_uuids(client, uuids).await?) }).await?;
+        self.node.corpus.count_read(rows.len(), false);
+        let present: std::collections::HashSet<uuid::Uuid> = rows.iter().map(|s| s.uuid).collect();
+        let removed: Vec<uuid::Uuid> = uuids.iter().filter(|u| !present.contains(u)).copied().collect();
+        tracing::debug!(
+            changed = rows.len(),
+            removed = removed.len(),
+            "corpus: applying notified rows"
+        );
+        self.node.corpus.publish_changes(rows, &removed, started);
+        if self.node.corpus.load().is_empty() {
+            return self.reload(client).await;
+        }
         Ok(())
     }
 
@@ -138,6 +197,8 @@ impl Actor for Corpus {
             client: None,
             generation: 0,
             reload_pending: false,
+            changed: std::collections::HashSet::new(),
+            changed_all: false,
             failures: 0,
             waiting: None,
         })
@@ -181,14 +242,41 @@ impl Actor for Corpus {
                     Err(e) => self.lost(&myself, state, e.to_string()),
                 }
             }
-            CorpusMsg::Changed => {
+            CorpusMsg::Changed(change) => {
+                match change {
+                    Change::Row(uuid) if state.changed.len() < ROWS_AT_ONCE => {
+                        state.changed.insert(uuid);
+                    }
+                    _ => state.changed_all = true,
+                }
                 if !state.reload_pending {
                     state.reload_pending = true;
-                    myself.send_after(DEBOUNCE, || CorpusMsg::Reload);
+                    myself.send_after(DEBOUNCE, || CorpusMsg::Apply);
+                }
+            }
+            CorpusMsg::Apply => {
+                state.reload_pending = false;
+                let rows: Vec<uuid::Uuid> = state.changed.drain().collect();
+                let all = std::mem::take(&mut state.changed_all)
+                    // The embedded corpus stands in for an empty table: the
+                    // first row replaces all of it.
+                    || self.node.corpus.load().source() == &Source::Embedded;
+                let Some(client) = &state.client else {
+                    return Ok(());
+                };
+                let applied = if all {
+                    self.reload(client).await
+                } else {
+                    self.apply_rows(client, &rows).await
+                };
+                if let Err(e) = applied {
+                    self.lost(&myself, state, e.to_string());
                 }
             }
             CorpusMsg::Reload => {
                 state.reload_pending = false;
+                state.changed.clear();
+                state.changed_all = false;
                 let Some(client) = &state.client else {
                     return Ok(());
                 };

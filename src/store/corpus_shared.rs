@@ -14,7 +14,7 @@
 //! write ([`CorpusShared::publish_loaded`]), so the writing node never
 //! serves a state older than its own acknowledged write.
 
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
@@ -52,6 +52,8 @@ pub(crate) struct CorpusShared {
     listening: AtomicBool,
     error: Mutex<Option<String>>,
     local: Mutex<Vec<(Instant, LocalWrite)>>,
+    rows_read: AtomicU64,
+    full_loads: AtomicU64,
 }
 
 impl Default for CorpusShared {
@@ -61,6 +63,8 @@ impl Default for CorpusShared {
             listening: AtomicBool::new(false),
             error: Mutex::new(None),
             local: Mutex::new(Vec::new()),
+            rows_read: AtomicU64::new(0),
+            full_loads: AtomicU64::new(0),
         }
     }
 }
@@ -76,6 +80,14 @@ pub(crate) struct CorpusStatus {
     pub listening: bool,
     /// The last error, if any.
     pub error: Option<String>,
+    /// Rows the corpus actor has read from PostgreSQL so far (whole loads
+    /// and notified rows).
+    #[serde(default)]
+    pub rows_read: u64,
+    /// Whole-table loads so far (at a (re)connection, a `TRUNCATE`, a
+    /// burst of changes); every other change read only its rows.
+    #[serde(default)]
+    pub full_loads: u64,
 }
 
 impl CorpusShared {
@@ -97,6 +109,27 @@ impl CorpusShared {
         self.snapshot.store(Arc::new(snapshot));
     }
 
+    /// Counts `rows` read from PostgreSQL by the corpus actor, in a
+    /// whole-table load or not.
+    pub(crate) fn count_read(&self, rows: usize, whole: bool) {
+        self.rows_read.fetch_add(rows as u64, Ordering::Relaxed);
+        if whole {
+            self.full_loads.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
+    /// Applies changed rows read by a query that started at `started` —
+    /// `upserts` as they are now, `removed` gone — to the snapshot served,
+    /// with this node's writes since then applied again on top (the query
+    /// may have read a row before this node changed it).
+    pub(crate) fn publish_changes(&self, upserts: Vec<Sentence>, removed: &[Uuid], started: Instant) {
+        let Ok(mut local) = self.local.lock() else { return };
+        local.retain(|(at, _)| *at >= started);
+        let changed = self.snapshot.load().with_changes(upserts, removed);
+        let snapshot = local.iter().fold(changed, |s, (_, w)| w.apply(&s));
+        self.snapshot.store(Arc::new(snapshot));
+    }
+
     /// Serves a write this node made (and PostgreSQL committed) at once.
     pub(crate) fn apply_local(&self, write: LocalWrite) {
         let Ok(mut local) = self.local.lock() else { return };
@@ -113,6 +146,8 @@ impl CorpusShared {
             sentences: s.len(),
             listening: self.listening.load(Ordering::Acquire),
             error: self.error.lock().ok().and_then(|e| e.clone()),
+            rows_read: self.rows_read.load(Ordering::Relaxed),
+            full_loads: self.full_loads.load(Ordering::Relaxed),
         }
     }
 

@@ -33,6 +33,11 @@ pub const MIGRATIONS: &[Migration] = &[
         name: "notify",
         sql: include_str!("migrations/0002_notify.sql"),
     },
+    Migration {
+        version: 3,
+        name: "notify_rows",
+        sql: include_str!("migrations/0003_notify_rows.sql"),
+    },
 ];
 
 /// The advisory-lock key of a schema's migrations (stable across builds:

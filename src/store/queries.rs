@@ -33,6 +33,9 @@ const DELETE: &str = "DELETE FROM sentences WHERE uuid = $1";
 const BY_UUID: &str = "SELECT id, uuid, hitokoto, type, \"from\", from_who, creator, length, \
                        extract(epoch FROM created_at)::bigint FROM sentences WHERE uuid = $1";
 
+const BY_UUIDS: &str = "SELECT id, uuid, hitokoto, type, \"from\", from_who, creator, length, \
+                        extract(epoch FROM created_at)::bigint FROM sentences WHERE uuid = ANY($1)";
+
 fn sentence(row: &Row) -> Sentence {
     let category: String = row.get(3);
     Sentence {
@@ -46,6 +49,19 @@ fn sentence(row: &Row) -> Sentence {
         length: row.get(7),
         created_at: row.get::<_, Option<i64>>(8).unwrap_or_default(),
     }
+}
+
+/// The sentences of `uuids` that exist (a uuid missing was deleted).
+pub(crate) async fn by_uuids(
+    client: &Client,
+    uuids: &[Uuid],
+) -> Result<Vec<Sentence>, tokio_postgres::Error> {
+    Ok(client
+        .query(BY_UUIDS, &[&uuids])
+        .await?
+        .iter()
+        .map(sentence)
+        .collect())
 }
 
 /// Every sentence, by id.
