@@ -97,6 +97,11 @@ end
 return out
 "#;
 
+/// Attempts fred makes of one command: the first, and following up to two
+/// redirections of a Redis Cluster (`MOVED`, then `ASK` during a
+/// migration). Bounded in time by `redis.command_timeout` all the same.
+pub const REDIRECT_ATTEMPTS: u32 = 3;
+
 /// Tells Redis the TATs local decisions gave clients while it could not
 /// decide, before it decides again: `KEYS` the clients' keys, `ARGV[i]`
 /// the TAT of `KEYS[i]` (µs), `ARGV[#KEYS + 1]` now (µs). A TAT Redis holds
@@ -345,7 +350,7 @@ pub async fn write_back(
 ) -> Result<i64, RedisFailure> {
     let opts = Options {
         timeout: Some(timeout),
-        max_attempts: Some(crate::limiter::redis_limiter::REDIRECT_ATTEMPTS),
+        max_attempts: Some(REDIRECT_ATTEMPTS),
         ..Options::default()
     };
     let c = client.with_options(&opts);
@@ -439,7 +444,7 @@ async fn eval_one(
     let opts = Options {
         timeout: Some(timeout),
         fail_fast: true,
-        max_attempts: Some(crate::limiter::redis_limiter::REDIRECT_ATTEMPTS),
+        max_attempts: Some(REDIRECT_ATTEMPTS),
         ..Options::default()
     };
     let c = client.with_options(&opts);

@@ -33,7 +33,7 @@ use crate::limiter::pipe::{Pipe, Target};
 use crate::limiter::pipes::Pipes;
 use crate::limiter::redis_handle::{
     eval, eval_on_pipes, load_script, now_us, write_back, LimiterMsg, Pending, RedisFailure, RedisHandle,
-    SCRIPT,
+    REDIRECT_ATTEMPTS, SCRIPT,
 };
 use crate::limiter::redis_tls::client_tls;
 use crate::node::Node;
@@ -43,11 +43,6 @@ use crate::tls_files::refusal;
 const QUEUE: usize = 65_536;
 const BATCHES_IN_FLIGHT: usize = 4;
 const SWEEP_EVERY: Duration = Duration::from_secs(5);
-
-/// Attempts fred makes of one command: the first, and following up to two
-/// redirections of a Redis Cluster (`MOVED`, then `ASK` during a
-/// migration). Bounded in time by `redis.command_timeout` all the same.
-pub const REDIRECT_ATTEMPTS: u32 = 3;
 
 /// How long the connections of a handle replaced after a `MOVED` are kept.
 const RETIRED_FOR: Duration = Duration::from_secs(2);
