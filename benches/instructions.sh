@@ -84,11 +84,15 @@ PY
 # measure NAME WRK_MODE [VAR=VALUE ...] PROGRAM [ARG ...]
 measure() {
     local name=$1 wrk_mode=$2 vars=()
+    # Each run's own files: a mode measured twice in one invocation must
+    # not read the callgrind dumps of its first run.
+    RUNS=$((${RUNS:-0} + 1))
+    local run="$name-$RUNS"
     shift 2
     while [[ $1 == *=* ]]; do vars+=("$1"); shift; done
     # valgrind runs the server itself, so the environment is set around it
     # (an `env` inside would be the program callgrind measured).
-    bench_serve "$name" 60 env "${vars[@]}" valgrind --tool=callgrind --callgrind-out-file="$OUT/$name.%p" "$@"
+    bench_serve "$run" 60 env "${vars[@]}" valgrind --tool=callgrind --callgrind-out-file="$OUT/$run.%p" "$@"
     for _ in $(seq 1 200); do curl -sf -o /dev/null "$URL/hitokoto/v2/?encode=json" || true; done
     callgrind_control -z "$PID" >/dev/null 2>&1
     sleep 3
@@ -102,12 +106,12 @@ measure() {
     PID=
     local result idle load
     result=$(grep '^RESULT' "$OUT/wrk.txt" || echo "RESULT requests=0")
-    idle=$(grep -l '^desc: Trigger: .*idle' "$OUT/$name".* | head -1)
-    load=$(grep -l '^desc: Trigger: .*load' "$OUT/$name".* | head -1)
-    python3 -c "$SELF_COST" "$idle" >"$OUT/$name.idle"
-    python3 -c "$SELF_COST" "$load" >"$OUT/$name.self"
-    if [ -n "${KEEP:-}" ]; then mkdir -p "$KEEP" && cp "$load" "$KEEP/$name.callgrind"; fi
-    python3 - "$name" "$SECS" "$result" "$OUT/$name.idle" "$OUT/$name.self" "${TOP:-0}" <<'PY'
+    idle=$(grep -l '^desc: Trigger: .*idle' "$OUT/$run".* | head -1)
+    load=$(grep -l '^desc: Trigger: .*load' "$OUT/$run".* | head -1)
+    python3 -c "$SELF_COST" "$idle" >"$OUT/$run.idle"
+    python3 -c "$SELF_COST" "$load" >"$OUT/$run.self"
+    if [ -n "${KEEP:-}" ]; then mkdir -p "$KEEP" && cp "$load" "$KEEP/$run.callgrind"; fi
+    python3 - "$name" "$SECS" "$result" "$OUT/$run.idle" "$OUT/$run.self" "${TOP:-0}" <<'PY'
 import sys
 name, secs, result, idle_f, self_f, top = sys.argv[1:]
 fields = dict(kv.split("=") for kv in result.split()[1:])
