@@ -307,6 +307,11 @@ pub struct Gauges {
     pub corpus_source: Family<SourceLabel, Gauge>,
     /// `diem_limiter_backend{backend}`.
     pub limiter_backend: Family<BackendLabel, Gauge>,
+    /// `diem_redis_info{topology,tls,hot_path}`: 1 for the Redis as it is
+    /// now (a label set that no longer holds is set to 0).
+    pub redis_info: Family<RedisInfoLabel, Gauge>,
+    /// `diem_corpus_rows_read`: rows the corpus actor read from PostgreSQL.
+    pub corpus_rows_read: Gauge,
     /// `diem_limiter_local_keys`.
     pub limiter_local_keys: Gauge,
     /// `diem_limiter_deny_cache_keys`.
@@ -336,6 +341,17 @@ pub struct SourceLabel {
 pub struct BackendLabel {
     /// The backend.
     pub backend: &'static str,
+}
+
+/// The labels of `diem_redis_info`.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct RedisInfoLabel {
+    /// `standalone`, `sentinel` or `cluster`.
+    pub topology: &'static str,
+    /// `true` for a `rediss` URL.
+    pub tls: &'static str,
+    /// `true` while requests are decided on the hot-path connections.
+    pub hot_path: &'static str,
 }
 
 /// The node's metrics.
@@ -473,6 +489,16 @@ impl Metrics {
             "diem_limiter_backend",
             "Which store decides rate limits now (1 for the current one)",
             g.limiter_backend.clone(),
+        );
+        registry.register(
+            "diem_redis_info",
+            "The limiter's Redis: topology (standalone, sentinel, cluster), TLS, and whether requests are decided on the hot-path connections (1 for the current state)",
+            g.redis_info.clone(),
+        );
+        registry.register(
+            "diem_corpus_rows_read",
+            "Rows the corpus actor read from PostgreSQL (whole loads and notified rows)",
+            g.corpus_rows_read.clone(),
         );
         let cached_refusals = Counter::default();
         registry.register(

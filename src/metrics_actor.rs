@@ -10,7 +10,7 @@ use ractor::ActorProcessingErr;
 use supervisors::TaskResult;
 
 use crate::limiter::backend::Backend;
-use crate::metrics::{rss_bytes, BackendLabel, SourceLabel, StateLabel};
+use crate::metrics::{rss_bytes, BackendLabel, RedisInfoLabel, SourceLabel, StateLabel};
 use crate::node::Node;
 use crate::store::snapshot::Source;
 
@@ -67,6 +67,27 @@ pub(crate) fn sample_gauges(node: &Node) {
             .get_or_create(&BackendLabel { backend: b.as_str() })
             .set(i64::from(backend == b));
     }
+    let (topology, tls) = node.with_config(|c| (c.redis.topology(), c.redis.uses_tls()));
+    let hot_path = node.limiter.hot_path();
+    let flag = |b: bool| if b { "true" } else { "false" };
+    for t in ["standalone", "sentinel", "cluster"] {
+        for (tl, hp) in [(false, false), (false, true), (true, false), (true, true)] {
+            let now = t == topology && tl == tls && hp == hot_path;
+            let label = RedisInfoLabel {
+                topology: t,
+                tls: flag(tl),
+                hot_path: flag(hp),
+            };
+            // Only label sets that were ever current are kept.
+            if now {
+                g.redis_info.get_or_create(&label).set(1);
+            } else if let Some(gauge) = g.redis_info.get(&label) {
+                gauge.set(0);
+            }
+        }
+    }
+    g.corpus_rows_read
+        .set(i64::try_from(corpus.rows_read).unwrap_or(i64::MAX));
     g.limiter_local_keys.set(gauge_value(node.limiter.local().len()));
     g.limiter_deny_cache_keys
         .set(gauge_value(node.limiter.deny_cache().len()));

@@ -214,7 +214,7 @@ pub(crate) async fn collect(node: &Node) -> Stats {
             deny_cache_keys: node.limiter.deny_cache().len(),
             cached_refusals: node.metrics.cached_refusals(),
             redis: node.with_config(|c| RedisStats {
-                topology: topology(&c.redis.url).to_owned(),
+                topology: c.redis.topology().to_owned(),
                 tls: c.redis.uses_tls(),
                 hot_path: node.limiter.hot_path(),
                 error: node.limiter.why_local().map(|e| e.to_string()),
@@ -281,14 +281,4 @@ pub(crate) fn totals<'a>(nodes: impl Iterator<Item = &'a serde_json::Value>) -> 
         "connections_open": connections,
         "rss_bytes": rss,
     })
-}
-
-/// `standalone`, `cluster` or `sentinel`: the topology `url` names.
-fn topology(url: &str) -> &'static str {
-    use fred::types::config::{Config, ServerConfig};
-    match Config::from_url(url).map(|c| c.server) {
-        Ok(ServerConfig::Clustered { .. }) => "cluster",
-        Ok(ServerConfig::Sentinel { .. }) => "sentinel",
-        _ => "standalone",
-    }
 }

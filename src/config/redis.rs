@@ -58,6 +58,19 @@ impl RedisConfig {
         matches!(scheme.split('-').next(), Some("rediss" | "valkeys"))
     }
 
+    /// `standalone`, `sentinel` or `cluster`: the topology the URL's
+    /// scheme names (`redis-cluster://`, `rediss-sentinel://`…).
+    pub fn topology(&self) -> &'static str {
+        let scheme = self.url.split("://").next().unwrap_or("");
+        if scheme.ends_with("-cluster") {
+            "cluster"
+        } else if scheme.ends_with("-sentinel") {
+            "sentinel"
+        } else {
+            "standalone"
+        }
+    }
+
     pub(super) fn validate(&self) -> Result<(), ConfigError> {
         if let Err(e) = fred::types::config::Config::from_url(&self.url) {
             return invalid("redis.url", &format!("a Redis URL ({e})"));

@@ -30,6 +30,16 @@ async fn a_redis_cluster_decides_exactly_and_survives_a_primary_s_death() {
             "one hot-path connection per primary: {limiter}"
         );
     }
+    eventually(
+        Duration::from_secs(5),
+        "the metrics name the topology",
+        || async {
+            let body = nodes[0].get("/metrics").await.body;
+            body.contains(r#"diem_redis_info{topology="cluster",tls="false",hot_path="true"} 1"#)
+                .then_some(())
+        },
+    )
+    .await;
     let (history, failures) = drive(&nodes, 64, 45, Duration::from_millis(20), "198.51").await;
     assert!(failures.is_empty(), "{failures:?}");
     let mut allowed = std::collections::BTreeMap::<&str, usize>::new();

@@ -170,6 +170,12 @@ async fn two_nodes_share_one_budget_in_a_tls_only_redis_and_refusals_are_said_as
         .cli(&pki, &["--scan", "--pattern", &format!("{prefix}*")])
         .unwrap_or_default();
     assert!(keys.contains(&format!("{prefix}rl:127.0.0.1")), "{keys}");
+    eventually(Duration::from_secs(5), "the metrics name TLS", || async {
+        let body = a.get("/metrics").await.body;
+        body.contains(r#"diem_redis_info{topology="standalone",tls="true",hot_path="true"} 1"#)
+            .then_some(())
+    })
+    .await;
     let (_, text, _) = a.ctl_cli(&["stats"]).await;
     assert!(text.contains("standalone, TLS, hot-path connection"), "{text}");
     drop((a, b));
