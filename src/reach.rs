@@ -8,7 +8,7 @@
 
 use std::time::Duration;
 
-use fred::prelude::ClientLike;
+use fred::prelude::{ClientLike, EventInterface};
 
 use crate::config::show::redact_secrets;
 use crate::config::{split_tls_params, Config};
@@ -58,17 +58,39 @@ async fn postgres(config: &Config) -> Result<String, String> {
 async fn redis(config: &Config) -> Result<String, String> {
     let url = &config.redis.url;
     let tls = client_tls(&config.redis).map_err(|e| e.to_string())?;
-    let c = client(url, tls, config.redis.command_timeout.get()).map_err(|e| e.to_string())?;
+    // A one-shot check: the node's own command timeout (250 ms by default)
+    // is no bound for a first TLS handshake on a busy machine.
+    let timeout = config.redis.command_timeout.get().max(Duration::from_secs(5));
+    let c = client(url, tls, timeout).map_err(|e| e.to_string())?;
+    // The connection's own errors (a certificate refused) reach a command
+    // only as a timeout: kept to say why.
+    let mut errors = c.error_rx();
     let work = async {
         let _task = c.init().await.map_err(|e| e.to_string())?;
         let pong: String = c.ping(None).await.map_err(|e| e.to_string())?;
         let _ = c.quit().await;
         Ok::<_, String>(pong)
     };
-    let pong = tokio::time::timeout(WITHIN, work)
+    let outcome = tokio::time::timeout(WITHIN, work)
         .await
-        .map_err(|_| format!("no answer within {WITHIN:?}"))??;
-    Ok(format!("{} ({pong})", redact_secrets(url)))
+        .map_err(|_| format!("no answer within {WITHIN:?}"))
+        .and_then(|r| r);
+    let pong = outcome.map_err(|e| {
+        let mut last = None;
+        while let Ok((error, _)) = errors.try_recv() {
+            last = Some(error.to_string());
+        }
+        match last {
+            Some(conn) => format!("{e}; the connection: {conn}"),
+            None => e,
+        }
+    })?;
+    Ok(format!(
+        "{} ({pong}; {}{})",
+        redact_secrets(url),
+        config.redis.topology(),
+        if config.redis.uses_tls() { ", TLS" } else { "" }
+    ))
 }
 
 /// Tries PostgreSQL and Redis as `config` reaches them.
