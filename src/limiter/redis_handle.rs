@@ -404,18 +404,28 @@ pub async fn eval(
     if !client.is_clustered() || keys.len() < 2 {
         return eval_one(client, sha, keys, params, now, timeout).await;
     }
+    per_slot(&keys, |group| eval_one(client, sha, group, params, now, timeout)).await
+}
+
+/// Runs `call` once per hash slot of `keys` with that slot's keys (in
+/// order), the calls concurrently, and puts each key's decision back in
+/// its place: a script's keys must share one slot on a cluster.
+async fn per_slot<F, Fut>(keys: &[String], call: F) -> Result<Vec<Throttle>, RedisFailure>
+where
+    F: Fn(Vec<String>) -> Fut,
+    Fut: std::future::Future<Output = Result<Vec<Throttle>, RedisFailure>>,
+{
     let mut by_slot: Vec<(u16, Vec<usize>)> = Vec::new();
     for (i, key) in keys.iter().enumerate() {
-        let slot = fred::util::redis_keyslot(key.as_bytes());
-        match by_slot.iter_mut().find(|(s, _)| *s == slot) {
+        let s = slot(key);
+        match by_slot.iter_mut().find(|(owner, _)| *owner == s) {
             Some((_, at)) => at.push(i),
-            None => by_slot.push((slot, vec![i])),
+            None => by_slot.push((s, vec![i])),
         }
     }
-    let calls = by_slot.iter().map(|(_, at)| {
-        let group: Vec<String> = at.iter().map(|&i| keys[i].clone()).collect();
-        eval_one(client, sha, group, params, now, timeout)
-    });
+    let calls = by_slot
+        .iter()
+        .map(|(_, at)| call(at.iter().map(|&i| keys[i].clone()).collect()));
     let replies = futures::future::join_all(calls).await;
     let mut out = vec![None; keys.len()];
     for ((_, at), reply) in by_slot.iter().zip(replies) {
@@ -483,31 +493,10 @@ pub async fn eval_on_pipes(
     if !pipes.is_cluster() || keys.len() < 2 {
         return eval_group(pipes, client, moved, sha, keys.into(), params, now, timeout).await;
     }
-    let mut by_slot: Vec<(u16, Vec<usize>)> = Vec::new();
-    for (i, key) in keys.iter().enumerate() {
-        let s = slot(key);
-        match by_slot.iter_mut().find(|(owner, _)| *owner == s) {
-            Some((_, at)) => at.push(i),
-            None => by_slot.push((s, vec![i])),
-        }
-    }
-    let calls = by_slot.iter().map(|(_, at)| {
-        let group: Arc<[String]> = at.iter().map(|&i| keys[i].clone()).collect();
-        eval_group(pipes, client, moved, sha, group, params, now, timeout)
-    });
-    let replies = futures::future::join_all(calls).await;
-    let mut out = vec![None; keys.len()];
-    for ((_, at), reply) in by_slot.iter().zip(replies) {
-        for (&i, throttle) in at.iter().zip(reply?) {
-            out[i] = Some(throttle);
-        }
-    }
-    out.into_iter()
-        .collect::<Option<Vec<_>>>()
-        .ok_or(RedisFailure::Reply {
-            got: 0,
-            keys: keys.len(),
-        })
+    per_slot(&keys, |group| {
+        eval_group(pipes, client, moved, sha, group.into(), params, now, timeout)
+    })
+    .await
 }
 
 /// One call of the script for `keys` (one slot on a cluster) on the

@@ -6,65 +6,12 @@
 //! last said about each client, and decisions go back to Redis only after
 //! health checks that run the script pass twice in a row).
 
-use std::process::{Child, Command, Stdio};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use serde_json::json;
-
-use crate::support::cluster::{free_port, which};
-use crate::support::history::{check, excess, Bound, Record};
-use crate::support::server::{eventually, Options, TestServer};
-
-/// A Redis of the test's own, on a loopback port of its own (a pause must
-/// not stall the other tests' Redis).
-struct OwnRedis {
-    child: Child,
-    port: u16,
-    _dir: tempfile::TempDir,
-}
-
-impl OwnRedis {
-    async fn start() -> OwnRedis {
-        let server = which("redis-server").expect("redis-server: apt-get install -y redis-server");
-        let dir = tempfile::tempdir().unwrap();
-        let port = free_port();
-        let child = Command::new(server)
-            .current_dir(dir.path())
-            .args(["--bind", "127.0.0.1", "--port", &port.to_string()])
-            .args(["--save", "", "--appendonly", "no"])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap();
-        let redis = OwnRedis {
-            child,
-            port,
-            _dir: dir,
-        };
-        eventually(Duration::from_secs(20), "the test's Redis starts", || async {
-            redis.cli(&["PING"]).filter(|out| out.contains("PONG"))
-        })
-        .await;
-        redis
-    }
-
-    fn cli(&self, args: &[&str]) -> Option<String> {
-        let out = Command::new("redis-cli")
-            .args(["-h", "127.0.0.1", "-p", &self.port.to_string()])
-            .args(args)
-            .output()
-            .ok()?;
-        Some(String::from_utf8_lossy(&out.stdout).into_owned())
-    }
-}
-
-impl Drop for OwnRedis {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
+use crate::support::cluster::free_port;
+use crate::support::history::{check, drive, excess, fleet, Bound, Record};
+use crate::support::redis_servers::{answering, RedisProc};
 
 #[test]
 fn the_checker_finds_admissions_over_the_bound() {
@@ -106,37 +53,27 @@ const SECONDS: u64 = 10;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_flapping_redis_costs_at_most_one_burst_per_client_on_three_nodes() {
-    let redis = OwnRedis::start().await;
+    // A Redis of the test's own: a pause must not stall the other tests'.
+    let redis = RedisProc::start(free_port(), &[]);
+    answering(redis.port).await;
     let url = format!("redis://127.0.0.1:{}", redis.port);
     let prefix = format!("flap{}:", std::process::id());
-    let mut nodes = Vec::new();
-    for _ in 0..3 {
-        let opts = Options {
-            redis_url: Some(url.clone()),
-            ..Options::default()
-        }
-        .env("DIEM_REDIS__KEY_PREFIX", &prefix)
-        .env("DIEM_LIMITER__TRUSTED_PROXIES", "127.0.0.1")
-        .env("DIEM_LIMITER__FLEET_SIZE", 3)
-        // burst 4, 5 per 5 s: T = 1 s.
-        .env("DIEM_LIMITER__BURST", 4)
-        .env("DIEM_LIMITER__COUNT", 5)
-        .env("DIEM_LIMITER__PERIOD", "5s");
-        nodes.push(TestServer::start(opts).await);
-    }
-    for s in &nodes {
-        eventually(Duration::from_secs(20), "redis decides", || async {
-            (s.ctl(json!({"cmd": "stats"})).await["limiter"]["backend"] == "redis").then_some(())
-        })
-        .await;
-    }
-    let nodes = Arc::new(nodes);
-    let history = Arc::new(Mutex::new(Vec::new()));
-    let failures = Arc::new(Mutex::new(Vec::new()));
-    let start = tokio::time::Instant::now() + Duration::from_millis(200);
-
+    // burst 4, 5 per 5 s: T = 1 s.
+    let nodes = Arc::new(
+        fleet(
+            &url,
+            &prefix,
+            &[
+                ("DIEM_LIMITER__BURST", "4"),
+                ("DIEM_LIMITER__COUNT", "5"),
+                ("DIEM_LIMITER__PERIOD", "5s"),
+            ],
+        )
+        .await,
+    );
     // The fault: Redis paused 400 ms at the start of every second.
     let port = redis.port;
+    let start = tokio::time::Instant::now() + Duration::from_millis(100);
     let pauser = tokio::spawn(async move {
         for second in 0..SECONDS {
             tokio::time::sleep_until(start + Duration::from_secs(second)).await;
@@ -150,51 +87,22 @@ async fn a_flapping_redis_costs_at_most_one_burst_per_client_on_three_nodes() {
                     "PAUSE",
                     "400",
                 ])
-                .stdout(Stdio::null())
+                .stdout(std::process::Stdio::null())
                 .status()
                 .await;
         }
     });
-    let mut clients = Vec::new();
-    for c in 0..CLIENTS {
-        let (nodes, history, failures) = (nodes.clone(), history.clone(), failures.clone());
-        clients.push(tokio::spawn(async move {
-            let client = format!("198.51.100.{}", c + 1);
-            let every = Duration::from_micros(1_000_000 / PER_SECOND);
-            // Spread over the interval, so the clients do not move in step.
-            let offset = every * u32::try_from(c).unwrap() / u32::try_from(CLIENTS).unwrap();
-            for k in 0..PER_SECOND * SECONDS {
-                tokio::time::sleep_until(start + offset + every * u32::try_from(k).unwrap()).await;
-                let node = (c + usize::try_from(k).unwrap()) % nodes.len();
-                let r = nodes[node]
-                    .request("GET", "/hitokoto/v2/", &[("x-forwarded-for", &client)], "")
-                    .await;
-                match Record::of(node, &client, r.status, r.header("x-diem-decided")) {
-                    Some(record) if r.status == 200 || r.status == 429 => {
-                        history.lock().unwrap().push(record)
-                    }
-                    _ => failures.lock().unwrap().push(format!("{} {}", r.status, r.body)),
-                }
-            }
-        }));
-    }
     let began = Instant::now();
-    for c in clients {
-        c.await.unwrap();
-    }
+    let every = Duration::from_micros(1_000_000 / PER_SECOND);
+    let (history, failures) = drive(&nodes, CLIENTS, (PER_SECOND * SECONDS) as usize, every, "198.51").await;
     pauser.await.unwrap();
     let took = began.elapsed();
 
-    let failures = failures.lock().unwrap().clone();
     assert!(
         failures.is_empty(),
         "every request answered 200 or 429: {failures:?}"
     );
-    let history = history.lock().unwrap().clone();
-    assert_eq!(
-        history.len(),
-        CLIENTS * usize::try_from(PER_SECOND * SECONDS).unwrap()
-    );
+    assert_eq!(history.len(), CLIENTS * (PER_SECOND * SECONDS) as usize);
     let bound = Bound {
         burst: 4,
         emission_us: 1_000_000,

@@ -199,3 +199,54 @@ pub async fn drive(
     let failures = failures.lock().unwrap().clone();
     (history, failures)
 }
+
+/// What a primary's death cost, from the history of a run through it
+/// (burst 4, T = 1 s): the checker's report, and for each of `nodes` the
+/// ms after `failed_over_at` (µs) at which its last local decision was made
+/// (0 if none came after). Asserts that every request was answered, that
+/// Redis alone stayed exact, that the excess stayed within `burst + 1`,
+/// and that each node was back in Redis within 1 s of the failover.
+pub fn after_failover(
+    what: &str,
+    history: &[Record],
+    failures: &[String],
+    nodes: usize,
+    killed_at: i64,
+    failed_over_at: i64,
+) -> Report {
+    assert!(
+        failures.is_empty(),
+        "every request answered 200 or 429: {failures:?}"
+    );
+    let report = check(
+        history,
+        Bound {
+            burst: 4,
+            emission_us: 1_000_000,
+        },
+    );
+    let back: Vec<i64> = (0..nodes)
+        .map(|node| {
+            history
+                .iter()
+                .filter(|r| r.node == node && r.store == "local")
+                .map(|r| r.at_us)
+                .max()
+                .map_or(0, |last| (last - failed_over_at).max(0) / 1000)
+        })
+        .collect();
+    eprintln!(
+        "{what}, primary killed: failed over {} ms after the kill; local decisions ended {back:?} ms after it (per node); {report:?}",
+        (failed_over_at - killed_at) / 1000
+    );
+    assert_eq!(report.max_excess_redis_only, 0, "{report:?}");
+    assert!(
+        report.max_excess <= 5,
+        "at most burst + 1 extra admissions per client: {report:?}"
+    );
+    assert!(
+        back.iter().all(|&ms| ms <= 1_000),
+        "decisions back in Redis within 1 s of the failover: {back:?}"
+    );
+    report
+}
