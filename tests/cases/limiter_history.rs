@@ -10,7 +10,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use crate::support::cluster::free_port;
-use crate::support::history::{check, drive, excess, fleet, Bound, Record};
+use crate::support::history::{check, drive, excess, fleet, Bound, Record, BURST_4_T_1S};
 use crate::support::redis_servers::{answering, RedisProc};
 
 #[test]
@@ -59,18 +59,7 @@ async fn a_flapping_redis_costs_at_most_one_burst_per_client_on_three_nodes() {
     let url = format!("redis://127.0.0.1:{}", redis.port);
     let prefix = format!("flap{}:", std::process::id());
     // burst 4, 5 per 5 s: T = 1 s.
-    let nodes = Arc::new(
-        fleet(
-            &url,
-            &prefix,
-            &[
-                ("DIEM_LIMITER__BURST", "4"),
-                ("DIEM_LIMITER__COUNT", "5"),
-                ("DIEM_LIMITER__PERIOD", "5s"),
-            ],
-        )
-        .await,
-    );
+    let nodes = Arc::new(fleet(&url, &prefix, &BURST_4_T_1S).await);
     // The fault: Redis paused 400 ms at the start of every second.
     let port = redis.port;
     let start = tokio::time::Instant::now() + Duration::from_millis(100);

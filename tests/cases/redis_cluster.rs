@@ -8,7 +8,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use crate::support::history::{after_failover, check, drive, fleet, now_us, Bound};
+use crate::support::history::{after_failover, check, drive, fleet, now_us, Bound, BURST_4_T_1S};
 use crate::support::redis_servers::RedisCluster;
 use crate::support::server::eventually;
 use serde_json::json;
@@ -124,18 +124,7 @@ async fn a_redis_cluster_decides_exactly_and_survives_a_primary_s_death() {
     // A primary killed mid-run: burst 4, 5 per 5 s, 30 clients at 8/s for
     // 10 s, the first primary SIGKILLed after 2 s.
     let prefix = format!("rk{}:", std::process::id());
-    let nodes = Arc::new(
-        fleet(
-            &url,
-            &prefix,
-            &[
-                ("DIEM_LIMITER__BURST", "4"),
-                ("DIEM_LIMITER__COUNT", "5"),
-                ("DIEM_LIMITER__PERIOD", "5s"),
-            ],
-        )
-        .await,
-    );
+    let nodes = Arc::new(fleet(&url, &prefix, &BURST_4_T_1S).await);
     let before = cluster.primaries();
     assert_eq!(before.len(), 3, "{before:?}");
     let load = {

@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use serde_json::json;
 
-use crate::support::history::{after_failover, check, drive, fleet, now_us, Bound};
+use crate::support::history::{after_failover, check, drive, fleet, now_us, Bound, BURST_4_T_1S};
 use crate::support::redis_servers::RedisSentinels;
 use crate::support::server::eventually;
 
@@ -43,18 +43,7 @@ async fn sentinel_decides_exactly_on_the_hot_path_and_follows_a_failover() {
 
     // The primary killed mid-run.
     let prefix = format!("rsk{}:", std::process::id());
-    let nodes = Arc::new(
-        fleet(
-            &url,
-            &prefix,
-            &[
-                ("DIEM_LIMITER__BURST", "4"),
-                ("DIEM_LIMITER__COUNT", "5"),
-                ("DIEM_LIMITER__PERIOD", "5s"),
-            ],
-        )
-        .await,
-    );
+    let nodes = Arc::new(fleet(&url, &prefix, &BURST_4_T_1S).await);
     let old = set.primary().expect("the sentinels name a primary");
     let load = {
         let nodes = nodes.clone();

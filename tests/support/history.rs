@@ -44,6 +44,14 @@ impl Record {
     }
 }
 
+/// The limit of the fault tests: burst 4, 5 per 5 s (T = 1 s; at most 15
+/// admitted per client in 10 s).
+pub const BURST_4_T_1S: [(&str, &str); 3] = [
+    ("DIEM_LIMITER__BURST", "4"),
+    ("DIEM_LIMITER__COUNT", "5"),
+    ("DIEM_LIMITER__PERIOD", "5s"),
+];
+
 /// Now, µs since the Unix epoch (the clock the nodes' decision times are on).
 pub fn now_us() -> i64 {
     let since = std::time::SystemTime::now()
