@@ -55,7 +55,7 @@ const SECONDS: u64 = 10;
 async fn a_flapping_redis_costs_at_most_one_burst_per_client_on_three_nodes() {
     // A Redis of the test's own: a pause must not stall the other tests'.
     let redis = RedisProc::start(free_port(), &[]);
-    answering(redis.port).await;
+    answering(&redis).await;
     let url = format!("redis://127.0.0.1:{}", redis.port);
     let prefix = format!("flap{}:", std::process::id());
     // burst 4, 5 per 5 s: T = 1 s.

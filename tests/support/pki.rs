@@ -4,7 +4,8 @@
 //! neither.
 
 /// The files, in a directory of their own: `ca.pem`, `other-ca.pem`,
-/// `server.crt` + `server.key`, `client.crt` + `client.key`.
+/// `server.crt` + `server.key`, `node.crt` + `node.key`, `client.crt` +
+/// `client.key`.
 pub struct Pki {
     dir: tempfile::TempDir,
 }
@@ -23,9 +24,13 @@ impl Pki {
         let ca = ca_for("diem test CA");
         let other = ca_for("another CA");
         let write = |file: &str, text: String| std::fs::write(dir.path().join(file), text).unwrap();
-        for (name, subject) in [("server", "localhost"), ("client", "diem")] {
+        for (name, subjects) in [
+            ("server", &["localhost"][..]),
+            ("client", &["diem"][..]),
+            ("node", &["localhost", "127.0.0.1"][..]),
+        ] {
             let key = KeyPair::generate().unwrap();
-            let cert = CertificateParams::new(vec![subject.to_owned()])
+            let cert = CertificateParams::new(subjects.iter().map(|s| s.to_string()).collect::<Vec<_>>())
                 .unwrap()
                 .signed_by(&key, &ca)
                 .unwrap();

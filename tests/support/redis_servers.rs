@@ -14,6 +14,8 @@ pub struct RedisProc {
     child: Option<Child>,
     /// Its port.
     pub port: u16,
+    /// What `redis-cli` needs besides the port (`--tls` and its files).
+    cli_args: Vec<String>,
     _dir: tempfile::TempDir,
 }
 
@@ -34,19 +36,58 @@ impl RedisProc {
         RedisProc {
             child: Some(child),
             port,
+            cli_args: Vec::new(),
             _dir: dir,
         }
     }
 
+    /// Starts `redis-server` speaking TLS only on `port` (certificates of
+    /// `pki`: `node.crt`, valid for 127.0.0.1), with `args`.
+    pub fn start_tls(port: u16, pki: &super::pki::Pki, args: &[&str]) -> RedisProc {
+        let p = port.to_string();
+        let (cert, key, ca) = (pki.path("node.crt"), pki.path("node.key"), pki.path("ca.pem"));
+        let mut all = vec![
+            "--port",
+            "0",
+            "--tls-port",
+            &p,
+            "--tls-cert-file",
+            &cert,
+            "--tls-key-file",
+            &key,
+            "--tls-ca-cert-file",
+            &ca,
+            "--tls-auth-clients",
+            "no",
+            "--tls-replication",
+            "yes",
+        ];
+        all.extend_from_slice(args);
+        let mut proc = RedisProc::start(port, &all);
+        proc.cli_args = vec!["--tls".to_owned(), "--cacert".to_owned(), ca];
+        proc
+    }
+
     /// Starts a Sentinel on `port` watching `master` as `mymaster`, with
-    /// `down-after-milliseconds` 1000 and a quorum of 2.
-    pub fn sentinel(port: u16, master: u16) -> RedisProc {
+    /// `down-after-milliseconds` 1000 and a quorum of 2 (over TLS only, with
+    /// `pki`'s `node` certificate, if given).
+    pub fn sentinel(port: u16, master: u16, pki: Option<&super::pki::Pki>) -> RedisProc {
         let dir = tempfile::tempdir().unwrap();
         let conf = dir.path().join("sentinel.conf");
+        let listen = match pki {
+            None => format!("port {port}\n"),
+            Some(pki) => format!(
+                "port 0\ntls-port {port}\ntls-cert-file {}\ntls-key-file {}\ntls-ca-cert-file {}\n\
+                 tls-auth-clients no\ntls-replication yes\n",
+                pki.path("node.crt"),
+                pki.path("node.key"),
+                pki.path("ca.pem")
+            ),
+        };
         std::fs::write(
             &conf,
             format!(
-                "bind 127.0.0.1\nport {port}\nsentinel monitor mymaster 127.0.0.1 {master} 2\n\
+                "bind 127.0.0.1\n{listen}sentinel monitor mymaster 127.0.0.1 {master} 2\n\
                  sentinel down-after-milliseconds mymaster 1000\nsentinel failover-timeout mymaster 5000\n\
                  sentinel parallel-syncs mymaster 1\n"
             ),
@@ -64,13 +105,22 @@ impl RedisProc {
         RedisProc {
             child: Some(child),
             port,
+            cli_args: pki.map_or_else(Vec::new, |pki| {
+                vec!["--tls".to_owned(), "--cacert".to_owned(), pki.path("ca.pem")]
+            }),
             _dir: dir,
         }
     }
 
-    /// `redis-cli -p PORT ARGS`: its output.
+    /// `redis-cli -p PORT ARGS` (over TLS if it speaks TLS): its output.
     pub fn cli(&self, args: &[&str]) -> String {
-        cli(self.port, args)
+        Command::new("redis-cli")
+            .args(["-h", "127.0.0.1", "-p", &self.port.to_string()])
+            .args(&self.cli_args)
+            .args(args)
+            .output()
+            .map(|o| String::from_utf8_lossy(&o.stdout).into_owned())
+            .unwrap_or_default()
     }
 
     /// Kills it (SIGKILL): a primary's death.
@@ -98,10 +148,10 @@ pub fn cli(port: u16, args: &[&str]) -> String {
         .unwrap_or_default()
 }
 
-/// Waits until `redis-cli -p port PING` answers.
-pub async fn answering(port: u16) {
+/// Waits until it answers `PING`.
+pub async fn answering(redis: &RedisProc) {
     eventually(Duration::from_secs(20), "a test Redis starts", || async {
-        cli(port, &["PING"]).contains("PONG").then_some(())
+        redis.cli(&["PING"]).contains("PONG").then_some(())
     })
     .await;
 }
@@ -117,35 +167,47 @@ impl RedisCluster {
     /// Starts the six servers and makes them a cluster; returns once every
     /// node says `cluster_state:ok`.
     pub async fn start() -> RedisCluster {
+        Self::start_with(None).await
+    }
+
+    /// The same, speaking TLS only (clients, replication and the cluster
+    /// bus), with `pki`'s certificates.
+    pub async fn start_tls(pki: &super::pki::Pki) -> RedisCluster {
+        Self::start_with(Some(pki)).await
+    }
+
+    async fn start_with(pki: Option<&super::pki::Pki>) -> RedisCluster {
         let mut nodes = Vec::new();
         for _ in 0..6 {
             let (port, bus) = (free_port(), free_port());
             let bus = bus.to_string();
-            nodes.push(RedisProc::start(
-                port,
-                &[
-                    "--cluster-enabled",
-                    "yes",
-                    "--cluster-config-file",
-                    "nodes.conf",
-                    "--cluster-node-timeout",
-                    "2000",
-                    "--cluster-port",
-                    &bus,
-                    // A replica fails over whatever the age of its data:
-                    // with the default (10), a replica of an idle primary
-                    // refused ("Disconnected from master for longer than
-                    // allowed") and the cluster stayed down.
-                    "--cluster-replica-validity-factor",
-                    "0",
-                ],
-            ));
+            let start = |args: &[&str]| match pki {
+                Some(pki) => RedisProc::start_tls(port, pki, &[args, &["--tls-cluster", "yes"]].concat()),
+                None => RedisProc::start(port, args),
+            };
+            nodes.push(start(&[
+                "--cluster-enabled",
+                "yes",
+                "--cluster-config-file",
+                "nodes.conf",
+                "--cluster-node-timeout",
+                "2000",
+                "--cluster-port",
+                &bus,
+                // A replica fails over whatever the age of its data:
+                // with the default (10), a replica of an idle primary
+                // refused ("Disconnected from master for longer than
+                // allowed") and the cluster stayed down.
+                "--cluster-replica-validity-factor",
+                "0",
+            ]));
         }
         for n in &nodes {
-            answering(n.port).await;
+            answering(n).await;
         }
         let addrs: Vec<String> = nodes.iter().map(|n| format!("127.0.0.1:{}", n.port)).collect();
         let out = Command::new("redis-cli")
+            .args(&nodes[0].cli_args)
             .args(["--cluster", "create"])
             .args(&addrs)
             .args(["--cluster-replicas", "1", "--cluster-yes"])
@@ -169,9 +231,15 @@ impl RedisCluster {
         cluster
     }
 
-    /// fred's URL of it: `redis-cluster://first?node=…&node=…`.
+    /// fred's URL of it: `redis-cluster://first?node=…&node=…`
+    /// (`rediss-cluster://` over TLS).
     pub fn url(&self) -> String {
-        let mut url = format!("redis-cluster://127.0.0.1:{}", self.nodes[0].port);
+        let scheme = if self.nodes[0].cli_args.is_empty() {
+            "redis"
+        } else {
+            "rediss"
+        };
+        let mut url = format!("{scheme}-cluster://127.0.0.1:{}", self.nodes[0].port);
         for (i, n) in self.nodes.iter().enumerate().skip(1) {
             url.push(if i == 1 { '?' } else { '&' });
             url.push_str(&format!("node=127.0.0.1:{}", n.port));
@@ -208,16 +276,32 @@ impl RedisSentinels {
     /// Starts them; returns once every Sentinel knows the replica and the
     /// two other Sentinels (a failover needs both).
     pub async fn start() -> RedisSentinels {
-        let primary = RedisProc::start(free_port(), &[]);
-        answering(primary.port).await;
+        Self::start_with(None).await
+    }
+
+    /// The same, every server and Sentinel speaking TLS only.
+    pub async fn start_tls(pki: &super::pki::Pki) -> RedisSentinels {
+        Self::start_with(Some(pki)).await
+    }
+
+    async fn start_with(pki: Option<&super::pki::Pki>) -> RedisSentinels {
+        let server = |args: &[&str]| {
+            let port = free_port();
+            match pki {
+                Some(pki) => RedisProc::start_tls(port, pki, args),
+                None => RedisProc::start(port, args),
+            }
+        };
+        let primary = server(&[]);
+        answering(&primary).await;
         let master = primary.port.to_string();
-        let replica = RedisProc::start(free_port(), &["--replicaof", "127.0.0.1", &master]);
-        answering(replica.port).await;
+        let replica = server(&["--replicaof", "127.0.0.1", &master]);
+        answering(&replica).await;
         let sentinels: Vec<RedisProc> = (0..3)
-            .map(|_| RedisProc::sentinel(free_port(), primary.port))
+            .map(|_| RedisProc::sentinel(free_port(), primary.port, pki))
             .collect();
         for s in &sentinels {
-            answering(s.port).await;
+            answering(s).await;
         }
         for s in &sentinels {
             eventually(
@@ -243,10 +327,15 @@ impl RedisSentinels {
         }
     }
 
-    /// fred's URL of it.
+    /// fred's URL of it (`rediss-sentinel://` over TLS).
     pub fn url(&self) -> String {
+        let scheme = if self.sentinels[0].cli_args.is_empty() {
+            "redis"
+        } else {
+            "rediss"
+        };
         format!(
-            "redis-sentinel://127.0.0.1:{}?node=127.0.0.1:{}&node=127.0.0.1:{}&sentinelServiceName=mymaster",
+            "{scheme}-sentinel://127.0.0.1:{}?node=127.0.0.1:{}&node=127.0.0.1:{}&sentinelServiceName=mymaster",
             self.sentinels[0].port, self.sentinels[1].port, self.sentinels[2].port
         )
     }
