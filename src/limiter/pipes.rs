@@ -82,7 +82,7 @@ pub enum Pipes {
 }
 
 impl Pipes {
-    /// The connection for `key`, and its hash slot on a cluster.
+    /// The connection for `key`: on a cluster, that of its slot's primary.
     pub fn for_key(&self, key: &str) -> &Pipe {
         match self {
             Pipes::One(pipe) => pipe,
