@@ -182,6 +182,9 @@ pub(crate) fn stats(s: &Stats) -> String {
         "  {:<12} {} open, {} idle, {} waiting, max {}; {} shared read connections",
         "pool", p.size, p.available, p.waiting, p.max_size, p.read_connections
     );
+    if let Some(server) = &p.server {
+        let _ = writeln!(out, "  {:<12} {server}", "server");
+    }
     if let Some(e) = &p.error {
         let _ = writeln!(out, "  {:<12} {e}", "error");
     }

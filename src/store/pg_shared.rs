@@ -43,6 +43,7 @@ pub(crate) struct PgShared {
     next_reader: AtomicUsize,
     ready: watch::Sender<bool>,
     error: Mutex<Option<String>>,
+    server: Mutex<Option<String>>,
     deadline_ms: AtomicU64,
 }
 
@@ -54,6 +55,7 @@ impl Default for PgShared {
             next_reader: AtomicUsize::new(0),
             ready: watch::Sender::new(false),
             error: Mutex::new(None),
+            server: Mutex::new(None),
             deadline_ms: AtomicU64::new(7_000),
         }
     }
@@ -77,6 +79,11 @@ pub(crate) struct PgStatus {
     /// Shared read connections open (`postgres.read_connections`).
     #[serde(default)]
     pub read_connections: usize,
+    /// The server the pool's last probe reached (`address:port`, as the
+    /// server sees itself): with several hosts in `postgres.url` and
+    /// `target_session_attrs=read-write`, the primary.
+    #[serde(default)]
+    pub server: Option<String>,
 }
 
 impl PgShared {
@@ -116,6 +123,14 @@ impl PgShared {
                 .iter()
                 .filter(|r| !r.client.is_closed())
                 .count(),
+            server: self.server.lock().ok().and_then(|s| s.clone()),
+        }
+    }
+
+    /// Records the server the pool's probe reached.
+    pub(crate) fn set_server(&self, server: Option<String>) {
+        if let Ok(mut s) = self.server.lock() {
+            *s = server;
         }
     }
 

@@ -68,9 +68,16 @@ impl PostgresPool {
                     tracing::info!(?applied, schema = %cfg.schema, "migrations applied");
                 }
                 state.migrated = true;
-            } else {
-                client.simple_query("SELECT 1").await?;
             }
+            // Which server answered: the primary, with several hosts.
+            let row = client
+                .query_one(
+                    "SELECT coalesce(host(inet_server_addr()), 'local socket'), coalesce(inet_server_port(), 0)",
+                    &[],
+                )
+                .await?;
+            let (host, port): (String, i32) = (row.get(0), row.get(1));
+            self.node.pg.set_server(Some(if port == 0 { host } else { format!("{host}:{port}") }));
             Ok(())
         })
         .await

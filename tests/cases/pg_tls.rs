@@ -408,6 +408,17 @@ async fn a_promoted_standby_takes_the_writes_over_tls_and_the_snapshot_follows()
         s
     };
     let (a, b) = (Arc::new(node().await), Arc::new(node().await));
+    let server = |s: Arc<TestServer>| async move {
+        s.ctl(serde_json::json!({"cmd": "stats"})).await["postgres"]["server"]
+            .as_str()
+            .unwrap_or("")
+            .to_owned()
+    };
+    assert_eq!(
+        server(a.clone()).await,
+        format!("127.0.0.1:{}", primary.port),
+        "stats name the primary"
+    );
 
     // Writes on a, reads on b, all along.
     let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
@@ -467,6 +478,12 @@ async fn a_promoted_standby_takes_the_writes_over_tls_and_the_snapshot_follows()
     .await;
     tokio::time::sleep(Duration::from_secs(1)).await;
     stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    // The stats name the new primary.
+    let promoted_server = format!("127.0.0.1:{}", standby.port);
+    eventually(Duration::from_secs(10), "stats name the new primary", || async {
+        (server(a.clone()).await == promoted_server).then_some(())
+    })
+    .await;
     writer.await.unwrap();
     let (reads, failed_reads) = reader.await.unwrap();
     let refused = refused.lock().unwrap().clone();
