@@ -8,10 +8,9 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use crate::support::history::{after_failover, check, drive, fleet, now_us, Bound, BURST_4_T_1S};
+use crate::support::history::{after_failover, check, drive, exact_on, fleet, now_us, Bound, BURST_4_T_1S};
 use crate::support::redis_servers::RedisCluster;
 use crate::support::server::eventually;
-use serde_json::json;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_redis_cluster_decides_exactly_and_survives_a_primary_s_death() {
@@ -21,15 +20,7 @@ async fn a_redis_cluster_decides_exactly_and_survives_a_primary_s_death() {
     // Whole: the defaults (36 at once), 64 clients × 45 requests on three
     // nodes: 36 each, every one decided by Redis.
     let prefix = format!("rc{}:", std::process::id());
-    let nodes = Arc::new(fleet(&url, &prefix, &[]).await);
-    for s in nodes.iter() {
-        let limiter = s.ctl(json!({"cmd": "stats"})).await["limiter"].clone();
-        assert_eq!(limiter["redis"]["topology"], "cluster", "{limiter}");
-        assert_eq!(
-            limiter["redis"]["hot_path"], true,
-            "one hot-path connection per primary: {limiter}"
-        );
-    }
+    let nodes = exact_on(&url, &prefix, "cluster").await;
     eventually(
         Duration::from_secs(5),
         "the metrics name the topology",
@@ -40,27 +31,6 @@ async fn a_redis_cluster_decides_exactly_and_survives_a_primary_s_death() {
         },
     )
     .await;
-    let (history, failures) = drive(&nodes, 64, 45, Duration::from_millis(20), "198.51").await;
-    assert!(failures.is_empty(), "{failures:?}");
-    let mut allowed = std::collections::BTreeMap::<&str, usize>::new();
-    for r in &history {
-        *allowed.entry(&r.client).or_default() += usize::from(r.allowed);
-    }
-    assert_eq!(allowed.len(), 64);
-    assert!(
-        allowed.values().all(|&n| n == 36),
-        "36 each, as a standalone Redis: {allowed:?}"
-    );
-    let report = check(
-        &history,
-        Bound {
-            burst: 35,
-            emission_us: 10_000_000,
-        },
-    );
-    assert_eq!(report.by_store.get("local"), None, "{report:?}");
-    assert_eq!(report.max_excess, 0, "{report:?}");
-    eprintln!("redis cluster, whole: {report:?}");
 
     // A resharding under load: 2,000 slots moved from one primary to
     // another while 32 new clients spend their budgets. The nodes meet

@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use serde_json::json;
 
-use crate::support::history::{after_failover, check, drive, fleet, now_us, Bound, BURST_4_T_1S};
+use crate::support::history::{after_failover, drive, exact_on, fleet, now_us, BURST_4_T_1S};
 use crate::support::redis_servers::RedisSentinels;
 use crate::support::server::eventually;
 
@@ -20,25 +20,7 @@ async fn sentinel_decides_exactly_on_the_hot_path_and_follows_a_failover() {
     let url = set.url();
 
     let prefix = format!("rs{}:", std::process::id());
-    let nodes = Arc::new(fleet(&url, &prefix, &[]).await);
-    for s in nodes.iter() {
-        let limiter = s.ctl(json!({"cmd": "stats"})).await["limiter"].clone();
-        assert_eq!(limiter["redis"]["topology"], "sentinel", "{limiter}");
-        assert_eq!(limiter["redis"]["hot_path"], true, "{limiter}");
-    }
-    let (history, failures) = drive(&nodes, 64, 45, Duration::from_millis(20), "198.51").await;
-    assert!(failures.is_empty(), "{failures:?}");
-    let report = check(
-        &history,
-        Bound {
-            burst: 35,
-            emission_us: 10_000_000,
-        },
-    );
-    eprintln!("redis sentinel, whole: {report:?}");
-    assert_eq!((report.admitted, report.clients), (64 * 36, 64), "{report:?}");
-    assert_eq!(report.by_store.get("local"), None, "{report:?}");
-    assert_eq!(report.max_excess, 0, "{report:?}");
+    let nodes = exact_on(&url, &prefix, "sentinel").await;
     drop(nodes);
 
     // The primary killed mid-run.

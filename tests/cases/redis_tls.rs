@@ -278,19 +278,13 @@ async fn two_nodes_share_one_budget_in_a_tls_only_redis_and_refusals_are_said_as
     }
 }
 
-/// `rediss-cluster://`: a Redis Cluster speaking TLS only (clients,
-/// replication and the cluster bus), reached by the addresses its nodes
-/// announce (127.0.0.1, in their certificates): decided in Redis, on one
-/// TLS hot-path connection per primary, one budget for two nodes.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_tls_only_redis_cluster_decides_on_the_hot_path() {
-    let pki = Pki::new();
-    let cluster = crate::support::redis_servers::RedisCluster::start_tls(&pki).await;
-    let url = cluster.url();
-    assert!(url.starts_with("rediss-cluster://"), "{url}");
-    let prefix = format!("rtlsc{}:", std::process::id());
-    let a = node(&pki, &url, &prefix, &[]).await;
-    let b = node(&pki, &url, &prefix, &[]).await;
+/// Two nodes on the TLS store at `url` (a `topology`): each decides in
+/// Redis on the TLS hot path, and together they give one client one
+/// budget (5 of 12), none of it decided locally.
+async fn one_budget_over_tls(pki: &Pki, url: &str, topology: &str) {
+    let prefix = format!("rtls{topology}{}:", std::process::id());
+    let a = node(pki, url, &prefix, &[]).await;
+    let b = node(pki, url, &prefix, &[]).await;
     for s in [&a, &b] {
         let limiter = deciding_in_redis(s).await;
         assert_eq!(
@@ -299,7 +293,7 @@ async fn a_tls_only_redis_cluster_decides_on_the_hot_path() {
                 &limiter["redis"]["tls"],
                 &limiter["redis"]["hot_path"]
             ),
-            (&json!("cluster"), &json!(true), &json!(true)),
+            (&json!(topology), &json!(true), &json!(true)),
             "{limiter}"
         );
     }
@@ -315,6 +309,19 @@ async fn a_tls_only_redis_cluster_decides_on_the_hot_path() {
     assert_eq!(stats["local_allowed"], 0, "{stats}");
 }
 
+/// `rediss-cluster://`: a Redis Cluster speaking TLS only (clients,
+/// replication and the cluster bus), reached by the addresses its nodes
+/// announce (127.0.0.1, in their certificates): decided in Redis, on one
+/// TLS hot-path connection per primary, one budget for two nodes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_tls_only_redis_cluster_decides_on_the_hot_path() {
+    let pki = Pki::new();
+    let cluster = crate::support::redis_servers::RedisCluster::start_tls(&pki).await;
+    let url = cluster.url();
+    assert!(url.starts_with("rediss-cluster://"), "{url}");
+    one_budget_over_tls(&pki, &url, "cluster").await;
+}
+
 /// `rediss-sentinel://`: a primary, its replica and three Sentinels, all
 /// speaking TLS only: decided in Redis, on the TLS hot-path connection to
 /// the primary the Sentinels name.
@@ -324,27 +331,5 @@ async fn tls_only_sentinels_decide_on_the_hot_path() {
     let set = crate::support::redis_servers::RedisSentinels::start_tls(&pki).await;
     let url = set.url();
     assert!(url.starts_with("rediss-sentinel://"), "{url}");
-    let prefix = format!("rtlss{}:", std::process::id());
-    let a = node(&pki, &url, &prefix, &[]).await;
-    let b = node(&pki, &url, &prefix, &[]).await;
-    for s in [&a, &b] {
-        let limiter = deciding_in_redis(s).await;
-        assert_eq!(
-            (
-                &limiter["redis"]["topology"],
-                &limiter["redis"]["tls"],
-                &limiter["redis"]["hot_path"]
-            ),
-            (&json!("sentinel"), &json!(true), &json!(true)),
-            "{limiter}"
-        );
-    }
-    let mut allowed = 0;
-    for i in 0..12 {
-        let s = if i % 2 == 0 { &a } else { &b };
-        let r = s.get("/hitokoto/v2/").await;
-        assert!(r.status == 200 || r.status == 429, "{}: {}", r.status, r.body);
-        allowed += usize::from(r.status == 200);
-    }
-    assert_eq!(allowed, 5, "one budget of 5 for the client across both nodes");
+    one_budget_over_tls(&pki, &url, "sentinel").await;
 }

@@ -258,3 +258,38 @@ pub fn after_failover(
     );
     report
 }
+
+/// Three nodes on the store at `url` (a `topology`, on the hot path) with
+/// the default limit (36 at once), 64 clients × 45 requests: exactly 36
+/// each, every decision Redis's (as on a standalone Redis). Returns the
+/// nodes for more.
+pub async fn exact_on(url: &str, prefix: &str, topology: &str) -> Arc<Vec<TestServer>> {
+    let nodes = Arc::new(fleet(url, prefix, &[]).await);
+    for s in nodes.iter() {
+        let limiter = s.ctl(json!({"cmd": "stats"})).await["limiter"].clone();
+        assert_eq!(limiter["redis"]["topology"], topology, "{limiter}");
+        assert_eq!(limiter["redis"]["hot_path"], true, "on the hot path: {limiter}");
+    }
+    let (history, failures) = drive(&nodes, 64, 45, Duration::from_millis(20), "198.51").await;
+    assert!(failures.is_empty(), "{failures:?}");
+    let mut allowed = BTreeMap::<&str, usize>::new();
+    for r in &history {
+        *allowed.entry(&r.client).or_default() += usize::from(r.allowed);
+    }
+    assert_eq!(allowed.len(), 64);
+    assert!(
+        allowed.values().all(|&n| n == 36),
+        "36 each, as a standalone Redis: {allowed:?}"
+    );
+    let report = check(
+        &history,
+        Bound {
+            burst: 35,
+            emission_us: 10_000_000,
+        },
+    );
+    eprintln!("redis {topology}, whole: {report:?}");
+    assert_eq!(report.by_store.get("local"), None, "{report:?}");
+    assert_eq!(report.max_excess, 0, "{report:?}");
+    nodes
+}
