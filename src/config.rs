@@ -59,7 +59,7 @@ pub use limiter::{ClientHeader, LimiterConfig};
 pub use log::{LogConfig, LogFormat};
 pub use node::NodeConfig;
 pub use postgres::{split_tls_params, PostgresConfig, ReadMode, TlsParams};
-pub use redis::RedisConfig;
+pub use redis::{parse_url as parse_redis_url, RedisConfig};
 pub use runtime::RuntimeConfig;
 pub use value::{is_host_port, is_identifier, MIN_TOKEN_BYTES};
 pub use wait::{Wait, LONGEST_WAIT};

@@ -50,6 +50,35 @@ impl Default for RedisConfig {
     }
 }
 
+/// fred's reading of a Redis URL, without the TLS configuration fred
+/// would build for a `rediss` scheme: it reads the system's root
+/// certificates each time it parses one, and diem parses the URL at every
+/// check, connection and hand-over of the hot path; the TLS diem uses is
+/// its own (`limiter::redis_tls`), set on the client once.
+///
+/// ```
+/// use diem::config::parse_redis_url as parse_url;
+///
+/// let c = parse_url("rediss://:pw@cache.example:6380/2").unwrap();
+/// assert!(c.tls.is_none());
+/// assert_eq!((c.password.as_deref(), c.database), (Some("pw"), Some(2)));
+/// assert!(parse_url("rediss-cluster://a:7000?node=b:7000").unwrap().server.is_clustered());
+/// ```
+pub fn parse_url(url: &str) -> Result<fred::types::config::Config, fred::error::Error> {
+    let plain = match url.split_once("://") {
+        Some((scheme, rest)) => {
+            let scheme = match scheme {
+                s if s.starts_with("rediss") => s.replacen("rediss", "redis", 1),
+                s if s.starts_with("valkeys") => s.replacen("valkeys", "valkey", 1),
+                s => s.to_owned(),
+            };
+            format!("{scheme}://{rest}")
+        }
+        None => url.to_owned(),
+    };
+    fred::types::config::Config::from_url(&plain)
+}
+
 impl RedisConfig {
     /// Whether the URL asks for TLS (`rediss`, `rediss-cluster`,
     /// `rediss-sentinel`, and fred's `valkeys` forms).
@@ -72,7 +101,7 @@ impl RedisConfig {
     }
 
     pub(super) fn validate(&self) -> Result<(), ConfigError> {
-        if let Err(e) = fred::types::config::Config::from_url(&self.url) {
+        if let Err(e) = parse_url(&self.url) {
             return invalid("redis.url", &format!("a Redis URL ({e})"));
         }
         if !self.uses_tls() {

@@ -102,20 +102,29 @@ impl LocalStore {
         let tat = shard.get(&ip).map(|e| e.tat).filter(|&t| t > now);
         let (throttle, stored) = decide(params, tat, now, cost);
         if let Some(new_tat) = stored {
-            if shard.len() >= self.per_shard && !shard.contains_key(&ip) {
-                shard.retain(|_, e| e.tat > now);
-            }
-            if shard.len() < self.per_shard || shard.contains_key(&ip) {
-                shard.insert(
-                    ip,
-                    Entry {
-                        tat: new_tat,
-                        local: true,
-                    },
-                );
-            }
+            self.keep(
+                &mut shard,
+                ip,
+                Entry {
+                    tat: new_tat,
+                    local: true,
+                },
+                now,
+            );
         }
         throttle
+    }
+
+    /// Keeps `entry` for `ip` in its `shard`, bounded: a full shard first
+    /// forgets the keys whose TAT has passed; if it is still full, a new key
+    /// is not kept (decided next time as an unknown client).
+    fn keep(&self, shard: &mut HashMap<IpNet, Entry>, ip: IpNet, entry: Entry, now: i64) {
+        if shard.len() >= self.per_shard && !shard.contains_key(&ip) {
+            shard.retain(|_, e| e.tat > now);
+        }
+        if shard.len() < self.per_shard || shard.contains_key(&ip) {
+            shard.insert(ip, entry);
+        }
     }
 
     /// Remembers `tat` (µs, [`now_us`]'s clock) as `ip`'s TAT, as Redis
@@ -130,12 +139,7 @@ impl LocalStore {
             shard.remove(&ip);
             return;
         }
-        if shard.len() >= self.per_shard && !shard.contains_key(&ip) {
-            shard.retain(|_, e| e.tat > now);
-        }
-        if shard.len() < self.per_shard || shard.contains_key(&ip) {
-            shard.insert(ip, Entry { tat, local: false });
-        }
+        self.keep(&mut shard, ip, Entry { tat, local: false }, now);
     }
 
     /// The clients whose TAT a local decision moved since Redis last

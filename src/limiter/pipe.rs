@@ -95,7 +95,7 @@ impl Target {
     /// socket), over TLS with `tls` when the URL asks for it
     /// ([`redis_tls`](super::redis_tls)).
     pub fn of_url(url: &str, tls: Option<Arc<ClientConfig>>) -> Option<Target> {
-        let config = fred::prelude::Config::from_url(url).ok()?;
+        let config = crate::config::parse_redis_url(url).ok()?;
         match config.server {
             fred::types::config::ServerConfig::Centralized { server } => {
                 let tls = match tls {
@@ -124,7 +124,7 @@ impl Target {
         primary: &fred::types::config::Server,
         tls: Option<Arc<ClientConfig>>,
     ) -> Option<Target> {
-        let config = fred::prelude::Config::from_url(url).ok()?;
+        let config = crate::config::parse_redis_url(url).ok()?;
         if matches!(
             config.server,
             fred::types::config::ServerConfig::Centralized { .. }

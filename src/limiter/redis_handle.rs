@@ -190,13 +190,9 @@ impl RedisHandle {
         self.pipes.is_some()
     }
 
-    /// `<prefix>rl:<key text>`, in one allocation.
+    /// `client`'s Redis key.
     fn key(&self, client: &IpNet) -> String {
-        let mut key = String::with_capacity(self.prefix.len() + 3 + KEY_TEXT_MAX);
-        key.push_str(&self.prefix);
-        key.push_str("rl:");
-        push_key_text(&mut key, client);
-        key
+        redis_key(&self.prefix, client)
     }
 
     /// The state of `client`'s key in Redis, spending nothing; `None` if
@@ -330,6 +326,15 @@ pub enum RedisFailure {
     },
 }
 
+/// `<prefix>rl:<key text>`: a client's Redis key, in one allocation.
+fn redis_key(prefix: &str, client: &IpNet) -> String {
+    let mut key = String::with_capacity(prefix.len() + 3 + KEY_TEXT_MAX);
+    key.push_str(prefix);
+    key.push_str("rl:");
+    push_key_text(&mut key, client);
+    key
+}
+
 /// The script's `ARGV` for `params` (and `now`, µs, if given).
 fn script_args(params: &Params, now: Option<i64>) -> Vec<i64> {
     let i = |v: u64| i64::try_from(v).unwrap_or(i64::MAX);
@@ -359,16 +364,7 @@ pub async fn write_back(
     let chunk = if client.is_clustered() { 1 } else { chunk.max(1) };
     let mut written = 0;
     for part in tats.chunks(chunk) {
-        let keys: Vec<String> = part
-            .iter()
-            .map(|(ip, _)| {
-                let mut key = String::with_capacity(prefix.len() + 3 + KEY_TEXT_MAX);
-                key.push_str(prefix);
-                key.push_str("rl:");
-                push_key_text(&mut key, ip);
-                key
-            })
-            .collect();
+        let keys: Vec<String> = part.iter().map(|(ip, _)| redis_key(prefix, ip)).collect();
         let mut args: Vec<i64> = part.iter().map(|(_, tat)| *tat).collect();
         args.push(now_us());
         let n: i64 = c.eval(WRITE_BACK, keys, args).await?;

@@ -21,8 +21,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use fred::prelude::{
-    Builder, Client, ClientLike, ClusterInterface, Config as RedisConfigUrl, EventInterface, Options,
-    ReconnectPolicy, TcpConfig,
+    Builder, Client, ClientLike, ClusterInterface, EventInterface, Options, ReconnectPolicy, TcpConfig,
 };
 use fred::types::config::{TlsConfig, TlsConnector, TlsHostMapping, UnresponsiveConfig};
 use ractor::{Actor, ActorProcessingErr, ActorRef};
@@ -32,7 +31,7 @@ use tokio_rustls::rustls::ClientConfig;
 use crate::limiter::pipe::{Pipe, Target};
 use crate::limiter::pipes::Pipes;
 use crate::limiter::redis_handle::{
-    eval, eval_on_pipes, load_script, now_us, write_back, LimiterMsg, Pending, RedisFailure, RedisHandle,
+    eval, eval_on_pipes, now_us, write_back, LimiterMsg, Pending, RedisFailure, RedisHandle,
     REDIRECT_ATTEMPTS, SCRIPT,
 };
 use crate::limiter::redis_tls::client_tls;
@@ -56,7 +55,7 @@ const BACK_AFTER: u32 = 2;
 /// [`client_tls`]) that gives up on a command after `timeout` and
 /// reconnects forever in the background.
 pub fn client(url: &str, tls: Option<Arc<ClientConfig>>, timeout: Duration) -> Result<Client, RedisFailure> {
-    let mut config = RedisConfigUrl::from_url(url)?;
+    let mut config = crate::config::parse_redis_url(url)?;
     if let Some(tls) = tls {
         config.tls = Some(TlsConfig {
             connector: TlsConnector::Rustls(tokio_rustls::TlsConnector::from(tls)),
@@ -249,7 +248,7 @@ impl RedisLimiter {
     /// connection's own error when a command only saw it as a timeout (a
     /// certificate refused is said as such, not as "unreachable").
     async fn check_health(&self, state: &LimiterState) -> Result<(), String> {
-        match self.healthy(&state.connection.client).await {
+        match self.healthy(&state.connection.client, &state.sha).await {
             Ok(()) => {
                 if let Ok(mut last) = state.connection_error.lock() {
                     *last = None;
@@ -266,12 +265,12 @@ impl RedisLimiter {
         }
     }
 
-    /// Redis answers and decides: `PING`, `SCRIPT LOAD` of the GCRA script,
-    /// and the script run on a probe key of this node (`<prefix>probe:<node>`)
-    /// under the limit in effect — a Redis that answers `PING` but refuses
-    /// the script (a read-only replica, a full memory, a missing Lua) is
-    /// not healthy.
-    async fn healthy(&self, client: &Client) -> Result<(), RedisFailure> {
+    /// Redis answers and decides: `PING`, and the script run on a probe key
+    /// of this node (`<prefix>probe:<node>`) under the limit in effect,
+    /// loaded (on every primary of a cluster) if Redis does not hold it — a
+    /// Redis that answers `PING` but refuses the script (a read-only
+    /// replica, a full memory, a missing Lua) is not healthy.
+    async fn healthy(&self, client: &Client, sha: &str) -> Result<(), RedisFailure> {
         let config = self.node.config();
         let timeout = config.redis.command_timeout.get().max(Duration::from_millis(200));
         let opts = Options {
@@ -281,10 +280,9 @@ impl RedisLimiter {
         };
         let c = client.with_options(&opts);
         let _: String = c.ping(None).await?;
-        let sha = load_script(client).await?;
         let probe = format!("{}probe:{}", config.redis.key_prefix, config.node.name);
         let params = self.node.limiter.settings().params;
-        Box::pin(eval(client, &sha, vec![probe], &params, None, timeout)).await?;
+        Box::pin(eval(client, sha, vec![probe], &params, None, timeout)).await?;
         Ok(())
     }
 
@@ -422,12 +420,18 @@ impl RedisLimiter {
         let was = self.node.limiter.why_local();
         let changed = was.as_deref().map(|w| refusal(w)) != Some(refused);
         if state.published.take().is_some() || changed {
+            let redis = crate::config::show::redact_secrets(&self.node.config().redis.url);
             match refused {
                 Some(why) => tracing::warn!(
+                    %redis,
                     %error,
                     "rate limiter: redis TLS refused ({why}; see redis.tls_ca, redis.tls_verify_hostname), deciding locally"
                 ),
-                None => tracing::warn!(%error, "rate limiter: redis unusable, deciding locally"),
+                None => tracing::warn!(
+                    %redis,
+                    %error,
+                    "rate limiter: redis is unreachable (or cannot run the script), deciding locally"
+                ),
             }
         }
         self.node.limiter.set_why_local(error);
@@ -467,21 +471,7 @@ impl Actor for RedisLimiter {
         // listener starts after the limiter.
         match self.check_health(&state).await {
             Ok(()) => self.publish(&myself, &mut state).await,
-            Err(e) => {
-                match refusal(&e) {
-                    Some(why) => tracing::warn!(
-                        redis = %crate::config::show::redact_secrets(&config.redis.url),
-                        error = %e,
-                        "redis TLS refused ({why}; see redis.tls_ca, redis.tls_verify_hostname): limiting locally until it answers"
-                    ),
-                    None => tracing::warn!(
-                        redis = %crate::config::show::redact_secrets(&config.redis.url),
-                        error = %e,
-                        "redis is unreachable: limiting locally until it answers"
-                    ),
-                }
-                self.node.limiter.set_why_local(e);
-            }
+            Err(e) => self.withdraw(&mut state, e),
         }
         let every = config.redis.health_interval;
         myself.send_after(every.get(), || LimiterMsg::Tick);

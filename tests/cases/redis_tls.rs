@@ -144,28 +144,9 @@ async fn two_nodes_share_one_budget_in_a_tls_only_redis_and_refusals_are_said_as
     let url = format!("rediss://localhost:{}", redis.port);
     let prefix = format!("rtls{}:", std::process::id());
 
-    // Two nodes, one budget: decided in Redis, on the hot-path connection.
-    let a = node(&pki, &url, &prefix, &[]).await;
-    let b = node(&pki, &url, &prefix, &[]).await;
-    for s in [&a, &b] {
-        let limiter = deciding_in_redis(s).await;
-        assert_eq!(limiter["redis"]["tls"], true, "{limiter}");
-        assert_eq!(limiter["redis"]["topology"], "standalone", "{limiter}");
-        assert_eq!(
-            limiter["redis"]["hot_path"], true,
-            "a TLS user gets the hot path: {limiter}"
-        );
-    }
-    let mut allowed = 0;
-    for i in 0..12 {
-        let s = if i % 2 == 0 { &a } else { &b };
-        let r = s.get("/hitokoto/v2/").await;
-        assert!(r.status == 200 || r.status == 429, "{}: {}", r.status, r.body);
-        allowed += usize::from(r.status == 200);
-    }
-    assert_eq!(allowed, 5, "one budget of 5 for the client across both nodes");
-    let stats = a.ctl(json!({"cmd": "stats"})).await["limiter"]["decisions"].clone();
-    assert_eq!(stats["local_allowed"], 0, "{stats}");
+    // Two nodes, one budget: decided in Redis, on the hot-path connection
+    // (a TLS user gets the hot path).
+    let (a, b) = one_budget_over_tls(&pki, &url, &prefix, "standalone").await;
     let keys = redis
         .cli(&pki, &["--scan", "--pattern", &format!("{prefix}*")])
         .unwrap_or_default();
@@ -278,13 +259,12 @@ async fn two_nodes_share_one_budget_in_a_tls_only_redis_and_refusals_are_said_as
     }
 }
 
-/// Two nodes on the TLS store at `url` (a `topology`): each decides in
-/// Redis on the TLS hot path, and together they give one client one
-/// budget (5 of 12), none of it decided locally.
-async fn one_budget_over_tls(pki: &Pki, url: &str, topology: &str) {
-    let prefix = format!("rtls{topology}{}:", std::process::id());
-    let a = node(pki, url, &prefix, &[]).await;
-    let b = node(pki, url, &prefix, &[]).await;
+/// Two nodes on the TLS store at `url` (a `topology`) with key `prefix`:
+/// each decides in Redis on the TLS hot path, and together they give one
+/// client one budget (5 of 12), none of it decided locally. Returns them.
+async fn one_budget_over_tls(pki: &Pki, url: &str, prefix: &str, topology: &str) -> (TestServer, TestServer) {
+    let a = node(pki, url, prefix, &[]).await;
+    let b = node(pki, url, prefix, &[]).await;
     for s in [&a, &b] {
         let limiter = deciding_in_redis(s).await;
         assert_eq!(
@@ -307,6 +287,7 @@ async fn one_budget_over_tls(pki: &Pki, url: &str, topology: &str) {
     assert_eq!(allowed, 5, "one budget of 5 for the client across both nodes");
     let stats = a.ctl(json!({"cmd": "stats"})).await["limiter"]["decisions"].clone();
     assert_eq!(stats["local_allowed"], 0, "{stats}");
+    (a, b)
 }
 
 /// `rediss-cluster://`: a Redis Cluster speaking TLS only (clients,
@@ -319,7 +300,8 @@ async fn a_tls_only_redis_cluster_decides_on_the_hot_path() {
     let cluster = crate::support::redis_servers::RedisCluster::start_tls(&pki).await;
     let url = cluster.url();
     assert!(url.starts_with("rediss-cluster://"), "{url}");
-    one_budget_over_tls(&pki, &url, "cluster").await;
+    let prefix = format!("rtlsc{}:", std::process::id());
+    one_budget_over_tls(&pki, &url, &prefix, "cluster").await;
 }
 
 /// `rediss-sentinel://`: a primary, its replica and three Sentinels, all
@@ -331,5 +313,6 @@ async fn tls_only_sentinels_decide_on_the_hot_path() {
     let set = crate::support::redis_servers::RedisSentinels::start_tls(&pki).await;
     let url = set.url();
     assert!(url.starts_with("rediss-sentinel://"), "{url}");
-    one_budget_over_tls(&pki, &url, "sentinel").await;
+    let prefix = format!("rtlss{}:", std::process::id());
+    one_budget_over_tls(&pki, &url, &prefix, "sentinel").await;
 }
