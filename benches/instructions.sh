@@ -15,9 +15,12 @@
 # off (diem, limiter off), on (diem, limiter on, a new client per request),
 # zipf (limiter on, the Zipf mix of benches/wrk.lua), cluster (limiter on,
 # a new client per request, on a Redis Cluster of three primaries and three
-# replicas the script starts on ports 17301-17306, benches/redis_cluster.sh).
+# replicas the script starts on ports 17301-17306, benches/redis_cluster.sh),
+# replica (limiter on, a new client per request, on a Redis primary with a
+# replica the script starts on ports 17311-17312, benches/redis_replica.sh),
+# wait (the same with redis.wait_replicas = 1: WAIT after every batch).
 # BASELINE=/path/to/diem adds base_off, base_on and base_zipf (and
-# base_cluster on request): that binary in the same modes.
+# base_cluster, base_replica on request): that binary in the same modes.
 #
 # Each server runs under `valgrind --tool=callgrind`; after 200 warm-up
 # requests the counters are zeroed, the server idles 3 s (its background
@@ -52,6 +55,11 @@ if [[ " ${MODES[*]} " == *cluster* ]]; then
     . benches/redis_cluster.sh
     trap 'redis_cluster_stop; bench_cleanup' EXIT
     redis_cluster_start "$OUT" 17301
+fi
+if [[ " ${MODES[*]} " == *replica* || " ${MODES[*]} " == *" wait "* ]]; then
+    . benches/redis_replica.sh
+    trap 'redis_replica_stop; if declare -F redis_cluster_stop >/dev/null; then redis_cluster_stop; fi; bench_cleanup' EXIT
+    redis_replica_start "$OUT" 17311
 fi
 
 # The self cost per function of a callgrind file, and the total (the
@@ -144,6 +152,8 @@ for mode in "${MODES[@]}"; do
         on | base_on) measure "$mode" "" "${vars[@]}" "$bin" ;;
         zipf | base_zipf) measure "$mode" zipf "${vars[@]}" "$bin" ;;
         cluster | base_cluster) measure "$mode" "" "${vars[@]}" DIEM_REDIS__URL="$REDIS_CLUSTER_URL" "$bin" ;;
-        *) echo "error: unknown mode $mode (ceiling, hop, off, on, zipf, cluster, base_off, base_on, base_zipf, base_cluster)" >&2; exit 2 ;;
+        replica | base_replica) measure "$mode" "" "${vars[@]}" DIEM_REDIS__URL="$REDIS_REPLICA_URL" "$bin" ;;
+        wait) measure wait "" "${vars[@]}" DIEM_REDIS__URL="$REDIS_REPLICA_URL" DIEM_REDIS__WAIT_REPLICAS=1 "$bin" ;;
+        *) echo "error: unknown mode $mode (ceiling, hop, off, on, zipf, cluster, replica, wait, base_off, base_on, base_zipf, base_cluster, base_replica)" >&2; exit 2 ;;
     esac
 done

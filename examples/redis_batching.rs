@@ -120,7 +120,7 @@ async fn main() -> anyhow::Result<()> {
         "pipe" => {
             let target =
                 Target::of_url(&url, None).ok_or_else(|| anyhow::anyhow!("not a single-server URL"))?;
-            let (pipe, run) = Pipe::connect(&target, Duration::from_secs(2)).await?;
+            let (pipe, run) = Pipe::connect(&target, Duration::from_secs(2), None).await?;
             tokio::spawn(run);
             drive(end, prefix, move |key: String| {
                 let pipe = pipe.clone();

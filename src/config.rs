@@ -161,6 +161,12 @@ mod tests {
         assert!(e.to_string().contains("redis.command_timeout"), "{e}");
         assert!(e.to_string().contains("at most 365 days"), "{e}");
         assert!(Config::from_toml_str("[redis]\ncommand_timeout = \"365days\"").is_ok());
+        let e = Config::from_toml_str("[redis]\nwait_replicas = 1\nwait_timeout = \"250ms\"").unwrap_err();
+        assert!(e.to_string().contains("redis.wait_timeout"), "{e}");
+        assert!(e.to_string().contains("shorter than redis.command_timeout"), "{e}");
+        assert!(Config::from_toml_str("[redis]\nwait_replicas = 1\nwait_timeout = \"249ms\"").is_ok());
+        let e = Config::from_toml_str("[redis]\nwait_replicas = -1").unwrap_err();
+        assert!(e.to_string().contains("redis.wait_replicas"), "{e}");
     }
 
     #[test]

@@ -27,8 +27,10 @@ pub mod pipes;
 pub mod redis_handle;
 pub mod redis_limiter;
 pub mod redis_tls;
+pub mod replica_wait;
 
 use std::net::IpAddr;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
 use arc_swap::{ArcSwap, ArcSwapOption};
@@ -123,6 +125,9 @@ pub struct Limiter {
     redis: ArcSwapOption<RedisHandle>,
     /// Why Redis does not decide now, as the Redis limiter actor last found.
     why_local: ArcSwapOption<String>,
+    /// `WAIT`s that came back with fewer replicas than
+    /// `redis.wait_replicas` ([`replica_wait`]).
+    wait_short: Arc<AtomicU64>,
 }
 
 impl Limiter {
@@ -135,7 +140,21 @@ impl Limiter {
             deny: DenyCache::new(config.local_max_keys),
             redis: ArcSwapOption::empty(),
             why_local: ArcSwapOption::empty(),
+            wait_short: Arc::default(),
         }
+    }
+
+    /// The count of short `WAIT`s, for the Redis limiter actor's
+    /// [`ReplicaWait`](replica_wait::ReplicaWait) (kept across its
+    /// incarnations).
+    pub fn wait_short_counter(&self) -> Arc<AtomicU64> {
+        self.wait_short.clone()
+    }
+
+    /// `WAIT`s that came back with fewer replicas than
+    /// `redis.wait_replicas`, so far.
+    pub fn wait_short(&self) -> u64 {
+        self.wait_short.load(Ordering::Relaxed)
     }
 
     /// The settings in effect.

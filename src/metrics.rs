@@ -312,6 +312,10 @@ pub struct Gauges {
     pub redis_info: Family<RedisInfoLabel, Gauge>,
     /// `diem_corpus_rows_read`: rows the corpus actor read from PostgreSQL.
     pub corpus_rows_read: Gauge,
+    /// `diem_redis_wait_short_total`: `WAIT`s that came back with fewer
+    /// replicas than `redis.wait_replicas` (brought up to the limiter's
+    /// count when sampled).
+    pub redis_wait_short: Counter,
     /// `diem_limiter_local_keys`.
     pub limiter_local_keys: Gauge,
     /// `diem_limiter_deny_cache_keys`.
@@ -494,6 +498,11 @@ impl Metrics {
             "diem_redis_info",
             "The limiter's Redis: topology (standalone, sentinel, cluster), TLS, and whether requests are decided on the hot-path connections (1 for the current state)",
             g.redis_info.clone(),
+        );
+        registry.register(
+            "diem_redis_wait_short",
+            "WAITs that came back with fewer replicas than redis.wait_replicas (their batches decided locally)",
+            g.redis_wait_short.clone(),
         );
         registry.register(
             "diem_corpus_rows_read",

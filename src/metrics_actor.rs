@@ -86,6 +86,9 @@ pub(crate) fn sample_gauges(node: &Node) {
             }
         }
     }
+    let short = node.limiter.wait_short();
+    g.redis_wait_short
+        .inc_by(short.saturating_sub(g.redis_wait_short.get()));
     g.corpus_rows_read
         .set(i64::try_from(corpus.rows_read).unwrap_or(i64::MAX));
     g.limiter_local_keys.set(gauge_value(node.limiter.local().len()));

@@ -98,7 +98,9 @@ fn restart_scope(key: &str) -> Option<&'static str> {
         | "redis.tls_ca"
         | "redis.tls_cert"
         | "redis.tls_key"
-        | "redis.tls_verify_hostname" => Some("diem/limiter"),
+        | "redis.tls_verify_hostname"
+        | "redis.wait_replicas"
+        | "redis.wait_timeout" => Some("diem/limiter"),
         _ => None,
     }
 }

@@ -81,6 +81,13 @@ pub(crate) struct RedisStats {
     pub hot_path: bool,
     /// Why Redis does not decide now, when it does not.
     pub error: Option<String>,
+    /// `redis.wait_replicas`: replicas each decision waits for (0: none).
+    #[serde(default)]
+    pub wait_replicas: u32,
+    /// `WAIT`s that came back with fewer replicas (their batches decided
+    /// locally), so far.
+    #[serde(default)]
+    pub wait_short: u64,
 }
 
 /// The worker pool's section.
@@ -218,6 +225,8 @@ pub(crate) async fn collect(node: &Node) -> Stats {
                 tls: c.redis.uses_tls(),
                 hot_path: node.limiter.hot_path(),
                 error: node.limiter.why_local().map(|e| e.to_string()),
+                wait_replicas: c.redis.wait_replicas,
+                wait_short: node.limiter.wait_short(),
             }),
         },
         postgres: node.pg.status(),

@@ -36,6 +36,7 @@ mod cases {
     mod redis_cluster;
     mod redis_sentinel;
     mod redis_tls;
+    mod redis_wait;
     mod reliability;
     mod security;
     mod store;

@@ -33,6 +33,13 @@ pub struct RedisConfig {
     /// host of the URL. Some managed Redis (GCP Memorystore) present
     /// certificates without it; the chain is checked either way.
     pub tls_verify_hostname: bool,
+    /// Replicas that must hold each decision before it is given (Redis's
+    /// `WAIT` after every batch): a failover then forgets none. 0 (the
+    /// default): Redis's asynchronous replication, one round trip less.
+    pub wait_replicas: u32,
+    /// With `wait_replicas`: how long a batch waits for them; fewer in
+    /// time and its requests decide locally, as if Redis had failed.
+    pub wait_timeout: Wait,
 }
 
 impl Default for RedisConfig {
@@ -46,6 +53,8 @@ impl Default for RedisConfig {
             tls_cert: PathBuf::new(),
             tls_key: PathBuf::new(),
             tls_verify_hostname: true,
+            wait_replicas: 0,
+            wait_timeout: Wait::from_millis(100),
         }
     }
 }
@@ -117,6 +126,15 @@ impl RedisConfig {
                     );
                 }
             }
+        }
+        if self.wait_replicas > 0
+            && (self.wait_timeout.get() < std::time::Duration::from_millis(1)
+                || self.wait_timeout >= self.command_timeout)
+        {
+            return invalid(
+                "redis.wait_timeout",
+                "at least 1ms and shorter than redis.command_timeout with redis.wait_replicas (a batch's replies, WAIT's included, must come within the command timeout)",
+            );
         }
         if self.tls_cert.as_os_str().is_empty() != self.tls_key.as_os_str().is_empty() {
             return invalid("redis.tls_cert", "set with redis.tls_key (both or neither)");

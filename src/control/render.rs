@@ -171,6 +171,13 @@ pub(crate) fn stats(s: &Stats) -> String {
         if r.tls { ", TLS" } else { "" },
         if r.hot_path { ", hot-path connection" } else { "" }
     );
+    if r.wait_replicas > 0 {
+        let _ = writeln!(
+            out,
+            "  {:<12} {} replica(s) per decision; {} short",
+            "redis wait", r.wait_replicas, r.wait_short
+        );
+    }
     if let Some(e) = &r.error {
         let _ = writeln!(out, "  {:<12} {e}", "redis error");
     }

@@ -37,6 +37,7 @@ use tokio_rustls::rustls::ClientConfig;
 use tokio_rustls::TlsConnector;
 
 use crate::config::LONGEST_WAIT;
+use crate::limiter::replica_wait::ReplicaWait;
 
 /// The most commands one write carries.
 const MAX_BATCH: usize = 512;
@@ -163,6 +164,9 @@ pub enum PipeError {
     /// No reply in time.
     #[error("no reply from redis within {0:?}")]
     Timeout(Duration),
+    /// Fewer replicas than `redis.wait_replicas` acknowledged a batch.
+    #[error("{0}")]
+    Short(String),
 }
 
 /// The sending side: cheap to share.
@@ -174,17 +178,20 @@ pub struct Pipe {
 impl Pipe {
     /// Connects (over TLS, with `AUTH` and `SELECT`, as the target needs)
     /// within `timeout`, and returns the pipe and the task that drives it
-    /// (which returns why it ended).
+    /// (which returns why it ended). With `wait`, each batch ends with
+    /// Redis's `WAIT` and is answered when it replies
+    /// ([`replica_wait`](super::replica_wait)).
     pub async fn connect(
         target: &Target,
         timeout: Duration,
+        wait: Option<ReplicaWait>,
     ) -> Result<(Pipe, BoxFuture<'static, PipeError>), PipeError> {
         let stream = tokio::time::timeout(timeout, TcpStream::connect(&target.addr))
             .await
             .map_err(|_| PipeError::Timeout(timeout))??;
         stream.set_nodelay(true)?;
         match &target.tls {
-            None => Self::start(stream, target, timeout).await,
+            None => Self::start(stream, target, timeout, wait).await,
             Some((config, name)) => {
                 let tls = tokio::time::timeout(
                     timeout,
@@ -193,7 +200,7 @@ impl Pipe {
                 .await
                 .map_err(|_| PipeError::Timeout(timeout))?
                 .map_err(PipeError::Tls)?;
-                Self::start(tls, target, timeout).await
+                Self::start(tls, target, timeout, wait).await
             }
         }
     }
@@ -204,6 +211,7 @@ impl Pipe {
         mut stream: S,
         target: &Target,
         timeout: Duration,
+        wait: Option<ReplicaWait>,
     ) -> Result<(Pipe, BoxFuture<'static, PipeError>), PipeError>
     where
         S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
@@ -238,7 +246,7 @@ impl Pipe {
             .map_err(|_| PipeError::Timeout(timeout))??;
         }
         let (tx, rx) = mpsc::channel(QUEUE);
-        Ok((Pipe { tx }, Box::pin(drive(stream, buf, rx, timeout))))
+        Ok((Pipe { tx }, Box::pin(drive(stream, buf, rx, timeout, wait))))
     }
 
     /// `SET key value NX GET PX px_ms`: the value `key` held, or `None` if
@@ -350,6 +358,8 @@ enum Reply {
     Int(i64),
     /// An array of integers: the script's reply.
     Ints(Vec<i64>),
+    /// An integer (`:…`): `WAIT`'s count of replicas.
+    Count(i64),
     /// An error reply (`-…`).
     Error(String),
     /// Anything else (an unexpected type).
@@ -385,6 +395,10 @@ fn parse(buf: &[u8]) -> Option<(Reply, usize)> {
             Some((reply, end + 2))
         }
         b'_' => Some((Reply::Nil, eol + 2)),
+        b':' => match std::str::from_utf8(&line[1..]).ok().and_then(|d| d.parse().ok()) {
+            Some(n) => Some((Reply::Count(n), eol + 2)),
+            None => Some((Reply::Other(text()), eol + 2)),
+        },
         b'-' => Some((
             Reply::Error(String::from_utf8_lossy(&line[1..]).into_owned()),
             eol + 2,
@@ -437,7 +451,9 @@ async fn read_reply<S: AsyncRead + Unpin>(stream: &mut S, buf: &mut BytesMut) ->
 /// again, until the queue closes (the handle was dropped), the connection
 /// fails, or a batch has no complete reply within `timeout` (then every
 /// request waiting on it decides locally, and the actor replaces the
-/// connection).
+/// connection). With `wait`, the write ends with `WAIT`, and the batch's
+/// requests are answered when its reply comes — if the replicas asked for
+/// acknowledged the batch; if not, the connection ends as if it had failed.
 ///
 /// One timer for the connection, not one per batch: a `timeout` per batch
 /// took tokio's timer-wheel lock (one for the whole runtime) twice per
@@ -450,8 +466,10 @@ async fn drive<S: AsyncRead + AsyncWrite + Unpin>(
     mut buf: BytesMut,
     mut rx: mpsc::Receiver<Op>,
     timeout: Duration,
+    wait: Option<ReplicaWait>,
 ) -> PipeError {
     let mut batch: Vec<Op> = Vec::with_capacity(MAX_BATCH);
+    let mut replies: Vec<Reply> = Vec::with_capacity(if wait.is_some() { MAX_BATCH } else { 0 });
     let mut out: Vec<u8> = Vec::with_capacity(64 * 1024);
     // The clock's arithmetic panics past its range: no configured timeout
     // is followed beyond a year.
@@ -471,31 +489,27 @@ async fn drive<S: AsyncRead + AsyncWrite + Unpin>(
                 Op::EvalSha(op) => evalsha(&mut out, op),
             }
         }
+        if let Some(wait) = &wait {
+            wait.command(&mut out);
+        }
         let exchange = async {
             stream.write_all(&out).await?;
-            for op in batch.drain(..) {
-                let reply = read_reply(&mut stream, &mut buf).await?;
-                match (op, reply) {
-                    (Op::SetNx(op), Reply::Nil) => {
-                        let _ = op.reply.send(Ok(None));
-                    }
-                    (Op::SetNx(op), Reply::Int(held)) => {
-                        let _ = op.reply.send(Ok(Some(held)));
-                    }
-                    (Op::SetNx(op), Reply::Error(e)) => {
-                        let _ = op.reply.send(Err(e));
-                    }
-                    (Op::EvalSha(op), Reply::Ints(ints)) => {
-                        let _ = op.reply.send(Ok(ints));
-                    }
-                    (Op::EvalSha(op), Reply::Error(e)) => {
-                        let _ = op.reply.send(Err(e));
-                    }
-                    (Op::SetNx(_), other) => {
-                        return Err(PipeError::Reply(format!("{other:?} to SET … NX GET")))
-                    }
-                    (Op::EvalSha(_), other) => return Err(PipeError::Reply(format!("{other:?} to EVALSHA"))),
+            let Some(wait) = &wait else {
+                for op in batch.drain(..) {
+                    answer(op, read_reply(&mut stream, &mut buf).await?)?;
                 }
+                return Ok(());
+            };
+            replies.clear();
+            for _ in 0..batch.len() {
+                replies.push(read_reply(&mut stream, &mut buf).await?);
+            }
+            match read_reply(&mut stream, &mut buf).await? {
+                Reply::Count(acked) => wait.acknowledged(acked).map_err(PipeError::Short)?,
+                other => return Err(PipeError::Reply(format!("{other:?} to WAIT"))),
+            }
+            for (op, reply) in batch.drain(..).zip(replies.drain(..)) {
+                answer(op, reply)?;
             }
             Ok::<(), PipeError>(())
         };
@@ -517,6 +531,31 @@ async fn drive<S: AsyncRead + AsyncWrite + Unpin>(
             }
         }
     }
+}
+
+/// Answers `op` with `reply`; an error if the reply is not one of its
+/// command's (the connection is then given up).
+fn answer(op: Op, reply: Reply) -> Result<(), PipeError> {
+    match (op, reply) {
+        (Op::SetNx(op), Reply::Nil) => {
+            let _ = op.reply.send(Ok(None));
+        }
+        (Op::SetNx(op), Reply::Int(held)) => {
+            let _ = op.reply.send(Ok(Some(held)));
+        }
+        (Op::SetNx(op), Reply::Error(e)) => {
+            let _ = op.reply.send(Err(e));
+        }
+        (Op::EvalSha(op), Reply::Ints(ints)) => {
+            let _ = op.reply.send(Ok(ints));
+        }
+        (Op::EvalSha(op), Reply::Error(e)) => {
+            let _ = op.reply.send(Err(e));
+        }
+        (Op::SetNx(_), other) => return Err(PipeError::Reply(format!("{other:?} to SET … NX GET"))),
+        (Op::EvalSha(_), other) => return Err(PipeError::Reply(format!("{other:?} to EVALSHA"))),
+    }
+    Ok(())
 }
 
 #[cfg(test)]

@@ -27,6 +27,7 @@ use crate::limiter::gcra::{decide, peek, Params, Throttle};
 use crate::limiter::key::{push_key_text, KEY_TEXT_MAX};
 use crate::limiter::pipe::PipeError;
 use crate::limiter::pipes::{is_redirect, slot, Pipes};
+use crate::limiter::replica_wait::ReplicaWait;
 
 /// The GCRA of [`gcra`](super::gcra) for every key of `KEYS`.
 /// `ARGV`: max_burst, count, period (s), quantity, and optionally `now` in
@@ -158,13 +159,17 @@ pub struct RedisHandle {
     tx: mpsc::Sender<Pending>,
     actor: ActorRef<LimiterMsg>,
     generation: u64,
+    wait: Option<ReplicaWait>,
 }
 
 impl RedisHandle {
     /// A handle deciding on `pipe` (or, without one, `client`; keys
     /// `<prefix>rl:<address>`), giving up on a reply after `timeout`,
     /// sending held keys to the batcher on `tx` and failures to `actor`
-    /// (tagged with `generation`: the actor's count of handles published).
+    /// (tagged with `generation`: the actor's count of handles published),
+    /// waiting for replicas after fred's writes with `wait` (the pipes
+    /// wait by themselves).
+    #[allow(clippy::too_many_arguments)]
     pub fn new(
         client: Client,
         pipes: Option<Pipes>,
@@ -173,6 +178,7 @@ impl RedisHandle {
         tx: mpsc::Sender<Pending>,
         actor: ActorRef<LimiterMsg>,
         generation: u64,
+        wait: Option<ReplicaWait>,
     ) -> Self {
         Self {
             client,
@@ -182,6 +188,7 @@ impl RedisHandle {
             tx,
             actor,
             generation,
+            wait,
         }
     }
 
@@ -211,7 +218,8 @@ impl RedisHandle {
     }
 
     /// `SET key tat NX GET PX px` through fred (without the batching
-    /// connection): the TAT Redis held, if any.
+    /// connection): the TAT Redis held, if any; with `redis.wait_replicas`,
+    /// once the replicas hold what it wrote.
     async fn set_nx_get_fred(&self, key: &str, tat: i64, px: i64) -> Result<Option<i64>, String> {
         let set = self.client.set::<Option<i64>, _, _>(
             key,
@@ -220,11 +228,15 @@ impl RedisHandle {
             Some(SetOptions::NX),
             true,
         );
-        match tokio::time::timeout(self.timeout, set).await {
-            Ok(Ok(held)) => Ok(held),
-            Ok(Err(e)) => Err(e.to_string()),
-            Err(_) => Err(format!("no reply within {:?}", self.timeout)),
+        let held = match tokio::time::timeout(self.timeout, set).await {
+            Ok(Ok(held)) => held,
+            Ok(Err(e)) => return Err(e.to_string()),
+            Err(_) => return Err(format!("no reply within {:?}", self.timeout)),
+        };
+        if let (Some(wait), None) = (&self.wait, held) {
+            wait.after_fred(&self.client, key).await?;
         }
+        Ok(held)
     }
 
     /// Redis's decision for `client`, or `None` if Redis failed (decide
@@ -316,6 +328,9 @@ pub enum RedisFailure {
     /// an error.
     #[error(transparent)]
     Pipe(#[from] PipeError),
+    /// Fewer replicas than `redis.wait_replicas` acknowledged a write.
+    #[error("{0}")]
+    Short(String),
     /// Redis answered something the script does not return.
     #[error("unexpected reply of {got} numbers for {keys} keys")]
     Reply {
@@ -352,6 +367,7 @@ pub async fn write_back(
     tats: &[(IpNet, i64)],
     chunk: usize,
     timeout: Duration,
+    wait: Option<&ReplicaWait>,
 ) -> Result<i64, RedisFailure> {
     let opts = Options {
         timeout: Some(timeout),
@@ -367,7 +383,13 @@ pub async fn write_back(
         let keys: Vec<String> = part.iter().map(|(ip, _)| redis_key(prefix, ip)).collect();
         let mut args: Vec<i64> = part.iter().map(|(_, tat)| *tat).collect();
         args.push(now_us());
+        let first = keys.first().cloned().unwrap_or_default();
         let n: i64 = c.eval(WRITE_BACK, keys, args).await?;
+        if let Some(wait) = wait {
+            wait.after_fred(client, &first)
+                .await
+                .map_err(RedisFailure::Short)?;
+        }
         written += n;
     }
     Ok(written)
@@ -389,6 +411,7 @@ pub async fn load_script(client: &Client) -> Result<String, RedisFailure> {
 /// through fred. On a Redis Cluster the keys are grouped by hash slot, one
 /// call per slot (a script's keys must share one: `CROSSSLOT` otherwise),
 /// the calls made concurrently, each routed by fred to the slot's primary.
+/// With `wait`, each call is followed by `WAIT` on its node.
 pub async fn eval(
     client: &Client,
     sha: &str,
@@ -396,11 +419,15 @@ pub async fn eval(
     params: &Params,
     now: Option<i64>,
     timeout: Duration,
+    wait: Option<&ReplicaWait>,
 ) -> Result<Vec<Throttle>, RedisFailure> {
     if !client.is_clustered() || keys.len() < 2 {
-        return eval_one(client, sha, keys, params, now, timeout).await;
+        return eval_one(client, sha, keys, params, now, timeout, wait).await;
     }
-    per_slot(&keys, |group| eval_one(client, sha, group, params, now, timeout)).await
+    per_slot(&keys, |group| {
+        eval_one(client, sha, group, params, now, timeout, wait)
+    })
+    .await
 }
 
 /// Runs `call` once per hash slot of `keys` with that slot's keys (in
@@ -437,7 +464,8 @@ where
         })
 }
 
-/// One `EVALSHA` of the script for `keys` (one slot on a cluster).
+/// One `EVALSHA` of the script for `keys` (one slot on a cluster), and
+/// `WAIT` after it with `wait`.
 async fn eval_one(
     client: &Client,
     sha: &str,
@@ -445,6 +473,7 @@ async fn eval_one(
     params: &Params,
     now: Option<i64>,
     timeout: Duration,
+    wait: Option<&ReplicaWait>,
 ) -> Result<Vec<Throttle>, RedisFailure> {
     let args = script_args(params, now);
     let opts = Options {
@@ -455,12 +484,18 @@ async fn eval_one(
     };
     let c = client.with_options(&opts);
     let n = keys.len();
+    let first = keys.first().cloned().unwrap_or_default();
     let mut reply: Result<Vec<i64>, _> = c.evalsha(sha, keys.clone(), args.clone()).await;
     if matches!(&reply, Err(e) if e.details().contains("NOSCRIPT")) {
         load_script(client).await?;
         reply = c.evalsha(sha, keys, args).await;
     }
     let reply = reply?;
+    if let Some(wait) = wait {
+        wait.after_fred(client, &first)
+            .await
+            .map_err(RedisFailure::Short)?;
+    }
     decode(&reply, n).ok_or(RedisFailure::Reply {
         got: reply.len(),
         keys: n,
@@ -473,7 +508,8 @@ async fn eval_one(
 /// each to its slot's primary). If Redis no longer holds the script
 /// (`NOSCRIPT`: flushed, or a restarted server), `client` loads it and the
 /// call is made once more; a slot that moved (`MOVED`, `ASK`) is decided
-/// through fred, and `moved` is called (the actor reads the slot map
+/// through fred (and waits for replicas there with `wait`: the pipes wait
+/// by themselves), and `moved` is called (the actor reads the slot map
 /// again).
 #[allow(clippy::too_many_arguments)]
 pub async fn eval_on_pipes(
@@ -485,12 +521,23 @@ pub async fn eval_on_pipes(
     params: &Params,
     now: i64,
     timeout: Duration,
+    wait: Option<&ReplicaWait>,
 ) -> Result<Vec<Throttle>, RedisFailure> {
     if !pipes.is_cluster() || keys.len() < 2 {
-        return eval_group(pipes, client, moved, sha, keys.into(), params, now, timeout).await;
+        return eval_group(pipes, client, moved, sha, keys.into(), params, now, timeout, wait).await;
     }
     per_slot(&keys, |group| {
-        eval_group(pipes, client, moved, sha, group.into(), params, now, timeout)
+        eval_group(
+            pipes,
+            client,
+            moved,
+            sha,
+            group.into(),
+            params,
+            now,
+            timeout,
+            wait,
+        )
     })
     .await
 }
@@ -507,6 +554,7 @@ async fn eval_group(
     params: &Params,
     now: i64,
     timeout: Duration,
+    wait: Option<&ReplicaWait>,
 ) -> Result<Vec<Throttle>, RedisFailure> {
     let n = keys.len();
     let Some(first) = keys.first() else {
@@ -522,7 +570,16 @@ async fn eval_group(
     }
     if matches!(&reply, Err(PipeError::Answered(e)) if is_redirect(e)) {
         moved();
-        return Box::pin(eval_one(client, sha, keys.to_vec(), params, Some(now), timeout)).await;
+        return Box::pin(eval_one(
+            client,
+            sha,
+            keys.to_vec(),
+            params,
+            Some(now),
+            timeout,
+            wait,
+        ))
+        .await;
     }
     let reply = reply?;
     decode(&reply, n).ok_or(RedisFailure::Reply {

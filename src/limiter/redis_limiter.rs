@@ -35,6 +35,7 @@ use crate::limiter::redis_handle::{
     REDIRECT_ATTEMPTS, SCRIPT,
 };
 use crate::limiter::redis_tls::client_tls;
+use crate::limiter::replica_wait::ReplicaWait;
 use crate::node::Node;
 use crate::owned_task::OwnedTask;
 use crate::tls_files::refusal;
@@ -149,6 +150,8 @@ pub(crate) struct LimiterState {
     retired: Vec<(std::time::Instant, Published)>,
     /// The TLS of a `rediss` URL, for the hot-path connection.
     tls: Option<Arc<ClientConfig>>,
+    /// `WAIT` after every write, with `redis.wait_replicas`.
+    wait: Option<ReplicaWait>,
     sha: Arc<str>,
     published: Option<Published>,
 }
@@ -161,6 +164,7 @@ impl std::fmt::Debug for LimiterState {
     }
 }
 
+#[allow(clippy::too_many_arguments)]
 async fn batcher(
     node: Arc<Node>,
     me: ActorRef<LimiterMsg>,
@@ -169,6 +173,7 @@ async fn batcher(
     sha: Arc<str>,
     mut rx: mpsc::Receiver<Pending>,
     generation: u64,
+    wait: Option<ReplicaWait>,
 ) {
     let in_flight = Arc::new(Semaphore::new(BATCHES_IN_FLIGHT));
     loop {
@@ -191,6 +196,7 @@ async fn batcher(
         let params = node.limiter.settings().params;
         let timeout = config.redis.command_timeout;
         let (client, pipes, sha, me) = (client.clone(), pipes.clone(), sha.clone(), me.clone());
+        let wait = wait.clone();
         tokio::spawn(async move {
             let now = now_us();
             let keys: Vec<String> = batch.iter().map(|p| p.key.clone()).collect();
@@ -199,12 +205,26 @@ async fn batcher(
                     let moved = || {
                         let _ = me.send_message(LimiterMsg::Moved);
                     };
-                    eval_on_pipes(pipes, &client, &moved, &sha, keys, &params, now, timeout.get()).await
+                    eval_on_pipes(
+                        pipes,
+                        &client,
+                        &moved,
+                        &sha,
+                        keys,
+                        &params,
+                        now,
+                        timeout.get(),
+                        wait.as_ref(),
+                    )
+                    .await
                 }
                 // Boxed: fred's future is large, and inside the spawned task
                 // it was moved whole on the task's way into the runtime
                 // (1,368 instructions of copies per request of the zipf mix).
-                None => Box::pin(eval(&client, &sha, keys, &params, Some(now), timeout.get())).await,
+                None => {
+                    let wait = wait.as_ref();
+                    Box::pin(eval(&client, &sha, keys, &params, Some(now), timeout.get(), wait)).await
+                }
             };
             match decided {
                 Ok(decisions) => {
@@ -248,7 +268,10 @@ impl RedisLimiter {
     /// connection's own error when a command only saw it as a timeout (a
     /// certificate refused is said as such, not as "unreachable").
     async fn check_health(&self, state: &LimiterState) -> Result<(), String> {
-        match self.healthy(&state.connection.client, &state.sha).await {
+        match self
+            .healthy(&state.connection.client, &state.sha, state.wait.as_ref())
+            .await
+        {
             Ok(()) => {
                 if let Ok(mut last) = state.connection_error.lock() {
                     *last = None;
@@ -269,8 +292,14 @@ impl RedisLimiter {
     /// of this node (`<prefix>probe:<node>`) under the limit in effect,
     /// loaded (on every primary of a cluster) if Redis does not hold it — a
     /// Redis that answers `PING` but refuses the script (a read-only
-    /// replica, a full memory, a missing Lua) is not healthy.
-    async fn healthy(&self, client: &Client, sha: &str) -> Result<(), RedisFailure> {
+    /// replica, a full memory, a missing Lua) is not healthy; nor, with
+    /// `redis.wait_replicas`, one whose replicas do not acknowledge it.
+    async fn healthy(
+        &self,
+        client: &Client,
+        sha: &str,
+        wait: Option<&ReplicaWait>,
+    ) -> Result<(), RedisFailure> {
         let config = self.node.config();
         let timeout = config.redis.command_timeout.get().max(Duration::from_millis(200));
         let opts = Options {
@@ -282,7 +311,7 @@ impl RedisLimiter {
         let _: String = c.ping(None).await?;
         let probe = format!("{}probe:{}", config.redis.key_prefix, config.node.name);
         let params = self.node.limiter.settings().params;
-        Box::pin(eval(client, sha, vec![probe], &params, None, timeout)).await?;
+        Box::pin(eval(client, sha, vec![probe], &params, None, timeout, wait)).await?;
         Ok(())
     }
 
@@ -301,8 +330,9 @@ impl RedisLimiter {
         let url = &config.redis.url;
         let timeout = config.redis.command_timeout.get();
         let client = &state.connection.client;
+        let wait = &state.wait;
         let connect = |target: Target| async move {
-            match Pipe::connect(&target, timeout).await {
+            match Pipe::connect(&target, timeout, wait.clone()).await {
                 Ok((pipe, drive)) => {
                     let me = myself.clone();
                     let task = OwnedTask::spawn(
@@ -359,6 +389,7 @@ impl RedisLimiter {
                 &spent,
                 config.limiter.max_batch,
                 config.redis.command_timeout.get().max(Duration::from_millis(200)),
+                state.wait.as_ref(),
             )
             .await;
             match told {
@@ -389,6 +420,7 @@ impl RedisLimiter {
             tx,
             myself.clone(),
             generation,
+            state.wait.clone(),
         ));
         let batcher = OwnedTask::spawn(
             batcher(
@@ -399,6 +431,7 @@ impl RedisLimiter {
                 state.sha.clone(),
                 rx,
                 generation,
+                state.wait.clone(),
             ),
             || {},
         );
@@ -464,6 +497,13 @@ impl Actor for RedisLimiter {
             generation: 0,
             retired: Vec::new(),
             tls,
+            wait: (config.redis.wait_replicas > 0).then(|| {
+                ReplicaWait::new(
+                    config.redis.wait_replicas,
+                    config.redis.wait_timeout.get(),
+                    self.node.limiter.wait_short_counter(),
+                )
+            }),
             sha: Arc::from(fred::util::sha1_hash(SCRIPT)),
             published: None,
         };

@@ -183,6 +183,7 @@ impl Script {
             params,
             Some(now),
             Duration::from_secs(2),
+            None,
         )
         .await
         .unwrap()[0]
@@ -199,6 +200,7 @@ impl Script {
             params,
             now,
             Duration::from_secs(2),
+            None,
         )
         .await
         .unwrap()[0]
@@ -217,7 +219,9 @@ fn with_script<T>(run: impl AsyncFnOnce(Script) -> T) -> T {
         redis.init().await.unwrap();
         let sha: String = redis.script_load(SCRIPT).await.unwrap();
         let target = Target::of_url(&redis_url(), None).expect("a single Redis server");
-        let (pipe, drive) = Pipe::connect(&target, Duration::from_secs(2)).await.unwrap();
+        let (pipe, drive) = Pipe::connect(&target, Duration::from_secs(2), None)
+            .await
+            .unwrap();
         let drive = tokio::spawn(drive);
         let out = run(Script {
             redis,
@@ -281,6 +285,7 @@ fn one_script_call_on_the_pipe_decides_several_keys() {
             &params,
             now,
             Duration::from_secs(2),
+            None,
         );
         let (held, decided) = tokio::join!(set, call);
         let decided = decided.unwrap();

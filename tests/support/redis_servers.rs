@@ -123,6 +123,18 @@ impl RedisProc {
             .unwrap_or_default()
     }
 
+    /// Sends it `signal` (`STOP`: frozen, as a replica that lags; `CONT`:
+    /// running again) with kill(1).
+    pub fn signal(&self, signal: &str) {
+        if let Some(child) = &self.child {
+            let sent = Command::new("kill")
+                .args([format!("-{signal}"), child.id().to_string()])
+                .status()
+                .is_ok_and(|s| s.success());
+            assert!(sent, "kill -{signal} {}", child.id());
+        }
+    }
+
     /// Kills it (SIGKILL): a primary's death.
     pub fn kill(&mut self) {
         if let Some(mut child) = self.child.take() {

@@ -91,7 +91,9 @@ async fn redis_like(delay: Option<Duration>) -> Target {
 #[tokio::test(start_paused = true)]
 async fn a_batch_without_a_reply_is_cut_off_at_its_timeout() {
     let target = redis_like(None).await;
-    let (pipe, drive) = Pipe::connect(&target, Duration::from_secs(1)).await.unwrap();
+    let (pipe, drive) = Pipe::connect(&target, Duration::from_secs(1), None)
+        .await
+        .unwrap();
     let drive = tokio::spawn(drive);
     tokio::time::sleep(Duration::from_millis(700)).await;
     let began = Instant::now();
@@ -106,7 +108,7 @@ async fn a_batch_without_a_reply_is_cut_off_at_its_timeout() {
 #[tokio::test(start_paused = true)]
 async fn a_huge_timeout_neither_overflows_nor_expires_early() {
     let target = redis_like(None).await;
-    let (pipe, drive) = Pipe::connect(&target, Duration::MAX).await.unwrap();
+    let (pipe, drive) = Pipe::connect(&target, Duration::MAX, None).await.unwrap();
     let drive = tokio::spawn(drive);
     let began = Instant::now();
     assert!(pipe.set_nx_get("k".into(), 1, 1).await.is_err());
@@ -117,7 +119,9 @@ async fn a_huge_timeout_neither_overflows_nor_expires_early() {
 #[tokio::test(start_paused = true)]
 async fn replies_spread_over_several_timeouts_are_not_cut_off() {
     let target = redis_like(Some(Duration::from_millis(400))).await;
-    let (pipe, drive) = Pipe::connect(&target, Duration::from_secs(1)).await.unwrap();
+    let (pipe, drive) = Pipe::connect(&target, Duration::from_secs(1), None)
+        .await
+        .unwrap();
     let drive = tokio::spawn(drive);
     let began = Instant::now();
     for i in 0..8 {
