@@ -42,6 +42,7 @@ mod limiter;
 pub mod load;
 mod log;
 mod node;
+mod observer;
 mod postgres;
 mod redis;
 mod runtime;
@@ -58,6 +59,7 @@ pub use http::HttpConfig;
 pub use limiter::{ClientHeader, LimiterConfig};
 pub use log::{LogConfig, LogFormat};
 pub use node::NodeConfig;
+pub use observer::ObserverConfig;
 pub use postgres::{split_tls_params, PostgresConfig, ReadMode, TlsParams};
 pub use redis::{parse_url as parse_redis_url, RedisConfig};
 pub use runtime::RuntimeConfig;
@@ -92,6 +94,8 @@ pub struct Config {
     pub control: ControlConfig,
     /// The cluster of diem nodes.
     pub cluster: ClusterConfig,
+    /// What counts as trouble in an actor's load.
+    pub observer: ObserverConfig,
     /// Logging.
     pub log: LogConfig,
     /// The tokio runtime.
@@ -111,6 +115,7 @@ impl Config {
         self.http.validate()?;
         self.log.validate()?;
         self.control.validate()?;
+        self.observer.validate()?;
         if self.cluster.enabled {
             self.cluster.validate(&self.node)?;
         }
@@ -163,7 +168,10 @@ mod tests {
         assert!(Config::from_toml_str("[redis]\ncommand_timeout = \"365days\"").is_ok());
         let e = Config::from_toml_str("[redis]\nwait_replicas = 1\nwait_timeout = \"250ms\"").unwrap_err();
         assert!(e.to_string().contains("redis.wait_timeout"), "{e}");
-        assert!(e.to_string().contains("shorter than redis.command_timeout"), "{e}");
+        assert!(
+            e.to_string().contains("shorter than redis.command_timeout"),
+            "{e}"
+        );
         assert!(Config::from_toml_str("[redis]\nwait_replicas = 1\nwait_timeout = \"249ms\"").is_ok());
         let e = Config::from_toml_str("[redis]\nwait_replicas = -1").unwrap_err();
         assert!(e.to_string().contains("redis.wait_replicas"), "{e}");

@@ -42,6 +42,7 @@ pub(crate) mod faults;
 pub(crate) mod health;
 pub mod http;
 pub mod limiter;
+pub mod load;
 pub mod metrics;
 pub(crate) mod metrics_actor;
 pub mod node;

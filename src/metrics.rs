@@ -358,6 +358,14 @@ pub struct RedisInfoLabel {
     pub hot_path: &'static str,
 }
 
+/// An `actor` label: a path of the tree (bounded: a pool's worker is
+/// named by its instance id, not by request).
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ActorLabel {
+    /// The actor's path.
+    pub actor: String,
+}
+
 /// The node's metrics.
 #[derive(Debug)]
 pub struct Metrics {
@@ -367,6 +375,8 @@ pub struct Metrics {
     cached_refusals: Counter,
     restarts: Family<RestartLabels, Counter>,
     rejected: Family<Reason, Counter>,
+    actor_stuck: Family<ActorLabel, Counter>,
+    actor_mailbox: Family<ActorLabel, Counter>,
     /// The sampled gauges.
     pub gauges: std::sync::Arc<Gauges>,
 }
@@ -509,6 +519,18 @@ impl Metrics {
             "Rows the corpus actor read from PostgreSQL (whole loads and notified rows)",
             g.corpus_rows_read.clone(),
         );
+        let actor_stuck = Family::<ActorLabel, Counter>::default();
+        registry.register(
+            "diem_actor_stuck",
+            "Handlers that ran longer than observer.stuck_after, per actor (a pool's worker by its instance id)",
+            actor_stuck.clone(),
+        );
+        let actor_mailbox = Family::<ActorLabel, Counter>::default();
+        registry.register(
+            "diem_actor_mailbox_warnings",
+            "Times an actor's mailbox grew over observer.mailbox_warn",
+            actor_mailbox.clone(),
+        );
         let cached_refusals = Counter::default();
         registry.register(
             "diem_limiter_cached_refusals",
@@ -522,8 +544,28 @@ impl Metrics {
             cached_refusals,
             restarts,
             rejected,
+            actor_stuck,
+            actor_mailbox,
             gauges,
         }
+    }
+
+    /// Counts a handler of the actor at `path` reported stuck.
+    pub fn actor_stuck(&self, path: &str) {
+        self.actor_stuck
+            .get_or_create(&ActorLabel {
+                actor: path.to_owned(),
+            })
+            .inc();
+    }
+
+    /// Counts a mailbox of the actor at `path` reported over the warning.
+    pub fn actor_mailbox_warning(&self, path: &str) {
+        self.actor_mailbox
+            .get_or_create(&ActorLabel {
+                actor: path.to_owned(),
+            })
+            .inc();
     }
 
     /// Counts one answered request.

@@ -28,6 +28,7 @@ use crate::config::Config;
 use crate::control::shared::ControlShared;
 use crate::http::shared::HttpShared;
 use crate::limiter::Limiter;
+use crate::load::shared::LoadShared;
 use crate::metrics::Metrics;
 use crate::observer::shared::ObserverShared;
 use crate::store::corpus_shared::CorpusShared;
@@ -74,6 +75,8 @@ pub struct Node {
     pub(crate) upgrade: UpgradeShared,
     /// The observer's viewers, frames and event log.
     pub(crate) observer: ObserverShared,
+    /// Every actor's load, as the load sampler last read it.
+    pub(crate) load: LoadShared,
     draining: AtomicBool,
     shutdown: watch::Sender<Option<Stop>>,
     admin_port: std::sync::atomic::AtomicU16,
@@ -117,6 +120,7 @@ impl Node {
             control: ControlShared::default(),
             upgrade: UpgradeShared::default(),
             observer: ObserverShared::default(),
+            load: LoadShared::default(),
             draining: AtomicBool::new(false),
             admin_port: std::sync::atomic::AtomicU16::new(0),
             shutdown: watch::Sender::new(None),

@@ -7,6 +7,7 @@
 //! │   └── corpus      the snapshot keeper (LISTEN/NOTIFY)     shutdown 2 s
 //! ├── limiter         the Redis limiter actor                shutdown 2 s
 //! ├── metrics         gauge sampling, histogram upkeep       shutdown 1 s
+//! ├── load            every actor's load, stuck handlers      shutdown 1 s
 //! ├── control         the control socket                     shutdown 2 s
 //! ├── upgrade         live upgrade: starts the new process     shutdown 1 s
 //! ├── cluster         rest_for_one, 5 per 10 s (supervisor; with [cluster] enabled)
@@ -49,6 +50,7 @@ use crate::cluster::tls_listener;
 use crate::control::socket as control_socket;
 use crate::http::listener;
 use crate::limiter::redis_limiter::RedisLimiter;
+use crate::load::sampler::LoadSampler;
 use crate::metrics_actor;
 use crate::node::Node;
 use crate::observer::publisher;
@@ -67,6 +69,7 @@ fn ms(n: u64) -> Shutdown {
 fn actor<A>(id: &str, node: &Arc<Node>, make: fn(Arc<Node>) -> A) -> ChildSpec
 where
     A: Actor<Arguments = ()>,
+    A::Msg: std::fmt::Debug,
 {
     let node = node.clone();
     ChildSpec::worker(id, move |ctx: StartCtx| {
@@ -212,6 +215,7 @@ pub(crate) fn spec(node: &Arc<Node>, exclusive: bool) -> SupervisorSpec {
     .child(store(node))
     .child(actor(child::LIMITER, node, |node| RedisLimiter { node }).shutdown(ms(2_000)))
     .child(task(child::METRICS, node, metrics_actor::start).shutdown(ms(1_000)))
+    .child(actor(child::LOAD, node, |node| LoadSampler { node }).shutdown(ms(1_000)))
     .child(task(child::CONTROL, node, control_socket::start).shutdown(ms(2_000)))
     .child(actor(child::UPGRADE, node, |node| Upgrader { node }).shutdown(ms(1_000)));
     // The children of EXCLUSIVE, where they stand in the start order; a

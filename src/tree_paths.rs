@@ -18,6 +18,8 @@ pub mod child {
     pub const LIMITER: &str = "limiter";
     /// `diem/metrics`: the gauge sampler.
     pub const METRICS: &str = "metrics";
+    /// `diem/load`: the load sampler (every actor's load, stuck handlers).
+    pub const LOAD: &str = "load";
     /// `diem/control`: the control socket.
     pub const CONTROL: &str = "control";
     /// `diem/upgrade`: the upgrader.

@@ -23,6 +23,7 @@ mod support {
 }
 
 mod cases {
+    mod actor_load;
     mod api;
     mod cluster;
     mod control;

@@ -18,6 +18,7 @@ use crate::control::options::{CtlOptions, DEFAULT_CTL_TIMEOUT};
 use crate::control::protocol::{help, Command, ErrorReply, Request, Target};
 use crate::control::render;
 use crate::control::reply::HelpReply;
+use crate::load::diagnose::Level;
 
 /// Why `diem ctl` failed before it got a reply.
 #[derive(Debug, thiserror::Error)]
@@ -174,6 +175,11 @@ async fn once(socket: &Path, command: &Command, options: &CtlOptions) -> i32 {
     } else {
         print!("{}", render::render(&command, &reply, colour()));
     }
+    if command == Command::Diagnose && target != Target::Cluster {
+        // The worst finding's level, for scripts and probes.
+        let level: Level = serde_json::from_value(reply["level"].clone()).unwrap_or(Level::Critical);
+        return level.exit_code();
+    }
     0
 }
 
@@ -188,7 +194,10 @@ pub async fn run(socket: &Path, command: &Command, options: &CtlOptions) -> i32 
         }
         return 0;
     }
-    if !options.watch {
+    // `top` is a screen refreshed every second on a terminal, as etop.
+    let top_screen =
+        matches!(command, Command::Top { .. }) && !options.json && std::io::stdout().is_terminal();
+    if !options.watch && !top_screen {
         return once(socket, command, options).await;
     }
     loop {

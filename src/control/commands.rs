@@ -13,13 +13,80 @@ use serde_json::{json, Value};
 
 use crate::control::caller::this_member;
 use crate::control::policy::Audit;
-use crate::control::protocol::{self, Command, LimiterAction, ProtoError};
-use crate::control::reply::{HelpReply, LogLevelReply, PingReply, ResetReply, ShutdownReply, TreeReply};
+use crate::control::protocol::{self, Command, LimiterAction, ProtoError, TopSort};
+use crate::control::reply::{
+    HelpReply, LogLevelReply, PingReply, ResetReply, ShutdownReply, TopReply, TreeReply,
+};
 use crate::control::tree_ops::{self, failed};
+use crate::load::shared::ActorRow;
 use crate::node::Node;
 use crate::observer::shared::OperatorAction;
 use crate::reload::reload;
 use crate::stats;
+
+/// `top`'s reply: the load sampler's rows joined with the tree (state,
+/// restarts; children without a row — stopped, or not an actor — with
+/// no load), in `sort`'s order.
+async fn top(node: &Node, sort: TopSort, limit: Option<usize>) -> Result<TopReply, ProtoError> {
+    let tree = node.tree().await.map_err(failed)?;
+    let mut actors: Vec<ActorRow> = node.load.rows().as_ref().clone();
+    // What is true now, not a second ago: the mailboxes and the running
+    // handlers (a handler stuck since the last sample shows at once).
+    for row in &mut actors {
+        row.mailbox = 0;
+        row.busy_ms = 0;
+        row.running.clear();
+    }
+    supervisors::for_each_load(|load| {
+        let i = match actors.iter().position(|r| r.path == load.path()) {
+            Some(i) => i,
+            None => {
+                actors.push(ActorRow {
+                    path: load.path().to_owned(),
+                    ..ActorRow::default()
+                });
+                actors.len() - 1
+            }
+        };
+        let row = &mut actors[i];
+        row.mailbox += load.mailbox();
+        row.mailbox_max = row.mailbox_max.max(row.mailbox);
+        if let Some((busy, kind, _)) = load.running() {
+            row.busy_ms = row.busy_ms.max(millis(busy));
+            row.running = supervisors::kind_name(kind).to_owned();
+        }
+    });
+    for n in tree.iter() {
+        match actors.iter_mut().find(|r| r.path == n.path) {
+            Some(row) => {
+                row.state = n.state.to_string();
+                row.restarts = n.restarts;
+            }
+            None => actors.push(ActorRow {
+                path: n.path.clone(),
+                state: n.state.to_string(),
+                restarts: n.restarts,
+                ..ActorRow::default()
+            }),
+        }
+    }
+    let key = |r: &ActorRow| -> f64 {
+        match sort {
+            TopSort::Msgs => r.messages_per_s,
+            TopSort::Mailbox => r.mailbox as f64,
+            TopSort::Busy => r.busy_ms as f64,
+            TopSort::Restarts => r.restarts as f64,
+        }
+    };
+    actors.sort_by(|a, b| key(b).total_cmp(&key(a)).then_with(|| a.path.cmp(&b.path)));
+    if let Some(n) = limit {
+        actors.truncate(n);
+    }
+    Ok(TopReply {
+        actors,
+        sampler_cost_us_per_s: node.load.cost_ns() / 1_000,
+    })
+}
 
 fn reply(r: impl Serialize) -> Result<Value, ProtoError> {
     serde_json::to_value(r).map_err(|e| ProtoError::new("failed", e.to_string()))
@@ -52,6 +119,8 @@ pub(crate) async fn run(node: &Arc<Node>, command: Command) -> Result<Value, Pro
             tree: node.tree().await.map_err(failed)?,
         }),
         Command::Stats => reply(stats::collect(node).await),
+        Command::Top { sort, limit } => reply(top(node, sort, limit).await?),
+        Command::Diagnose => reply(crate::load::diagnose::diagnose(node).await),
         Command::Restart { path } => {
             let done = tree_ops::restart(node, &path).await?;
             record(OperatorAction::Restart { path });

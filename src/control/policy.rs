@@ -91,9 +91,13 @@ impl Command {
         use Scope::{EveryNode, Fanout, Local, LocalOnly, Rolling};
         match self {
             Command::Help => read(Local),
-            Command::Ping | Command::Tree | Command::Stats | Command::Ready | Command::Cluster => {
-                read(Fanout)
-            }
+            Command::Ping
+            | Command::Tree
+            | Command::Stats
+            | Command::Top { .. }
+            | Command::Diagnose
+            | Command::Ready
+            | Command::Cluster => read(Fanout),
             Command::Limiter {
                 action: LimiterAction::Get { .. },
             } => read(Local),

@@ -39,6 +39,24 @@ pub enum Command {
     Tree,
     /// Counters, latencies, limiter, pool, restarts, memory.
     Stats,
+    /// Every actor's load, busiest first (as etop): mailbox now and its
+    /// maximum over the last second, messages/s, handler p99, the running
+    /// handler's time, restarts. On a terminal, redrawn every second.
+    Top {
+        /// Order: msgs (messages/s), mailbox, busy (the running handler's
+        /// time) or restarts.
+        #[arg(long, value_enum, default_value_t)]
+        #[serde(default)]
+        sort: TopSort,
+        /// Rows at most (default: all).
+        #[arg(long)]
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        limit: Option<usize>,
+    },
+    /// One report of what may be wrong: the actors under the most load,
+    /// stuck handlers, long or growing mailboxes, restarts in the last
+    /// minute, the stores, memory. Exit code 0 ok, 1 warn, 2 critical.
+    Diagnose,
     /// Graceful restart of a child or subtree (rolling for the worker pool).
     Restart {
         /// The node's path, e.g. diem/listener, diem/store, diem/workers.
@@ -114,6 +132,21 @@ pub enum Command {
         #[serde(default)]
         grace_secs: Option<u64>,
     },
+}
+
+/// How `top` orders the actors.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum TopSort {
+    /// Messages handled per second, most first.
+    #[default]
+    Msgs,
+    /// Mailbox length now, longest first.
+    Mailbox,
+    /// The running handler's time, longest first.
+    Busy,
+    /// Restarts, most first.
+    Restarts,
 }
 
 /// What `limiter` does.

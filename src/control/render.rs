@@ -12,7 +12,8 @@ use serde_json::Value;
 use supervisors::{ChildState, TreeNode};
 
 use crate::control::protocol::Command;
-use crate::control::reply::{HelpReply, PingReply, TreeReply};
+use crate::control::reply::{HelpReply, PingReply, TopReply, TreeReply};
+use crate::load::diagnose::{Diagnosis, Level};
 use crate::stats::{LatencySummary, Stats};
 
 fn duration(ms: u64) -> String {
@@ -228,6 +229,58 @@ pub(crate) fn stats(s: &Stats) -> String {
     out
 }
 
+/// `top`: one line per actor, as etop.
+pub(crate) fn top(r: &TopReply, colour: bool) -> String {
+    let mut out = String::new();
+    let _ = writeln!(
+        out,
+        "{:<30} {:<10} {:>13} {:>9} {:>11} {:>9} {:>8}  RUNNING",
+        "ACTOR", "STATE", "MAILBOX/MAX", "MSGS/S", "P99 µs", "BUSY ms", "RESTARTS"
+    );
+    for a in &r.actors {
+        let busy = if a.busy_ms > 0 {
+            paint(&a.busy_ms.to_string(), "33", colour)
+        } else {
+            "0".to_owned()
+        };
+        let _ = writeln!(
+            out,
+            "{:<30} {:<10} {:>13} {:>9.1} {:>11} {:>9} {:>8}  {}",
+            a.path,
+            a.state,
+            format!("{}/{}", a.mailbox, a.mailbox_max),
+            a.messages_per_s,
+            a.handle_p99_us
+                .map_or_else(|| "-".to_owned(), |v| format!("≤{v}")),
+            busy,
+            a.restarts,
+            a.running
+        );
+    }
+    let _ = writeln!(
+        out,
+        "({} actors; the sampler cost {} µs of CPU in its last second)",
+        r.actors.len(),
+        r.sampler_cost_us_per_s
+    );
+    out
+}
+
+/// `diagnose`: the findings, worst first, and the level.
+pub(crate) fn diagnosis(d: &Diagnosis, colour: bool) -> String {
+    let label = |l: Level| match l {
+        Level::Ok => paint("ok      ", "32", colour),
+        Level::Warn => paint("WARN    ", "33", colour),
+        Level::Critical => paint("CRITICAL", "31", colour),
+    };
+    let mut out = String::new();
+    for f in &d.findings {
+        let _ = writeln!(out, "{} {:<10} {}", label(f.level), f.area, f.detail);
+    }
+    let _ = writeln!(out, "\nlevel: {}", label(d.level).trim_end());
+    out
+}
+
 fn typed<T: DeserializeOwned>(reply: &Value) -> Option<T> {
     serde_json::from_value(reply.clone()).ok()
 }
@@ -355,6 +408,8 @@ pub(crate) fn render(command: &Command, reply: &Value, colour: bool) -> String {
         Command::Tree => typed::<TreeReply>(reply).map(|r| tree(&r.tree, colour)),
         Command::Help => typed::<HelpReply>(reply).map(|r| help(&r)),
         Command::Stats => typed::<Stats>(reply).map(|s| stats(&s)),
+        Command::Top { .. } => typed::<TopReply>(reply).map(|r| top(&r, colour)),
+        Command::Diagnose => typed::<Diagnosis>(reply).map(|d| diagnosis(&d, colour)),
         Command::Cluster => Some(members(reply)),
         Command::Ping => typed::<PingReply>(reply).map(|p| {
             format!(

@@ -34,6 +34,16 @@ pub(crate) struct TreeReply {
     pub tree: TreeNode,
 }
 
+/// `top`.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub(crate) struct TopReply {
+    /// Every actor's row, in the order asked.
+    pub actors: Vec<crate::load::shared::ActorRow>,
+    /// What the load sampler itself cost in its last second (µs of CPU
+    /// per second): the price of watching.
+    pub sampler_cost_us_per_s: u64,
+}
+
 /// `restart`: what was done, by the kind of node.
 #[derive(Clone, Debug, Default, Serialize, Deserialize)]
 pub(crate) struct RestartReply {

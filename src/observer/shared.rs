@@ -297,6 +297,12 @@ impl ObserverShared {
         self.record(kind, path.as_deref(), detail);
     }
 
+    /// Records trouble the load sampler found in the actor at `path`
+    /// (`stuck`, `mailbox`).
+    pub(crate) fn trouble(&self, kind: &str, path: &str, detail: String) {
+        self.record(kind, Some(path), detail);
+    }
+
     /// Records an event; tells the publisher if anyone watches.
     fn record(&self, kind: &str, path: Option<&str>, detail: String) {
         if let Ok(mut guard) = self.events.lock() {

@@ -13,11 +13,8 @@
 //! So a worker crash fails exactly the request inside the handler, and
 //! nothing here allocates beyond the reply channel.
 //!
-//! [`WorkerMsg`], the worker's mailbox type, and [`Backlog`], the count of
-//! jobs a worker holds, live here too: the pool sends jobs and reads
-//! backlogs without knowing the worker actor.
-
-use std::sync::atomic::{AtomicUsize, Ordering};
+//! [`WorkerMsg`], the worker's mailbox type, lives here too: the pool
+//! sends jobs without knowing the worker actor.
 
 use ractor_cluster::RactorMessage;
 use tokio::sync::oneshot;
@@ -31,39 +28,6 @@ pub enum WorkerMsg {
     Job(Job),
     /// Answer at once (the watchdog's round trip through a worker).
     Ping(oneshot::Sender<()>),
-}
-
-/// How many jobs a worker holds: sent to it and not yet handled, the one
-/// it is running included. The pool adds one when it sends a job, the
-/// worker takes one off when it has handled it; the pool gives the next
-/// job to a worker whose backlog is empty, so a request is not queued
-/// behind a slow one (a write waiting on PostgreSQL) while another worker
-/// is seen idle (two dispatches at the same instant may both see the same
-/// idle worker, and one waits for the other's job).
-///
-/// It is a hint, not an invariant: a worker that crashes takes its count
-/// with it, and its queued jobs are counted again where they are sent.
-/// Aligned to a cache line, so that two workers' counts, written from
-/// different threads, do not share one.
-#[derive(Debug, Default)]
-#[repr(align(64))]
-pub struct Backlog(AtomicUsize);
-
-impl Backlog {
-    /// A job was sent to the worker.
-    pub fn sent(&self) {
-        self.0.fetch_add(1, Ordering::Relaxed);
-    }
-
-    /// The worker handled one (or the send failed).
-    pub fn handled(&self) {
-        self.0.fetch_sub(1, Ordering::Relaxed);
-    }
-
-    /// Jobs held now.
-    pub fn get(&self) -> usize {
-        self.0.load(Ordering::Relaxed)
-    }
 }
 
 /// How a job ended.

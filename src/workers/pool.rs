@@ -4,10 +4,11 @@
 //! Workers register themselves when they start and are removed when their
 //! state is dropped (any exit: stop, crash, kill), so the registry is always
 //! the set of workers that can take a message. It is an atomically swapped
-//! list of workers with their [`Backlog`]s: a dispatch is one load, one
-//! round-robin step, a look at that worker's backlog (at the others' only
-//! when it is busy), one increment of it and one message send, with no
-//! lock; the worker takes the one off when it has handled the job.
+//! list of the workers' counting handles ([`supervisors::Counted`]): a
+//! dispatch is one load, one round-robin step, a look at that worker's
+//! backlog — the jobs sent to it and not yet handled, from its load
+//! counters (at the others' only when it is busy) — and one counted send,
+//! with no lock; the tree counts the job handled when its handler returns.
 //!
 //! A worker runs one job at a time, so a job sent to a busy worker waits
 //! for the one it is running. The next worker in turn takes the job if its
@@ -34,12 +35,12 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use arc_swap::ArcSwap;
-use ractor::{ActorId, ActorRef, MessagingErr};
-use supervisors::PoolSize;
+use ractor::{ActorId, MessagingErr};
+use supervisors::{Counted, PoolSize};
 use tokio::sync::{oneshot, Notify};
 
 use crate::api::request::{HttpResponse, Request};
-use crate::workers::job::{Backlog, Job, Outcome, WorkerMsg};
+use crate::workers::job::{Job, Outcome, WorkerMsg};
 
 /// Longest a request waits for the pool to have a worker at all (while
 /// the whole pool restarts).
@@ -107,19 +108,29 @@ pub fn pick(len: usize, start: usize, backlog: impl Fn(usize) -> usize) -> usize
     best.0
 }
 
-/// A live worker and the jobs it holds.
+/// A live worker: its counting handle, whose load says how many jobs it
+/// holds (sent and not yet handled, the running one included). A hint,
+/// not an invariant: two dispatches at one instant may both see the same
+/// idle worker, and one waits for the other's job.
 #[derive(Debug, Clone)]
 struct Entry {
-    worker: ActorRef<WorkerMsg>,
-    backlog: Arc<Backlog>,
+    worker: Counted<WorkerMsg>,
+}
+
+impl Entry {
+    /// Jobs the worker holds (0 for a worker a supervisor did not start:
+    /// its messages are not counted).
+    fn backlog(&self) -> usize {
+        self.worker
+            .load()
+            .map_or(0, |l| usize::try_from(l.held()).unwrap_or(usize::MAX))
+    }
 }
 
 /// The worker that gets the next job ([`pick`]); `workers` must not be
 /// empty.
 fn choose(workers: &[Entry]) -> &Entry {
-    &workers[pick(workers.len(), next_index(workers.len()), |i| {
-        workers[i].backlog.get()
-    })]
+    &workers[pick(workers.len(), next_index(workers.len()), |i| workers[i].backlog())]
 }
 
 /// The registry and the admission bound of the worker pool.
@@ -168,12 +179,11 @@ impl WorkerPool {
         &self.target
     }
 
-    /// Adds a started worker, which takes one off `backlog` for each job it
-    /// has handled.
-    pub fn register(&self, worker: ActorRef<WorkerMsg>, backlog: Arc<Backlog>) {
+    /// Adds a started worker.
+    pub fn register(&self, worker: Counted<WorkerMsg>) {
         let _guard = self.update.lock();
         let mut next = Vec::clone(&self.workers.load());
-        next.push(Entry { worker, backlog });
+        next.push(Entry { worker });
         self.live.store(next.len(), Ordering::Release);
         self.workers.store(Arc::new(next));
         self.changed.notify_waiters();
@@ -183,10 +193,10 @@ impl WorkerPool {
     pub fn unregister(&self, id: ActorId) {
         let _guard = self.update.lock();
         let current = self.workers.load();
-        if current.iter().any(|e| e.worker.get_id() == id) {
+        if current.iter().any(|e| e.worker.actor().get_id() == id) {
             let next: Vec<_> = current
                 .iter()
-                .filter(|e| e.worker.get_id() != id)
+                .filter(|e| e.worker.actor().get_id() != id)
                 .cloned()
                 .collect();
             self.live.store(next.len(), Ordering::Release);
@@ -248,7 +258,7 @@ impl WorkerPool {
             choose(&workers).worker.clone()
         };
         let (tx, rx) = oneshot::channel();
-        if worker.send_message(WorkerMsg::Ping(tx)).is_err() {
+        if worker.send(WorkerMsg::Ping(tx)).is_err() {
             return false;
         }
         matches!(tokio::time::timeout(within, rx).await, Ok(Ok(())))
@@ -267,16 +277,11 @@ impl WorkerPool {
                 if workers.is_empty() {
                     Err((request, None))
                 } else {
-                    let Entry { worker, backlog } = choose(&workers);
-                    backlog.sent();
-                    let sent = worker.send_message(WorkerMsg::Job(Job::new(request, tx)));
-                    if sent.is_err() {
-                        backlog.handled();
-                    }
-                    match sent {
+                    let worker = &choose(&workers).worker;
+                    match worker.send(WorkerMsg::Job(Job::new(request, tx))) {
                         Ok(()) => Ok(()),
                         Err(MessagingErr::SendErr(WorkerMsg::Job(job))) => match job.into_request() {
-                            Some(back) => Err((back, Some(worker.get_id()))),
+                            Some(back) => Err((back, Some(worker.actor().get_id()))),
                             None => return Err(DispatchError::Unavailable),
                         },
                         Err(_) => return Err(DispatchError::Unavailable),

@@ -17,7 +17,9 @@ use ractor::{Actor, ActorId, ActorProcessingErr, ActorRef};
 
 use crate::api;
 use crate::node::Node;
-use crate::workers::job::{Backlog, WorkerMsg};
+use supervisors::Counted;
+
+use crate::workers::job::WorkerMsg;
 
 /// A request worker.
 #[derive(Debug)]
@@ -43,7 +45,6 @@ impl Drop for Registration {
 #[derive(Debug)]
 pub struct WorkerState {
     rng: fastrand::Rng,
-    backlog: Arc<Backlog>,
     _registration: Registration,
 }
 
@@ -55,7 +56,6 @@ impl Actor for Worker {
     async fn pre_start(&self, myself: ActorRef<WorkerMsg>, _: ()) -> Result<WorkerState, ActorProcessingErr> {
         Ok(WorkerState {
             rng: fastrand::Rng::new(),
-            backlog: Arc::default(),
             _registration: Registration {
                 node: self.node.clone(),
                 id: myself.get_id(),
@@ -66,11 +66,13 @@ impl Actor for Worker {
     async fn post_start(
         &self,
         myself: ActorRef<WorkerMsg>,
-        state: &mut WorkerState,
+        _: &mut WorkerState,
     ) -> Result<(), ActorProcessingErr> {
         // Registered only once running: messages sent before would wait
-        // behind the start for nothing.
-        self.node.workers.register(myself, state.backlog.clone());
+        // behind the start for nothing. The counting handle's load (the
+        // tree counts every actor's messages) is the pool's measure of
+        // the jobs the worker holds.
+        self.node.workers.register(Counted::of(myself));
         Ok(())
     }
 
@@ -86,7 +88,6 @@ impl Actor for Worker {
                     let response = api::handle(&self.node, request, &mut state.rng).await;
                     job.finish(response);
                 }
-                state.backlog.handled();
             }
             WorkerMsg::Ping(reply) => {
                 let _ = reply.send(());

@@ -24,6 +24,7 @@ use supervisors::{start_root, ChildSpec, EventBus, Shutdown, Strategy, Superviso
 use tokio::runtime::Runtime;
 use tokio::sync::mpsc;
 
+#[derive(Debug)]
 enum Msg {
     Ping(RpcReplyPort<()>),
     Crash,

@@ -37,6 +37,8 @@ use serde::{Deserialize, Serialize};
 
 use crate::backoff::Backoff;
 use crate::event::EventBus;
+use crate::instrumented::Instrumented;
+use crate::load::ActorLoad;
 use crate::task::{TaskActor, TaskLoop, TaskResult};
 
 /// When a child is restarted (OTP's `restart`).
@@ -119,18 +121,16 @@ impl fmt::Debug for StartCtx {
 
 impl StartCtx {
     /// Spawns `actor` linked to the supervisor and returns its cell once
-    /// its `pre_start` has succeeded.
-    pub async fn spawn<A: Actor>(
-        &self,
-        actor: A,
-        args: A::Arguments,
-    ) -> Result<ActorCell, ActorProcessingErr> {
-        match self.supervisor.spawn_linked(None, actor, args).await {
-            Ok((actor_ref, _join)) => Ok(actor_ref.get_cell()),
-            // The child's own start error (or panic message), not ractor's wrapper.
-            Err(ractor::SpawnErr::StartupFailed(inner)) => Err(inner),
-            Err(e) => Err(e.into()),
-        }
+    /// its `pre_start` has succeeded. The actor's messages are counted and
+    /// timed in an [`ActorLoad`](crate::ActorLoad) of its path (see
+    /// [`loads`](crate::loads)); its message type's `Debug` names their
+    /// kinds.
+    pub async fn spawn<A>(&self, actor: A, args: A::Arguments) -> Result<ActorCell, ActorProcessingErr>
+    where
+        A: Actor,
+        A::Msg: std::fmt::Debug,
+    {
+        self.spawn_as(None, actor, args).await
     }
 
     /// Like [`spawn`](Self::spawn), registering the actor under `name`
@@ -138,14 +138,36 @@ impl StartCtx {
     /// remote node sees the name too). A name still held by a dying
     /// previous incarnation makes the start fail, and the supervisor
     /// retries it.
-    pub async fn spawn_named<A: Actor>(
+    pub async fn spawn_named<A>(
         &self,
         name: String,
         actor: A,
         args: A::Arguments,
-    ) -> Result<ActorCell, ActorProcessingErr> {
-        match self.supervisor.spawn_linked(Some(name), actor, args).await {
+    ) -> Result<ActorCell, ActorProcessingErr>
+    where
+        A: Actor,
+        A::Msg: std::fmt::Debug,
+    {
+        self.spawn_as(Some(name), actor, args).await
+    }
+
+    async fn spawn_as<A>(
+        &self,
+        name: Option<String>,
+        actor: A,
+        args: A::Arguments,
+    ) -> Result<ActorCell, ActorProcessingErr>
+    where
+        A: Actor,
+        A::Msg: std::fmt::Debug,
+    {
+        let actor = Instrumented {
+            actor,
+            load: Arc::new(ActorLoad::new(self.path.as_str().into())),
+        };
+        match self.supervisor.spawn_linked(name, actor, args).await {
             Ok((actor_ref, _join)) => Ok(actor_ref.get_cell()),
+            // The child's own start error (or panic message), not ractor's wrapper.
             Err(ractor::SpawnErr::StartupFailed(inner)) => Err(inner),
             Err(e) => Err(e.into()),
         }

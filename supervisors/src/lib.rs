@@ -19,7 +19,10 @@
 //! supervision events, and the operations an operator runs on a live tree
 //! ([`SupervisorRef::scale_to`] with a [`PoolSize`] kept across restarts,
 //! [`SupervisorRef::kill_child`] answered once the replacement runs,
-//! [`Resolved::restart`], rolling for a pool).
+//! [`Resolved::restart`], rolling for a pool), and every actor's load —
+//! mailbox, messages handled, handler time, the handler running now
+//! ([`ActorLoad`], [`loads`], sent through [`Counted`] handles) — what
+//! Erlang's `process_info` and etop show.
 //!
 //! With the `cluster` feature (for programs that enable ractor's `cluster`
 //! feature, e.g. through ractor_cluster), the crate's message types
@@ -64,13 +67,17 @@ mod backoff;
 mod child;
 mod child_spec;
 mod client;
+mod counted;
 mod error;
 mod event;
 mod exit_reason;
 mod flags;
+mod instrumented;
 mod intensity;
+mod load;
 mod message;
 mod pool_size;
+mod registry;
 mod root;
 mod snapshot;
 mod supervisor;
@@ -80,16 +87,19 @@ pub use backoff::Backoff;
 pub use child::{ChildCount, ChildInfo, ChildState};
 pub use child_spec::{ChildArgs, ChildKind, ChildSpec, Restart, Shutdown, StartCtx, StartFn, StartFuture};
 pub use client::SupervisorRef;
+pub use counted::Counted;
 pub use error::SupervisorError;
 pub use event::{Event, EventBus};
 pub use exit_reason::ExitReason;
 pub use flags::{AutoShutdown, Strategy, SupervisorFlags};
 pub use intensity::RestartWindow;
+pub use load::{quantile_us, ActorLoad, LoadSample, Running, BUCKETS};
 pub use message::{
     ArgsBox, Incarnation, KillOutcome, Killed, Scaled, StartChildArg, StartedChild, SupervisorInfo,
     SupervisorMsg,
 };
 pub use pool_size::PoolSize;
+pub use registry::{for_each_load, kind_name, load_of, loads};
 pub use root::{start_root, Root};
 pub use snapshot::{resolve, snapshot, Intensity, Resolved, Restarted, TreeNode};
 pub use supervisor::{Supervisor, SupervisorArgs, SupervisorSpec, SupervisorState};

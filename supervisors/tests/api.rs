@@ -13,6 +13,7 @@ use supervisors::*;
 /// A worker that panics on `Panic` and answers `Ping`.
 struct Probe;
 
+#[derive(Debug)]
 enum ProbeMsg {
     Panic(&'static str),
     Ping(ractor::RpcReplyPort<()>),

@@ -44,6 +44,8 @@ async fn reads_help_ping_tree_stats() {
             "ping",
             "tree",
             "stats",
+            "top",
+            "diagnose",
             "restart",
             "kill",
             "scale",

@@ -37,6 +37,15 @@ fn requests_round_trip() {
         Command::Ping,
         Command::Tree,
         Command::Stats,
+        Command::Top {
+            sort: TopSort::Mailbox,
+            limit: Some(5),
+        },
+        Command::Top {
+            sort: TopSort::Msgs,
+            limit: None,
+        },
+        Command::Diagnose,
         Command::Reload,
         Command::Restart {
             path: "diem/store".into(),
@@ -94,6 +103,8 @@ fn help_is_drawn_from_the_definition() {
             "ping",
             "tree",
             "stats",
+            "top",
+            "diagnose",
             "restart",
             "kill",
             "scale",

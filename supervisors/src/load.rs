@@ -1,0 +1,293 @@
+//! Per-actor load counters: what Erlang's `process_info` and etop show of a
+//! process — its mailbox, the messages it handled, how long its handlers
+//! ran and the one running now — kept for every actor a supervisor starts.
+//!
+//! The counters are atomics written on the message path without a lock:
+//! the sending side counts a message sent through a [`Counted`] handle,
+//! the actor's side (the wrapper [`StartCtx::spawn`] puts around every
+//! child) counts it taken from the mailbox, times its handler into a
+//! histogram and marks the actor busy meanwhile. ractor exposes no queue
+//! length, so the mailbox is what was sent through counted handles minus
+//! what was taken: a message sent past them (a raw `ActorRef`) is not seen
+//! until it is taken, and the figure is clamped at 0.
+//!
+//! [`Counted`]: crate::Counted
+//! [`StartCtx::spawn`]: crate::StartCtx::spawn
+//!
+//! ```
+//! use std::time::Duration;
+//! use supervisors::ActorLoad;
+//!
+//! let load = ActorLoad::new("app/worker".into());
+//! load.sent();
+//! load.sent();
+//! let kind = 0;
+//! let running = load.begin(kind);
+//! assert_eq!(load.sample().mailbox, 1);
+//! assert!(load.sample().busy.is_some());
+//! drop(running); // the handler returned (or panicked, or was killed)
+//! let s = load.sample();
+//! assert_eq!((s.taken, s.handled, s.mailbox, s.mailbox_max), (1, 1, 1, 2));
+//! assert!(s.busy.is_none());
+//! assert_eq!(s.histogram.iter().sum::<u64>(), 1);
+//! ```
+
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+use std::sync::{Arc, OnceLock};
+use std::time::{Duration, Instant};
+
+/// Buckets of the handler-time histogram: bucket `b` counts handlers that
+/// ran less than `2^b` µs (and at least `2^(b-1)`); the last one, longer.
+pub const BUCKETS: usize = 32;
+
+/// The process's clock origin: busy marks are µs since it (+1, so 0 means
+/// idle).
+fn epoch() -> Instant {
+    static EPOCH: OnceLock<Instant> = OnceLock::new();
+    *EPOCH.get_or_init(Instant::now)
+}
+
+fn micros_since_epoch(at: Instant) -> u64 {
+    u64::try_from(at.saturating_duration_since(epoch()).as_micros()).unwrap_or(u64::MAX - 1) + 1
+}
+
+/// The counters of one actor incarnation. The senders' counters and the
+/// actor's are on cache lines of their own: written from different
+/// threads, they would otherwise take the line from each other at every
+/// message.
+#[derive(Debug)]
+pub struct ActorLoad {
+    path: Arc<str>,
+    senders: Senders,
+    actor: ActorSide,
+}
+
+/// What the senders write.
+#[derive(Debug)]
+#[repr(align(64))]
+struct Senders {
+    sent: AtomicU64,
+    mailbox_max: AtomicU64,
+}
+
+/// What the actor writes.
+#[derive(Debug)]
+#[repr(align(64))]
+struct ActorSide {
+    taken: AtomicU64,
+    handled: AtomicU64,
+    /// µs since [`epoch`] + 1 when the running handler began; 0: idle.
+    busy_since: AtomicU64,
+    /// The running (or last) message's kind ([`kind_name`](crate::kind_name)).
+    kind: AtomicU32,
+    handle_max_us: AtomicU64,
+    histogram: [AtomicU64; BUCKETS],
+}
+
+/// What [`ActorLoad::sample`] read.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct LoadSample {
+    /// Messages sent through counted handles.
+    pub sent: u64,
+    /// Messages taken from the mailbox (handlers begun).
+    pub taken: u64,
+    /// Handlers finished (returned, failed, or cut off by a kill).
+    pub handled: u64,
+    /// Messages waiting now (`sent − taken`, at least 0).
+    pub mailbox: u64,
+    /// The longest the mailbox was since the last [`ActorLoad::reset_max`].
+    pub mailbox_max: u64,
+    /// How long the running handler has run, if one runs.
+    pub busy: Option<Duration>,
+    /// The kind of the running (or last) message.
+    pub kind: u32,
+    /// Handler times ([`BUCKETS`]).
+    pub histogram: [u64; BUCKETS],
+    /// The longest handler so far, µs.
+    pub handle_max_us: u64,
+}
+
+impl ActorLoad {
+    /// Counters for the actor at `path`, all 0.
+    pub fn new(path: Arc<str>) -> Self {
+        Self {
+            path,
+            senders: Senders {
+                sent: AtomicU64::new(0),
+                mailbox_max: AtomicU64::new(0),
+            },
+            actor: ActorSide {
+                taken: AtomicU64::new(0),
+                handled: AtomicU64::new(0),
+                busy_since: AtomicU64::new(0),
+                kind: AtomicU32::new(0),
+                handle_max_us: AtomicU64::new(0),
+                histogram: std::array::from_fn(|_| AtomicU64::new(0)),
+            },
+        }
+    }
+
+    /// The actor's path in the tree.
+    pub fn path(&self) -> &str {
+        &self.path
+    }
+
+    /// Counts a message sent (the sender's side), and the mailbox's length
+    /// it makes.
+    #[inline]
+    pub fn sent(&self) {
+        let sent = self.senders.sent.fetch_add(1, Ordering::Relaxed) + 1;
+        let waiting = sent.saturating_sub(self.actor.taken.load(Ordering::Relaxed));
+        // Read first: most sends do not raise the maximum, and a plain
+        // load does not take the line for writing.
+        if waiting > self.senders.mailbox_max.load(Ordering::Relaxed) {
+            self.senders.mailbox_max.fetch_max(waiting, Ordering::Relaxed);
+        }
+    }
+
+    /// Takes back a message counted by [`sent`](Self::sent) that the
+    /// mailbox refused (the actor stopped).
+    #[inline]
+    pub fn unsent(&self) {
+        self.senders.sent.fetch_sub(1, Ordering::Relaxed);
+    }
+
+    /// Messages sent and not yet handled, the running one included (a
+    /// pool's pick of the least loaded worker).
+    #[inline]
+    pub fn held(&self) -> u64 {
+        self.senders
+            .sent
+            .load(Ordering::Relaxed)
+            .saturating_sub(self.actor.handled.load(Ordering::Relaxed))
+    }
+
+    /// The running handler, if one runs: how long it has run, and which
+    /// message it handles (its kind, and its number: the count of messages
+    /// taken, the same while one handler runs). Lighter than
+    /// [`sample`](Self::sample), for a watch of stuck handlers.
+    pub fn running(&self) -> Option<(Duration, u32, u64)> {
+        let since = self.actor.busy_since.load(Ordering::Relaxed);
+        if since == 0 {
+            return None;
+        }
+        let busy = Duration::from_micros(micros_since_epoch(Instant::now()).saturating_sub(since));
+        Some((
+            busy,
+            self.actor.kind.load(Ordering::Relaxed),
+            self.actor.taken.load(Ordering::Relaxed),
+        ))
+    }
+
+    /// Messages waiting now (`sent − taken`, at least 0).
+    pub fn mailbox(&self) -> u64 {
+        self.senders
+            .sent
+            .load(Ordering::Relaxed)
+            .saturating_sub(self.actor.taken.load(Ordering::Relaxed))
+    }
+
+    /// A handler of a message of `kind` begins: the actor is busy until
+    /// the returned guard is dropped (the handler returned, panicked, or
+    /// its future was dropped by a kill).
+    #[inline]
+    pub fn begin(&self, kind: u32) -> Running<'_> {
+        let began = Instant::now();
+        let a = &self.actor;
+        a.taken.fetch_add(1, Ordering::Relaxed);
+        a.kind.store(kind, Ordering::Relaxed);
+        a.busy_since.store(micros_since_epoch(began), Ordering::Relaxed);
+        Running { load: self, began }
+    }
+
+    /// Reads the counters (each atomically, not all at one instant).
+    pub fn sample(&self) -> LoadSample {
+        let a = &self.actor;
+        let sent = self.senders.sent.load(Ordering::Relaxed);
+        let taken = a.taken.load(Ordering::Relaxed);
+        let since = a.busy_since.load(Ordering::Relaxed);
+        let busy = (since != 0)
+            .then(|| Duration::from_micros(micros_since_epoch(Instant::now()).saturating_sub(since)));
+        LoadSample {
+            sent,
+            taken,
+            handled: a.handled.load(Ordering::Relaxed),
+            mailbox: sent.saturating_sub(taken),
+            mailbox_max: self
+                .senders
+                .mailbox_max
+                .load(Ordering::Relaxed)
+                .max(sent.saturating_sub(taken)),
+            busy,
+            kind: a.kind.load(Ordering::Relaxed),
+            histogram: std::array::from_fn(|b| a.histogram[b].load(Ordering::Relaxed)),
+            handle_max_us: a.handle_max_us.load(Ordering::Relaxed),
+        }
+    }
+
+    /// Starts a new interval for the mailbox's maximum: from now on it is
+    /// the longest since this call.
+    pub fn reset_max(&self) {
+        self.senders.mailbox_max.store(self.mailbox(), Ordering::Relaxed);
+    }
+}
+
+/// A running handler ([`ActorLoad::begin`]); ends it when dropped.
+#[derive(Debug)]
+pub struct Running<'a> {
+    load: &'a ActorLoad,
+    began: Instant,
+}
+
+impl Drop for Running<'_> {
+    fn drop(&mut self) {
+        let a = &self.load.actor;
+        let us = u64::try_from(self.began.elapsed().as_micros()).unwrap_or(u64::MAX);
+        a.busy_since.store(0, Ordering::Relaxed);
+        a.handled.fetch_add(1, Ordering::Relaxed);
+        a.histogram[bucket(us)].fetch_add(1, Ordering::Relaxed);
+        if us > a.handle_max_us.load(Ordering::Relaxed) {
+            a.handle_max_us.fetch_max(us, Ordering::Relaxed);
+        }
+    }
+}
+
+/// The histogram bucket of a handler that ran `us` µs.
+fn bucket(us: u64) -> usize {
+    let b = (u64::BITS - us.leading_zeros()) as usize;
+    b.min(BUCKETS - 1)
+}
+
+/// The upper bound (µs) of the histogram bucket that holds the `q`
+/// quantile (0 < q ≤ 1) of `histogram` (counts per bucket, e.g. the
+/// difference of two samples' histograms); `None` if it is empty.
+///
+/// ```
+/// use supervisors::{quantile_us, BUCKETS};
+///
+/// let mut h = [0u64; BUCKETS];
+/// h[3] = 98; // 98 handlers of 4–7 µs
+/// h[10] = 2; // 2 of 512–1023 µs
+/// assert_eq!(quantile_us(&h, 0.5), Some(8));
+/// assert_eq!(quantile_us(&h, 0.99), Some(1024));
+/// assert_eq!(quantile_us(&[0; BUCKETS], 0.99), None);
+/// ```
+pub fn quantile_us(histogram: &[u64; BUCKETS], q: f64) -> Option<u64> {
+    let total: u64 = histogram.iter().sum();
+    if total == 0 {
+        return None;
+    }
+    // The rank of the quantile, 1-based, rounded up.
+    let rank = ((total as f64) * q).ceil().max(1.0) as u64;
+    let mut seen = 0;
+    for (b, &n) in histogram.iter().enumerate() {
+        seen += n;
+        if seen >= rank {
+            return Some(1u64 << b.min(63));
+        }
+    }
+    Some(1u64 << (BUCKETS - 1))
+}
+
+#[cfg(test)]
+mod tests;
