@@ -28,6 +28,7 @@ pub mod redis_handle;
 pub mod redis_limiter;
 pub mod redis_tls;
 pub mod replica_wait;
+pub mod slot;
 
 use std::net::IpAddr;
 use std::sync::atomic::{AtomicU64, Ordering};

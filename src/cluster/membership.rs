@@ -38,7 +38,7 @@ use std::time::{Duration, Instant};
 
 use ractor::{Actor, ActorId, ActorProcessingErr, ActorRef};
 use ractor_cluster::{NodeSessionMessage, RactorMessage};
-use supervisors::resolve;
+use supervisors::{resolve, Counted};
 
 use crate::cluster::peer::PeerAddr;
 use crate::cluster::remote;
@@ -131,11 +131,11 @@ async fn addresses(host_port: &str) -> Vec<String> {
 /// Asks `member` for the members it sees up; the answer comes back as
 /// [`MembershipMsg::Learned`].
 fn ask_members(myself: &ActorRef<MembershipMsg>, member: String, timeout: Duration) {
-    let me = myself.clone();
+    let me = Counted::of(myself.clone());
     tokio::spawn(async move {
         match remote::members(&member, timeout).await {
             Ok(addrs) => {
-                let _ = me.send_message(MembershipMsg::Learned(member, addrs));
+                let _ = me.send(MembershipMsg::Learned(member, addrs));
             }
             Err(e) => tracing::debug!(%member, error = %e, "cluster member did not list its members"),
         }
@@ -350,13 +350,13 @@ impl Membership {
             }
             if !member.pinging {
                 member.pinging = true;
-                let (me, name, timeout) = (myself.clone(), name.clone(), c.down_after);
+                let (me, name, timeout) = (Counted::of(myself.clone()), name.clone(), c.down_after);
                 tokio::spawn(async move {
                     let msg = match remote::ping(&name, timeout.get()).await {
                         Ok(rtt) => MembershipMsg::Pong(name, rtt),
                         Err(_) => MembershipMsg::Missed(name),
                     };
-                    let _ = me.send_message(msg);
+                    let _ = me.send(msg);
                 });
             }
         }
@@ -404,13 +404,13 @@ impl Actor for Membership {
         _: (),
     ) -> Result<MembershipState, ActorProcessingErr> {
         let mut events = self.node.cluster.subscribe();
-        let me = myself.clone();
+        let me = Counted::of(myself.clone());
         let forward = OwnedTask::spawn(
             async move {
                 loop {
                     match events.recv().await {
                         Ok(e) => {
-                            if me.send_message(MembershipMsg::Session(e)).is_err() {
+                            if me.send(MembershipMsg::Session(e)).is_err() {
                                 return;
                             }
                         }
@@ -425,8 +425,8 @@ impl Actor for Membership {
         let mut own: HashSet<String> = addresses(&c.advertised()).await.into_iter().collect();
         own.insert(c.advertised());
         own.insert(c.listen.to_string());
-        myself.send_message(MembershipMsg::Resolve)?;
-        myself.send_after(c.heartbeat.get(), || MembershipMsg::Tick);
+        Counted::of(myself.clone()).send(MembershipMsg::Resolve)?;
+        Counted::of(myself.clone()).send_after(c.heartbeat.get(), || MembershipMsg::Tick);
         Ok(MembershipState {
             members: BTreeMap::new(),
             pending: HashMap::new(),
@@ -448,7 +448,8 @@ impl Actor for Membership {
         match msg {
             MembershipMsg::Tick => {
                 self.tick(&myself, state).await;
-                myself.send_after(self.node.config().cluster.heartbeat.get(), || MembershipMsg::Tick);
+                Counted::of(myself.clone())
+                    .send_after(self.node.config().cluster.heartbeat.get(), || MembershipMsg::Tick);
             }
             MembershipMsg::Resolve => {
                 let seeds = self.node.config().cluster.seeds.clone();
@@ -463,7 +464,7 @@ impl Actor for Membership {
                 for (name, _) in state.members.iter().filter(|(_, m)| m.state == MemberState::Up) {
                     ask_members(&myself, name.clone(), timeout.get());
                 }
-                myself.send_after(RESOLVE_EVERY, || MembershipMsg::Resolve);
+                Counted::of(myself.clone()).send_after(RESOLVE_EVERY, || MembershipMsg::Resolve);
             }
             MembershipMsg::Session(event) => self.on_session(&myself, state, event).await,
             MembershipMsg::Learned(member, addrs) => {

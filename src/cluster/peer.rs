@@ -16,7 +16,7 @@ use std::time::Duration;
 
 use ractor::{Actor, ActorProcessingErr, ActorRef};
 use ractor_cluster::{NodeServerMessage, RactorMessage};
-use supervisors::Backoff;
+use supervisors::{Backoff, Counted};
 
 use crate::cluster::shared::session_addr;
 use crate::node::Node;
@@ -69,7 +69,7 @@ impl Actor for Peer {
         myself: ActorRef<PeerMsg>,
         addr: PeerAddr,
     ) -> Result<PeerState, ActorProcessingErr> {
-        myself.send_message(PeerMsg::Attempt)?;
+        Counted::of(myself.clone()).send(PeerMsg::Attempt)?;
         Ok(PeerState {
             addr: addr.0,
             failures: 0,
@@ -153,7 +153,7 @@ impl Actor for Peer {
                         }
                     }
                 };
-                myself.send_after(next, || PeerMsg::Attempt);
+                Counted::of(myself.clone()).send_after(next, || PeerMsg::Attempt);
             }
         }
         Ok(())

@@ -181,7 +181,7 @@ impl Actor for ClusterServer {
                     }
                     let wait = Backoff::new(Duration::from_millis(100), config.cluster.reconnect_max.get())
                         .delay(state.failures);
-                    myself.send_after(wait, || ServerMsg::Start);
+                    supervisors::Counted::of(myself.clone()).send_after(wait, || ServerMsg::Start);
                 }
             },
             ServerMsg::Start => {}

@@ -10,62 +10,10 @@
 //! redirection, and the limiter actor is told to read the slot map again
 //! and connect anew (`LimiterMsg::Moved`).
 //!
-//! ```
-//! use diem::limiter::pipes::slot;
-//!
-//! // CRC16 of the key modulo 16384, as Redis Cluster computes it.
-//! assert_eq!(slot("foo"), 12182);
-//! // A hash tag: only what is between the first `{` and `}` counts.
-//! assert_eq!(slot("{user1000}.following"), slot("{user1000}.followers"));
-//! ```
-
 use fred::types::cluster::ClusterRouting;
 
 use crate::limiter::pipe::Pipe;
-
-/// The hash slots of a Redis Cluster.
-const SLOTS: usize = 16_384;
-
-/// CRC16-CCITT (XMODEM), Redis Cluster's key hash, one table lookup per
-/// byte (redis-protocol's bitwise loop cost ~490 instructions per request,
-/// ~1.7 % of a request on a cluster).
-const CRC16: [u16; 256] = {
-    let mut table = [0u16; 256];
-    let mut i = 0;
-    while i < 256 {
-        let mut crc = (i as u16) << 8;
-        let mut bit = 0;
-        while bit < 8 {
-            crc = if crc & 0x8000 != 0 {
-                (crc << 1) ^ 0x1021
-            } else {
-                crc << 1
-            };
-            bit += 1;
-        }
-        table[i] = crc;
-        i += 1;
-    }
-    table
-};
-
-/// The hash slot of `key`, as Redis Cluster computes it: CRC16 of the key
-/// (or of its hash tag, the text between the first `{` and the next `}`
-/// when not empty) modulo 16384.
-pub fn slot(key: &str) -> u16 {
-    let bytes = key.as_bytes();
-    let hashed = match bytes.iter().position(|&b| b == b'{') {
-        Some(open) => match bytes[open + 1..].iter().position(|&b| b == b'}') {
-            Some(len) if len > 0 => &bytes[open + 1..open + 1 + len],
-            _ => bytes,
-        },
-        None => bytes,
-    };
-    let crc = hashed.iter().fold(0u16, |crc, &b| {
-        (crc << 8) ^ CRC16[usize::from(((crc >> 8) as u8) ^ b)]
-    });
-    crc % SLOTS as u16
-}
+use crate::limiter::slot::{slot, SLOTS};
 
 /// The hot-path connections.
 #[derive(Debug, Clone)]
@@ -125,6 +73,3 @@ impl Pipes {
 pub fn is_redirect(error: &str) -> bool {
     error.starts_with("MOVED ") || error.starts_with("ASK ")
 }
-
-#[cfg(test)]
-mod tests;

@@ -18,16 +18,17 @@ use std::time::Duration;
 
 use fred::prelude::{Client, ClientLike, Expiration, KeysInterface, LuaInterface, Options, SetOptions};
 use ipnet::IpNet;
-use ractor::ActorRef;
 use ractor_cluster::RactorMessage;
+use supervisors::Counted;
 use tokio::sync::{mpsc, oneshot};
 
 pub use crate::limiter::gcra::now_us;
 use crate::limiter::gcra::{decide, peek, Params, Throttle};
 use crate::limiter::key::{push_key_text, KEY_TEXT_MAX};
 use crate::limiter::pipe::PipeError;
-use crate::limiter::pipes::{is_redirect, slot, Pipes};
+use crate::limiter::pipes::{is_redirect, Pipes};
 use crate::limiter::replica_wait::ReplicaWait;
+use crate::limiter::slot::slot;
 
 /// The GCRA of [`gcra`](super::gcra) for every key of `KEYS`.
 /// `ARGV`: max_burst, count, period (s), quantity, and optionally `now` in
@@ -157,7 +158,7 @@ pub struct RedisHandle {
     prefix: String,
     timeout: Duration,
     tx: mpsc::Sender<Pending>,
-    actor: ActorRef<LimiterMsg>,
+    actor: Counted<LimiterMsg>,
     generation: u64,
     wait: Option<ReplicaWait>,
 }
@@ -176,7 +177,7 @@ impl RedisHandle {
         prefix: String,
         timeout: Duration,
         tx: mpsc::Sender<Pending>,
-        actor: ActorRef<LimiterMsg>,
+        actor: Counted<LimiterMsg>,
         generation: u64,
         wait: Option<ReplicaWait>,
     ) -> Self {
@@ -264,7 +265,7 @@ impl RedisHandle {
                 // The slot moved: fred follows the redirection, and the
                 // actor reads the slot map again.
                 Err(PipeError::Answered(e)) if is_redirect(&e) => {
-                    let _ = self.actor.send_message(LimiterMsg::Moved);
+                    let _ = self.actor.send(LimiterMsg::Moved);
                     Box::pin(self.set_nx_get_fred(&self.key(client), tat, px)).await
                 }
                 other => other.map_err(|e| e.to_string()),
@@ -292,7 +293,7 @@ impl RedisHandle {
                 Some(Checked { throttle, at })
             }
             Err(e) => {
-                let _ = self.actor.send_message(LimiterMsg::Failed(e, self.generation));
+                let _ = self.actor.send(LimiterMsg::Failed(e, self.generation));
                 None
             }
         }

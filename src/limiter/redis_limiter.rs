@@ -25,6 +25,7 @@ use fred::prelude::{
 };
 use fred::types::config::{TlsConfig, TlsConnector, TlsHostMapping, UnresponsiveConfig};
 use ractor::{Actor, ActorProcessingErr, ActorRef};
+use supervisors::Counted;
 use tokio::sync::{mpsc, Semaphore};
 use tokio_rustls::rustls::ClientConfig;
 
@@ -167,7 +168,7 @@ impl std::fmt::Debug for LimiterState {
 #[allow(clippy::too_many_arguments)]
 async fn batcher(
     node: Arc<Node>,
-    me: ActorRef<LimiterMsg>,
+    me: Counted<LimiterMsg>,
     client: Client,
     pipes: Option<Pipes>,
     sha: Arc<str>,
@@ -203,7 +204,7 @@ async fn batcher(
             let decided = match &pipes {
                 Some(pipes) => {
                     let moved = || {
-                        let _ = me.send_message(LimiterMsg::Moved);
+                        let _ = me.send(LimiterMsg::Moved);
                     };
                     eval_on_pipes(
                         pipes,
@@ -234,7 +235,7 @@ async fn batcher(
                 }
                 // Dropping the replies sends these requests to the local store.
                 Err(e) => {
-                    let _ = me.send_message(LimiterMsg::Failed(e.to_string(), generation));
+                    let _ = me.send(LimiterMsg::Failed(e.to_string(), generation));
                 }
             }
             drop(permit);
@@ -334,11 +335,11 @@ impl RedisLimiter {
         let connect = |target: Target| async move {
             match Pipe::connect(&target, timeout, wait.clone()).await {
                 Ok((pipe, drive)) => {
-                    let me = myself.clone();
+                    let me = Counted::of(myself.clone());
                     let task = OwnedTask::spawn(
                         async move {
                             let why = drive.await;
-                            let _ = me.send_message(LimiterMsg::Failed(why.to_string(), generation));
+                            let _ = me.send(LimiterMsg::Failed(why.to_string(), generation));
                         },
                         || {},
                     );
@@ -418,14 +419,14 @@ impl RedisLimiter {
             config.redis.key_prefix.clone(),
             config.redis.command_timeout.get(),
             tx,
-            myself.clone(),
+            Counted::of(myself.clone()),
             generation,
             state.wait.clone(),
         ));
         let batcher = OwnedTask::spawn(
             batcher(
                 self.node.clone(),
-                myself.clone(),
+                Counted::of(myself.clone()),
                 state.connection.client.clone(),
                 pipes.clone(),
                 state.sha.clone(),
@@ -514,8 +515,8 @@ impl Actor for RedisLimiter {
             Err(e) => self.withdraw(&mut state, e),
         }
         let every = config.redis.health_interval;
-        myself.send_after(every.get(), || LimiterMsg::Tick);
-        myself.send_after(SWEEP_EVERY, || LimiterMsg::Sweep);
+        Counted::of(myself.clone()).send_after(every.get(), || LimiterMsg::Tick);
+        Counted::of(myself.clone()).send_after(SWEEP_EVERY, || LimiterMsg::Sweep);
         Ok(state)
     }
 
@@ -541,13 +542,13 @@ impl Actor for RedisLimiter {
                     }
                 }
                 let every = self.node.config().redis.health_interval;
-                myself.send_after(every.get(), || LimiterMsg::Tick);
+                Counted::of(myself.clone()).send_after(every.get(), || LimiterMsg::Tick);
             }
             LimiterMsg::Sweep => {
                 self.node.limiter.local().sweep();
                 self.node.limiter.deny_cache().sweep(now_us());
                 self.node.auth.sweep();
-                myself.send_after(SWEEP_EVERY, || LimiterMsg::Sweep);
+                Counted::of(myself.clone()).send_after(SWEEP_EVERY, || LimiterMsg::Sweep);
             }
             // A failure of a handle already replaced (its connections
             // retired after a cluster's slots moved) says nothing of Redis.

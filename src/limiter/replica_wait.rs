@@ -44,7 +44,7 @@ use std::time::Duration;
 use fred::clients::Client;
 use fred::interfaces::{ClientLike, ClusterInterface, ServerInterface};
 
-use crate::limiter::pipes::slot;
+use crate::limiter::slot::slot;
 
 /// `WAIT replicas timeout` after the limiter's writes.
 #[derive(Clone, Debug)]

@@ -25,7 +25,7 @@ use std::time::{Duration, Instant};
 
 use ractor::{Actor, ActorProcessingErr, ActorRef};
 use ractor_cluster::RactorMessage;
-use supervisors::Backoff;
+use supervisors::{Backoff, Counted};
 use tokio_postgres::{AsyncMessage, Client};
 
 use crate::node::Node;
@@ -100,15 +100,12 @@ impl Corpus {
         let (client, mut connection) = connect(&cfg).await?;
         // Drive the connection and turn notifications into messages. The
         // task ends with the connection, or when this incarnation is gone.
-        let me = myself.clone();
+        let me = Counted::of(myself.clone());
         tokio::spawn(async move {
             let reason = loop {
                 match futures::future::poll_fn(|cx| connection.poll_message(cx)).await {
                     Some(Ok(AsyncMessage::Notification(n))) => {
-                        if me
-                            .send_message(CorpusMsg::Changed(Change::of(n.payload())))
-                            .is_err()
-                        {
+                        if me.send(CorpusMsg::Changed(Change::of(n.payload()))).is_err() {
                             return;
                         }
                     }
@@ -117,7 +114,7 @@ impl Corpus {
                     None => break "connection closed".to_owned(),
                 }
             };
-            let _ = me.send_message(CorpusMsg::Disconnected(generation, reason));
+            let _ = me.send(CorpusMsg::Disconnected(generation, reason));
         });
         let listen = format!("LISTEN \"{}.sentences\"", cfg.schema);
         within(cfg.connect_timeout.get(), async {
@@ -182,7 +179,7 @@ impl Corpus {
         state.failures = state.failures.saturating_add(1);
         let retry_max = self.node.config().postgres.retry_max;
         let wait = Backoff::new(Duration::from_millis(100), retry_max.get()).delay(state.failures);
-        myself.send_after(wait, || CorpusMsg::Connect);
+        Counted::of(myself.clone()).send_after(wait, || CorpusMsg::Connect);
     }
 }
 
@@ -192,7 +189,7 @@ impl Actor for Corpus {
     type Arguments = ();
 
     async fn pre_start(&self, myself: ActorRef<CorpusMsg>, _: ()) -> Result<CorpusState, ActorProcessingErr> {
-        myself.send_message(CorpusMsg::Connect)?;
+        Counted::of(myself.clone()).send(CorpusMsg::Connect)?;
         Ok(CorpusState {
             client: None,
             generation: 0,
@@ -219,11 +216,11 @@ impl Actor for Corpus {
                     // The pool actor applies the migrations; until then the
                     // table may not exist. Connect once it says ready.
                     let mut ready = self.node.pg.ready();
-                    let me = myself.clone();
+                    let me = Counted::of(myself.clone());
                     state.waiting = Some(OwnedTask::spawn(
                         async move {
                             if ready.wait_for(|r| *r).await.is_ok() {
-                                let _ = me.send_message(CorpusMsg::Connect);
+                                let _ = me.send(CorpusMsg::Connect);
                             }
                         },
                         || {},
@@ -237,7 +234,7 @@ impl Actor for Corpus {
                         state.client = Some(client);
                         self.node.corpus.set_listening(true, None);
                         state.failures = 0;
-                        myself.send_message(CorpusMsg::Reload)?;
+                        Counted::of(myself.clone()).send(CorpusMsg::Reload)?;
                     }
                     Err(e) => self.lost(&myself, state, e.to_string()),
                 }
@@ -251,7 +248,7 @@ impl Actor for Corpus {
                 }
                 if !state.reload_pending {
                     state.reload_pending = true;
-                    myself.send_after(DEBOUNCE, || CorpusMsg::Apply);
+                    Counted::of(myself.clone()).send_after(DEBOUNCE, || CorpusMsg::Apply);
                 }
             }
             CorpusMsg::Apply => {

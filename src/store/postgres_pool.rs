@@ -21,7 +21,7 @@ use std::time::Duration;
 use deadpool_postgres::Pool;
 use ractor::{Actor, ActorProcessingErr, ActorRef};
 use ractor_cluster::RactorMessage;
-use supervisors::Backoff;
+use supervisors::{Backoff, Counted};
 
 use crate::config::ReadMode;
 use crate::node::Node;
@@ -125,7 +125,7 @@ impl Actor for PostgresPool {
         let cfg = self.node.config().postgres.clone();
         let pool = build_pool(&cfg)?;
         self.node.pg.publish(pool.clone(), cfg.query_deadline());
-        myself.send_message(PgMsg::Tick)?;
+        Counted::of(myself.clone()).send(PgMsg::Tick)?;
         Ok(PgState {
             pool,
             migrated: false,
@@ -158,7 +158,7 @@ impl Actor for PostgresPool {
                         backoff(cfg.retry_max.get()).delay(state.failures)
                     }
                 };
-                myself.send_after(next, || PgMsg::Tick);
+                Counted::of(myself.clone()).send_after(next, || PgMsg::Tick);
             }
         }
         Ok(())

@@ -32,11 +32,22 @@ impl UpgradeShared {
             .upgrader
             .load_full()
             .ok_or_else(|| UpgradeError::Unavailable("the upgrader (diem/upgrade) is not running".into()))?;
-        ractor::call!(upgrader, |reply| UpgradeMsg::Start {
-            binary,
-            timeout,
-            reply
-        })
-        .map_err(|e| UpgradeError::Unavailable(e.to_string()))?
+        let called = supervisors::Counted::of(ActorRef::clone(&upgrader))
+            .call(
+                |reply| UpgradeMsg::Start {
+                    binary,
+                    timeout,
+                    reply,
+                },
+                None,
+            )
+            .await;
+        match called {
+            Ok(ractor::rpc::CallResult::Success(report)) => report,
+            Ok(_) => Err(UpgradeError::Unavailable(
+                "the upgrader stopped before it answered".into(),
+            )),
+            Err(e) => Err(UpgradeError::Unavailable(e.to_string())),
+        }
     }
 }

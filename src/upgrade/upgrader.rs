@@ -17,6 +17,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use ractor::{Actor, ActorProcessingErr, ActorRef};
+use supervisors::Counted;
 use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::net::UnixListener;
 use tokio::process::{Child, ChildStderr, Command};
@@ -99,7 +100,7 @@ impl Actor for Upgrader {
                         let _ = reply.send(outcome);
                     },
                     move || {
-                        let _ = myself.send_message(UpgradeMsg::Finished);
+                        let _ = Counted::of(myself.clone()).send(UpgradeMsg::Finished);
                     },
                 );
                 state.running = Some((Instant::now(), task));

@@ -33,7 +33,8 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use ractor::{ActorRef, Message, MessagingErr};
+use ractor::rpc::CallResult;
+use ractor::{ActorRef, Message, MessagingErr, RpcReplyPort};
 
 use crate::load::ActorLoad;
 use crate::registry::load_of;
@@ -91,6 +92,27 @@ impl<M: Message> Counted<M> {
             tokio::time::sleep(delay).await;
             me.send(msg())
         })
+    }
+
+    /// Sends the message `build` makes with a reply port, counted, and
+    /// waits for the reply (at most `timeout`), as ractor's `call`.
+    pub async fn call<R, F>(
+        &self,
+        build: F,
+        timeout: Option<Duration>,
+    ) -> Result<CallResult<R>, MessagingErr<M>>
+    where
+        F: FnOnce(RpcReplyPort<R>) -> M,
+        R: Send + 'static,
+    {
+        if let Some(load) = &self.load {
+            load.sent();
+        }
+        let called = self.actor.call(build, timeout).await;
+        if let (Some(load), Err(_)) = (&self.load, &called) {
+            load.unsent();
+        }
+        called
     }
 
     /// The actor.

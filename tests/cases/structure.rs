@@ -377,3 +377,26 @@ fn the_cycle_check_finds_a_cycle_through_groups_and_super() {
     std::fs::write(src.join("a/actor.rs"), "fn f() {}\n").unwrap();
     assert!(cycles_in(src).is_empty());
 }
+
+/// Every message diem sends to an actor of its tree goes through a
+/// counting handle ([`supervisors::Counted`]): the mailbox figure of `ctl
+/// top` is what was sent through them minus what was taken, so a raw send
+/// would hide a message (issue 30). `cast` remains for ractor_cluster's own
+/// node server, which is not a child of the tree.
+#[test]
+fn every_send_to_a_tree_actor_is_counted() {
+    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
+    let mut raw = Vec::new();
+    for file in modules(&src).into_values() {
+        let text = code(&std::fs::read_to_string(&file).unwrap());
+        for (n, line) in text.lines().enumerate() {
+            let counted = line.contains("Counted::of(");
+            for pattern in ["send_message(", "myself.send_after(", "call!(", "cast!("] {
+                if line.contains(pattern) && !counted {
+                    raw.push(format!("{}:{}: {}", file.display(), n + 1, line.trim()));
+                }
+            }
+        }
+    }
+    assert!(raw.is_empty(), "sends past the counting handles: {raw:#?}");
+}

@@ -1,4 +1,4 @@
-//! The slot table's hash against redis-protocol's.
+//! Unit tests of [`slot`](super): the hash against redis-protocol's.
 
 use super::slot;
 
