@@ -4,9 +4,15 @@
 //! * `snapshot`, once per connection: the node, the members, the tree, the
 //!   service figures, the plot history and the event log.
 //! * `tree`, after supervision or operator events (at most every 100 ms):
-//!   the tree and the events since the last frame.
-//! * `stats`, every second: the service figures and one plot point
-//!   (requests per second, p50 and p99 over that second).
+//!   the tree, the events since the last frame, and the actors in trouble
+//!   (a stuck handler is an event: the page marks it at once).
+//! * `stats`, every second: the service figures, one plot point
+//!   (requests per second, p50 and p99 over that second) and every
+//!   actor's load (`ctl top`'s rows).
+//!
+//! The `snapshot`'s `load` also holds each actor's message rates over the
+//! last five minutes (the load sampler keeps them from the start, watched
+//! or not).
 
 use std::time::{SystemTime, UNIX_EPOCH};
 
@@ -98,6 +104,28 @@ pub(crate) async fn stats(node: &Node) -> Value {
     serde_json::to_value(crate::stats::collect(node).await).unwrap_or(Value::Null)
 }
 
+/// Every actor's load: the load sampler's rows and the trouble now, and
+/// with `history` each actor's message rates over the last five minutes.
+pub(crate) fn load(node: &Node, history: bool) -> Value {
+    let rows = node.load.rows();
+    let mut v = json!({
+        "actors": &*rows,
+        "trouble": &*node.load.trouble(),
+    });
+    if history {
+        let rates: serde_json::Map<String, Value> = node
+            .load
+            .with_history(|h| {
+                rows.iter()
+                    .filter_map(|r| h.rates(&r.path).map(|rates| (r.path.clone(), json!(rates))))
+                    .collect()
+            })
+            .unwrap_or_default();
+        v["history"] = Value::Object(rates);
+    }
+    v
+}
+
 /// The `snapshot` frame.
 pub(crate) async fn snapshot(node: &Node, history: &[Point], events: &[LoggedEvent]) -> Bytes {
     let config = node.config();
@@ -111,6 +139,7 @@ pub(crate) async fn snapshot(node: &Node, history: &[Point], events: &[LoggedEve
         "stats": stats(node).await,
         "history": history,
         "events": events,
+        "load": load(node, true),
     });
     frame("snapshot", &data)
 }
@@ -121,6 +150,7 @@ pub(crate) async fn tree_frame(node: &Node, events: &[LoggedEvent]) -> Bytes {
         "tree": tree(node).await,
         "members": members(node),
         "events": events,
+        "trouble": &*node.load.trouble(),
     });
     frame("tree", &data)
 }
@@ -131,6 +161,7 @@ pub(crate) async fn stats_frame(node: &Node, point: Point) -> Bytes {
         "point": point,
         "stats": stats(node).await,
         "members": members(node),
+        "load": load(node, false),
     });
     frame("stats", &data)
 }

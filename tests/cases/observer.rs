@@ -428,3 +428,91 @@ async fn a_storm_of_restarts_is_coalesced_to_ten_frames_a_second() {
         "restarts pushed: {frames} frames"
     );
 }
+
+/// Issue 30: the page's actor table (sortable, a sparkline of each actor's
+/// message rate) and a stalled worker marked stuck on the tree and in the
+/// table as soon as the load sampler reports it.
+#[tokio::test]
+async fn the_page_marks_a_stalled_worker_stuck_and_shows_each_actor_s_load() {
+    let s = TestServer::start(Options::no_limit().env("DIEM_OBSERVER__STUCK_AFTER", "100ms")).await;
+    let url = observer_url(&s).await;
+    let profile = tempfile::tempdir().unwrap();
+    let (mut browser, events) = browser(profile.path()).await;
+    let page = browser.new_page(url.as_str()).await.unwrap();
+    eventually(Duration::from_secs(20), "the page shows the tree", || async {
+        (restarts_shown(&page, "diem/workers/1").await == Some(0)).then_some(())
+    })
+    .await;
+    // A little traffic: the workers' rows and their sparklines fill in.
+    let load = Load::start(s.addr, Plan::new("/hitokoto/v2/", 2, Duration::from_secs(3)));
+    let js = "(() => { const r = document.querySelector('#actors tr[data-path=\"diem/workers/1\"]'); \
+              return r ? [Number(r.children[2].textContent), r.querySelectorAll('polyline').length] : null; })()";
+    eventually(
+        Duration::from_secs(10),
+        "a worker's load and sparkline on the page",
+        || async {
+            let v = eval(&page, js).await;
+            (v[0].as_f64().is_some_and(|r| r > 0.0) && v[1] == 1).then_some(())
+        },
+    )
+    .await;
+    load.join().await;
+    // Sorted by a click on a column.
+    eval(
+        &page,
+        "document.querySelector('#actors th[data-sort=\"mailbox\"]').click()",
+    )
+    .await;
+    assert_eq!(
+        eval(&page, "document.querySelector('#actors th.sorted').dataset.sort").await,
+        "mailbox"
+    );
+
+    let sent = Instant::now();
+    let stalled = {
+        let addr = s.addr;
+        tokio::spawn(async move {
+            let mut c = tokio::net::TcpStream::connect(addr).await.unwrap();
+            use tokio::io::{AsyncReadExt, AsyncWriteExt};
+            c.write_all(b"GET /hitokoto/v2/ HTTP/1.1\r\nHost: x\r\nX-Diem-Fault: stall=1500\r\nConnection: close\r\n\r\n")
+                .await
+                .unwrap();
+            let mut out = Vec::new();
+            let _ = c.read_to_end(&mut out).await;
+        })
+    };
+    let marked = "(() => [...document.querySelectorAll('.row[data-stuck]')].map((r) => r.dataset.path)\
+                  .concat([...document.querySelectorAll('#actors tr[data-stuck]')].map((r) => 'table:' + r.dataset.path)))()";
+    let shown = eventually(
+        Duration::from_secs(3),
+        "the page marks the stalled worker",
+        || async {
+            let v = eval(&page, marked).await;
+            let paths: Vec<String> = serde_json::from_value(v).unwrap_or_default();
+            let tree = paths.iter().any(|p| p.starts_with("diem/workers/"));
+            let table = paths.iter().any(|p| p.starts_with("table:diem/workers/"));
+            (tree && table).then(Instant::now)
+        },
+    )
+    .await;
+    let after = shown.duration_since(sent);
+    eprintln!(
+        "stall=1500: marked stuck on the page {} ms after the request was sent",
+        after.as_millis()
+    );
+    assert!(after <= Duration::from_millis(1_000), "marked at once: {after:?}");
+    stalled.await.unwrap();
+    // Once the handler returns, the mark goes.
+    eventually(
+        Duration::from_secs(5),
+        "the mark goes once the handler returns",
+        || async {
+            let v = eval(&page, marked).await;
+            (v.as_array().is_some_and(|a| a.is_empty())).then_some(())
+        },
+    )
+    .await;
+    browser.close().await.unwrap();
+    let _ = browser.wait().await;
+    events.abort();
+}
