@@ -3,6 +3,9 @@
 //!
 //! * `send`: one-way messages to an actor (per message; the batch ends with
 //!   a call so every message was handled) — Erlang's `gen_server:cast`;
+//! * `send_counted`: the same to an actor a supervisor started (its
+//!   messages timed and counted in its load, issue 30) through a counting
+//!   handle (`supervisors::Counted`), as every diem actor is sent to;
 //! * `dispatch`: a `GET /hitokoto/v2/?encode=json` from the connection's
 //!   side to a worker actor and back, the API handler included
 //!   (`WorkerPool::dispatch`);
@@ -43,7 +46,7 @@ use tokio::runtime::Runtime;
 #[global_allocator]
 static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
 
-#[derive(ractor_cluster::RactorMessage)]
+#[derive(Debug, ractor_cluster::RactorMessage)]
 enum Msg {
     Count,
     Sync(RpcReplyPort<u64>),
@@ -107,6 +110,28 @@ async fn send_loop(iters: u64) -> Duration {
     elapsed
 }
 
+async fn send_counted_loop(iters: u64) -> Duration {
+    use supervisors::{start_root, ChildSpec, Counted, EventBus, Strategy, SupervisorFlags, SupervisorSpec};
+    let spec = SupervisorSpec::new(SupervisorFlags::new(Strategy::OneForOne))
+        .child(ChildSpec::worker("counter", |ctx| async move { ctx.spawn(Counter, ()).await }));
+    let root = start_root("bench", spec, EventBus::new()).await.unwrap();
+    let cell = root.supervisor().which_children().await.unwrap()[0].actor.clone().unwrap();
+    let actor = Counted::<Msg>::of(cell.into());
+    assert!(actor.is_counted());
+    let start = Instant::now();
+    for _ in 0..iters {
+        actor.send(Msg::Count).unwrap();
+    }
+    let n = match actor.call(Msg::Sync, None).await.unwrap() {
+        ractor::rpc::CallResult::Success(n) => n,
+        other => panic!("{other:?}"),
+    };
+    let elapsed = start.elapsed();
+    assert_eq!(n, iters);
+    root.shutdown().await;
+    elapsed
+}
+
 fn request() -> Request {
     let (parts, _) = hyper::Request::get("/hitokoto/v2/?encode=json")
         .body(())
@@ -144,6 +169,9 @@ fn benches(c: &mut Criterion) {
         g.measurement_time(Duration::from_secs(3))
             .warm_up_time(Duration::from_millis(500));
         g.bench_function("send", |b| b.iter_custom(|n| in_runtime(&rt, n, send_loop)));
+        g.bench_function("send_counted", |b| {
+            b.iter_custom(|n| in_runtime(&rt, n, send_counted_loop))
+        });
 
         let node = rt.block_on(async {
             let node = Node::new(Config::default(), None, None);

@@ -2,9 +2,11 @@
 //! from the start whether anyone looks or not: a page opened during an
 //! incident shows what led to it.
 //!
-//! Bounded: [`POINTS`] points per actor (its message rate and the longest
-//! its mailbox was in that second, 8 bytes), at most [`MAX_ACTORS`]
-//! actors; an actor gone for five minutes is forgotten.
+//! Bounded: [`POINTS`] points per actor (its message rate, 4 bytes, and
+//! the longest its mailbox was in that second, 2 bytes, saturating), in
+//! rings allocated once at their full size; at most [`MAX_ACTORS`] actors;
+//! an actor gone for five minutes is forgotten. 10,000 actors hold
+//! 18.4 MiB (this module's test measures it), diem's ~20 about 37 KiB.
 //!
 //! ```
 //! use diem::load::history::{History, POINTS};
@@ -19,7 +21,7 @@
 //! assert_eq!(*rates.last().unwrap(), 399);
 //! ```
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::HashMap;
 
 /// Points kept per actor: five minutes at one a second.
 pub const POINTS: usize = 300;
@@ -27,16 +29,45 @@ pub const POINTS: usize = 300;
 /// Actors kept at most (each [`POINTS`] × 8 bytes and its path).
 pub const MAX_ACTORS: usize = 20_000;
 
-/// One actor's points.
-#[derive(Debug, Default)]
+/// One actor's points: a ring of [`POINTS`], oldest at `head` once full.
+#[derive(Debug)]
 struct Ring {
     /// Messages handled per second.
-    rates: VecDeque<u32>,
-    /// The longest the mailbox was in each second.
-    mailbox: VecDeque<u32>,
+    rates: Box<[u32]>,
+    /// The longest the mailbox was in each second (saturating).
+    mailbox: Box<[u16]>,
+    /// Where the next point goes.
+    head: usize,
+    /// Points held (up to [`POINTS`]).
+    len: usize,
     /// The tick of the last point (an actor without points for
     /// [`POINTS`] ticks is dropped).
     last: u64,
+}
+
+impl Ring {
+    fn new() -> Self {
+        Self {
+            rates: vec![0; POINTS].into_boxed_slice(),
+            mailbox: vec![0; POINTS].into_boxed_slice(),
+            head: 0,
+            len: 0,
+            last: 0,
+        }
+    }
+
+    fn push(&mut self, rate: u32, mailbox: u32) {
+        self.rates[self.head] = rate;
+        self.mailbox[self.head] = u16::try_from(mailbox).unwrap_or(u16::MAX);
+        self.head = (self.head + 1) % POINTS;
+        self.len = (self.len + 1).min(POINTS);
+    }
+
+    /// The indices of the points held, oldest first.
+    fn order(&self) -> impl Iterator<Item = usize> + '_ {
+        let start = (self.head + POINTS - self.len) % POINTS;
+        (0..self.len).map(move |i| (start + i) % POINTS)
+    }
 }
 
 /// Every actor's points.
@@ -52,14 +83,13 @@ impl History {
         if !self.by_path.contains_key(path) && self.by_path.len() >= MAX_ACTORS {
             return;
         }
-        let ring = self.by_path.entry(path.to_owned()).or_default();
-        if ring.rates.len() == POINTS {
-            ring.rates.pop_front();
-            ring.mailbox.pop_front();
-        }
-        ring.rates.push_back(rate);
-        ring.mailbox.push_back(mailbox_max);
-        ring.last = self.tick;
+        let tick = self.tick;
+        let ring = match self.by_path.get_mut(path) {
+            Some(ring) => ring,
+            None => self.by_path.entry(path.to_owned()).or_insert_with(Ring::new),
+        };
+        ring.push(rate, mailbox_max);
+        ring.last = tick;
     }
 
     /// Ends a second: forgets the actors without a point for five minutes.
@@ -72,14 +102,14 @@ impl History {
 
     /// The actor's message rates, oldest first.
     pub fn rates(&self, path: &str) -> Option<Vec<u32>> {
-        self.by_path.get(path).map(|r| r.rates.iter().copied().collect())
+        self.by_path.get(path).map(|r| r.order().map(|i| r.rates[i]).collect())
     }
 
     /// The actor's mailbox maxima, oldest first.
     pub fn mailbox(&self, path: &str) -> Option<Vec<u32>> {
         self.by_path
             .get(path)
-            .map(|r| r.mailbox.iter().copied().collect())
+            .map(|r| r.order().map(|i| u32::from(r.mailbox[i])).collect())
     }
 
     /// Actors kept.
@@ -101,8 +131,11 @@ impl History {
         let owned: usize = self
             .by_path
             .iter()
-            .map(|(path, r)| path.capacity() + (r.rates.capacity() + r.mailbox.capacity()) * 4)
+            .map(|(path, r)| path.capacity() + r.rates.len() * 4 + r.mailbox.len() * 2)
             .sum();
         slots + owned
     }
 }
+
+#[cfg(test)]
+mod tests;
