@@ -113,9 +113,14 @@ async fn send_loop(iters: u64) -> Duration {
 async fn send_counted_loop(iters: u64) -> Duration {
     use supervisors::{start_root, ChildSpec, Counted, EventBus, Strategy, SupervisorFlags, SupervisorSpec};
     let spec = SupervisorSpec::new(SupervisorFlags::new(Strategy::OneForOne))
-        .child(ChildSpec::worker("counter", |ctx| async move { ctx.spawn(Counter, ()).await }));
+        .child(ChildSpec::worker("counter", |ctx| async move {
+            ctx.spawn(Counter, ()).await
+        }));
     let root = start_root("bench", spec, EventBus::new()).await.unwrap();
-    let cell = root.supervisor().which_children().await.unwrap()[0].actor.clone().unwrap();
+    let cell = root.supervisor().which_children().await.unwrap()[0]
+        .actor
+        .clone()
+        .unwrap();
     let actor = Counted::<Msg>::of(cell.into());
     assert!(actor.is_counted());
     let start = Instant::now();

@@ -175,9 +175,17 @@ async fn once(socket: &Path, command: &Command, options: &CtlOptions) -> i32 {
     } else {
         print!("{}", render::render(&command, &reply, colour()));
     }
-    if command == Command::Diagnose && target != Target::Cluster {
-        // The worst finding's level, for scripts and probes.
-        let level: Level = serde_json::from_value(reply["level"].clone()).unwrap_or(Level::Critical);
+    if command == Command::Diagnose {
+        // The worst finding's level (of every member with --cluster; one
+        // that did not answer is critical), for scripts and probes.
+        let level_of =
+            |r: &Value| serde_json::from_value::<Level>(r["level"].clone()).unwrap_or(Level::Critical);
+        let level = match reply["nodes"].as_object() {
+            Some(nodes) if target == Target::Cluster => {
+                nodes.values().map(level_of).max().unwrap_or(Level::Critical)
+            }
+            _ => level_of(&reply),
+        };
         return level.exit_code();
     }
     0

@@ -102,7 +102,9 @@ impl History {
 
     /// The actor's message rates, oldest first.
     pub fn rates(&self, path: &str) -> Option<Vec<u32>> {
-        self.by_path.get(path).map(|r| r.order().map(|i| r.rates[i]).collect())
+        self.by_path
+            .get(path)
+            .map(|r| r.order().map(|i| r.rates[i]).collect())
     }
 
     /// The actor's mailbox maxima, oldest first.

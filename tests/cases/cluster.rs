@@ -58,6 +58,29 @@ async fn three_nodes_form_one_cluster_through_one_seed() {
             "{trees}"
         );
     }
+    // Every member's actors (issue 30), and one diagnosis of the fleet.
+    let (code, out, _) = nodes[1]
+        .ctl_cli(&["--cluster", "top", "--json", "--limit", "3"])
+        .await;
+    assert_eq!(code, 0);
+    let tops: Value = serde_json::from_str(&out).unwrap();
+    for n in ["n1", "n2", "n3"] {
+        assert_eq!(
+            tops["nodes"][n]["actors"].as_array().map(Vec::len),
+            Some(3),
+            "{n}: {tops}"
+        );
+    }
+    let (_, out, _) = nodes[0]
+        .ctl_cli(&["--node", "n2", "top", "--sort", "mailbox"])
+        .await;
+    assert!(out.starts_with("ACTOR"), "{out}");
+    let (code, out, _) = nodes[0].ctl_cli(&["--cluster", "diagnose"]).await;
+    assert!(
+        out.contains("== n1") && out.contains("== n3") && out.contains("level:"),
+        "{out}"
+    );
+    assert!((0..=2).contains(&code), "{code}");
     for n in &nodes {
         n.get("/hitokoto/v2/").await;
     }

@@ -35,8 +35,15 @@ fn ten_thousand_actors_for_five_minutes_fit_in_a_bounded_heap() {
         }
         h.end_tick();
     }
-    assert_eq!(h.mailbox("diem/workers/7").unwrap()[0], u32::from(u16::MAX), "saturating");
+    assert_eq!(
+        h.mailbox("diem/workers/7").unwrap()[0],
+        u32::from(u16::MAX),
+        "saturating"
+    );
     let bytes = h.heap_bytes();
-    eprintln!("history of 10,000 actors × {POINTS} points: {bytes} bytes ({:.1} MiB)", bytes as f64 / 1048576.0);
+    eprintln!(
+        "history of 10,000 actors × {POINTS} points: {bytes} bytes ({:.1} MiB)",
+        bytes as f64 / 1048576.0
+    );
     assert!(bytes < 20 * 1024 * 1024, "{bytes}");
 }
