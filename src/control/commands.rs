@@ -37,6 +37,7 @@ async fn top(node: &Node, sort: TopSort, limit: Option<usize>) -> Result<TopRepl
         row.busy_ms = 0;
         row.running.clear();
     }
+    let now = std::time::Instant::now();
     supervisors::for_each_load(|load| {
         let i = match actors.iter().position(|r| r.path == load.path()) {
             Some(i) => i,
@@ -51,7 +52,7 @@ async fn top(node: &Node, sort: TopSort, limit: Option<usize>) -> Result<TopRepl
         let row = &mut actors[i];
         row.mailbox += load.mailbox();
         row.mailbox_max = row.mailbox_max.max(row.mailbox);
-        if let Some((busy, kind, _)) = load.running() {
+        if let Some((busy, kind)) = load.busy(now) {
             row.busy_ms = row.busy_ms.max(millis(busy));
             row.running = supervisors::kind_name(kind).to_owned();
         }

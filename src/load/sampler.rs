@@ -127,8 +127,9 @@ impl LoadSampler {
         let mut still_stuck = HashSet::new();
         let mut still_crowded = HashSet::new();
         let mut newly = Vec::new();
+        let now = Instant::now();
         for_each_load(|load| {
-            if let Some((busy, kind, number)) = load.running() {
+            if let Some((busy, kind, number)) = load.observe(now) {
                 if busy >= stuck_after {
                     let path = load.path().to_owned();
                     let message = kind_name(kind).to_owned();

@@ -5,31 +5,48 @@
 //! The counters are atomics written on the message path without a lock:
 //! the sending side counts a message sent through a [`Counted`] handle,
 //! the actor's side (the wrapper [`StartCtx::spawn`] puts around every
-//! child) counts it taken from the mailbox, times its handler into a
-//! histogram and marks the actor busy meanwhile. ractor exposes no queue
-//! length, so the mailbox is what was sent through counted handles minus
-//! what was taken: a message sent past them (a raw `ActorRef`) is not seen
-//! until it is taken, and the figure is clamped at 0.
+//! child) counts it taken from the mailbox and handled, and keeps its
+//! kind. ractor exposes no queue length, so the mailbox is what was sent
+//! through counted handles minus what was taken: a message sent past them
+//! (a raw `ActorRef`) is not seen until it is taken, and the figure is
+//! clamped at 0.
+//!
+//! Two costs are kept off the message path (the clock's two reads per
+//! message and their arithmetic were half of the counters' instructions
+//! per request):
+//!
+//! * **handler time** is measured for one message in four (chosen by a
+//!   hash of its number, so that no periodic pattern of kinds is missed)
+//!   into a histogram of power-of-two buckets of µs: its quantiles are
+//!   those of a uniform sample;
+//! * **the running handler's time** is not stamped by the actor: a watcher
+//!   (a sampler calling [`ActorLoad::observe`] every few ms) notes when it
+//!   first saw the current message running, and the time counts from
+//!   there — short by at most one of the watcher's periods. A handler the
+//!   watcher saw running long counts in the maximum, timed or not.
 //!
 //! [`Counted`]: crate::Counted
 //! [`StartCtx::spawn`]: crate::StartCtx::spawn
 //!
 //! ```
-//! use std::time::Duration;
+//! use std::time::{Duration, Instant};
 //! use supervisors::ActorLoad;
 //!
 //! let load = ActorLoad::new("app/worker".into());
 //! load.sent();
 //! load.sent();
-//! let kind = 0;
-//! let running = load.begin(kind);
+//! let running = load.begin(0);
 //! assert_eq!(load.sample().mailbox, 1);
-//! assert!(load.sample().busy.is_some());
+//! // The watcher sees it running, and later for how long.
+//! let seen = Instant::now();
+//! assert_eq!(load.observe(seen).map(|(busy, _, _)| busy), Some(Duration::ZERO));
+//! let later = seen + Duration::from_millis(30);
+//! assert!(load.observe(later).unwrap().0 >= Duration::from_millis(30));
 //! drop(running); // the handler returned (or panicked, or was killed)
 //! let s = load.sample();
 //! assert_eq!((s.taken, s.handled, s.mailbox, s.mailbox_max), (1, 1, 1, 2));
-//! assert!(s.busy.is_none());
-//! assert_eq!(s.histogram.iter().sum::<u64>(), 1);
+//! assert!(s.busy.is_none() && s.handle_max_us >= 30_000);
+//! assert!(load.observe(Instant::now()).is_none());
 //! ```
 
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
@@ -40,19 +57,32 @@ use std::time::{Duration, Instant};
 /// ran less than `2^b` µs (and at least `2^(b-1)`); the last one, longer.
 pub const BUCKETS: usize = 32;
 
-/// The process's clock origin: busy marks are µs since it (+1, so 0 means
-/// idle).
+/// The process's clock origin: the watcher's marks are µs since it.
 fn epoch() -> Instant {
     static EPOCH: OnceLock<Instant> = OnceLock::new();
     *EPOCH.get_or_init(Instant::now)
 }
 
+/// µs from [`epoch`] to `at` (0 before it).
 fn micros_since_epoch(at: Instant) -> u64 {
-    u64::try_from(at.saturating_duration_since(epoch()).as_micros()).unwrap_or(u64::MAX - 1) + 1
+    micros(at.saturating_duration_since(epoch()))
 }
 
-/// The counters of one actor incarnation. The senders' counters and the
-/// actor's are on cache lines of their own: written from different
+/// A duration in µs, in u64 arithmetic (`as_micros` is u128).
+fn micros(d: Duration) -> u64 {
+    d.as_secs()
+        .saturating_mul(1_000_000)
+        .saturating_add(u64::from(d.subsec_micros()))
+}
+
+/// Whether message number `n` is one of the one in four timed: the top
+/// two bits of a multiplicative hash of its number are 0.
+fn timed(n: u64) -> bool {
+    n.wrapping_mul(0x9E37_79B9_7F4A_7C15) >> 62 == 0
+}
+
+/// The counters of one actor incarnation. The senders', the actor's and
+/// the watcher's are on cache lines of their own: written from different
 /// threads, they would otherwise take the line from each other at every
 /// message.
 #[derive(Debug)]
@@ -60,6 +90,7 @@ pub struct ActorLoad {
     path: Arc<str>,
     senders: Senders,
     actor: ActorSide,
+    watch: Watch,
 }
 
 /// What the senders write.
@@ -76,12 +107,22 @@ struct Senders {
 struct ActorSide {
     taken: AtomicU64,
     handled: AtomicU64,
-    /// µs since [`epoch`] + 1 when the running handler began; 0: idle.
-    busy_since: AtomicU64,
     /// The running (or last) message's kind ([`kind_name`](crate::kind_name)).
     kind: AtomicU32,
     handle_max_us: AtomicU64,
     histogram: [AtomicU64; BUCKETS],
+}
+
+/// What the watcher writes ([`ActorLoad::observe`]).
+#[derive(Debug)]
+#[repr(align(64))]
+struct Watch {
+    /// The number (`taken`) of the message last seen running.
+    number: AtomicU64,
+    /// µs since [`epoch`] when it was first seen.
+    since: AtomicU64,
+    /// The longest a handler was seen running, µs.
+    longest: AtomicU64,
 }
 
 /// What [`ActorLoad::sample`] read.
@@ -97,13 +138,15 @@ pub struct LoadSample {
     pub mailbox: u64,
     /// The longest the mailbox was since the last [`ActorLoad::reset_max`].
     pub mailbox_max: u64,
-    /// How long the running handler has run, if one runs.
+    /// How long the running handler has run, if one runs (from when the
+    /// watcher first saw it: 0 until it has).
     pub busy: Option<Duration>,
     /// The kind of the running (or last) message.
     pub kind: u32,
-    /// Handler times ([`BUCKETS`]).
+    /// Handler times of the timed messages (one in four; [`BUCKETS`]).
     pub histogram: [u64; BUCKETS],
-    /// The longest handler so far, µs.
+    /// The longest handler so far, µs: timed, or seen running by the
+    /// watcher.
     pub handle_max_us: u64,
 }
 
@@ -119,10 +162,14 @@ impl ActorLoad {
             actor: ActorSide {
                 taken: AtomicU64::new(0),
                 handled: AtomicU64::new(0),
-                busy_since: AtomicU64::new(0),
                 kind: AtomicU32::new(0),
                 handle_max_us: AtomicU64::new(0),
                 histogram: std::array::from_fn(|_| AtomicU64::new(0)),
+            },
+            watch: Watch {
+                number: AtomicU64::new(u64::MAX),
+                since: AtomicU64::new(0),
+                longest: AtomicU64::new(0),
             },
         }
     }
@@ -162,23 +209,6 @@ impl ActorLoad {
             .saturating_sub(self.actor.handled.load(Ordering::Relaxed))
     }
 
-    /// The running handler, if one runs: how long it has run, and which
-    /// message it handles (its kind, and its number: the count of messages
-    /// taken, the same while one handler runs). Lighter than
-    /// [`sample`](Self::sample), for a watch of stuck handlers.
-    pub fn running(&self) -> Option<(Duration, u32, u64)> {
-        let since = self.actor.busy_since.load(Ordering::Relaxed);
-        if since == 0 {
-            return None;
-        }
-        let busy = Duration::from_micros(micros_since_epoch(Instant::now()).saturating_sub(since));
-        Some((
-            busy,
-            self.actor.kind.load(Ordering::Relaxed),
-            self.actor.taken.load(Ordering::Relaxed),
-        ))
-    }
-
     /// Messages waiting now (`sent − taken`, at least 0).
     pub fn mailbox(&self) -> u64 {
         self.senders
@@ -187,17 +217,60 @@ impl ActorLoad {
             .saturating_sub(self.actor.taken.load(Ordering::Relaxed))
     }
 
+    /// The running handler, if one runs: its message's kind and number
+    /// (the count of messages taken, the same while one handler runs).
+    pub fn running(&self) -> Option<(u32, u64)> {
+        let a = &self.actor;
+        let taken = a.taken.load(Ordering::Acquire);
+        (taken > a.handled.load(Ordering::Acquire)).then(|| (a.kind.load(Ordering::Relaxed), taken))
+    }
+
+    /// The watcher's look at `now`: the running handler, if one runs, with
+    /// how long it has run since the watcher first saw it (0 at that
+    /// first look), its kind and its number. Called every few ms by one
+    /// watcher (diem's load sampler).
+    pub fn observe(&self, now: Instant) -> Option<(Duration, u32, u64)> {
+        let (kind, number) = self.running()?;
+        let w = &self.watch;
+        let now_us = micros_since_epoch(now);
+        if w.number.load(Ordering::Relaxed) != number {
+            w.since.store(now_us, Ordering::Relaxed);
+            w.number.store(number, Ordering::Relaxed);
+            return Some((Duration::ZERO, kind, number));
+        }
+        let busy = now_us.saturating_sub(w.since.load(Ordering::Relaxed));
+        if busy > w.longest.load(Ordering::Relaxed) {
+            w.longest.fetch_max(busy, Ordering::Relaxed);
+        }
+        Some((Duration::from_micros(busy), kind, number))
+    }
+
+    /// The running handler's time at `now` (from when the watcher first
+    /// saw it; 0 if it has not yet) and its kind, noting nothing: for
+    /// readers other than the watcher.
+    pub fn busy(&self, now: Instant) -> Option<(Duration, u32)> {
+        let (kind, number) = self.running()?;
+        let w = &self.watch;
+        let busy = if w.number.load(Ordering::Relaxed) == number {
+            micros_since_epoch(now).saturating_sub(w.since.load(Ordering::Relaxed))
+        } else {
+            0
+        };
+        Some((Duration::from_micros(busy), kind))
+    }
+
     /// A handler of a message of `kind` begins: the actor is busy until
     /// the returned guard is dropped (the handler returned, panicked, or
-    /// its future was dropped by a kill).
+    /// its future was dropped by a kill). One message in four is timed.
     #[inline]
     pub fn begin(&self, kind: u32) -> Running<'_> {
-        let began = Instant::now();
         let a = &self.actor;
-        a.taken.fetch_add(1, Ordering::Relaxed);
         a.kind.store(kind, Ordering::Relaxed);
-        a.busy_since.store(micros_since_epoch(began), Ordering::Relaxed);
-        Running { load: self, began }
+        let n = a.taken.fetch_add(1, Ordering::Release);
+        Running {
+            load: self,
+            began: timed(n).then(Instant::now),
+        }
     }
 
     /// Reads the counters (each atomically, not all at one instant).
@@ -205,9 +278,6 @@ impl ActorLoad {
         let a = &self.actor;
         let sent = self.senders.sent.load(Ordering::Relaxed);
         let taken = a.taken.load(Ordering::Relaxed);
-        let since = a.busy_since.load(Ordering::Relaxed);
-        let busy = (since != 0)
-            .then(|| Duration::from_micros(micros_since_epoch(Instant::now()).saturating_sub(since)));
         LoadSample {
             sent,
             taken,
@@ -218,10 +288,13 @@ impl ActorLoad {
                 .mailbox_max
                 .load(Ordering::Relaxed)
                 .max(sent.saturating_sub(taken)),
-            busy,
+            busy: self.busy(Instant::now()).map(|(d, _)| d),
             kind: a.kind.load(Ordering::Relaxed),
             histogram: std::array::from_fn(|b| a.histogram[b].load(Ordering::Relaxed)),
-            handle_max_us: a.handle_max_us.load(Ordering::Relaxed),
+            handle_max_us: a
+                .handle_max_us
+                .load(Ordering::Relaxed)
+                .max(self.watch.longest.load(Ordering::Relaxed)),
         }
     }
 
@@ -232,22 +305,24 @@ impl ActorLoad {
     }
 }
 
-/// A running handler ([`ActorLoad::begin`]); ends it when dropped.
+/// A running handler ([`ActorLoad::begin`]); ends it when dropped, timing
+/// it if it is one of the timed.
 #[derive(Debug)]
 pub struct Running<'a> {
     load: &'a ActorLoad,
-    began: Instant,
+    began: Option<Instant>,
 }
 
 impl Drop for Running<'_> {
     fn drop(&mut self) {
         let a = &self.load.actor;
-        let us = u64::try_from(self.began.elapsed().as_micros()).unwrap_or(u64::MAX);
-        a.busy_since.store(0, Ordering::Relaxed);
-        a.handled.fetch_add(1, Ordering::Relaxed);
-        a.histogram[bucket(us)].fetch_add(1, Ordering::Relaxed);
-        if us > a.handle_max_us.load(Ordering::Relaxed) {
-            a.handle_max_us.fetch_max(us, Ordering::Relaxed);
+        a.handled.fetch_add(1, Ordering::Release);
+        if let Some(began) = self.began {
+            let us = micros(began.elapsed());
+            a.histogram[bucket(us)].fetch_add(1, Ordering::Relaxed);
+            if us > a.handle_max_us.load(Ordering::Relaxed) {
+                a.handle_max_us.fetch_max(us, Ordering::Relaxed);
+            }
         }
     }
 }

@@ -37,19 +37,27 @@ fn the_mailbox_is_sent_minus_taken_and_its_maximum_is_kept_until_reset() {
 }
 
 #[test]
-fn a_running_handler_is_busy_and_timed() {
+fn one_message_in_four_is_timed_and_long_handlers_are_seen_by_the_watcher() {
     let load = ActorLoad::new("t".into());
+    for _ in 0..4_000 {
+        drop(load.begin(0));
+    }
+    let timed: u64 = load.sample().histogram.iter().sum();
+    assert!((800..1_200).contains(&timed), "about one in four: {timed}");
+    // A long handler, timed or not, is seen running by the watcher.
     let running = load.begin(7);
+    let first = Instant::now();
+    assert_eq!(
+        load.observe(first).map(|(b, k, _)| (b, k)),
+        Some((Duration::ZERO, 7))
+    );
     std::thread::sleep(Duration::from_millis(20));
-    let s = load.sample();
-    assert!(s.busy.is_some_and(|b| b >= Duration::from_millis(20)), "{s:?}");
-    assert_eq!(s.kind, 7);
+    let (busy, _, _) = load.observe(Instant::now()).unwrap();
+    assert!(busy >= Duration::from_millis(20), "{busy:?}");
+    assert!(load.sample().busy.is_some_and(|b| b >= Duration::from_millis(20)));
     drop(running);
     let s = load.sample();
     assert!(s.busy.is_none());
     assert!(s.handle_max_us >= 20_000, "{s:?}");
-    assert_eq!(
-        quantile_us(&s.histogram, 0.99),
-        Some(1 << bucket(s.handle_max_us))
-    );
+    assert!(quantile_us(&s.histogram, 0.5).is_some());
 }
