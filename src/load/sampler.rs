@@ -1,6 +1,6 @@
 //! The load sampler (`diem/load`): reads every actor's load counters
 //! ([`supervisors::ActorLoad`]) and publishes what they mean
-//! ([`LoadShared`]).
+//! ([`LoadShared`](super::shared::LoadShared)).
 //!
 //! Every 25 ms it looks for trouble: a handler running longer than
 //! `observer.stuck_after` (reported once per message: a warning naming the

@@ -8,7 +8,8 @@
 //! worker, and the workers' supervisor starts a replacement. A worker
 //! registers with the [`WorkerPool`](super::pool::WorkerPool) when it starts
 //! and is removed from it when its state is dropped, whatever the exit.
-//! It counts each job it has handled off its [`Backlog`], by which the pool
+//! The tree counts the jobs it holds (its load: sent through the pool's
+//! counting handle, handled when its handler returns), by which the pool
 //! sends new jobs to idle workers first.
 
 use std::sync::Arc;

@@ -122,7 +122,7 @@ impl fmt::Debug for StartCtx {
 impl StartCtx {
     /// Spawns `actor` linked to the supervisor and returns its cell once
     /// its `pre_start` has succeeded. The actor's messages are counted and
-    /// timed in an [`ActorLoad`](crate::ActorLoad) of its path (see
+    /// timed in an [`ActorLoad`] of its path (see
     /// [`loads`](crate::loads)); its message type's `Debug` names their
     /// kinds.
     pub async fn spawn<A>(&self, actor: A, args: A::Arguments) -> Result<ActorCell, ActorProcessingErr>
