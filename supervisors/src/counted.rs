@@ -9,6 +9,8 @@
 //! # use supervisors::*;
 //! # #[derive(Debug)]
 //! # enum Msg { Tick }
+//! # #[cfg(feature = "cluster")]
+//! # impl ractor::Message for Msg {}
 //! # struct Ticker;
 //! # impl Actor for Ticker {
 //! #     type Msg = Msg; type State = (); type Arguments = ();

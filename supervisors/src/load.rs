@@ -153,6 +153,8 @@ pub struct LoadSample {
 impl ActorLoad {
     /// Counters for the actor at `path`, all 0.
     pub fn new(path: Arc<str>) -> Self {
+        // The clock's origin is set before any mark can be taken.
+        let _ = epoch();
         Self {
             path,
             senders: Senders {

@@ -11,6 +11,8 @@
 //! # use supervisors::*;
 //! # #[derive(Debug)]
 //! # enum Msg { Ping }
+//! # #[cfg(feature = "cluster")]
+//! # impl ractor::Message for Msg {}
 //! # struct Echo;
 //! # impl Actor for Echo {
 //! #     type Msg = Msg; type State = (); type Arguments = ();
