@@ -6,7 +6,7 @@
 //! the longest its mailbox was in that second, 2 bytes, saturating), in
 //! rings allocated once at their full size; at most [`MAX_ACTORS`] actors;
 //! an actor gone for five minutes is forgotten. 10,000 actors hold
-//! 18.4 MiB (this module's test measures it), diem's ~20 about 37 KiB.
+//! 18.4 MiB (this module's test measures it).
 //!
 //! ```
 //! use diem::load::history::{History, POINTS};

@@ -123,50 +123,32 @@ impl LoadSampler {
         let (stuck_after, mailbox_warn) = self
             .node
             .with_config(|c| (c.observer.stuck_after.get(), c.observer.mailbox_warn));
-        let mut trouble = Vec::new();
-        let mut still_stuck = HashSet::new();
-        let mut still_crowded = HashSet::new();
-        let mut newly = Vec::new();
+        // What is wrong now; `new` marks what was not already reported.
+        let mut trouble: Vec<Trouble> = Vec::new();
+        let mut new: Vec<usize> = Vec::new();
         let now = Instant::now();
         for_each_load(|load| {
+            let path = load.path();
             if let Some((busy, kind, number)) = load.observe(now) {
                 if busy >= stuck_after {
-                    let path = load.path().to_owned();
-                    let message = kind_name(kind).to_owned();
-                    if state.stuck.get(&path) != Some(&number) {
-                        newly.push(Trouble {
-                            path: path.clone(),
-                            kind: "stuck".into(),
-                            message: message.clone(),
-                            busy_ms: millis(busy),
-                            mailbox: 0,
-                        });
-                        state.stuck.insert(path.clone(), number);
+                    if state.stuck.insert(path.to_owned(), number) != Some(number) {
+                        new.push(trouble.len());
                     }
-                    still_stuck.insert(path.clone());
                     trouble.push(Trouble {
-                        path,
+                        path: path.to_owned(),
                         kind: "stuck".into(),
-                        message,
+                        message: kind_name(kind).to_owned(),
                         busy_ms: millis(busy),
                         mailbox: 0,
                     });
                 }
             }
             let mailbox = load.mailbox();
-            let path = load.path();
             let crowded = state.crowded.contains(path);
             if mailbox > mailbox_warn || (crowded && mailbox > mailbox_warn / 2) {
                 if !crowded {
-                    newly.push(Trouble {
-                        path: path.to_owned(),
-                        kind: "mailbox".into(),
-                        message: String::new(),
-                        busy_ms: 0,
-                        mailbox,
-                    });
+                    new.push(trouble.len());
                 }
-                still_crowded.insert(path.to_owned());
                 trouble.push(Trouble {
                     path: path.to_owned(),
                     kind: "mailbox".into(),
@@ -176,10 +158,15 @@ impl LoadSampler {
                 });
             }
         });
-        state.stuck.retain(|p, _| still_stuck.contains(p));
-        state.crowded = still_crowded;
-        for t in newly {
-            self.report(&t, stuck_after, mailbox_warn);
+        let now_in = |kind: &str, p: &str| trouble.iter().any(|t| t.kind == kind && t.path == p);
+        state.stuck.retain(|p, _| now_in("stuck", p));
+        state.crowded = trouble
+            .iter()
+            .filter(|t| t.kind == "mailbox")
+            .map(|t| t.path.clone())
+            .collect();
+        for &i in &new {
+            self.report(&trouble[i], stuck_after, mailbox_warn);
         }
         trouble.sort_by(|a, b| a.path.cmp(&b.path));
         self.node.load.publish_trouble(trouble);
