@@ -1,8 +1,7 @@
 //! A handle to an actor that counts what it sends: the sending half of the
 //! mailbox figure of [`ActorLoad`]. Make one per actor
 //! and keep it (making it looks the load up in a table, under a lock);
-//! sending through it costs an atomic add and an atomic max beside
-//! ractor's send.
+//! sending through it costs one atomic add beside ractor's send.
 //!
 //! ```
 //! # use ractor::{Actor, ActorProcessingErr, ActorRef};

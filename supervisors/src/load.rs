@@ -68,6 +68,14 @@ fn micros_since_epoch(at: Instant) -> u64 {
     micros(at.saturating_duration_since(epoch()))
 }
 
+/// ns from [`epoch`] to now.
+fn nanos_since_epoch() -> u64 {
+    let d = epoch().elapsed();
+    d.as_secs()
+        .saturating_mul(1_000_000_000)
+        .saturating_add(u64::from(d.subsec_nanos()))
+}
+
 /// A duration in µs, in u64 arithmetic (`as_micros` is u128).
 fn micros(d: Duration) -> u64 {
     d.as_secs()
@@ -93,23 +101,32 @@ pub struct ActorLoad {
     watch: Watch,
 }
 
-/// What the senders write.
+/// What the senders write: one atomic add per message, the only locked
+/// instruction a message costs.
 #[derive(Debug)]
 #[repr(align(64))]
 struct Senders {
     sent: AtomicU64,
-    mailbox_max: AtomicU64,
 }
 
-/// What the actor writes.
+/// What the actor writes. Its handlers run one at a time, so each counter
+/// here has one writer, and is written with a plain load and store, not
+/// a locked read-modify-write (the watcher only reads them; the mailbox's
+/// maximum, which the watcher also resets, is the one exception).
 #[derive(Debug)]
 #[repr(align(64))]
 struct ActorSide {
     taken: AtomicU64,
     handled: AtomicU64,
+    /// The longest mailbox a handler found when it began (the mailbox is
+    /// longest just before a message is taken: that and the length now
+    /// give the maximum).
+    mailbox_max: AtomicU64,
     /// The running (or last) message's kind ([`kind_name`](crate::kind_name)).
     kind: AtomicU32,
     handle_max_us: AtomicU64,
+    /// When the running message began, ns since [`epoch`], if it is timed.
+    began_ns: AtomicU64,
     histogram: [AtomicU64; BUCKETS],
 }
 
@@ -159,13 +176,14 @@ impl ActorLoad {
             path,
             senders: Senders {
                 sent: AtomicU64::new(0),
-                mailbox_max: AtomicU64::new(0),
             },
             actor: ActorSide {
                 taken: AtomicU64::new(0),
                 handled: AtomicU64::new(0),
+                mailbox_max: AtomicU64::new(0),
                 kind: AtomicU32::new(0),
                 handle_max_us: AtomicU64::new(0),
+                began_ns: AtomicU64::new(0),
                 histogram: std::array::from_fn(|_| AtomicU64::new(0)),
             },
             watch: Watch {
@@ -181,17 +199,10 @@ impl ActorLoad {
         &self.path
     }
 
-    /// Counts a message sent (the sender's side), and the mailbox's length
-    /// it makes.
+    /// Counts a message sent (the sender's side).
     #[inline]
     pub fn sent(&self) {
-        let sent = self.senders.sent.fetch_add(1, Ordering::Relaxed) + 1;
-        let waiting = sent.saturating_sub(self.actor.taken.load(Ordering::Relaxed));
-        // Read first: most sends do not raise the maximum, and a plain
-        // load does not take the line for writing.
-        if waiting > self.senders.mailbox_max.load(Ordering::Relaxed) {
-            self.senders.mailbox_max.fetch_max(waiting, Ordering::Relaxed);
-        }
+        self.senders.sent.fetch_add(1, Ordering::Relaxed);
     }
 
     /// Takes back a message counted by [`sent`](Self::sent) that the
@@ -268,11 +279,24 @@ impl ActorLoad {
     pub fn begin(&self, kind: u32) -> Running<'_> {
         let a = &self.actor;
         a.kind.store(kind, Ordering::Relaxed);
-        let n = a.taken.fetch_add(1, Ordering::Release);
-        Running {
-            load: self,
-            began: timed(n).then(Instant::now),
+        let n = a.taken.load(Ordering::Relaxed);
+        a.taken.store(n + 1, Ordering::Release);
+        // The mailbox as this message leaves it, this one included.
+        let waiting = self.senders.sent.load(Ordering::Relaxed).saturating_sub(n);
+        if waiting > a.mailbox_max.load(Ordering::Relaxed) {
+            a.mailbox_max.fetch_max(waiting, Ordering::Relaxed);
         }
+        if timed(n) {
+            self.timed_begin();
+        }
+        // One pointer: it travels inside every handler's future.
+        Running { load: self }
+    }
+
+    /// Notes when the message beginning, a timed one, began.
+    #[inline(never)]
+    fn timed_begin(&self) {
+        self.actor.began_ns.store(nanos_since_epoch(), Ordering::Relaxed);
     }
 
     /// Reads the counters (each atomically, not all at one instant).
@@ -285,8 +309,7 @@ impl ActorLoad {
             taken,
             handled: a.handled.load(Ordering::Relaxed),
             mailbox: sent.saturating_sub(taken),
-            mailbox_max: self
-                .senders
+            mailbox_max: a
                 .mailbox_max
                 .load(Ordering::Relaxed)
                 .max(sent.saturating_sub(taken)),
@@ -303,7 +326,7 @@ impl ActorLoad {
     /// Starts a new interval for the mailbox's maximum: from now on it is
     /// the longest since this call.
     pub fn reset_max(&self) {
-        self.senders.mailbox_max.store(self.mailbox(), Ordering::Relaxed);
+        self.actor.mailbox_max.store(self.mailbox(), Ordering::Relaxed);
     }
 }
 
@@ -312,19 +335,35 @@ impl ActorLoad {
 #[derive(Debug)]
 pub struct Running<'a> {
     load: &'a ActorLoad,
-    began: Option<Instant>,
 }
 
 impl Drop for Running<'_> {
+    #[inline]
     fn drop(&mut self) {
         let a = &self.load.actor;
-        a.handled.fetch_add(1, Ordering::Release);
-        if let Some(began) = self.began {
-            let us = micros(began.elapsed());
-            a.histogram[bucket(us)].fetch_add(1, Ordering::Relaxed);
-            if us > a.handle_max_us.load(Ordering::Relaxed) {
-                a.handle_max_us.fetch_max(us, Ordering::Relaxed);
-            }
+        // One writer (the actor): plain loads and stores. Handlers run one
+        // at a time, so the message ending is number `handled`.
+        let n = a.handled.load(Ordering::Relaxed);
+        a.handled.store(n + 1, Ordering::Release);
+        if timed(n) {
+            self.load.timed_end();
+        }
+    }
+}
+
+impl ActorLoad {
+    /// Ends the timing of the message ending, a timed one: its time goes
+    /// into the histogram and the maximum. Out of line: three messages in
+    /// four do not come here.
+    #[inline(never)]
+    fn timed_end(&self) {
+        let a = &self.actor;
+        let ns = nanos_since_epoch().saturating_sub(a.began_ns.load(Ordering::Relaxed));
+        let us = ns / 1_000;
+        let slot = &a.histogram[bucket(us)];
+        slot.store(slot.load(Ordering::Relaxed) + 1, Ordering::Relaxed);
+        if us > a.handle_max_us.load(Ordering::Relaxed) {
+            a.handle_max_us.store(us, Ordering::Relaxed);
         }
     }
 }
