@@ -29,6 +29,7 @@ pub mod redis_limiter;
 pub mod redis_tls;
 pub mod replica_wait;
 pub mod slot;
+pub mod switch_watch;
 
 use std::net::IpAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -129,6 +130,9 @@ pub struct Limiter {
     /// `WAIT`s that came back with fewer replicas than
     /// `redis.wait_replicas` ([`replica_wait`]).
     wait_short: Arc<AtomicU64>,
+    /// Switches of the primary the Sentinels announced and the Redis
+    /// limiter actor followed ([`switch_watch`]).
+    switches: AtomicU64,
 }
 
 impl Limiter {
@@ -142,6 +146,7 @@ impl Limiter {
             redis: ArcSwapOption::empty(),
             why_local: ArcSwapOption::empty(),
             wait_short: Arc::default(),
+            switches: AtomicU64::new(0),
         }
     }
 
@@ -156,6 +161,16 @@ impl Limiter {
     /// `redis.wait_replicas`, so far.
     pub fn wait_short(&self) -> u64 {
         self.wait_short.load(Ordering::Relaxed)
+    }
+
+    /// Counts a switch of the primary the Sentinels announced.
+    pub fn count_switch(&self) {
+        self.switches.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Switches of the primary the Sentinels announced, so far.
+    pub fn switches(&self) -> u64 {
+        self.switches.load(Ordering::Relaxed)
     }
 
     /// The settings in effect.

@@ -88,6 +88,10 @@ pub(crate) struct RedisStats {
     /// locally), so far.
     #[serde(default)]
     pub wait_short: u64,
+    /// Primaries the Sentinels switched to (`+switch-master`) that the
+    /// limiter moved to, so far.
+    #[serde(default)]
+    pub sentinel_switches: u64,
 }
 
 /// The worker pool's section.
@@ -227,6 +231,7 @@ pub(crate) async fn collect(node: &Node) -> Stats {
                 error: node.limiter.why_local().map(|e| e.to_string()),
                 wait_replicas: c.redis.wait_replicas,
                 wait_short: node.limiter.wait_short(),
+                sentinel_switches: node.limiter.switches(),
             }),
         },
         postgres: node.pg.status(),

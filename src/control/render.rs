@@ -179,6 +179,13 @@ pub(crate) fn stats(s: &Stats) -> String {
             "redis wait", r.wait_replicas, r.wait_short
         );
     }
+    if r.topology == "sentinel" {
+        let _ = writeln!(
+            out,
+            "  {:<12} {} switch(es) of the primary followed",
+            "sentinel", r.sentinel_switches
+        );
+    }
     if let Some(e) = &r.error {
         let _ = writeln!(out, "  {:<12} {e}", "redis error");
     }

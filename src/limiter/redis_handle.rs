@@ -603,4 +603,8 @@ pub enum LimiterMsg {
     /// A cluster's slot moved (`MOVED`/`ASK` on a hot-path connection):
     /// read the slot map again and connect anew.
     Moved,
+    /// The Sentinels switched the primary to this `ip:port`
+    /// (`+switch-master`, [`switch_watch`](super::switch_watch)): connect
+    /// to it now.
+    Switched(String),
 }

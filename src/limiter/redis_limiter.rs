@@ -37,6 +37,7 @@ use crate::limiter::redis_handle::{
 };
 use crate::limiter::redis_tls::client_tls;
 use crate::limiter::replica_wait::ReplicaWait;
+use crate::limiter::switch_watch;
 use crate::node::Node;
 use crate::owned_task::OwnedTask;
 use crate::tls_files::refusal;
@@ -139,6 +140,8 @@ pub(crate) struct LimiterState {
     connection: Connection,
     connection_error: ConnectionError,
     _errors: OwnedTask,
+    /// With a Sentinel URL, the subscribers to `+switch-master`.
+    _switches: Vec<OwnedTask>,
     /// Health checks passed in a row since the last failure: decisions go
     /// back to Redis after [`BACK_AFTER`] of them.
     healthy_in_a_row: u32,
@@ -446,6 +449,36 @@ impl RedisLimiter {
         tracing::info!("rate limiter: deciding in redis");
     }
 
+    /// The Sentinels switched the primary to `primary`: fred reconnects now
+    /// (it asks the Sentinels which primary to connect to), and once it
+    /// answers there, the hot-path connection moves to it. One health
+    /// check suffices here, not the two in a row that bring decisions back
+    /// after failures: the switch is the store's own word that the new
+    /// primary is the one. What was decided locally meanwhile is written
+    /// back first, as after any fallback.
+    async fn switched(&self, myself: &ActorRef<LimiterMsg>, state: &mut LimiterState, primary: &str) {
+        tracing::info!(%primary, "rate limiter: the sentinels switched the primary; connecting to it");
+        self.node.limiter.count_switch();
+        let timeout = self.node.config().redis.command_timeout.get().max(Duration::from_millis(500));
+        let client = state.connection.client.clone();
+        let _ = tokio::time::timeout(timeout, client.force_reconnection()).await;
+        match self.check_health(state).await {
+            Ok(()) => {
+                state.healthy_in_a_row = BACK_AFTER;
+                // The old connections finish what they carry.
+                if let Some(old) = state.published.take() {
+                    state.retired.push((std::time::Instant::now(), old));
+                }
+                self.publish(myself, state).await;
+            }
+            // Not there yet: the health checks bring decisions back.
+            Err(e) => {
+                state.healthy_in_a_row = 0;
+                self.withdraw(state, e);
+            }
+        }
+    }
+
     /// Decides locally from now on, because of `error`: said once when
     /// the handle is withdrawn, and again when the reason changes to (or
     /// from) a certificate refused.
@@ -489,7 +522,9 @@ impl Actor for RedisLimiter {
         let connection_error = ConnectionError::default();
         let errors = watch_errors(&client, connection_error.clone());
         let task = client.connect();
+        let switches = switch_watch::watch(&config.redis.url, tls.clone(), Counted::of(myself.clone()));
         let mut state = LimiterState {
+            _switches: switches,
             connection: Connection { client, task },
             connection_error,
             _errors: errors,
@@ -557,6 +592,7 @@ impl Actor for RedisLimiter {
                 state.healthy_in_a_row = 0;
                 self.withdraw(state, e);
             }
+            LimiterMsg::Switched(primary) => self.switched(&myself, state, &primary).await,
             LimiterMsg::Moved => {
                 // One resync for the burst of requests that met the move.
                 let recent = state

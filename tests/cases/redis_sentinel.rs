@@ -3,7 +3,8 @@
 //! connection to the primary the Sentinels name; exact while it lives
 //! (64 clients × 45 requests: 36 each); when it is killed, every request is
 //! answered, and decisions come back to Redis — the hot-path connection to
-//! the promoted replica — soon after the Sentinels switch.
+//! the promoted replica — soon after the Sentinels switch: each node hears
+//! the switch on the Sentinels' `+switch-master` channel and moves at once.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -40,10 +41,13 @@ async fn sentinel_decides_exactly_on_the_hot_path_and_follows_a_failover() {
     .await;
     let (history, failures) = load.await.unwrap();
     after_failover("redis sentinel", &history, &failures, 3, killed_at, switched_at);
-    // On the hot path again, to the promoted replica.
+    // On the hot path again, to the promoted replica, moved there by the
+    // Sentinels' `+switch-master` (once per switch, whichever of the three
+    // Sentinels said it first).
     for s in nodes.iter() {
         let limiter = s.ctl(json!({"cmd": "stats"})).await["limiter"].clone();
         assert_eq!(limiter["backend"], "redis", "{limiter}");
         assert_eq!(limiter["redis"]["hot_path"], true, "{limiter}");
+        assert_eq!(limiter["redis"]["sentinel_switches"], 1, "{limiter}");
     }
 }
