@@ -55,7 +55,10 @@ pub(crate) fn watch(url: &str, tls: Option<Arc<ClientConfig>>, limiter: Counted<
         return Vec::new();
     };
     let ServerConfig::Sentinel {
-        hosts, service_name, ..
+        hosts,
+        service_name,
+        username,
+        password,
     } = &config.server
     else {
         return Vec::new();
@@ -66,8 +69,12 @@ pub(crate) fn watch(url: &str, tls: Option<Arc<ClientConfig>>, limiter: Counted<
     hosts
         .iter()
         .filter_map(|host| {
+            // The Sentinels' own credentials (the URL's `sentinelUsername`
+            // and `sentinelPassword`), not the primary's.
             let mut one = Config {
                 server: ServerConfig::Centralized { server: host.clone() },
+                username: username.clone(),
+                password: password.clone(),
                 ..Config::default()
             };
             if let Some(tls) = &tls {
