@@ -21,12 +21,15 @@
 
 #[path = "support/corpus.rs"]
 mod corpus;
+#[path = "support/counter.rs"]
+mod counter;
 
 use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
+use counter::{Counter, Msg};
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion};
 use diem::api::request::Request;
 use diem::api::route::Endpoint;
@@ -38,39 +41,13 @@ use diem::store::bundle::read_bundle;
 use diem::store::embedded;
 use diem::store::snapshot::{Filter, Snapshot, Source};
 use diem::workers::worker::Worker;
-use ractor::{Actor, ActorProcessingErr, ActorRef, RpcReplyPort};
+use ractor::Actor;
 use tokio::runtime::Runtime;
 
 /// diem's allocator (src/main.rs): the figures are those of the layout diem
 /// serves with.
 #[global_allocator]
 static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
-
-#[derive(Debug, ractor_cluster::RactorMessage)]
-enum Msg {
-    Count,
-    Sync(RpcReplyPort<u64>),
-}
-
-struct Counter;
-
-impl Actor for Counter {
-    type Msg = Msg;
-    type State = u64;
-    type Arguments = ();
-    async fn pre_start(&self, _: ActorRef<Msg>, _: ()) -> Result<u64, ActorProcessingErr> {
-        Ok(0)
-    }
-    async fn handle(&self, _: ActorRef<Msg>, msg: Msg, n: &mut u64) -> Result<(), ActorProcessingErr> {
-        match msg {
-            Msg::Count => *n += 1,
-            Msg::Sync(reply) => {
-                let _ = reply.send(*n);
-            }
-        }
-        Ok(())
-    }
-}
 
 fn runtimes() -> Vec<(&'static str, Arc<Runtime>)> {
     let current = tokio::runtime::Builder::new_current_thread()
@@ -111,26 +88,12 @@ async fn send_loop(iters: u64) -> Duration {
 }
 
 async fn send_counted_loop(iters: u64) -> Duration {
-    use supervisors::{start_root, ChildSpec, Counted, EventBus, Strategy, SupervisorFlags, SupervisorSpec};
-    let spec = SupervisorSpec::new(SupervisorFlags::new(Strategy::OneForOne))
-        .child(ChildSpec::worker("counter", |ctx| async move {
-            ctx.spawn(Counter, ()).await
-        }));
-    let root = start_root("bench", spec, EventBus::new()).await.unwrap();
-    let cell = root.supervisor().which_children().await.unwrap()[0]
-        .actor
-        .clone()
-        .unwrap();
-    let actor = Counted::<Msg>::of(cell.into());
-    assert!(actor.is_counted());
+    let (root, actor) = counter::supervised("bench").await;
     let start = Instant::now();
     for _ in 0..iters {
         actor.send(Msg::Count).unwrap();
     }
-    let n = match actor.call(Msg::Sync, None).await.unwrap() {
-        ractor::rpc::CallResult::Success(n) => n,
-        other => panic!("{other:?}"),
-    };
+    let n = counter::count(&actor).await;
     let elapsed = start.elapsed();
     assert_eq!(n, iters);
     root.shutdown().await;

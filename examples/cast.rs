@@ -13,38 +13,15 @@
 
 #![allow(clippy::expect_used, clippy::unwrap_used, missing_docs)]
 
-use ractor::{Actor, ActorProcessingErr, ActorRef, RpcReplyPort};
-use supervisors::{start_root, ChildSpec, Counted, EventBus, Strategy, SupervisorFlags, SupervisorSpec};
+#[path = "../benches/support/counter.rs"]
+mod counter;
+
+use counter::{Counter, Msg};
+use ractor::Actor;
 
 /// diem's allocator (src/main.rs).
 #[global_allocator]
 static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
-
-#[derive(Debug, ractor_cluster::RactorMessage)]
-enum Msg {
-    Count,
-    Sync(RpcReplyPort<u64>),
-}
-
-struct Counter;
-
-impl Actor for Counter {
-    type Msg = Msg;
-    type State = u64;
-    type Arguments = ();
-    async fn pre_start(&self, _: ActorRef<Msg>, _: ()) -> Result<u64, ActorProcessingErr> {
-        Ok(0)
-    }
-    async fn handle(&self, _: ActorRef<Msg>, msg: Msg, n: &mut u64) -> Result<(), ActorProcessingErr> {
-        match msg {
-            Msg::Count => *n += 1,
-            Msg::Sync(reply) => {
-                let _ = reply.send(*n);
-            }
-        }
-        Ok(())
-    }
-}
 
 async fn raw(n: u64) -> u64 {
     let (actor, handle) = Actor::spawn(None, Counter, ()).await.unwrap();
@@ -58,24 +35,11 @@ async fn raw(n: u64) -> u64 {
 }
 
 async fn counted(n: u64) -> u64 {
-    let spec = SupervisorSpec::new(SupervisorFlags::new(Strategy::OneForOne))
-        .child(ChildSpec::worker("counter", |ctx| async move {
-            ctx.spawn(Counter, ()).await
-        }));
-    let root = start_root("cast", spec, EventBus::new()).await.unwrap();
-    let cell = root.supervisor().which_children().await.unwrap()[0]
-        .actor
-        .clone()
-        .unwrap();
-    let actor = Counted::<Msg>::of(cell.into());
-    assert!(actor.is_counted());
+    let (root, actor) = counter::supervised("cast").await;
     for _ in 0..n {
         actor.send(Msg::Count).unwrap();
     }
-    let handled = match actor.call(Msg::Sync, None).await.unwrap() {
-        ractor::rpc::CallResult::Success(n) => n,
-        other => panic!("{other:?}"),
-    };
+    let handled = counter::count(&actor).await;
     root.shutdown().await;
     handled
 }

@@ -50,7 +50,11 @@ pub fn switched_to(message: &str, service: &str) -> Option<String> {
 /// Subscribers to every Sentinel of `url` (none if it is not a Sentinel
 /// URL), telling `limiter` each new primary of the URL's service with
 /// [`LimiterMsg::Switched`]. They end when the returned tasks are dropped.
-pub(crate) fn watch(url: &str, tls: Option<Arc<ClientConfig>>, limiter: Counted<LimiterMsg>) -> Vec<OwnedTask> {
+pub(crate) fn watch(
+    url: &str,
+    tls: Option<Arc<ClientConfig>>,
+    limiter: Counted<LimiterMsg>,
+) -> Vec<OwnedTask> {
     let Ok(config) = crate::config::parse_redis_url(url) else {
         return Vec::new();
     };
