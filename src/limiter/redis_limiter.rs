@@ -115,6 +115,22 @@ struct Connection {
     task: tokio::task::JoinHandle<Result<(), fred::error::Error>>,
 }
 
+impl Connection {
+    /// A client of `url` connecting (and reconnecting) in the background,
+    /// and the task keeping its last connection error in `errors`.
+    fn open(
+        url: &str,
+        tls: Option<Arc<ClientConfig>>,
+        command_timeout: Duration,
+        errors: &ConnectionError,
+    ) -> Result<(Self, OwnedTask), RedisFailure> {
+        let client = client(url, tls, command_timeout)?;
+        let watch = watch_errors(&client, errors.clone());
+        let task = client.connect();
+        Ok((Self { client, task }, watch))
+    }
+}
+
 impl Drop for Connection {
     fn drop(&mut self) {
         let client = self.client.clone();
@@ -461,23 +477,23 @@ impl RedisLimiter {
         tracing::info!(%primary, "rate limiter: the sentinels switched the primary; connecting to it");
         self.node.limiter.count_switch();
         let heard = std::time::Instant::now();
-        let timeout = self
-            .node
-            .config()
-            .redis
-            .command_timeout
-            .get()
-            .max(Duration::from_millis(500));
+        let config = self.node.config();
+        let command_timeout = config.redis.command_timeout.get();
         // A client of its own asks the Sentinels now; the old one would
         // at its next reconnection attempt, after its backoff (up to
         // 500 ms: ~300 ms measured with `force_reconnection`).
-        match client(&self.node.config().redis.url, state.tls.clone(), timeout) {
-            Ok(fresh) => {
-                let task = fresh.connect();
-                let _ = tokio::time::timeout(timeout, fresh.wait_for_connect()).await;
-                state._errors = watch_errors(&fresh, state.connection_error.clone());
+        match Connection::open(
+            &config.redis.url,
+            state.tls.clone(),
+            command_timeout,
+            &state.connection_error,
+        ) {
+            Ok((fresh, errors)) => {
+                let wait = command_timeout.max(Duration::from_millis(500));
+                let _ = tokio::time::timeout(wait, fresh.client.wait_for_connect()).await;
+                state._errors = errors;
                 // The old client is closed when dropped.
-                state.connection = Connection { client: fresh, task };
+                state.connection = fresh;
             }
             Err(e) => tracing::warn!(error = %e, "rate limiter: no new client for the switched primary"),
         }
@@ -486,11 +502,7 @@ impl RedisLimiter {
             Ok(()) => {
                 let checked_ms = heard.elapsed().as_millis() as u64;
                 state.healthy_in_a_row = BACK_AFTER;
-                // The old connections finish what they carry.
-                if let Some(old) = state.published.take() {
-                    state.retired.push((std::time::Instant::now(), old));
-                }
-                self.publish(myself, state).await;
+                self.republish(myself, state).await;
                 tracing::info!(
                     %primary,
                     reconnected_ms,
@@ -505,6 +517,15 @@ impl RedisLimiter {
                 self.withdraw(state, e);
             }
         }
+    }
+
+    /// Publishes anew (new connections to the primaries as they are now);
+    /// the old ones are retired, and finish what they carry.
+    async fn republish(&self, myself: &ActorRef<LimiterMsg>, state: &mut LimiterState) {
+        if let Some(old) = state.published.take() {
+            state.retired.push((std::time::Instant::now(), old));
+        }
+        self.publish(myself, state).await;
     }
 
     /// Decides locally from now on, because of `error`: said once when
@@ -546,14 +567,13 @@ impl Actor for RedisLimiter {
         let config = self.node.config();
         let timeout = config.redis.command_timeout;
         let tls = client_tls(&config.redis)?;
-        let client = client(&config.redis.url, tls.clone(), timeout.get())?;
         let connection_error = ConnectionError::default();
-        let errors = watch_errors(&client, connection_error.clone());
-        let task = client.connect();
+        let (connection, errors) =
+            Connection::open(&config.redis.url, tls.clone(), timeout.get(), &connection_error)?;
         let switches = switch_watch::watch(&config.redis.url, tls.clone(), Counted::of(myself.clone()));
         let mut state = LimiterState {
             _switches: switches,
-            connection: Connection { client, task },
+            connection,
             connection_error,
             _errors: errors,
             healthy_in_a_row: 0,
@@ -637,11 +657,7 @@ impl Actor for RedisLimiter {
                         synced = matches!(synced, Ok(Ok(()))),
                         "rate limiter: a cluster slot moved; connecting to its primaries anew"
                     );
-                    // The old connections finish what they carry.
-                    if let Some(old) = state.published.take() {
-                        state.retired.push((std::time::Instant::now(), old));
-                    }
-                    self.publish(&myself, state).await;
+                    self.republish(&myself, state).await;
                 }
             }
         }

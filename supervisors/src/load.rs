@@ -57,7 +57,8 @@ use std::time::{Duration, Instant};
 /// ran less than `2^b` µs (and at least `2^(b-1)`); the last one, longer.
 pub const BUCKETS: usize = 32;
 
-/// The process's clock origin: the watcher's marks are µs since it.
+/// The process's clock origin: the watcher's marks and the timed
+/// handlers' starts are µs since it.
 fn epoch() -> Instant {
     static EPOCH: OnceLock<Instant> = OnceLock::new();
     *EPOCH.get_or_init(Instant::now)
@@ -66,14 +67,6 @@ fn epoch() -> Instant {
 /// µs from [`epoch`] to `at` (0 before it).
 fn micros_since_epoch(at: Instant) -> u64 {
     micros(at.saturating_duration_since(epoch()))
-}
-
-/// ns from [`epoch`] to now.
-fn nanos_since_epoch() -> u64 {
-    let d = epoch().elapsed();
-    d.as_secs()
-        .saturating_mul(1_000_000_000)
-        .saturating_add(u64::from(d.subsec_nanos()))
 }
 
 /// A duration in µs, in u64 arithmetic (`as_micros` is u128).
@@ -125,8 +118,8 @@ struct ActorSide {
     /// The running (or last) message's kind ([`kind_name`](crate::kind_name)).
     kind: AtomicU32,
     handle_max_us: AtomicU64,
-    /// When the running message began, ns since [`epoch`], if it is timed.
-    began_ns: AtomicU64,
+    /// When the running message began, µs since [`epoch`], if it is timed.
+    began_us: AtomicU64,
     histogram: [AtomicU64; BUCKETS],
 }
 
@@ -183,7 +176,7 @@ impl ActorLoad {
                 mailbox_max: AtomicU64::new(0),
                 kind: AtomicU32::new(0),
                 handle_max_us: AtomicU64::new(0),
-                began_ns: AtomicU64::new(0),
+                began_us: AtomicU64::new(0),
                 histogram: std::array::from_fn(|_| AtomicU64::new(0)),
             },
             watch: Watch {
@@ -296,7 +289,9 @@ impl ActorLoad {
     /// Notes when the message beginning, a timed one, began.
     #[inline(never)]
     fn timed_begin(&self) {
-        self.actor.began_ns.store(nanos_since_epoch(), Ordering::Relaxed);
+        self.actor
+            .began_us
+            .store(micros_since_epoch(Instant::now()), Ordering::Relaxed);
     }
 
     /// Reads the counters (each atomically, not all at one instant).
@@ -358,8 +353,7 @@ impl ActorLoad {
     #[inline(never)]
     fn timed_end(&self) {
         let a = &self.actor;
-        let ns = nanos_since_epoch().saturating_sub(a.began_ns.load(Ordering::Relaxed));
-        let us = ns / 1_000;
+        let us = micros_since_epoch(Instant::now()).saturating_sub(a.began_us.load(Ordering::Relaxed));
         let slot = &a.histogram[bucket(us)];
         slot.store(slot.load(Ordering::Relaxed) + 1, Ordering::Relaxed);
         if us > a.handle_max_us.load(Ordering::Relaxed) {

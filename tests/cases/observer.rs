@@ -111,19 +111,46 @@ async fn restarts_shown(page: &chromiumoxide::Page, path: &str) -> Option<u64> {
     eval(page, &js).await.as_u64()
 }
 
+/// The observer page of `s` open in headless Chromium, once the tree has
+/// arrived over its event stream.
+struct OpenPage {
+    _profile: tempfile::TempDir,
+    browser: Browser,
+    events: tokio::task::JoinHandle<()>,
+    page: chromiumoxide::Page,
+}
+
+impl OpenPage {
+    async fn open(s: &TestServer) -> Self {
+        let url = observer_url(s).await;
+        let profile = tempfile::tempdir().unwrap();
+        let (browser, events) = browser(profile.path()).await;
+        let page = browser.new_page(url.as_str()).await.unwrap();
+        eventually(Duration::from_secs(20), "the page shows the tree", || async {
+            (restarts_shown(&page, "diem/workers/1").await == Some(0)).then_some(())
+        })
+        .await;
+        Self {
+            _profile: profile,
+            browser,
+            events,
+            page,
+        }
+    }
+
+    async fn close(mut self) {
+        self.browser.close().await.unwrap();
+        let _ = self.browser.wait().await;
+        self.events.abort();
+    }
+}
+
 #[tokio::test]
 async fn the_page_shows_a_restart_without_a_reload_and_its_actions_are_audited() {
     let s = TestServer::start(Options::no_limit()).await;
-    let url = observer_url(&s).await;
-    let profile = tempfile::tempdir().unwrap();
-    let (mut browser, events) = browser(profile.path()).await;
-    let page = browser.new_page(url.as_str()).await.unwrap();
-
     // The tree arrives over the event stream.
-    eventually(Duration::from_secs(20), "the page shows the tree", || async {
-        (restarts_shown(&page, "diem/workers/1").await == Some(0)).then_some(())
-    })
-    .await;
+    let open = OpenPage::open(&s).await;
+    let page = &open.page;
     for path in [
         "diem",
         "diem/store",
@@ -133,7 +160,7 @@ async fn the_page_shows_a_restart_without_a_reload_and_its_actions_are_audited()
         "diem/workers",
     ] {
         let shown = eval(
-            &page,
+            page,
             &format!("!!document.querySelector('.row[data-path=\"{path}\"]')"),
         )
         .await;
@@ -141,12 +168,12 @@ async fn the_page_shows_a_restart_without_a_reload_and_its_actions_are_audited()
     }
     // A worker killed over the control socket: its count rises on the page
     // within a second, without a reload (the marker survives).
-    eval(&page, "window.__marker = 42").await;
+    eval(page, "window.__marker = 42").await;
     let killed = Instant::now();
     let reply = s.ctl(json!({"cmd": "kill", "path": "diem/workers/1"})).await;
     assert_eq!(reply["ok"], true, "{reply}");
     loop {
-        if restarts_shown(&page, "diem/workers/1").await == Some(1) {
+        if restarts_shown(page, "diem/workers/1").await == Some(1) {
             break;
         }
         assert!(
@@ -157,13 +184,13 @@ async fn the_page_shows_a_restart_without_a_reload_and_its_actions_are_audited()
     }
     let shown_after = killed.elapsed();
     assert_eq!(
-        eval(&page, "window.__marker").await,
+        eval(page, "window.__marker").await,
         json!(42),
         "the page was not reloaded"
     );
     assert_eq!(
         eval(
-            &page,
+            page,
             "document.getElementById('events').textContent.includes('diem/workers/1')"
         )
         .await,
@@ -174,7 +201,7 @@ async fn the_page_shows_a_restart_without_a_reload_and_its_actions_are_audited()
 
     // An action from the page: scale the pool (the confirmation accepted).
     eval(
-        &page,
+        page,
         "window.confirm = () => true; \
          document.querySelector('[data-scale-for=\"diem/workers\"]').value = 6; \
          document.querySelector('button[data-act=\"scale\"][data-path=\"diem/workers\"]').click(); true",
@@ -207,7 +234,7 @@ async fn the_page_shows_a_restart_without_a_reload_and_its_actions_are_audited()
     // What a reply (another member's, say) puts in a number's place reaches
     // the page as text, never as HTML.
     let injected = eval(
-        &page,
+        page,
         "(() => { const w = state.tree.children.find((c) => c.path === 'diem/workers'); \
          w.restarts = '<b id=\"pwn1\">x</b>'; w.size = '<b id=\"pwn2\">x</b>'; renderTree(); \
          renderMembers([{ name: 'm', state: 'up', addr: 'a', rtt_ms: '<b id=\"pwn3\">x</b>' }]); \
@@ -227,9 +254,7 @@ async fn the_page_shows_a_restart_without_a_reload_and_its_actions_are_audited()
     if let Ok(to) = std::env::var("DIEM_OBSERVER_SCREENSHOT") {
         std::fs::copy(&shot, to).unwrap();
     }
-    browser.close().await.unwrap();
-    let _ = browser.wait().await;
-    events.abort();
+    open.close().await;
 }
 
 /// A raw HTTP/1.1 exchange with the admin listener: (status, head, body).
@@ -435,14 +460,8 @@ async fn a_storm_of_restarts_is_coalesced_to_ten_frames_a_second() {
 #[tokio::test]
 async fn the_page_marks_a_stalled_worker_stuck_and_shows_each_actor_s_load() {
     let s = TestServer::start(Options::no_limit().env("DIEM_OBSERVER__STUCK_AFTER", "100ms")).await;
-    let url = observer_url(&s).await;
-    let profile = tempfile::tempdir().unwrap();
-    let (mut browser, events) = browser(profile.path()).await;
-    let page = browser.new_page(url.as_str()).await.unwrap();
-    eventually(Duration::from_secs(20), "the page shows the tree", || async {
-        (restarts_shown(&page, "diem/workers/1").await == Some(0)).then_some(())
-    })
-    .await;
+    let open = OpenPage::open(&s).await;
+    let page = &open.page;
     // A little traffic: the workers' rows and their sparklines fill in.
     let load = Load::start(s.addr, Plan::new("/hitokoto/v2/", 2, Duration::from_secs(3)));
     let js = "(() => { const r = document.querySelector('#actors tr[data-path=\"diem/workers/1\"]'); \
@@ -451,7 +470,7 @@ async fn the_page_marks_a_stalled_worker_stuck_and_shows_each_actor_s_load() {
         Duration::from_secs(10),
         "a worker's load and sparkline on the page",
         || async {
-            let v = eval(&page, js).await;
+            let v = eval(page, js).await;
             (v[0].as_f64().is_some_and(|r| r > 0.0) && v[1] == 1).then_some(())
         },
     )
@@ -459,12 +478,12 @@ async fn the_page_marks_a_stalled_worker_stuck_and_shows_each_actor_s_load() {
     load.join().await;
     // Sorted by a click on a column.
     eval(
-        &page,
+        page,
         "document.querySelector('#actors th[data-sort=\"mailbox\"]').click()",
     )
     .await;
     assert_eq!(
-        eval(&page, "document.querySelector('#actors th.sorted').dataset.sort").await,
+        eval(page, "document.querySelector('#actors th.sorted').dataset.sort").await,
         "mailbox"
     );
 
@@ -487,7 +506,7 @@ async fn the_page_marks_a_stalled_worker_stuck_and_shows_each_actor_s_load() {
         Duration::from_secs(3),
         "the page marks the stalled worker",
         || async {
-            let v = eval(&page, marked).await;
+            let v = eval(page, marked).await;
             let paths: Vec<String> = serde_json::from_value(v).unwrap_or_default();
             let tree = paths.iter().any(|p| p.starts_with("diem/workers/"));
             let table = paths.iter().any(|p| p.starts_with("table:diem/workers/"));
@@ -507,12 +526,10 @@ async fn the_page_marks_a_stalled_worker_stuck_and_shows_each_actor_s_load() {
         Duration::from_secs(5),
         "the mark goes once the handler returns",
         || async {
-            let v = eval(&page, marked).await;
+            let v = eval(page, marked).await;
             (v.as_array().is_some_and(|a| a.is_empty())).then_some(())
         },
     )
     .await;
-    browser.close().await.unwrap();
-    let _ = browser.wait().await;
-    events.abort();
+    open.close().await;
 }
