@@ -158,6 +158,8 @@ pub(crate) struct LimiterState {
     _errors: OwnedTask,
     /// With a Sentinel URL, the subscribers to `+switch-master`.
     _switches: Vec<OwnedTask>,
+    /// Why a Sentinel refused the switch watch's subscription, if one did.
+    sentinel_error: switch_watch::SentinelError,
     /// Health checks passed in a row since the last failure: decisions go
     /// back to Redis after [`BACK_AFTER`] of them.
     healthy_in_a_row: u32,
@@ -300,10 +302,15 @@ impl RedisLimiter {
             }
             Err(e) => {
                 let last = state.connection_error.lock().ok().and_then(|l| l.clone());
-                Err(match last {
-                    Some(conn) => format!("{e}; the connection: {conn}"),
-                    None => e.to_string(),
-                })
+                let sentinel = state.sentinel_error.lock().ok().and_then(|l| l.clone());
+                let mut why = e.to_string();
+                if let Some(conn) = last {
+                    why = format!("{why}; the connection: {conn}");
+                }
+                if let Some(sentinel) = sentinel {
+                    why = format!("{why}; the switch watch: {sentinel}");
+                }
+                Err(why)
             }
         }
     }
@@ -570,9 +577,16 @@ impl Actor for RedisLimiter {
         let connection_error = ConnectionError::default();
         let (connection, errors) =
             Connection::open(&config.redis.url, tls.clone(), timeout.get(), &connection_error)?;
-        let switches = switch_watch::watch(&config.redis.url, tls.clone(), Counted::of(myself.clone()));
+        let sentinel_error = switch_watch::SentinelError::default();
+        let switches = switch_watch::watch(
+            &config.redis.url,
+            tls.clone(),
+            Counted::of(myself.clone()),
+            &sentinel_error,
+        );
         let mut state = LimiterState {
             _switches: switches,
+            sentinel_error,
             connection,
             connection_error,
             _errors: errors,

@@ -47,13 +47,21 @@ pub fn switched_to(message: &str, service: &str) -> Option<String> {
     Some(format!("{ip}:{port}"))
 }
 
+/// Why the last subscription attempt on a Sentinel failed (`None` once
+/// one is made): fred's Sentinel client says only that it could not
+/// connect to any Sentinel, while a subscriber's own error names the cause
+/// — a password the Sentinels refused, most often.
+pub(crate) type SentinelError = Arc<Mutex<Option<String>>>;
+
 /// Subscribers to every Sentinel of `url` (none if it is not a Sentinel
 /// URL), telling `limiter` each new primary of the URL's service with
-/// [`LimiterMsg::Switched`]. They end when the returned tasks are dropped.
+/// [`LimiterMsg::Switched`], and keeping in `errors` why a Sentinel refused
+/// the subscription. They end when the returned tasks are dropped.
 pub(crate) fn watch(
     url: &str,
     tls: Option<Arc<ClientConfig>>,
     limiter: Counted<LimiterMsg>,
+    errors: &SentinelError,
 ) -> Vec<OwnedTask> {
     let Ok(config) = crate::config::parse_redis_url(url) else {
         return Vec::new();
@@ -92,10 +100,14 @@ pub(crate) fn watch(
                 .build_subscriber_client()
                 .map_err(|e| tracing::warn!(sentinel = %host, error = %e, "rate limiter: cannot watch this sentinel"))
                 .ok()?;
-            Some(OwnedTask::spawn(
-                listen(subscriber, service_name.clone(), limiter.clone(), last.clone()),
-                || {},
-            ))
+            let watched = Watched {
+                sentinel: host.to_string(),
+                service: service_name.clone(),
+                limiter: limiter.clone(),
+                last: last.clone(),
+                errors: errors.clone(),
+            };
+            Some(OwnedTask::spawn(listen(subscriber, watched), || {}))
         })
         .collect()
 }
@@ -126,13 +138,27 @@ impl Drop for Subscription {
     }
 }
 
-/// Subscribes on one Sentinel and passes its announcements on.
-async fn listen(
-    subscriber: SubscriberClient,
+/// What one Sentinel's subscriber reports to.
+struct Watched {
+    /// The Sentinel's `host:port`.
+    sentinel: String,
+    /// The URL's service name.
     service: String,
     limiter: Counted<LimiterMsg>,
+    /// The last new primary passed on (shared by the Sentinels' watches).
     last: Arc<Mutex<Option<String>>>,
-) {
+    errors: SentinelError,
+}
+
+/// Subscribes on one Sentinel and passes its announcements on.
+async fn listen(subscriber: SubscriberClient, watched: Watched) {
+    let Watched {
+        sentinel,
+        service,
+        limiter,
+        last,
+        errors,
+    } = watched;
     let mut messages = subscriber.message_rx();
     // Connects, and reconnects after a failure, in the background.
     let _subscription = Subscription {
@@ -142,9 +168,35 @@ async fn listen(
         resubscribe: Some(subscriber.manage_subscriptions()),
     };
     // Until the first subscription is made, tried every half second.
-    while let Err(e) = subscriber.subscribe(CHANNEL).await {
-        tracing::debug!(error = %e, "rate limiter: sentinel subscription not made yet");
-        tokio::time::sleep(Duration::from_millis(500)).await;
+    // The connection's failures (a refused password shows here; a
+    // subscription waits for a connection rather than failing) are kept
+    // until a subscription is made.
+    let mut failures = subscriber.error_rx();
+    let subscribed = async {
+        while let Err(e) = subscriber.subscribe(CHANNEL).await {
+            tracing::debug!(error = %e, "rate limiter: sentinel subscription not made yet");
+            tokio::time::sleep(Duration::from_millis(500)).await;
+        }
+    };
+    let failed = async {
+        loop {
+            match failures.recv().await {
+                Ok((e, _)) => {
+                    if let Ok(mut why) = errors.lock() {
+                        *why = Some(format!("sentinel {sentinel}: {e}"));
+                    }
+                }
+                Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => {}
+                Err(tokio::sync::broadcast::error::RecvError::Closed) => std::future::pending().await,
+            }
+        }
+    };
+    tokio::select! {
+        () = subscribed => {}
+        () = failed => {}
+    }
+    if let Ok(mut why) = errors.lock() {
+        *why = None;
     }
     loop {
         let message = match messages.recv().await {

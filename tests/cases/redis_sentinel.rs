@@ -12,8 +12,8 @@ use std::time::Duration;
 use serde_json::json;
 
 use crate::support::history::{after_failover, drive, exact_on, fleet, now_us, BURST_4_T_1S};
-use crate::support::redis_servers::RedisSentinels;
-use crate::support::server::eventually;
+use crate::support::redis_servers::{Passwords, RedisSentinels};
+use crate::support::server::{eventually, Options, TestServer};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sentinel_decides_exactly_on_the_hot_path_and_follows_a_failover() {
@@ -24,9 +24,62 @@ async fn sentinel_decides_exactly_on_the_hot_path_and_follows_a_failover() {
     let nodes = exact_on(&url, &prefix, "sentinel").await;
     drop(nodes);
 
-    // The primary killed mid-run.
-    let prefix = format!("rsk{}:", std::process::id());
-    let nodes = Arc::new(fleet(&url, &prefix, &BURST_4_T_1S).await);
+    primary_killed(&mut set, &format!("rsk{}:", std::process::id()), "redis sentinel").await;
+}
+
+/// Sentinels and servers that require passwords, each their own (the
+/// servers' in the URL's user part, the Sentinels' as `sentinelPassword`):
+/// the nodes decide in Redis on the hot path, and follow a failover — the
+/// `+switch-master` subscription authenticates to the Sentinels with
+/// theirs. A wrong Sentinel password is said as such, and the node decides
+/// locally.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sentinels_that_require_passwords() {
+    let mut set = RedisSentinels::start_with_passwords(Passwords {
+        servers: "data-secret".into(),
+        sentinels: "sentinel-secret".into(),
+    })
+    .await;
+    let url = set.url();
+
+    let wrong = TestServer::start(Options {
+        redis_url: Some(url.replace("sentinelPassword=sentinel-secret", "sentinelPassword=wrong")),
+        ..Options::default()
+    })
+    .await;
+    let why = eventually(
+        Duration::from_secs(20),
+        "the node says why it decides locally",
+        || async {
+            let limiter = wrong.ctl(json!({"cmd": "stats"})).await["limiter"].clone();
+            let why = limiter["redis"]["error"].as_str().unwrap_or_default().to_owned();
+            (limiter["backend"] == "local" && why.contains("switch watch")).then_some(why)
+        },
+    )
+    .await;
+    eprintln!("wrong sentinel password: {why}");
+    assert!(why.to_lowercase().contains("pass"), "{why}");
+    assert!(
+        !why.contains("sentinel-secret") && !why.contains("data-secret"),
+        "{why}"
+    );
+    drop(wrong);
+
+    primary_killed(
+        &mut set,
+        &format!("rsp{}:", std::process::id()),
+        "redis sentinel with passwords",
+    )
+    .await;
+}
+
+/// Three nodes on `set` (key prefix `prefix`) under load; the primary
+/// killed mid-run: every request answered, the excess within a failover's
+/// bound, each node back in Redis on the hot path — moved to the promoted
+/// replica by the Sentinels' `+switch-master` (once per switch, whichever
+/// of the three Sentinels said it first).
+async fn primary_killed(set: &mut RedisSentinels, prefix: &str, what: &str) {
+    let nodes = Arc::new(fleet(&set.url(), prefix, &BURST_4_T_1S).await);
     let old = set.primary().expect("the sentinels name a primary");
     let load = {
         let nodes = nodes.clone();
@@ -40,10 +93,7 @@ async fn sentinel_decides_exactly_on_the_hot_path_and_follows_a_failover() {
     })
     .await;
     let (history, failures) = load.await.unwrap();
-    after_failover("redis sentinel", &history, &failures, 3, killed_at, switched_at);
-    // On the hot path again, to the promoted replica, moved there by the
-    // Sentinels' `+switch-master` (once per switch, whichever of the three
-    // Sentinels said it first).
+    after_failover(what, &history, &failures, 3, killed_at, switched_at);
     for s in nodes.iter() {
         let limiter = s.ctl(json!({"cmd": "stats"})).await["limiter"].clone();
         assert_eq!(limiter["backend"], "redis", "{limiter}");

@@ -68,12 +68,40 @@ impl RedisProc {
         proc
     }
 
+    /// Starts `redis-server` on `port` that requires `password` of its
+    /// clients and gives it to its primary (`masterauth`, for a replica, and
+    /// for a primary that becomes one), with `args`.
+    pub fn start_with_password(port: u16, password: &str, args: &[&str]) -> RedisProc {
+        let mut all = vec!["--requirepass", password, "--masterauth", password];
+        all.extend_from_slice(args);
+        let mut proc = RedisProc::start(port, &all);
+        proc.cli_args = vec![
+            "--no-auth-warning".to_owned(),
+            "-a".to_owned(),
+            password.to_owned(),
+        ];
+        proc
+    }
+
     /// Starts a Sentinel on `port` watching `master` as `mymaster`, with
     /// `down-after-milliseconds` 1000 and a quorum of 2 (over TLS only, with
-    /// `pki`'s `node` certificate, if given).
-    pub fn sentinel(port: u16, master: u16, pki: Option<&super::pki::Pki>) -> RedisProc {
+    /// `pki`'s `node` certificate, if given; with `passwords`, the servers'
+    /// password and the one the Sentinels require of their clients and of
+    /// each other).
+    pub fn sentinel(
+        port: u16,
+        master: u16,
+        pki: Option<&super::pki::Pki>,
+        passwords: Option<&Passwords>,
+    ) -> RedisProc {
         let dir = tempfile::tempdir().unwrap();
         let conf = dir.path().join("sentinel.conf");
+        let auth = passwords.map_or_else(String::new, |p| {
+            format!(
+                "sentinel auth-pass mymaster {}\nrequirepass {}\nsentinel sentinel-pass {}\n",
+                p.servers, p.sentinels, p.sentinels
+            )
+        });
         let listen = match pki {
             None => format!("port {port}\n"),
             Some(pki) => format!(
@@ -89,7 +117,7 @@ impl RedisProc {
             format!(
                 "bind 127.0.0.1\n{listen}sentinel monitor mymaster 127.0.0.1 {master} 2\n\
                  sentinel down-after-milliseconds mymaster 1000\nsentinel failover-timeout mymaster 5000\n\
-                 sentinel parallel-syncs mymaster 1\n"
+                 sentinel parallel-syncs mymaster 1\n{auth}"
             ),
         )
         .unwrap();
@@ -105,9 +133,19 @@ impl RedisProc {
         RedisProc {
             child: Some(child),
             port,
-            cli_args: pki.map_or_else(Vec::new, |pki| {
-                vec!["--tls".to_owned(), "--cacert".to_owned(), pki.path("ca.pem")]
-            }),
+            cli_args: pki
+                .map_or_else(Vec::new, |pki| {
+                    vec!["--tls".to_owned(), "--cacert".to_owned(), pki.path("ca.pem")]
+                })
+                .into_iter()
+                .chain(passwords.into_iter().flat_map(|p| {
+                    [
+                        "--no-auth-warning".to_owned(),
+                        "-a".to_owned(),
+                        p.sentinels.clone(),
+                    ]
+                }))
+                .collect(),
             _dir: dir,
         }
     }
@@ -282,26 +320,46 @@ pub struct RedisSentinels {
     pub servers: Vec<RedisProc>,
     /// The three Sentinels.
     pub sentinels: Vec<RedisProc>,
+    /// The passwords they require, if any.
+    passwords: Option<Passwords>,
+    /// Over TLS.
+    tls: bool,
+}
+
+/// The passwords of a Sentinel set that requires them.
+#[derive(Clone)]
+pub struct Passwords {
+    /// The primary's and the replica's (`requirepass`, `masterauth`).
+    pub servers: String,
+    /// The Sentinels' own (`requirepass`, `sentinel sentinel-pass`).
+    pub sentinels: String,
 }
 
 impl RedisSentinels {
     /// Starts them; returns once every Sentinel knows the replica and the
     /// two other Sentinels (a failover needs both).
     pub async fn start() -> RedisSentinels {
-        Self::start_with(None).await
+        Self::start_with(None, None).await
     }
 
     /// The same, every server and Sentinel speaking TLS only.
     pub async fn start_tls(pki: &super::pki::Pki) -> RedisSentinels {
-        Self::start_with(Some(pki)).await
+        Self::start_with(Some(pki), None).await
     }
 
-    async fn start_with(pki: Option<&super::pki::Pki>) -> RedisSentinels {
+    /// The same, the servers and the Sentinels each requiring a password
+    /// of their own.
+    pub async fn start_with_passwords(passwords: Passwords) -> RedisSentinels {
+        Self::start_with(None, Some(passwords)).await
+    }
+
+    async fn start_with(pki: Option<&super::pki::Pki>, passwords: Option<Passwords>) -> RedisSentinels {
         let server = |args: &[&str]| {
             let port = free_port();
-            match pki {
-                Some(pki) => RedisProc::start_tls(port, pki, args),
-                None => RedisProc::start(port, args),
+            match (pki, &passwords) {
+                (Some(pki), _) => RedisProc::start_tls(port, pki, args),
+                (None, Some(p)) => RedisProc::start_with_password(port, &p.servers, args),
+                (None, None) => RedisProc::start(port, args),
             }
         };
         let primary = server(&[]);
@@ -310,7 +368,7 @@ impl RedisSentinels {
         let replica = server(&["--replicaof", "127.0.0.1", &master]);
         answering(&replica).await;
         let sentinels: Vec<RedisProc> = (0..3)
-            .map(|_| RedisProc::sentinel(free_port(), primary.port, pki))
+            .map(|_| RedisProc::sentinel(free_port(), primary.port, pki, passwords.as_ref()))
             .collect();
         for s in &sentinels {
             answering(s).await;
@@ -336,18 +394,25 @@ impl RedisSentinels {
         RedisSentinels {
             servers: vec![primary, replica],
             sentinels,
+            passwords,
+            tls: pki.is_some(),
         }
     }
 
-    /// fred's URL of it (`rediss-sentinel://` over TLS).
+    /// fred's URL of it (`rediss-sentinel://` over TLS; with passwords, the
+    /// servers' in the URL's user part, the Sentinels' as
+    /// `sentinelPassword`).
     pub fn url(&self) -> String {
-        let scheme = if self.sentinels[0].cli_args.is_empty() {
-            "redis"
-        } else {
-            "rediss"
+        let scheme = if self.tls { "rediss" } else { "redis" };
+        let (user, sentinel) = match &self.passwords {
+            Some(p) => (
+                format!(":{}@", p.servers),
+                format!("&sentinelPassword={}", p.sentinels),
+            ),
+            None => (String::new(), String::new()),
         };
         format!(
-            "{scheme}-sentinel://127.0.0.1:{}?node=127.0.0.1:{}&node=127.0.0.1:{}&sentinelServiceName=mymaster",
+            "{scheme}-sentinel://{user}127.0.0.1:{}?node=127.0.0.1:{}&node=127.0.0.1:{}&sentinelServiceName=mymaster{sentinel}",
             self.sentinels[0].port, self.sentinels[1].port, self.sentinels[2].port
         )
     }
