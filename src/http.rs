@@ -8,6 +8,7 @@
 //!   loop.
 //! * [`connection`]: one HTTP/1.1 connection (hyper), from request to
 //!   response.
+//! * [`head`]: the fields the connection adds to every answer's head.
 //! * [`head_deadline`]: the header read timeout of a connection.
 //! * [`drain`]: asks the open connections to close on shutdown, and waits.
 //! * [`client_ip`]: who the client is, behind trusted proxies.
@@ -15,6 +16,7 @@
 pub mod client_ip;
 pub(crate) mod connection;
 pub(crate) mod drain;
+pub mod head;
 pub(crate) mod head_deadline;
 pub(crate) mod listener;
 pub(crate) mod shared;

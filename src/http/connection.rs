@@ -31,7 +31,7 @@ use std::time::Instant;
 use bytes::Bytes;
 use http_body_util::{BodyExt, Limited};
 use hyper::body::Incoming;
-use hyper::header::{HeaderMap, HeaderValue, ACCEPT, CONNECTION, X_CONTENT_TYPE_OPTIONS};
+use hyper::header::{HeaderMap, HeaderValue, ACCEPT, CONNECTION};
 use hyper::StatusCode;
 use hyper_util::rt::TokioIo;
 use tokio::net::TcpStream;
@@ -41,8 +41,8 @@ use crate::api::request::{HttpResponse, Request};
 use crate::api::route::Endpoint;
 use crate::api::{auth, cors, ops, problem, response};
 use crate::http::client_ip::client_ip;
+use crate::http::head::{self, Limits};
 use crate::http::head_deadline::{Expired, HeadDeadline, Watched};
-use crate::limiter::fields::{ratelimit, RATELIMIT, RATELIMIT_POLICY};
 use crate::limiter::{Decision, LimiterSettings};
 use crate::metrics::MethodClass;
 use crate::node::Node;
@@ -280,32 +280,16 @@ async fn respond(node: &Node, peer: SocketAddr, req: hyper::Request<Incoming>) -
     if response.status().as_u16() >= 400 && accept.as_ref().is_some_and(problem::prefers_problem) {
         response = problem::as_problem(response);
     }
-    let headers = response.headers_mut();
-    cors::apply(grant, headers);
-    headers.insert(X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff"));
-    if node.is_draining() {
-        // Shutting down: a keep-alive client reconnects (elsewhere) for its
-        // next request instead of finding this connection closed under it.
-        headers.insert(CONNECTION, HeaderValue::from_static("close"));
-    }
-    if let Some(d) = decision {
-        #[cfg(feature = "faults")]
-        crate::faults::decided(headers, &d);
-        headers.insert(response::X_RATELIMIT_LIMIT, response::number(d.throttle.limit));
-        headers.insert(
-            response::X_RATELIMIT_REMAINING,
-            response::number(d.throttle.remaining),
-        );
-        headers.insert(
-            response::X_RATELIMIT_RESET,
-            response::number(d.throttle.reset_secs()),
-        );
-        // The IETF fields, from the same decision.
-        headers.insert(RATELIMIT_POLICY, node.limiter.settings().policy.clone());
-        headers.insert(
-            RATELIMIT,
-            ratelimit(d.throttle.remaining, d.throttle.reset_secs()),
-        );
+    let limits = decision.as_ref().map(|d| Limits {
+        limit: d.throttle.limit,
+        remaining: d.throttle.remaining,
+        reset_secs: d.throttle.reset_secs(),
+        policy: node.limiter.settings().policy.clone(),
+    });
+    head::complete(response.headers_mut(), grant, limits.as_ref(), node.is_draining());
+    #[cfg(feature = "faults")]
+    if let Some(d) = &decision {
+        crate::faults::decided(response.headers_mut(), d);
     }
     let end = Instant::now();
     let latency = end - start;
