@@ -21,6 +21,7 @@ pub mod deny_cache;
 pub mod fields;
 pub mod gcra;
 pub mod key;
+pub mod key_hash;
 pub mod local;
 pub mod pipe;
 pub mod pipes;

@@ -130,16 +130,13 @@ pub fn number(n: u64) -> HeaderValue {
 /// `Cache-Control: no-store`, on every random answer.
 pub const NO_STORE: HeaderValue = HeaderValue::from_static("no-store");
 
-/// Header fields an answer carries at most on the hot path (type, CORS,
-/// nosniff, cache, three legacy and two IETF rate-limit fields): the map
-/// is made that large at once rather than grown past its first size.
-const FIELDS: usize = 12;
-
-/// A response with `body` of `content_type`.
+/// A response with `body` of `content_type`. Its map has the first size
+/// (room for six fields): the connection's fields come with a prebuilt
+/// head of their own on the hot path ([`head`](crate::http::head)), which
+/// takes this map's values and drops it.
 pub fn body(status: StatusCode, content_type: HeaderValue, body: impl Into<Bytes>) -> HttpResponse {
     let mut r = Response::new(Full::new(body.into()));
     *r.status_mut() = status;
-    *r.headers_mut() = hyper::HeaderMap::with_capacity(FIELDS);
     r.headers_mut().insert(CONTENT_TYPE, content_type);
     r
 }

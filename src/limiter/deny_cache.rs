@@ -35,12 +35,13 @@
 //! ```
 
 use std::collections::HashMap;
-use std::hash::{BuildHasher, RandomState};
+use std::hash::BuildHasher;
 use std::sync::Mutex;
 
 use ipnet::IpNet;
 
 use crate::limiter::gcra::{decide, Params, Throttle};
+use crate::limiter::key_hash::KeyHashState;
 
 const SHARDS: usize = 64;
 
@@ -55,8 +56,8 @@ struct Refused {
 /// The cache.
 #[derive(Debug)]
 pub struct DenyCache {
-    shards: Vec<Mutex<HashMap<IpNet, Refused>>>,
-    hasher: RandomState,
+    shards: Vec<Mutex<HashMap<IpNet, Refused, KeyHashState>>>,
+    hasher: KeyHashState,
     per_shard: usize,
 }
 
@@ -64,13 +65,15 @@ impl DenyCache {
     /// A cache of at most about `max_keys` refused clients.
     pub fn new(max_keys: usize) -> Self {
         Self {
-            shards: (0..SHARDS).map(|_| Mutex::new(HashMap::new())).collect(),
-            hasher: RandomState::new(),
+            shards: (0..SHARDS)
+                .map(|_| Mutex::new(HashMap::with_hasher(KeyHashState::new())))
+                .collect(),
+            hasher: KeyHashState::new(),
             per_shard: (max_keys / SHARDS).max(1),
         }
     }
 
-    fn shard(&self, key: &IpNet) -> &Mutex<HashMap<IpNet, Refused>> {
+    fn shard(&self, key: &IpNet) -> &Mutex<HashMap<IpNet, Refused, KeyHashState>> {
         &self.shards[(self.hasher.hash_one(key) as usize) % SHARDS]
     }
 

@@ -27,12 +27,13 @@
 //! ```
 
 use std::collections::HashMap;
-use std::hash::{BuildHasher, RandomState};
+use std::hash::BuildHasher;
 use std::sync::Mutex;
 
 use ipnet::IpNet;
 
 use crate::limiter::gcra::{decide, now_us, peek, Params, Throttle};
+use crate::limiter::key_hash::KeyHashState;
 
 const SHARDS: usize = 64;
 
@@ -47,8 +48,8 @@ struct Entry {
 /// The local GCRA store.
 #[derive(Debug)]
 pub struct LocalStore {
-    shards: Vec<Mutex<HashMap<IpNet, Entry>>>,
-    hasher: RandomState,
+    shards: Vec<Mutex<HashMap<IpNet, Entry, KeyHashState>>>,
+    hasher: KeyHashState,
     per_shard: usize,
 }
 
@@ -56,13 +57,15 @@ impl LocalStore {
     /// A store remembering at most about `max_keys` clients.
     pub fn new(max_keys: usize) -> Self {
         Self {
-            shards: (0..SHARDS).map(|_| Mutex::new(HashMap::new())).collect(),
-            hasher: RandomState::new(),
+            shards: (0..SHARDS)
+                .map(|_| Mutex::new(HashMap::with_hasher(KeyHashState::new())))
+                .collect(),
+            hasher: KeyHashState::new(),
             per_shard: (max_keys / SHARDS).max(1),
         }
     }
 
-    fn shard(&self, ip: &IpNet) -> &Mutex<HashMap<IpNet, Entry>> {
+    fn shard(&self, ip: &IpNet) -> &Mutex<HashMap<IpNet, Entry, KeyHashState>> {
         &self.shards[(self.hasher.hash_one(ip) as usize) % SHARDS]
     }
 
@@ -118,7 +121,7 @@ impl LocalStore {
     /// Keeps `entry` for `ip` in its `shard`, bounded: a full shard first
     /// forgets the keys whose TAT has passed; if it is still full, a new key
     /// is not kept (decided next time as an unknown client).
-    fn keep(&self, shard: &mut HashMap<IpNet, Entry>, ip: IpNet, entry: Entry, now: i64) {
+    fn keep(&self, shard: &mut HashMap<IpNet, Entry, KeyHashState>, ip: IpNet, entry: Entry, now: i64) {
         if shard.len() >= self.per_shard && !shard.contains_key(&ip) {
             shard.retain(|_, e| e.tat > now);
         }
