@@ -121,26 +121,24 @@ pub fn complete(headers: &mut HeaderMap, grant: Grant, limits: Option<&Limits>, 
         Some(second) if matches!(grant, Grant::Any) && !draining => {
             let mut head = heads()[second][usize::from(limits.is_some())].clone();
             let mut slots = head.values_mut();
-            // The answer's own values, moved in order (no clone).
-            for (_, value) in headers.drain() {
+            let mut put = |value: HeaderValue| {
                 if let Some(slot) = slots.next() {
                     *slot = value;
                 }
+            };
+            // The answer's own values, moved in order (no clone).
+            for value in headers.values_mut() {
+                put(std::mem::replace(value, PLACEHOLDER));
             }
             // The origin's and nosniff's are in place.
-            let mut slots = slots.skip(2);
+            put(ANY_ORIGIN);
+            put(NOSNIFF);
             if let Some(l) = limits {
-                for value in [
-                    number(l.limit),
-                    number(l.remaining),
-                    number(l.reset_secs),
-                    l.policy.clone(),
-                    ratelimit(l.remaining, l.reset_secs),
-                ] {
-                    if let Some(slot) = slots.next() {
-                        *slot = value;
-                    }
-                }
+                put(number(l.limit));
+                put(number(l.remaining));
+                put(number(l.reset_secs));
+                put(l.policy.clone());
+                put(ratelimit(l.remaining, l.reset_secs));
             }
             *headers = head;
         }

@@ -35,13 +35,12 @@
 //! ```
 
 use std::collections::HashMap;
-use std::hash::BuildHasher;
 use std::sync::Mutex;
 
 use ipnet::IpNet;
 
 use crate::limiter::gcra::{decide, Params, Throttle};
-use crate::limiter::key_hash::KeyHashState;
+use crate::limiter::key_hash::{Hashed, KeyHashState, PassThrough};
 
 const SHARDS: usize = 64;
 
@@ -56,7 +55,7 @@ struct Refused {
 /// The cache.
 #[derive(Debug)]
 pub struct DenyCache {
-    shards: Vec<Mutex<HashMap<IpNet, Refused, KeyHashState>>>,
+    shards: Vec<Mutex<HashMap<Hashed, Refused, PassThrough>>>,
     hasher: KeyHashState,
     per_shard: usize,
 }
@@ -66,24 +65,27 @@ impl DenyCache {
     pub fn new(max_keys: usize) -> Self {
         Self {
             shards: (0..SHARDS)
-                .map(|_| Mutex::new(HashMap::with_hasher(KeyHashState::new())))
+                .map(|_| Mutex::new(HashMap::with_hasher(PassThrough)))
                 .collect(),
             hasher: KeyHashState::new(),
             per_shard: (max_keys / SHARDS).max(1),
         }
     }
 
-    fn shard(&self, key: &IpNet) -> &Mutex<HashMap<IpNet, Refused, KeyHashState>> {
-        &self.shards[(self.hasher.hash_one(key) as usize) % SHARDS]
+    /// `key` hashed, and its shard.
+    fn shard(&self, key: IpNet) -> (Hashed, &Mutex<HashMap<Hashed, Refused, PassThrough>>) {
+        let key = Hashed::new(key, &self.hasher);
+        (key, &self.shards[key.shard(SHARDS)])
     }
 
     /// Redis's answer for `key` at `now`, if Redis refused it before and
     /// its retry time has not come: the same decision Redis would make.
     pub fn check(&self, key: &IpNet, params: &Params, now: i64) -> Option<Throttle> {
-        let mut shard = self.shard(key).lock().ok()?;
-        let entry = *shard.get(key)?;
+        let (key, shard) = self.shard(*key);
+        let mut shard = shard.lock().ok()?;
+        let entry = *shard.get(&key)?;
         if now >= entry.until {
-            shard.remove(key);
+            shard.remove(&key);
             return None;
         }
         drop(shard);
@@ -99,7 +101,8 @@ impl DenyCache {
             return;
         }
         let until = now.saturating_add(throttle.retry_after_us);
-        let Ok(mut shard) = self.shard(&key).lock() else {
+        let (key, shard) = self.shard(key);
+        let Ok(mut shard) = shard.lock() else {
             return;
         };
         if shard.len() >= self.per_shard && !shard.contains_key(&key) {
@@ -113,8 +116,9 @@ impl DenyCache {
 
     /// Forgets `key` (its limit was reset).
     pub fn forget(&self, key: &IpNet) {
-        if let Ok(mut shard) = self.shard(key).lock() {
-            shard.remove(key);
+        let (key, shard) = self.shard(*key);
+        if let Ok(mut shard) = shard.lock() {
+            shard.remove(&key);
         }
     }
 

@@ -27,13 +27,12 @@
 //! ```
 
 use std::collections::HashMap;
-use std::hash::BuildHasher;
 use std::sync::Mutex;
 
 use ipnet::IpNet;
 
 use crate::limiter::gcra::{decide, now_us, peek, Params, Throttle};
-use crate::limiter::key_hash::KeyHashState;
+use crate::limiter::key_hash::{Hashed, KeyHashState, PassThrough};
 
 const SHARDS: usize = 64;
 
@@ -48,7 +47,7 @@ struct Entry {
 /// The local GCRA store.
 #[derive(Debug)]
 pub struct LocalStore {
-    shards: Vec<Mutex<HashMap<IpNet, Entry, KeyHashState>>>,
+    shards: Vec<Mutex<HashMap<Hashed, Entry, PassThrough>>>,
     hasher: KeyHashState,
     per_shard: usize,
 }
@@ -58,33 +57,36 @@ impl LocalStore {
     pub fn new(max_keys: usize) -> Self {
         Self {
             shards: (0..SHARDS)
-                .map(|_| Mutex::new(HashMap::with_hasher(KeyHashState::new())))
+                .map(|_| Mutex::new(HashMap::with_hasher(PassThrough)))
                 .collect(),
             hasher: KeyHashState::new(),
             per_shard: (max_keys / SHARDS).max(1),
         }
     }
 
-    fn shard(&self, ip: &IpNet) -> &Mutex<HashMap<IpNet, Entry, KeyHashState>> {
-        &self.shards[(self.hasher.hash_one(ip) as usize) % SHARDS]
+    /// `ip` hashed, and its shard.
+    fn shard(&self, ip: IpNet) -> (Hashed, &Mutex<HashMap<Hashed, Entry, PassThrough>>) {
+        let key = Hashed::new(ip, &self.hasher);
+        (key, &self.shards[key.shard(SHARDS)])
     }
 
     /// The state of `ip`'s key, spending nothing.
     pub fn peek(&self, ip: IpNet, params: &Params) -> Throttle {
         let now = now_us();
-        let tat = self
-            .shard(&ip)
+        let (key, shard) = self.shard(ip);
+        let tat = shard
             .lock()
             .ok()
-            .and_then(|s| s.get(&ip).map(|e| e.tat))
+            .and_then(|s| s.get(&key).map(|e| e.tat))
             .filter(|&t| t > now);
         peek(params, tat, now)
     }
 
     /// Forgets `ip`'s key.
     pub fn forget(&self, ip: &IpNet) {
-        if let Ok(mut shard) = self.shard(ip).lock() {
-            shard.remove(ip);
+        let (key, shard) = self.shard(*ip);
+        if let Ok(mut shard) = shard.lock() {
+            shard.remove(&key);
         }
     }
 
@@ -97,17 +99,18 @@ impl LocalStore {
     /// (a node's share of a fleet deciding locally: `limiter.fleet_size`).
     pub fn check_costing(&self, ip: IpNet, params: &Params, cost: u64) -> Throttle {
         let now = now_us();
-        let Ok(mut shard) = self.shard(&ip).lock() else {
+        let (key, shard) = self.shard(ip);
+        let Ok(mut shard) = shard.lock() else {
             // A poisoned shard only means a panic elsewhere mid-update of a
             // plain map of integers: decide as for a new client.
             return decide(params, None, now, cost).0;
         };
-        let tat = shard.get(&ip).map(|e| e.tat).filter(|&t| t > now);
+        let tat = shard.get(&key).map(|e| e.tat).filter(|&t| t > now);
         let (throttle, stored) = decide(params, tat, now, cost);
         if let Some(new_tat) = stored {
             self.keep(
                 &mut shard,
-                ip,
+                key,
                 Entry {
                     tat: new_tat,
                     local: true,
@@ -121,12 +124,12 @@ impl LocalStore {
     /// Keeps `entry` for `ip` in its `shard`, bounded: a full shard first
     /// forgets the keys whose TAT has passed; if it is still full, a new key
     /// is not kept (decided next time as an unknown client).
-    fn keep(&self, shard: &mut HashMap<IpNet, Entry, KeyHashState>, ip: IpNet, entry: Entry, now: i64) {
-        if shard.len() >= self.per_shard && !shard.contains_key(&ip) {
+    fn keep(&self, shard: &mut HashMap<Hashed, Entry, PassThrough>, key: Hashed, entry: Entry, now: i64) {
+        if shard.len() >= self.per_shard && !shard.contains_key(&key) {
             shard.retain(|_, e| e.tat > now);
         }
-        if shard.len() < self.per_shard || shard.contains_key(&ip) {
-            shard.insert(ip, entry);
+        if shard.len() < self.per_shard || shard.contains_key(&key) {
+            shard.insert(key, entry);
         }
     }
 
@@ -135,14 +138,15 @@ impl LocalStore {
     /// [`LocalStore::check`] (a full shard sweeps itself; if still full,
     /// the key is not remembered). A TAT already past is forgotten.
     pub fn remember(&self, ip: IpNet, tat: i64, now: i64) {
-        let Ok(mut shard) = self.shard(&ip).lock() else {
+        let (key, shard) = self.shard(ip);
+        let Ok(mut shard) = shard.lock() else {
             return;
         };
         if tat <= now {
-            shard.remove(&ip);
+            shard.remove(&key);
             return;
         }
-        self.keep(&mut shard, ip, Entry { tat, local: false }, now);
+        self.keep(&mut shard, key, Entry { tat, local: false }, now);
     }
 
     /// The clients whose TAT a local decision moved since Redis last
@@ -154,9 +158,9 @@ impl LocalStore {
         let mut out = Vec::new();
         for shard in &self.shards {
             let Ok(mut shard) = shard.lock() else { continue };
-            for (ip, e) in shard.iter_mut() {
+            for (key, e) in shard.iter_mut() {
                 if e.local && e.tat > now {
-                    out.push((*ip, e.tat));
+                    out.push((key.key, e.tat));
                 }
                 e.local = false;
             }

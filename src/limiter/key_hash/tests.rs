@@ -31,3 +31,30 @@ fn each_state_has_a_key_of_its_own() {
     let (a, b) = (KeyHashState::new(), KeyHashState::new());
     assert_ne!(a.hash_one(key), b.hash_one(key));
 }
+
+/// A map keyed by `Hashed` finds every key it holds, and only those, as it
+/// grows (its keys moved by the hash they carry).
+#[test]
+fn a_pass_through_map_finds_its_keys() {
+    let state = KeyHashState::new();
+    let mut map = std::collections::HashMap::with_hasher(PassThrough);
+    let key = |i: u32| {
+        Hashed::new(
+            ipnet::IpNet::from(std::net::IpAddr::from(i.to_be_bytes())),
+            &state,
+        )
+    };
+    for i in 0..10_000u32 {
+        map.insert(key(i), i);
+    }
+    assert!((0..10_000u32).all(|i| map.get(&key(i)) == Some(&i)));
+    assert_eq!(map.get(&key(10_001)), None);
+    let mut shards = [0usize; 64];
+    for i in 0..10_000u32 {
+        shards[key(i).shard(64)] += 1;
+    }
+    assert!(
+        shards.iter().all(|&n| n > 80),
+        "spread over the shards: {shards:?}"
+    );
+}
