@@ -130,10 +130,10 @@ pub fn number(n: u64) -> HeaderValue {
 /// `Cache-Control: no-store`, on every random answer.
 pub const NO_STORE: HeaderValue = HeaderValue::from_static("no-store");
 
-/// A response with `body` of `content_type`. Its map has the first size
-/// (room for six fields): the connection's fields come with a prebuilt
-/// head of their own on the hot path ([`head`](crate::http::head)), which
-/// takes this map's values and drops it.
+/// A response with `body` of `content_type`. Its map has the first size,
+/// room for six fields: the answer's own and the two the connection adds
+/// when the limiter did not decide; a limited answer gets a prebuilt head
+/// instead, which takes this map's values ([`head`](crate::http::head)).
 pub fn body(status: StatusCode, content_type: HeaderValue, body: impl Into<Bytes>) -> HttpResponse {
     let mut r = Response::new(Full::new(body.into()));
     *r.status_mut() = status;

@@ -3,16 +3,19 @@
 //! and, when the limiter decided, the legacy `X-RateLimit-*` three and the
 //! IETF `RateLimit-Policy` and `RateLimit` (the same decision).
 //!
-//! Each field inserted into a `HeaderMap` costs ~210 instructions (its
+//! Each field inserted into a `HeaderMap` costs ~200 instructions (its
 //! name hashed — byte by byte for the non-standard names of the rate-limit
-//! fields — the table probed, the entry pushed): the seven of a limited
-//! answer were ~8 % of a request (docs/benchmarks.md). So the common heads
-//! are prebuilt: an answer whose own fields are `Content-Type` and at most
-//! one of `Cache-Control` (a random answer) or `Retry-After` (a refusal),
-//! granted to every origin, gets a clone of the map of its shape with every
-//! field in place, and the values that differ per answer written by their
-//! position. Any other answer gets the fields inserted one by one; both
-//! ways give the same fields in the same order (tested).
+//! fields — the table probed, the entry pushed). So the heads of limited
+//! answers, seven fields from here, are prebuilt: an answer whose own
+//! fields are `Content-Type` and at most one of `Cache-Control` (a random
+//! answer) or `Retry-After` (a refusal), granted to every origin, gets a
+//! clone of the map of its shape with every field in place, and the values
+//! that differ per answer written by their position — ~300 instructions
+//! fewer per request (docs/benchmarks.md). A clone is not free (each
+//! field's name and value cloned, two allocations): for the two fields of
+//! an answer the limiter did not decide, inserting them is cheaper, and
+//! so is it for every other answer. Both ways give the same fields in the
+//! same order (tested).
 //!
 //! ```
 //! use hyper::header::{HeaderMap, CONTENT_TYPE};
@@ -67,33 +70,29 @@ const PLACEHOLDER: HeaderValue = HeaderValue::from_static("-");
 /// The field an answer has besides `Content-Type`, in the prebuilt shapes.
 const SECOND: [Option<HeaderName>; 3] = [None, Some(CACHE_CONTROL), Some(RETRY_AFTER)];
 
-/// The prebuilt heads: by the answer's second field ([`SECOND`]), then
-/// without and with the rate-limit fields.
-fn heads() -> &'static [[HeaderMap; 2]; 3] {
-    static HEADS: OnceLock<[[HeaderMap; 2]; 3]> = OnceLock::new();
+/// The prebuilt heads of limited answers, by the answer's second field
+/// ([`SECOND`]).
+fn heads() -> &'static [HeaderMap; 3] {
+    static HEADS: OnceLock<[HeaderMap; 3]> = OnceLock::new();
     HEADS.get_or_init(|| {
         SECOND.map(|second| {
-            [false, true].map(|limited| {
-                let mut h = HeaderMap::with_capacity(9);
-                h.insert(CONTENT_TYPE, PLACEHOLDER);
-                if let Some(second) = second.clone() {
-                    h.insert(second, PLACEHOLDER);
-                }
-                h.insert(ACCESS_CONTROL_ALLOW_ORIGIN, ANY_ORIGIN);
-                h.insert(X_CONTENT_TYPE_OPTIONS, NOSNIFF);
-                if limited {
-                    for name in [
-                        X_RATELIMIT_LIMIT,
-                        X_RATELIMIT_REMAINING,
-                        X_RATELIMIT_RESET,
-                        RATELIMIT_POLICY,
-                        RATELIMIT,
-                    ] {
-                        h.insert(name, PLACEHOLDER);
-                    }
-                }
-                h
-            })
+            let mut h = HeaderMap::with_capacity(9);
+            h.insert(CONTENT_TYPE, PLACEHOLDER);
+            if let Some(second) = second {
+                h.insert(second, PLACEHOLDER);
+            }
+            h.insert(ACCESS_CONTROL_ALLOW_ORIGIN, ANY_ORIGIN);
+            h.insert(X_CONTENT_TYPE_OPTIONS, NOSNIFF);
+            for name in [
+                X_RATELIMIT_LIMIT,
+                X_RATELIMIT_REMAINING,
+                X_RATELIMIT_RESET,
+                RATELIMIT_POLICY,
+                RATELIMIT,
+            ] {
+                h.insert(name, PLACEHOLDER);
+            }
+            h
         })
     })
 }
@@ -117,9 +116,12 @@ fn shape(headers: &HeaderMap) -> Option<usize> {
 /// `grant`, `nosniff`, `Connection: close` when `draining`, and the
 /// rate-limit fields of `limits`.
 pub fn complete(headers: &mut HeaderMap, grant: Grant, limits: Option<&Limits>, draining: bool) {
+    let Some(l) = limits else {
+        return insert_each(headers, grant, None, draining);
+    };
     match shape(headers) {
         Some(second) if matches!(grant, Grant::Any) && !draining => {
-            let mut head = heads()[second][usize::from(limits.is_some())].clone();
+            let mut head = heads()[second].clone();
             let mut slots = head.values_mut();
             let mut put = |value: HeaderValue| {
                 if let Some(slot) = slots.next() {
@@ -133,16 +135,14 @@ pub fn complete(headers: &mut HeaderMap, grant: Grant, limits: Option<&Limits>, 
             // The origin's and nosniff's are in place.
             put(ANY_ORIGIN);
             put(NOSNIFF);
-            if let Some(l) = limits {
-                put(number(l.limit));
-                put(number(l.remaining));
-                put(number(l.reset_secs));
-                put(l.policy.clone());
-                put(ratelimit(l.remaining, l.reset_secs));
-            }
+            put(number(l.limit));
+            put(number(l.remaining));
+            put(number(l.reset_secs));
+            put(l.policy.clone());
+            put(ratelimit(l.remaining, l.reset_secs));
             *headers = head;
         }
-        _ => insert_each(headers, grant, limits, draining),
+        _ => insert_each(headers, grant, Some(l), draining),
     }
 }
 
