@@ -145,6 +145,9 @@ before, after = decided(before_f), decided(after_f)
 redis = after["redis"] - before["redis"]
 local = after["local"] - before["local"]
 by_redis = f"{100.0 * redis / (redis + local):.0f} %" if redis + local else "–"
+if local:
+    print(f"warning: {name}: {local:.0f} of the load's decisions were local (Redis withdrawn):"
+          " this run does not measure the Redis path", file=sys.stderr)
 fields = dict(kv.split("=") for kv in result.split()[1:])
 requests = int(fields.get("requests", 0)) or 1
 total = lambda f: sum(int(l.split(" ", 1)[0]) for l in open(f))
