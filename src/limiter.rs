@@ -22,6 +22,7 @@ pub mod fields;
 pub mod gcra;
 pub mod key;
 pub mod key_hash;
+pub(crate) mod last_error;
 pub mod local;
 pub mod pipe;
 pub mod pipes;
@@ -29,6 +30,7 @@ pub mod redis_handle;
 pub mod redis_limiter;
 pub mod redis_tls;
 pub mod replica_wait;
+pub mod shards;
 pub mod slot;
 pub mod switch_watch;
 

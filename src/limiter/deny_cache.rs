@@ -34,15 +34,10 @@
 //! assert_eq!(cache.check(&ip, &p, 10_000_000), None); // then it is Redis's again
 //! ```
 
-use std::collections::HashMap;
-use std::sync::Mutex;
-
 use ipnet::IpNet;
 
 use crate::limiter::gcra::{decide, Params, Throttle};
-use crate::limiter::key_hash::{Hashed, KeyHashState, PassThrough};
-
-const SHARDS: usize = 64;
+use crate::limiter::shards::Shards;
 
 /// A refused key: its TAT and until when it stays refused (µs, the
 /// deciding node's clock, as the TATs in Redis).
@@ -55,33 +50,21 @@ struct Refused {
 /// The cache.
 #[derive(Debug)]
 pub struct DenyCache {
-    shards: Vec<Mutex<HashMap<Hashed, Refused, PassThrough>>>,
-    hasher: KeyHashState,
-    per_shard: usize,
+    shards: Shards<Refused>,
 }
 
 impl DenyCache {
     /// A cache of at most about `max_keys` refused clients.
     pub fn new(max_keys: usize) -> Self {
         Self {
-            shards: (0..SHARDS)
-                .map(|_| Mutex::new(HashMap::with_hasher(PassThrough)))
-                .collect(),
-            hasher: KeyHashState::new(),
-            per_shard: (max_keys / SHARDS).max(1),
+            shards: Shards::new(max_keys),
         }
-    }
-
-    /// `key` hashed, and its shard.
-    fn shard(&self, key: IpNet) -> (Hashed, &Mutex<HashMap<Hashed, Refused, PassThrough>>) {
-        let key = Hashed::new(key, &self.hasher);
-        (key, &self.shards[key.shard(SHARDS)])
     }
 
     /// Redis's answer for `key` at `now`, if Redis refused it before and
     /// its retry time has not come: the same decision Redis would make.
     pub fn check(&self, key: &IpNet, params: &Params, now: i64) -> Option<Throttle> {
-        let (key, shard) = self.shard(*key);
+        let (key, shard) = self.shards.of(*key);
         let mut shard = shard.lock().ok()?;
         let entry = *shard.get(&key)?;
         if now >= entry.until {
@@ -101,13 +84,13 @@ impl DenyCache {
             return;
         }
         let until = now.saturating_add(throttle.retry_after_us);
-        let (key, shard) = self.shard(key);
+        let (key, shard) = self.shards.of(key);
         let Ok(mut shard) = shard.lock() else {
             return;
         };
-        if shard.len() >= self.per_shard && !shard.contains_key(&key) {
+        if shard.len() >= self.shards.per_shard() && !shard.contains_key(&key) {
             shard.retain(|_, e| e.until > now);
-            if shard.len() >= self.per_shard {
+            if shard.len() >= self.shards.per_shard() {
                 return;
             }
         }
@@ -116,7 +99,7 @@ impl DenyCache {
 
     /// Forgets `key` (its limit was reset).
     pub fn forget(&self, key: &IpNet) {
-        let (key, shard) = self.shard(*key);
+        let (key, shard) = self.shards.of(*key);
         if let Ok(mut shard) = shard.lock() {
             shard.remove(&key);
         }
@@ -124,7 +107,7 @@ impl DenyCache {
 
     /// Forgets everything (the limit changed).
     pub fn clear(&self) {
-        for shard in &self.shards {
+        for shard in self.shards.all() {
             if let Ok(mut s) = shard.lock() {
                 s.clear();
             }
@@ -133,7 +116,7 @@ impl DenyCache {
 
     /// Drops the entries whose retry time has come (`now` in µs).
     pub fn sweep(&self, now: i64) {
-        for shard in &self.shards {
+        for shard in self.shards.all() {
             if let Ok(mut s) = shard.lock() {
                 s.retain(|_, e| e.until > now);
             }
@@ -142,7 +125,7 @@ impl DenyCache {
 
     /// Entries held now.
     pub fn len(&self) -> usize {
-        self.shards.iter().map(|s| s.lock().map_or(0, |s| s.len())).sum()
+        self.shards.len()
     }
 
     /// Whether it holds nothing.

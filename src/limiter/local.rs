@@ -26,15 +26,11 @@
 //! assert!(store.check(ip, &p).limited); // burst + 1 = 2 allowed at once
 //! ```
 
-use std::collections::HashMap;
-use std::sync::Mutex;
-
 use ipnet::IpNet;
 
 use crate::limiter::gcra::{decide, now_us, peek, Params, Throttle};
-use crate::limiter::key_hash::{Hashed, KeyHashState, PassThrough};
-
-const SHARDS: usize = 64;
+use crate::limiter::key_hash::Hashed;
+use crate::limiter::shards::{Shard, Shards};
 
 /// A client's TAT, and whether a local decision moved it since Redis last
 /// heard of it (to be written back when Redis decides again).
@@ -47,33 +43,21 @@ struct Entry {
 /// The local GCRA store.
 #[derive(Debug)]
 pub struct LocalStore {
-    shards: Vec<Mutex<HashMap<Hashed, Entry, PassThrough>>>,
-    hasher: KeyHashState,
-    per_shard: usize,
+    shards: Shards<Entry>,
 }
 
 impl LocalStore {
     /// A store remembering at most about `max_keys` clients.
     pub fn new(max_keys: usize) -> Self {
         Self {
-            shards: (0..SHARDS)
-                .map(|_| Mutex::new(HashMap::with_hasher(PassThrough)))
-                .collect(),
-            hasher: KeyHashState::new(),
-            per_shard: (max_keys / SHARDS).max(1),
+            shards: Shards::new(max_keys),
         }
-    }
-
-    /// `ip` hashed, and its shard.
-    fn shard(&self, ip: IpNet) -> (Hashed, &Mutex<HashMap<Hashed, Entry, PassThrough>>) {
-        let key = Hashed::new(ip, &self.hasher);
-        (key, &self.shards[key.shard(SHARDS)])
     }
 
     /// The state of `ip`'s key, spending nothing.
     pub fn peek(&self, ip: IpNet, params: &Params) -> Throttle {
         let now = now_us();
-        let (key, shard) = self.shard(ip);
+        let (key, shard) = self.shards.of(ip);
         let tat = shard
             .lock()
             .ok()
@@ -84,7 +68,7 @@ impl LocalStore {
 
     /// Forgets `ip`'s key.
     pub fn forget(&self, ip: &IpNet) {
-        let (key, shard) = self.shard(*ip);
+        let (key, shard) = self.shards.of(*ip);
         if let Ok(mut shard) = shard.lock() {
             shard.remove(&key);
         }
@@ -99,7 +83,7 @@ impl LocalStore {
     /// (a node's share of a fleet deciding locally: `limiter.fleet_size`).
     pub fn check_costing(&self, ip: IpNet, params: &Params, cost: u64) -> Throttle {
         let now = now_us();
-        let (key, shard) = self.shard(ip);
+        let (key, shard) = self.shards.of(ip);
         let Ok(mut shard) = shard.lock() else {
             // A poisoned shard only means a panic elsewhere mid-update of a
             // plain map of integers: decide as for a new client.
@@ -124,11 +108,11 @@ impl LocalStore {
     /// Keeps `entry` for `ip` in its `shard`, bounded: a full shard first
     /// forgets the keys whose TAT has passed; if it is still full, a new key
     /// is not kept (decided next time as an unknown client).
-    fn keep(&self, shard: &mut HashMap<Hashed, Entry, PassThrough>, key: Hashed, entry: Entry, now: i64) {
-        if shard.len() >= self.per_shard && !shard.contains_key(&key) {
+    fn keep(&self, shard: &mut Shard<Entry>, key: Hashed, entry: Entry, now: i64) {
+        if shard.len() >= self.shards.per_shard() && !shard.contains_key(&key) {
             shard.retain(|_, e| e.tat > now);
         }
-        if shard.len() < self.per_shard || shard.contains_key(&key) {
+        if shard.len() < self.shards.per_shard() || shard.contains_key(&key) {
             shard.insert(key, entry);
         }
     }
@@ -138,7 +122,7 @@ impl LocalStore {
     /// [`LocalStore::check`] (a full shard sweeps itself; if still full,
     /// the key is not remembered). A TAT already past is forgotten.
     pub fn remember(&self, ip: IpNet, tat: i64, now: i64) {
-        let (key, shard) = self.shard(ip);
+        let (key, shard) = self.shards.of(ip);
         let Ok(mut shard) = shard.lock() else {
             return;
         };
@@ -156,7 +140,7 @@ impl LocalStore {
     pub fn take_local(&self) -> Vec<(IpNet, i64)> {
         let now = now_us();
         let mut out = Vec::new();
-        for shard in &self.shards {
+        for shard in self.shards.all() {
             let Ok(mut shard) = shard.lock() else { continue };
             for (key, e) in shard.iter_mut() {
                 if e.local && e.tat > now {
@@ -172,7 +156,7 @@ impl LocalStore {
     pub fn sweep(&self) -> usize {
         let now = now_us();
         self.shards
-            .iter()
+            .all()
             .filter_map(|s| s.lock().ok())
             .map(|mut s| {
                 s.retain(|_, e| e.tat > now);
@@ -183,11 +167,7 @@ impl LocalStore {
 
     /// Keys remembered now.
     pub fn len(&self) -> usize {
-        self.shards
-            .iter()
-            .filter_map(|s| s.lock().ok())
-            .map(|s| s.len())
-            .sum()
+        self.shards.len()
     }
 
     /// Whether no key is remembered.

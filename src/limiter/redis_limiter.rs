@@ -20,15 +20,14 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use fred::prelude::{
-    Builder, Client, ClientLike, ClusterInterface, EventInterface, Options, ReconnectPolicy, TcpConfig,
-};
+use fred::prelude::{Builder, Client, ClientLike, ClusterInterface, Options, ReconnectPolicy, TcpConfig};
 use fred::types::config::{TlsConfig, TlsConnector, TlsHostMapping, UnresponsiveConfig};
 use ractor::{Actor, ActorProcessingErr, ActorRef};
 use supervisors::Counted;
 use tokio::sync::{mpsc, Semaphore};
 use tokio_rustls::rustls::ClientConfig;
 
+use crate::limiter::last_error::{self, LastError};
 use crate::limiter::pipe::{Pipe, Target};
 use crate::limiter::pipes::Pipes;
 use crate::limiter::redis_handle::{
@@ -122,10 +121,10 @@ impl Connection {
         url: &str,
         tls: Option<Arc<ClientConfig>>,
         command_timeout: Duration,
-        errors: &ConnectionError,
+        errors: &LastError,
     ) -> Result<(Self, OwnedTask), RedisFailure> {
         let client = client(url, tls, command_timeout)?;
-        let watch = watch_errors(&client, errors.clone());
+        let watch = OwnedTask::spawn(last_error::keep(&client, errors.clone(), String::new()), || {});
         let task = client.connect();
         Ok((Self { client, task }, watch))
     }
@@ -146,20 +145,15 @@ impl Drop for Connection {
     }
 }
 
-/// The last error fred's connection task reported (a refused connection,
-/// a failed TLS handshake), which a command waiting on the connection only
-/// sees as a timeout; kept by a task listening to fred's error events.
-type ConnectionError = Arc<std::sync::Mutex<Option<String>>>;
-
 /// The Redis limiter actor's state.
 pub(crate) struct LimiterState {
     connection: Connection,
-    connection_error: ConnectionError,
+    connection_error: LastError,
     _errors: OwnedTask,
     /// With a Sentinel URL, the subscribers to `+switch-master`.
     _switches: Vec<OwnedTask>,
     /// Why a Sentinel refused the switch watch's subscription, if one did.
-    sentinel_error: switch_watch::SentinelError,
+    sentinel_error: LastError,
     /// Health checks passed in a row since the last failure: decisions go
     /// back to Redis after [`BACK_AFTER`] of them.
     healthy_in_a_row: u32,
@@ -262,27 +256,6 @@ async fn batcher(
             drop(permit);
         });
     }
-}
-
-/// Keeps the last error of `client`'s connection in `into`.
-fn watch_errors(client: &Client, into: ConnectionError) -> OwnedTask {
-    let mut rx = client.error_rx();
-    OwnedTask::spawn(
-        async move {
-            loop {
-                match rx.recv().await {
-                    Ok((e, _)) => {
-                        if let Ok(mut last) = into.lock() {
-                            *last = Some(e.to_string());
-                        }
-                    }
-                    Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => {}
-                    Err(tokio::sync::broadcast::error::RecvError::Closed) => return,
-                }
-            }
-        },
-        || {},
-    )
 }
 
 impl RedisLimiter {
@@ -574,10 +547,10 @@ impl Actor for RedisLimiter {
         let config = self.node.config();
         let timeout = config.redis.command_timeout;
         let tls = client_tls(&config.redis)?;
-        let connection_error = ConnectionError::default();
+        let connection_error = LastError::default();
         let (connection, errors) =
             Connection::open(&config.redis.url, tls.clone(), timeout.get(), &connection_error)?;
-        let sentinel_error = switch_watch::SentinelError::default();
+        let sentinel_error = LastError::default();
         let switches = switch_watch::watch(
             &config.redis.url,
             tls.clone(),

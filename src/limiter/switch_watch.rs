@@ -20,6 +20,7 @@ use fred::types::config::{Config, ServerConfig, TlsConfig, TlsConnector, TlsHost
 use supervisors::Counted;
 use tokio_rustls::rustls::ClientConfig;
 
+use crate::limiter::last_error::{self, LastError};
 use crate::limiter::redis_handle::LimiterMsg;
 use crate::owned_task::OwnedTask;
 
@@ -47,21 +48,18 @@ pub fn switched_to(message: &str, service: &str) -> Option<String> {
     Some(format!("{ip}:{port}"))
 }
 
-/// Why the last subscription attempt on a Sentinel failed (`None` once
-/// one is made): fred's Sentinel client says only that it could not
-/// connect to any Sentinel, while a subscriber's own error names the cause
-/// — a password the Sentinels refused, most often.
-pub(crate) type SentinelError = Arc<Mutex<Option<String>>>;
-
 /// Subscribers to every Sentinel of `url` (none if it is not a Sentinel
 /// URL), telling `limiter` each new primary of the URL's service with
 /// [`LimiterMsg::Switched`], and keeping in `errors` why a Sentinel refused
-/// the subscription. They end when the returned tasks are dropped.
+/// the subscription until one is made (`None` then): fred's Sentinel
+/// client says only that it could not connect to any Sentinel, while a
+/// subscriber's own error names the cause — a password the Sentinels
+/// refused, most often. They end when the returned tasks are dropped.
 pub(crate) fn watch(
     url: &str,
     tls: Option<Arc<ClientConfig>>,
     limiter: Counted<LimiterMsg>,
-    errors: &SentinelError,
+    errors: &LastError,
 ) -> Vec<OwnedTask> {
     let Ok(config) = crate::config::parse_redis_url(url) else {
         return Vec::new();
@@ -147,7 +145,7 @@ struct Watched {
     limiter: Counted<LimiterMsg>,
     /// The last new primary passed on (shared by the Sentinels' watches).
     last: Arc<Mutex<Option<String>>>,
-    errors: SentinelError,
+    errors: LastError,
 }
 
 /// Subscribes on one Sentinel and passes its announcements on.
@@ -167,33 +165,20 @@ async fn listen(subscriber: SubscriberClient, watched: Watched) {
         // Subscribed again after each reconnection.
         resubscribe: Some(subscriber.manage_subscriptions()),
     };
-    // Until the first subscription is made, tried every half second.
-    // The connection's failures (a refused password shows here; a
-    // subscription waits for a connection rather than failing) are kept
-    // until a subscription is made.
-    let mut failures = subscriber.error_rx();
+    // Until the first subscription is made, tried every half second; the
+    // connection's failures meanwhile are kept (a refused password shows
+    // there: a subscription waits for a connection rather than failing).
+    let failures = last_error::keep(&subscriber, errors.clone(), format!("sentinel {sentinel}: "));
     let subscribed = async {
         while let Err(e) = subscriber.subscribe(CHANNEL).await {
             tracing::debug!(error = %e, "rate limiter: sentinel subscription not made yet");
             tokio::time::sleep(Duration::from_millis(500)).await;
         }
     };
-    let failed = async {
-        loop {
-            match failures.recv().await {
-                Ok((e, _)) => {
-                    if let Ok(mut why) = errors.lock() {
-                        *why = Some(format!("sentinel {sentinel}: {e}"));
-                    }
-                }
-                Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => {}
-                Err(tokio::sync::broadcast::error::RecvError::Closed) => std::future::pending().await,
-            }
-        }
-    };
     tokio::select! {
         () = subscribed => {}
-        () = failed => {}
+        // The client gone: nothing more to subscribe or keep.
+        () = failures => return,
     }
     if let Ok(mut why) = errors.lock() {
         *why = None;

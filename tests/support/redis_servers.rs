@@ -130,22 +130,21 @@ impl RedisProc {
             .stderr(Stdio::null())
             .spawn()
             .unwrap();
+        let mut cli_args = Vec::new();
+        if let Some(pki) = pki {
+            cli_args.extend(["--tls".to_owned(), "--cacert".to_owned(), pki.path("ca.pem")]);
+        }
+        if let Some(p) = passwords {
+            cli_args.extend([
+                "--no-auth-warning".to_owned(),
+                "-a".to_owned(),
+                p.sentinels.clone(),
+            ]);
+        }
         RedisProc {
             child: Some(child),
             port,
-            cli_args: pki
-                .map_or_else(Vec::new, |pki| {
-                    vec!["--tls".to_owned(), "--cacert".to_owned(), pki.path("ca.pem")]
-                })
-                .into_iter()
-                .chain(passwords.into_iter().flat_map(|p| {
-                    [
-                        "--no-auth-warning".to_owned(),
-                        "-a".to_owned(),
-                        p.sentinels.clone(),
-                    ]
-                }))
-                .collect(),
+            cli_args,
             _dir: dir,
         }
     }
