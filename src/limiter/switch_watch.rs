@@ -168,7 +168,7 @@ async fn listen(subscriber: SubscriberClient, watched: Watched) {
     // Until the first subscription is made, tried every half second; the
     // connection's failures meanwhile are kept (a refused password shows
     // there: a subscription waits for a connection rather than failing).
-    let failures = last_error::keep(&subscriber, errors.clone(), format!("sentinel {sentinel}: "));
+    let keeping = last_error::keep(&subscriber, errors.clone(), format!("sentinel {sentinel}: "));
     let subscribed = async {
         while let Err(e) = subscriber.subscribe(CHANNEL).await {
             tracing::debug!(error = %e, "rate limiter: sentinel subscription not made yet");
@@ -177,8 +177,8 @@ async fn listen(subscriber: SubscriberClient, watched: Watched) {
     };
     tokio::select! {
         () = subscribed => {}
-        // The client gone: nothing more to subscribe or keep.
-        () = failures => return,
+        // The subscription goes on being tried if the errors stop coming.
+        () = async { keeping.await; std::future::pending::<()>().await } => {}
     }
     if let Ok(mut why) = errors.lock() {
         *why = None;
