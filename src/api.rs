@@ -26,9 +26,7 @@ pub mod response;
 pub mod route;
 pub(crate) mod write;
 
-use hyper::header::{
-    HeaderValue, ACCESS_CONTROL_ALLOW_HEADERS, ACCESS_CONTROL_ALLOW_METHODS, ALLOW, CACHE_CONTROL,
-};
+use hyper::header::{HeaderValue, ACCESS_CONTROL_ALLOW_HEADERS, ACCESS_CONTROL_ALLOW_METHODS, ALLOW};
 use hyper::{Method, StatusCode};
 
 use crate::api::request::{HttpResponse, Request};
@@ -74,20 +72,25 @@ fn sentence_id(path: &str) -> &str {
 /// every request's future that large — copied into the worker's message
 /// loop on each request, the snapshot reads included. Boxed, they cost one
 /// allocation on their own (rare) requests instead.
-pub async fn handle(node: &Node, request: Request, rng: &mut fastrand::Rng) -> HttpResponse {
+pub async fn handle(node: &Node, request: &Request, rng: &mut fastrand::Rng) -> HttpResponse {
+    // An error as the client prefers it (problem details): its fields are
+    // here, and read only for an error.
+    let r = route(node, request, rng).await;
+    problem::shaped(r, &request.parts.headers)
+}
+
+/// The answer of the route `request` is for.
+async fn route(node: &Node, request: &Request, rng: &mut fastrand::Rng) -> HttpResponse {
     #[cfg(feature = "faults")]
     crate::faults::inject(node, &request.parts.headers).await;
 
     let method = request.parts.method.clone();
     let path = request.parts.uri.path();
     match (request.endpoint.route, method) {
-        (Route::Hitokoto, Method::GET | Method::HEAD) => {
-            // A random answer: a cache in front must not keep one for all.
-            let mut r = hitokoto::get(node, &request, rng).await;
-            r.headers_mut().insert(CACHE_CONTROL, response::NO_STORE);
-            r
-        }
-        (Route::Hitokoto, Method::POST) => Box::pin(write::post(node, &request)).await,
+        // A random answer: its `Cache-Control: no-store` is the
+        // connection's (`Endpoint::random`), put in with its other fields.
+        (Route::Hitokoto, Method::GET | Method::HEAD) => hitokoto::get(node, request, rng).await,
+        (Route::Hitokoto, Method::POST) => Box::pin(write::post(node, request)).await,
         (Route::Hitokoto, Method::OPTIONS) => preflight("GET, HEAD, POST, OPTIONS"),
         (Route::Hitokoto, _) => allow("GET, HEAD, POST, OPTIONS"),
         (Route::Sentence, Method::GET | Method::HEAD) => {

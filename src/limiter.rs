@@ -253,16 +253,30 @@ impl Limiter {
         limit_key(client, self.settings.load().ipv6_prefix)
     }
 
-    /// Decides one request from `client`; `None` when limiting is off.
-    pub async fn check(&self, client: IpAddr) -> Option<Decision> {
-        let settings = self.settings.load();
-        if !settings.enabled {
-            return None;
-        }
+    /// Decides one request from `client` under `settings` (those in
+    /// effect, loaded once by the caller for the client's address too);
+    /// `None` when limiting is off. What it needs of `settings` is taken
+    /// before the decision: the future does not borrow them.
+    pub fn check(
+        &self,
+        settings: &LimiterSettings,
+        client: IpAddr,
+    ) -> impl std::future::Future<Output = Option<Decision>> + '_ {
+        let enabled = settings.enabled;
         let params = settings.params;
         let local_cost = settings.local_cost;
         let key = limit_key(client, settings.ipv6_prefix);
-        drop(settings);
+        async move {
+            if !enabled {
+                return None;
+            }
+            self.decide(key, params, local_cost).await
+        }
+    }
+
+    /// Decides one request on `key`: the deny cache, Redis when it
+    /// decides, else the local store.
+    async fn decide(&self, key: IpNet, params: Params, local_cost: u64) -> Option<Decision> {
         let now = now_us();
         if let Some(throttle) = self.deny.check(&key, &params, now) {
             return Some(Decision {

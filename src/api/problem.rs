@@ -1,11 +1,14 @@
 //! RFC 9457 problem details: every error as `application/problem+json`
 //! when the client's `Accept` prefers it; diem's own JSON errors stay the
-//! default. The `Accept` field is read only when the answer is an error,
+//! default. The `Accept` field is read only when the answer is an error
+//! ([`shaped`], wherever the request's fields are at hand: the connection
+//! for the errors it makes, the worker for its handlers', the connection
+//! again for a crashed handler, whose request comes back with the crash),
 //! so a successful request pays nothing for it.
 
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full};
-use hyper::header::{HeaderValue, CONTENT_TYPE};
+use hyper::header::{HeaderMap, HeaderValue, ACCEPT, CONTENT_TYPE};
 use hyper::Response;
 
 use crate::api::request::HttpResponse;
@@ -52,6 +55,33 @@ pub fn prefers_problem(accept: &HeaderValue) -> bool {
         }
     }
     problem.is_some_and(|p| p > 0.0 && p >= json.unwrap_or(wildcard))
+}
+
+/// `r` as the client whose request had `headers` prefers it: an error as
+/// problem details if its `Accept` says so ([`prefers_problem`]), anything
+/// else unchanged — without a look at the fields.
+///
+/// ```
+/// use hyper::header::{HeaderMap, HeaderValue, ACCEPT};
+/// use hyper::StatusCode;
+/// use diem::api::problem::shaped;
+/// use diem::api::response::error;
+///
+/// let mut headers = HeaderMap::new();
+/// headers.insert(ACCEPT, HeaderValue::from_static("application/problem+json"));
+/// let r = shaped(error(StatusCode::NOT_FOUND, "not_found", "no such route"), &headers);
+/// assert_eq!(r.headers()["content-type"], "application/problem+json");
+/// let r = shaped(error(StatusCode::NOT_FOUND, "not_found", "no such route"), &HeaderMap::new());
+/// assert_eq!(r.headers()["content-type"], "application/json; charset=utf-8");
+/// ```
+pub fn shaped(r: HttpResponse, headers: &HeaderMap) -> HttpResponse {
+    if r.status().as_u16() < 400 {
+        return r;
+    }
+    match headers.get(ACCEPT) {
+        Some(accept) if prefers_problem(accept) => as_problem(r),
+        _ => r,
+    }
 }
 
 /// An error response of diem's JSON shape (`{"error", "message",

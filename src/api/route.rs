@@ -138,4 +138,11 @@ impl Endpoint {
             write,
         }
     }
+
+    /// Whether its answer is a random one (`GET`/`HEAD /hitokoto/v2/`),
+    /// which no cache may keep: each is `Cache-Control: no-store`, its
+    /// errors too (a refusal is the client's own, not another's).
+    pub fn random(self) -> bool {
+        self.read && self.route == Route::Hitokoto
+    }
 }

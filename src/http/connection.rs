@@ -31,7 +31,7 @@ use std::time::Instant;
 use bytes::Bytes;
 use http_body_util::{BodyExt, Limited};
 use hyper::body::Incoming;
-use hyper::header::{HeaderMap, HeaderValue, ACCEPT, CONNECTION};
+use hyper::header::{HeaderMap, HeaderValue, CONNECTION};
 use hyper::StatusCode;
 use hyper_util::rt::TokioIo;
 use tokio::net::TcpStream;
@@ -46,7 +46,7 @@ use crate::http::head_deadline::{Expired, HeadDeadline, Watched};
 use crate::limiter::{Decision, LimiterSettings};
 use crate::metrics::MethodClass;
 use crate::node::Node;
-use crate::workers::pool::DispatchError;
+use crate::workers::pool::{DispatchError, Unanswered};
 
 /// Serves one connection until the client closes it, a limit closes it,
 /// or shutdown drains it.
@@ -179,51 +179,63 @@ fn client_of(settings: &LimiterSettings, peer: IpAddr, headers: &HeaderMap) -> I
     client_ip(peer, headers, &settings.trusted_proxies, settings.client_header)
 }
 
+/// The limiter's decision on a request, and the `RateLimit-Policy` of
+/// the settings it was made under.
+struct Decided {
+    decision: Decision,
+    policy: HeaderValue,
+}
+
 async fn answer(
     node: &Node,
     endpoint: Endpoint,
     peer: IpAddr,
     req: hyper::Request<Incoming>,
-) -> (HttpResponse, Option<Decision>) {
+) -> (HttpResponse, Option<Decided>) {
     if endpoint.inline {
         return (ops::healthz(), None);
     }
+    // The errors made here are shaped as the client prefers (problem
+    // details), its fields at hand; a handler's are shaped by its worker.
     let Some(_admission) = node.workers.admit() else {
-        return (response::overloaded(), None);
+        return (problem::shaped(response::overloaded(), req.headers()), None);
     };
     if endpoint.write {
         let client = client_of(&node.limiter.settings(), peer, req.headers());
         if let Err(refusal) = auth::authorize(node, client, req.headers()) {
             node.metrics.rejected(refusal.label());
-            return (refusal.response(), None);
+            return (problem::shaped(refusal.response(), req.headers()), None);
         }
     }
-    // One load of the settings for both the switch and the client.
-    let limited_client = if endpoint.limited {
+    // One load of the settings for the switch, the client, its decision
+    // and the policy its answer names.
+    let check = if endpoint.limited {
         let settings = node.limiter.settings();
-        settings
-            .enabled
-            .then(|| client_of(&settings, peer, req.headers()))
+        settings.enabled.then(|| {
+            let client = client_of(&settings, peer, req.headers());
+            (node.limiter.check(&settings, client), settings.policy.clone())
+        })
     } else {
         None
     };
-    let decision = match limited_client {
-        Some(client) => node.limiter.check(client).await,
+    let decision = match check {
+        Some((check, policy)) => check.await.map(|decision| Decided { decision, policy }),
         None => None,
     };
-    if let Some(d) = &decision {
+    if let Some(Decided { decision: d, .. }) = &decision {
         node.metrics.decision(d.backend, d.throttle.limited);
         if d.cached {
             node.metrics.cached_refusal();
         }
         if d.throttle.limited {
-            return (response::rate_limited(d.throttle.retry_after_secs()), decision);
+            let refused = response::rate_limited(d.throttle.retry_after_secs());
+            return (problem::shaped(refused, req.headers()), decision);
         }
     }
     let (parts, body) = req.into_parts();
     let body = match read_body(node, body).await {
         Ok(b) => b,
-        Err(r) => return (r, decision),
+        Err(r) => return (problem::shaped(r, &parts.headers), decision),
     };
     let response = match node
         .workers
@@ -235,8 +247,16 @@ async fn answer(
         .await
     {
         Ok(r) => r,
-        Err(DispatchError::Crashed) => response::crashed(),
-        Err(DispatchError::Unavailable) => response::overloaded(),
+        Err(Unanswered { why, request }) => {
+            let r = match why {
+                DispatchError::Crashed => response::crashed(),
+                DispatchError::Unavailable => response::overloaded(),
+            };
+            match request {
+                Some(request) => problem::shaped(r, &request.parts.headers),
+                None => r,
+            }
+        }
     };
     (response, decision)
 }
@@ -270,25 +290,28 @@ async fn respond(node: &Node, peer: SocketAddr, req: hyper::Request<Incoming>) -
         (c.log.access, grant)
     });
     let access = access && tracing::enabled!(target: "diem::access", tracing::Level::INFO);
-    // Kept to shape an error as problem details if it comes to that.
-    let accept = req.headers().get(ACCEPT).cloned();
     let logged = access.then(|| {
         let client = client_of(&node.limiter.settings(), peer.ip(), req.headers());
         (req.method().clone(), req.uri().clone(), client)
     });
     let (mut response, decision) = answer(node, endpoint, peer.ip(), req).await;
-    if response.status().as_u16() >= 400 && accept.as_ref().is_some_and(problem::prefers_problem) {
-        response = problem::as_problem(response);
-    }
-    let limits = decision.as_ref().map(|d| Limits {
+    #[cfg(feature = "faults")]
+    let decided = decision.as_ref().map(|l| l.decision);
+    let limits = decision.map(|Decided { decision: d, policy }| Limits {
         limit: d.throttle.limit,
         remaining: d.throttle.remaining,
         reset_secs: d.throttle.reset_secs(),
-        policy: node.limiter.settings().policy.clone(),
+        policy,
     });
-    head::complete(response.headers_mut(), grant, limits.as_ref(), node.is_draining());
+    let added = head::Added {
+        grant,
+        limits: limits.as_ref(),
+        no_store: endpoint.random(),
+        draining: node.is_draining(),
+    };
+    head::complete(response.headers_mut(), added);
     #[cfg(feature = "faults")]
-    if let Some(d) = &decision {
+    if let Some(d) = &decided {
         crate::faults::decided(response.headers_mut(), d);
     }
     let end = Instant::now();

@@ -4,6 +4,8 @@
 //! says what is left of it. Both are Structured Fields (RFC 9651): a list
 //! of one item, the string `"default"` with integer parameters.
 
+use std::cell::RefCell;
+
 use hyper::header::{HeaderName, HeaderValue};
 
 /// `RateLimit-Policy`.
@@ -36,14 +38,53 @@ pub fn ratelimit_policy(burst: u64, count: u64, period_secs: u64) -> HeaderValue
 
 /// The `RateLimit` field of one decision: `r` requests remaining now, `t`
 /// seconds until the quota is whole again (as `X-RateLimit-Remaining` and
-/// `X-RateLimit-Reset`). Written without `fmt` (every limited request).
+/// `X-RateLimit-Reset`).
+///
+/// Every limited answer carries one, and the values repeat: a client's
+/// `r` follows from its `t` (both from the same theoretical arrival time),
+/// so each thread keeps, for every `t` below [`RECENT_SLOTS`], the last
+/// value it made with its `r`, and a value asked for again is a clone of
+/// it — no formatting, no allocation (~230 instructions fewer per limited
+/// request, measured: docs/benchmarks.md). At most [`RECENT_SLOTS`] values
+/// per thread are kept.
 ///
 /// ```
 /// use diem::limiter::fields::ratelimit;
 ///
 /// assert_eq!(ratelimit(35, 10), "\"default\";r=35;t=10");
+/// assert_eq!(ratelimit(35, 10), "\"default\";r=35;t=10");
+/// assert_eq!(ratelimit(34, 10), "\"default\";r=34;t=10");
+/// assert_eq!(ratelimit(0, 86_400), "\"default\";r=0;t=86400");
 /// ```
 pub fn ratelimit(remaining: u64, reset_secs: u64) -> HeaderValue {
+    thread_local! {
+        static RECENT: RefCell<Vec<Option<(u64, HeaderValue)>>> = const { RefCell::new(Vec::new()) };
+    }
+    let slot = match usize::try_from(reset_secs) {
+        Ok(slot) if slot < RECENT_SLOTS => slot,
+        _ => return made(remaining, reset_secs),
+    };
+    RECENT.with_borrow_mut(|recent| {
+        if recent.is_empty() {
+            recent.resize(RECENT_SLOTS, None);
+        }
+        match &recent[slot] {
+            Some((r, value)) if *r == remaining => value.clone(),
+            _ => {
+                let value = made(remaining, reset_secs);
+                recent[slot] = Some((remaining, value.clone()));
+                value
+            }
+        }
+    })
+}
+
+/// The `t` values below which [`ratelimit`] keeps each thread's recent
+/// values: 17 minutes, more than the reset of any usual limit.
+pub const RECENT_SLOTS: usize = 1024;
+
+/// A `RateLimit` value written (without `fmt`).
+fn made(remaining: u64, reset_secs: u64) -> HeaderValue {
     let mut text = [0u8; 64];
     let mut n = 0;
     let (mut r, mut t) = (itoa::Buffer::new(), itoa::Buffer::new());

@@ -7,8 +7,10 @@
 //!   a worker that crashed or was stopped) → [`Outcome::Retry`] with the
 //!   request, which is then given to another worker: a request that never
 //!   reached a handler never fails;
-//! * dropped after a worker took the request (its handler panicked, or the
-//!   worker was killed mid-request) → [`Outcome::Crashed`], answered 500.
+//! * dropped after a worker started it (its handler panicked, or the
+//!   worker was killed mid-request) → [`Outcome::Crashed`], answered 500;
+//!   the request comes back with it (the handler only borrowed it), so
+//!   the 500 is shaped as the client asked (problem details).
 //!
 //! So a worker crash fails exactly the request inside the handler, and
 //! nothing here allocates beyond the reply channel.
@@ -37,14 +39,16 @@ pub enum Outcome {
     Done(HttpResponse),
     /// No handler saw the request; here it is back.
     Retry(Request),
-    /// The handler did not finish (panic or kill).
-    Crashed,
+    /// The handler did not finish (panic or kill); the request it had.
+    Crashed(Option<Request>),
 }
 
 /// A request on its way through a worker.
 #[derive(Debug)]
 pub struct Job {
     request: Option<Request>,
+    /// A handler has the request (dropping the job now is a crash).
+    started: bool,
     reply: Option<oneshot::Sender<Outcome>>,
 }
 
@@ -53,14 +57,16 @@ impl Job {
     pub fn new(request: Request, reply: oneshot::Sender<Outcome>) -> Self {
         Self {
             request: Some(request),
+            started: false,
             reply: Some(reply),
         }
     }
 
-    /// Takes the request out to handle it: from now on, dropping the job
+    /// Lends the request to a handler: from now on, dropping the job
     /// reports a crash.
-    pub fn take(&mut self) -> Option<Request> {
-        self.request.take()
+    pub fn start(&mut self) -> Option<&Request> {
+        self.started = true;
+        self.request.as_ref()
     }
 
     /// Answers.
@@ -81,8 +87,8 @@ impl Drop for Job {
     fn drop(&mut self) {
         if let Some(reply) = self.reply.take() {
             let outcome = match self.request.take() {
-                Some(request) => Outcome::Retry(request),
-                None => Outcome::Crashed,
+                Some(request) if !self.started => Outcome::Retry(request),
+                request => Outcome::Crashed(request),
             };
             let _ = reply.send(outcome);
         }
@@ -110,9 +116,9 @@ mod tests {
 
         let (tx, mut rx) = oneshot::channel();
         let mut job = Job::new(request(), tx);
-        assert!(job.take().is_some());
+        assert!(job.start().is_some());
         drop(job);
-        assert!(matches!(rx.try_recv(), Ok(Outcome::Crashed)));
+        assert!(matches!(rx.try_recv(), Ok(Outcome::Crashed(Some(_)))));
 
         let (tx, mut rx) = oneshot::channel();
         let job = Job::new(request(), tx);

@@ -60,6 +60,23 @@ pub enum DispatchError {
     Unavailable,
 }
 
+/// A request no worker answered: why, and the request itself when it is
+/// still at hand (to shape the error as its client asked).
+#[derive(Debug, thiserror::Error)]
+#[error("{why}")]
+pub struct Unanswered {
+    /// Why.
+    pub why: DispatchError,
+    /// The request, unless it was lost with the worker.
+    pub request: Option<Request>,
+}
+
+impl Unanswered {
+    fn new(why: DispatchError, request: Option<Request>) -> Self {
+        Self { why, request }
+    }
+}
+
 /// Round robin per thread: no counter shared between cores.
 fn next_index(len: usize) -> usize {
     thread_local! {
@@ -266,7 +283,7 @@ impl WorkerPool {
 
     /// Hands `request` to a worker and waits for its response. A request
     /// that no handler saw (its worker stopped first) is given to another.
-    pub async fn dispatch(&self, request: Request) -> Result<HttpResponse, DispatchError> {
+    pub async fn dispatch(&self, request: Request) -> Result<HttpResponse, Unanswered> {
         let mut request = request;
         for _ in 0..ATTEMPTS {
             let (tx, rx) = oneshot::channel();
@@ -282,9 +299,9 @@ impl WorkerPool {
                         Ok(()) => Ok(()),
                         Err(MessagingErr::SendErr(WorkerMsg::Job(job))) => match job.into_request() {
                             Some(back) => Err((back, Some(worker.actor().get_id()))),
-                            None => return Err(DispatchError::Unavailable),
+                            None => return Err(Unanswered::new(DispatchError::Unavailable, None)),
                         },
-                        Err(_) => return Err(DispatchError::Unavailable),
+                        Err(_) => return Err(Unanswered::new(DispatchError::Unavailable, None)),
                     }
                 }
             };
@@ -292,7 +309,10 @@ impl WorkerPool {
                 Ok(()) => match rx.await {
                     Ok(Outcome::Done(response)) => return Ok(response),
                     Ok(Outcome::Retry(back)) => request = back,
-                    Ok(Outcome::Crashed) | Err(_) => return Err(DispatchError::Crashed),
+                    Ok(Outcome::Crashed(request)) => {
+                        return Err(Unanswered::new(DispatchError::Crashed, request))
+                    }
+                    Err(_) => return Err(Unanswered::new(DispatchError::Crashed, None)),
                 },
                 Err((back, stopped)) => {
                     match stopped {
@@ -301,16 +321,16 @@ impl WorkerPool {
                         // Boxed: the wait holds a timer, and every
                         // request's future would otherwise be that large.
                         None => {
-                            Box::pin(self.wait_for_workers())
-                                .await
-                                .ok_or(DispatchError::Unavailable)?;
+                            if Box::pin(self.wait_for_workers()).await.is_none() {
+                                return Err(Unanswered::new(DispatchError::Unavailable, Some(back)));
+                            }
                         }
                     }
                     request = back;
                 }
             }
         }
-        Err(DispatchError::Unavailable)
+        Err(Unanswered::new(DispatchError::Unavailable, Some(request)))
     }
 }
 

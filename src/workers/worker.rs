@@ -85,7 +85,7 @@ impl Actor for Worker {
     ) -> Result<(), ActorProcessingErr> {
         match msg {
             WorkerMsg::Job(mut job) => {
-                if let Some(request) = job.take() {
+                if let Some(request) = job.start() {
                     let response = api::handle(&self.node, request, &mut state.rng).await;
                     job.finish(response);
                 }

@@ -20,6 +20,16 @@ fn limits() -> Limits {
     }
 }
 
+/// What the connection adds: every origin granted, not draining.
+fn added(limits: Option<&Limits>, no_store: bool) -> Added<'_> {
+    Added {
+        grant: Grant::Any,
+        limits,
+        no_store,
+        draining: false,
+    }
+}
+
 /// The answers of each prebuilt shape, as a worker makes them.
 fn answers() -> Vec<HeaderMap> {
     let mut out = Vec::new();
@@ -42,14 +52,20 @@ fn answers() -> Vec<HeaderMap> {
 
 #[test]
 fn a_prebuilt_head_is_the_fields_inserted_one_by_one() {
-    for answer in answers() {
+    // Each shape, and a random answer (`Content-Type` alone, no-store added).
+    let random = answers().into_iter().filter(|a| a.len() == 1).map(|a| (a, true));
+    for (answer, no_store) in answers().into_iter().map(|a| (a, false)).chain(random) {
         assert!(shape(&answer).is_some(), "{:?}", fields(&answer));
         // A limited answer: the prebuilt head against the inserts.
+        let limits = limits();
         let mut fast = answer.clone();
-        complete(&mut fast, Grant::Any, Some(&limits()), false);
+        complete(&mut fast, added(Some(&limits), no_store));
         let mut slow = answer.clone();
-        insert_each(&mut slow, Grant::Any, Some(&limits()), false);
+        insert_each(&mut slow, Grant::Any, Some(&limits), no_store, false);
         assert_eq!(fields(&fast), fields(&slow));
+        if no_store {
+            assert_eq!(fast["cache-control"], "no-store");
+        }
         assert_eq!(fast["content-type"], answer["content-type"]);
         assert_eq!(fast["access-control-allow-origin"], "*");
         assert_eq!(fast["x-content-type-options"], "nosniff");
@@ -60,8 +76,9 @@ fn a_prebuilt_head_is_the_fields_inserted_one_by_one() {
         assert_eq!(fast["ratelimit"], "\"default\";r=7;t=290");
         // An answer the limiter did not decide: the two fields inserted.
         let mut plain = answer.clone();
-        complete(&mut plain, Grant::Any, None, false);
+        complete(&mut plain, added(None, no_store));
         assert_eq!(plain["content-type"], answer["content-type"]);
+        assert_eq!(plain.get("cache-control"), fast.get("cache-control"));
         assert_eq!(plain["access-control-allow-origin"], "*");
         assert_eq!(plain["x-content-type-options"], "nosniff");
         assert!(plain.get("ratelimit").is_none());
@@ -75,7 +92,8 @@ fn other_shapes_grants_and_a_drain_get_each_field_inserted() {
     tagged.insert(CACHE_CONTROL, NO_STORE);
     tagged.insert(ETAG, HeaderValue::from_static("\"x\""));
     assert_eq!(shape(&tagged), None);
-    complete(&mut tagged, Grant::Any, Some(&limits()), false);
+    let limits = limits();
+    complete(&mut tagged, added(Some(&limits), false));
     assert_eq!(tagged["etag"], "\"x\"");
     assert_eq!(tagged["ratelimit"], "\"default\";r=7;t=290");
 
@@ -86,12 +104,33 @@ fn other_shapes_grants_and_a_drain_get_each_field_inserted() {
 
     let blog = HeaderValue::from_static("https://blog.example");
     let mut granted = answers().remove(0);
-    complete(&mut granted, Grant::Origin(blog.clone()), None, false);
+    let grant = Grant::Origin(blog.clone());
+    complete(
+        &mut granted,
+        Added {
+            grant,
+            ..added(None, true)
+        },
+    );
     assert_eq!(granted["access-control-allow-origin"], blog);
     assert_eq!(granted[VARY], "Origin");
+    assert_eq!(granted[CACHE_CONTROL], "no-store");
 
     let mut draining = answers().remove(0);
-    complete(&mut draining, Grant::Any, None, true);
+    complete(
+        &mut draining,
+        Added {
+            draining: true,
+            ..added(None, false)
+        },
+    );
     assert_eq!(draining["connection"], "close");
     assert_eq!(draining["access-control-allow-origin"], "*");
+
+    // A refusal of a random answer (`Retry-After`) is no-store too.
+    let mut refused = answers().pop().expect("a refusal");
+    complete(&mut refused, added(Some(&limits), true));
+    assert_eq!(refused[CACHE_CONTROL], "no-store");
+    assert_eq!(refused[RETRY_AFTER], "3");
+    assert_eq!(refused["ratelimit"], "\"default\";r=7;t=290");
 }
