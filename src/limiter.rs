@@ -104,6 +104,27 @@ pub struct Decision {
     pub cached: bool,
 }
 
+/// What deciding one request needs of the limiter's settings, taken while
+/// they are loaded (once per request, with the client's address), so that
+/// the decision does not hold them.
+#[derive(Debug, Clone, Copy)]
+pub struct Check {
+    key: IpNet,
+    params: Params,
+    local_cost: u64,
+}
+
+impl Check {
+    /// The check of a request from `client` under `settings`.
+    pub fn new(settings: &LimiterSettings, client: IpAddr) -> Self {
+        Self {
+            key: limit_key(client, settings.ipv6_prefix),
+            params: settings.params,
+            local_cost: settings.local_cost,
+        }
+    }
+}
+
 /// A client's GCRA state, as `ctl limiter get` shows it.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct ClientState {
@@ -253,38 +274,23 @@ impl Limiter {
         limit_key(client, self.settings.load().ipv6_prefix)
     }
 
-    /// Decides one request from `client` under `settings` (those in
-    /// effect, loaded once by the caller for the client's address too);
-    /// `None` when limiting is off. What it needs of `settings` is taken
-    /// before the decision: the future does not borrow them.
-    pub fn check(
-        &self,
-        settings: &LimiterSettings,
-        client: IpAddr,
-    ) -> impl std::future::Future<Output = Option<Decision>> + '_ {
-        let enabled = settings.enabled;
-        let params = settings.params;
-        let local_cost = settings.local_cost;
-        let key = limit_key(client, settings.ipv6_prefix);
-        async move {
-            if !enabled {
-                return None;
-            }
-            self.decide(key, params, local_cost).await
-        }
-    }
-
-    /// Decides one request on `key`: the deny cache, Redis when it
-    /// decides, else the local store.
-    async fn decide(&self, key: IpNet, params: Params, local_cost: u64) -> Option<Decision> {
+    /// Decides one request, as `check` says (made while the caller had
+    /// the settings loaded): the deny cache, Redis when it decides, else
+    /// the local store.
+    pub async fn decide(&self, check: Check) -> Decision {
+        let Check {
+            key,
+            params,
+            local_cost,
+        } = check;
         let now = now_us();
         if let Some(throttle) = self.deny.check(&key, &params, now) {
-            return Some(Decision {
+            return Decision {
                 throttle,
                 backend: Backend::Redis,
                 cached: true,
                 at: now,
-            });
+            };
         }
         let redis = self.redis.load_full();
         if let Some(redis) = redis {
@@ -296,20 +302,20 @@ impl Limiter {
                 // What Redis said is where the local fallback continues
                 // from if Redis fails: no fresh budget on a switch.
                 self.local.remember(key, checked.tat(), checked.at);
-                return Some(Decision {
+                return Decision {
                     throttle: checked.throttle,
                     backend: Backend::Redis,
                     cached: false,
                     at: checked.at,
-                });
+                };
             }
         }
-        Some(Decision {
+        Decision {
             throttle: self.local.check_costing(key, &params, local_cost),
             backend: Backend::Local,
             cached: false,
             at: now,
-        })
+        }
     }
 
     /// The state of `client`'s key without spending anything

@@ -43,7 +43,7 @@ use crate::api::{auth, cors, ops, problem, response};
 use crate::http::client_ip::client_ip;
 use crate::http::head::{self, Limits};
 use crate::http::head_deadline::{Expired, HeadDeadline, Watched};
-use crate::limiter::{Decision, LimiterSettings};
+use crate::limiter::{Check, Decision, LimiterSettings};
 use crate::metrics::MethodClass;
 use crate::node::Node;
 use crate::workers::pool::{DispatchError, Unanswered};
@@ -213,13 +213,16 @@ async fn answer(
         let settings = node.limiter.settings();
         settings.enabled.then(|| {
             let client = client_of(&settings, peer, req.headers());
-            (node.limiter.check(&settings, client), settings.policy.clone())
+            (Check::new(&settings, client), settings.policy.clone())
         })
     } else {
         None
     };
     let decision = match check {
-        Some((check, policy)) => check.await.map(|decision| Decided { decision, policy }),
+        Some((check, policy)) => Some(Decided {
+            decision: node.limiter.decide(check).await,
+            policy,
+        }),
         None => None,
     };
     if let Some(Decided { decision: d, .. }) = &decision {

@@ -154,6 +154,15 @@ async fn errors_are_problem_details_when_the_client_prefers_them() {
     assert_eq!(p["violated-policies"], serde_json::json!(["default"]), "{p}");
     assert_eq!(p["type"], "urn:diem:problem:rate_limited");
     assert!(!r.header("retry-after").is_empty() && !r.header("ratelimit").is_empty());
+    // A refusal of a random answer is not stored either.
+    assert_eq!(r.header("cache-control"), "no-store");
+    // A handler that crashed: its 500 too (the request comes back with
+    // the crash, its Accept read then).
+    let crash = [("accept", "application/problem+json"), ("x-diem-fault", "panic")];
+    let r = s.request("GET", "/nowhere", &crash, "").await;
+    assert_eq!(r.status, 500);
+    assert_eq!(r.header("content-type"), "application/problem+json");
+    assert_eq!(r.json()["type"], "urn:diem:problem:internal_error");
     // application/json preferred: diem's own.
     let r = s
         .request(
