@@ -75,12 +75,12 @@ fn sentence_id(path: &str) -> &str {
 pub async fn handle(node: &Node, request: &Request, rng: &mut fastrand::Rng) -> HttpResponse {
     // An error as the client prefers it (problem details): its fields are
     // here, and read only for an error.
-    let r = route(node, request, rng).await;
+    let r = by_route(node, request, rng).await;
     problem::shaped(r, &request.parts.headers)
 }
 
 /// The answer of the route `request` is for.
-async fn route(node: &Node, request: &Request, rng: &mut fastrand::Rng) -> HttpResponse {
+async fn by_route(node: &Node, request: &Request, rng: &mut fastrand::Rng) -> HttpResponse {
     #[cfg(feature = "faults")]
     crate::faults::inject(node, &request.parts.headers).await;
 

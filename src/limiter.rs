@@ -1,7 +1,7 @@
 //! Per-client rate limiting: GCRA with redis-cell's `CL.THROTTLE`
 //! semantics, decided in Redis and, while Redis is unreachable, in process.
 //!
-//! [`Limiter`] is what a request sees: one call, [`Limiter::check`], that
+//! [`Limiter`] is what a request sees: one call, [`Limiter::decide`] (of a [`Check`] made from the settings in effect), that
 //! answers from Redis when the Redis limiter actor
 //! ([`redis_limiter`]) has published a healthy connection, and from the
 //! [`local`] store otherwise — including for the requests of a Redis round
