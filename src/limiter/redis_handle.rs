@@ -603,8 +603,12 @@ pub enum LimiterMsg {
     /// A cluster's slot moved (`MOVED`/`ASK` on a hot-path connection):
     /// read the slot map again and connect anew.
     Moved,
-    /// The Sentinels switched the primary to this `ip:port`
-    /// (`+switch-master`, [`switch_watch`](super::switch_watch)): connect
-    /// to it now.
-    Switched(String),
+    /// The Sentinels switched the primary (`+switch-master`,
+    /// [`switch_watch`](super::switch_watch)): connect to it now.
+    Switched {
+        /// The new primary's `ip:port`.
+        primary: String,
+        /// The Sentinel that announced it (which knows it: asked first).
+        sentinel: fred::types::config::Server,
+    },
 }

@@ -21,7 +21,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use fred::prelude::{Builder, Client, ClientLike, ClusterInterface, Options, ReconnectPolicy, TcpConfig};
-use fred::types::config::{TlsConfig, TlsConnector, TlsHostMapping, UnresponsiveConfig};
+use fred::types::config::{
+    Config, Server, ServerConfig, TlsConfig, TlsConnector, TlsHostMapping, UnresponsiveConfig,
+};
 use ractor::{Actor, ActorProcessingErr, ActorRef};
 use supervisors::Counted;
 use tokio::sync::{mpsc, Semaphore};
@@ -57,7 +59,25 @@ const BACK_AFTER: u32 = 2;
 /// [`client_tls`]) that gives up on a command after `timeout` and
 /// reconnects forever in the background.
 pub fn client(url: &str, tls: Option<Arc<ClientConfig>>, timeout: Duration) -> Result<Client, RedisFailure> {
-    let mut config = crate::config::parse_redis_url(url)?;
+    client_of(crate::config::parse_redis_url(url)?, tls, timeout)
+}
+
+/// `config` (a parsed Sentinel URL) with `sentinel` first among its
+/// Sentinels (added if the URL did not name it); any other URL as it is.
+fn asking_first(mut config: Config, sentinel: &Server) -> Config {
+    if let ServerConfig::Sentinel { hosts, .. } = &mut config.server {
+        hosts.retain(|h| h != sentinel);
+        hosts.insert(0, sentinel.clone());
+    }
+    config
+}
+
+/// A client of `config` (a parsed `redis.url`), as [`client`] makes one.
+fn client_of(
+    mut config: Config,
+    tls: Option<Arc<ClientConfig>>,
+    timeout: Duration,
+) -> Result<Client, RedisFailure> {
     if let Some(tls) = tls {
         config.tls = Some(TlsConfig {
             connector: TlsConnector::Rustls(tokio_rustls::TlsConnector::from(tls)),
@@ -115,18 +135,12 @@ struct Connection {
 }
 
 impl Connection {
-    /// A client of `url` connecting (and reconnecting) in the background,
-    /// and the task keeping its last connection error in `errors`.
-    fn open(
-        url: &str,
-        tls: Option<Arc<ClientConfig>>,
-        command_timeout: Duration,
-        errors: &LastError,
-    ) -> Result<(Self, OwnedTask), RedisFailure> {
-        let client = client(url, tls, command_timeout)?;
+    /// `client` connecting (and reconnecting) in the background, and the
+    /// task keeping its last connection error in `errors`.
+    fn open(client: Client, errors: &LastError) -> (Self, OwnedTask) {
         let watch = OwnedTask::spawn(last_error::keep(&client, errors.clone(), String::new()), || {});
         let task = client.connect();
-        Ok((Self { client, task }, watch))
+        (Self { client, task }, watch)
     }
 }
 
@@ -453,7 +467,13 @@ impl RedisLimiter {
     /// after failures: the switch is the store's own word that the new
     /// primary is the one. What was decided locally meanwhile is written
     /// back first, as after any fallback.
-    async fn switched(&self, myself: &ActorRef<LimiterMsg>, state: &mut LimiterState, primary: &str) {
+    async fn switched(
+        &self,
+        myself: &ActorRef<LimiterMsg>,
+        state: &mut LimiterState,
+        primary: &str,
+        announced_by: &Server,
+    ) {
         tracing::info!(%primary, "rate limiter: the sentinels switched the primary; connecting to it");
         self.node.limiter.count_switch();
         let heard = std::time::Instant::now();
@@ -461,14 +481,18 @@ impl RedisLimiter {
         let command_timeout = config.redis.command_timeout.get();
         // A client of its own asks the Sentinels now; the old one would
         // at its next reconnection attempt, after its backoff (up to
-        // 500 ms: ~300 ms measured with `force_reconnection`).
-        match Connection::open(
-            &config.redis.url,
-            state.tls.clone(),
-            command_timeout,
-            &state.connection_error,
-        ) {
-            Ok((fresh, errors)) => {
+        // 500 ms: ~300 ms measured with `force_reconnection`). It asks the
+        // Sentinel that announced the switch first: fred asks the first
+        // Sentinel of its list that answers, and another may not have
+        // heard of the switch yet (under load they agreed seconds apart,
+        // and a client asking a Sentinel that did not know went on
+        // connecting to the dead primary until it did).
+        let fresh = crate::config::parse_redis_url(&config.redis.url)
+            .map_err(RedisFailure::from)
+            .and_then(|c| client_of(asking_first(c, announced_by), state.tls.clone(), command_timeout));
+        match fresh {
+            Ok(client) => {
+                let (fresh, errors) = Connection::open(client, &state.connection_error);
                 let wait = command_timeout.max(Duration::from_millis(500));
                 let _ = tokio::time::timeout(wait, fresh.client.wait_for_connect()).await;
                 state._errors = errors;
@@ -493,6 +517,12 @@ impl RedisLimiter {
             }
             // Not there yet: the health checks bring decisions back.
             Err(e) => {
+                tracing::warn!(
+                    %primary,
+                    reconnected_ms,
+                    error = %e,
+                    "rate limiter: the switched primary does not decide yet; the health checks will bring decisions back"
+                );
                 state.healthy_in_a_row = 0;
                 self.withdraw(state, e);
             }
@@ -548,8 +578,10 @@ impl Actor for RedisLimiter {
         let timeout = config.redis.command_timeout;
         let tls = client_tls(&config.redis)?;
         let connection_error = LastError::default();
-        let (connection, errors) =
-            Connection::open(&config.redis.url, tls.clone(), timeout.get(), &connection_error)?;
+        let (connection, errors) = Connection::open(
+            client(&config.redis.url, tls.clone(), timeout.get())?,
+            &connection_error,
+        );
         let sentinel_error = LastError::default();
         let switches = switch_watch::watch(
             &config.redis.url,
@@ -627,7 +659,9 @@ impl Actor for RedisLimiter {
                 state.healthy_in_a_row = 0;
                 self.withdraw(state, e);
             }
-            LimiterMsg::Switched(primary) => self.switched(&myself, state, &primary).await,
+            LimiterMsg::Switched { primary, sentinel } => {
+                self.switched(&myself, state, &primary, &sentinel).await
+            }
             LimiterMsg::Moved => {
                 // One resync for the burst of requests that met the move.
                 let recent = state
@@ -651,3 +685,6 @@ impl Actor for RedisLimiter {
         Ok(())
     }
 }
+
+#[cfg(test)]
+mod tests;

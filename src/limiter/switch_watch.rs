@@ -16,7 +16,7 @@ use std::time::Duration;
 use fred::clients::SubscriberClient;
 use fred::interfaces::{ClientLike, EventInterface, PubsubInterface};
 use fred::prelude::{Builder, ReconnectPolicy};
-use fred::types::config::{Config, ServerConfig, TlsConfig, TlsConnector, TlsHostMapping};
+use fred::types::config::{Config, Server, ServerConfig, TlsConfig, TlsConnector, TlsHostMapping};
 use supervisors::Counted;
 use tokio_rustls::rustls::ClientConfig;
 
@@ -99,7 +99,7 @@ pub(crate) fn watch(
                 .map_err(|e| tracing::warn!(sentinel = %host, error = %e, "rate limiter: cannot watch this sentinel"))
                 .ok()?;
             let watched = Watched {
-                sentinel: host.to_string(),
+                sentinel: host.clone(),
                 service: service_name.clone(),
                 limiter: limiter.clone(),
                 last: last.clone(),
@@ -138,8 +138,8 @@ impl Drop for Subscription {
 
 /// What one Sentinel's subscriber reports to.
 struct Watched {
-    /// The Sentinel's `host:port`.
-    sentinel: String,
+    /// The Sentinel.
+    sentinel: Server,
     /// The URL's service name.
     service: String,
     limiter: Counted<LimiterMsg>,
@@ -203,7 +203,10 @@ async fn listen(subscriber: SubscriberClient, watched: Watched) {
             _ => false,
         };
         if new {
-            let _ = limiter.send(LimiterMsg::Switched(primary));
+            let _ = limiter.send(LimiterMsg::Switched {
+                primary,
+                sentinel: sentinel.clone(),
+            });
         }
     }
 }

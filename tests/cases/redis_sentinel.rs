@@ -93,11 +93,13 @@ async fn primary_killed(set: &mut RedisSentinels, prefix: &str, what: &str) {
     })
     .await;
     let (history, failures) = load.await.unwrap();
-    // Shown if the test fails: how each node followed the switch.
+    // Shown if the test fails: how each node followed the switch, and
+    // what its limiter says now.
     for (i, s) in nodes.iter().enumerate() {
         for line in s.logs().lines().filter(|l| l.contains("rate limiter")) {
             eprintln!("node {i}: {line}");
         }
+        eprintln!("node {i}: {}", s.ctl(json!({"cmd": "stats"})).await["limiter"]);
     }
     after_failover(what, &history, &failures, 3, killed_at, switched_at);
     for s in nodes.iter() {
