@@ -308,7 +308,7 @@ async fn respond(node: &Node, peer: SocketAddr, req: hyper::Request<Incoming>) -
     });
     let added = head::Added {
         grant,
-        limits: limits.as_ref(),
+        limits,
         no_store: endpoint.random(),
         draining: node.is_draining(),
     };

@@ -30,7 +30,7 @@
 //! h.insert(CONTENT_TYPE, JSON);
 //! let policy = ratelimit_policy(35, 36, 360);
 //! let limits = Limits { limit: 36, remaining: 35, reset_secs: 10, policy };
-//! let added = Added { grant: Grant::Any, limits: Some(&limits), no_store: true, draining: false };
+//! let added = Added { grant: Grant::Any, limits: Some(limits), no_store: true, draining: false };
 //! complete(&mut h, added);
 //! assert_eq!(h["cache-control"], "no-store");
 //! assert_eq!(h["access-control-allow-origin"], "*");
@@ -64,11 +64,11 @@ pub struct Limits {
 
 /// What the connection adds to one answer's head.
 #[derive(Debug, Clone)]
-pub struct Added<'a> {
+pub struct Added {
     /// The CORS grant.
     pub grant: Grant,
     /// The rate-limit fields, when the limiter decided.
-    pub limits: Option<&'a Limits>,
+    pub limits: Option<Limits>,
     /// `Cache-Control: no-store` (a random answer).
     pub no_store: bool,
     /// `Connection: close` (the node is shutting down).
@@ -135,7 +135,7 @@ fn shape(headers: &HeaderMap) -> Option<usize> {
 /// Adds the connection's fields to `headers`, an answer's: the CORS
 /// grant, `nosniff`, `no-store`, `Connection: close` when draining, and
 /// the rate-limit fields.
-pub fn complete(headers: &mut HeaderMap, added: Added<'_>) {
+pub fn complete(headers: &mut HeaderMap, added: Added) {
     let Added {
         grant,
         limits,
@@ -174,7 +174,7 @@ pub fn complete(headers: &mut HeaderMap, added: Added<'_>) {
             put(number(l.limit));
             put(number(l.remaining));
             put(number(l.reset_secs));
-            put(l.policy.clone());
+            put(l.policy);
             put(ratelimit(l.remaining, l.reset_secs));
             *headers = head;
         }
@@ -187,7 +187,7 @@ pub fn complete(headers: &mut HeaderMap, added: Added<'_>) {
 fn insert_each(
     headers: &mut HeaderMap,
     grant: Grant,
-    limits: Option<&Limits>,
+    limits: Option<Limits>,
     no_store: bool,
     draining: bool,
 ) {
@@ -206,7 +206,7 @@ fn insert_each(
         headers.insert(X_RATELIMIT_REMAINING, number(l.remaining));
         headers.insert(X_RATELIMIT_RESET, number(l.reset_secs));
         // The IETF fields, from the same decision.
-        headers.insert(RATELIMIT_POLICY, l.policy.clone());
+        headers.insert(RATELIMIT_POLICY, l.policy);
         headers.insert(RATELIMIT, ratelimit(l.remaining, l.reset_secs));
     }
 }

@@ -88,13 +88,8 @@ impl DenyCache {
         let Ok(mut shard) = shard.lock() else {
             return;
         };
-        if shard.len() >= self.shards.per_shard() && !shard.contains_key(&key) {
-            shard.retain(|_, e| e.until > now);
-            if shard.len() >= self.shards.per_shard() {
-                return;
-            }
-        }
-        shard.insert(key, Refused { tat, until });
+        self.shards
+            .keep(&mut shard, key, Refused { tat, until }, |e| e.until > now);
     }
 
     /// Forgets `key` (its limit was reset).

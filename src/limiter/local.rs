@@ -29,8 +29,7 @@
 use ipnet::IpNet;
 
 use crate::limiter::gcra::{decide, now_us, peek, Params, Throttle};
-use crate::limiter::key_hash::Hashed;
-use crate::limiter::shards::{Shard, Shards};
+use crate::limiter::shards::Shards;
 
 /// A client's TAT, and whether a local decision moved it since Redis last
 /// heard of it (to be written back when Redis decides again).
@@ -92,29 +91,17 @@ impl LocalStore {
         let tat = shard.get(&key).map(|e| e.tat).filter(|&t| t > now);
         let (throttle, stored) = decide(params, tat, now, cost);
         if let Some(new_tat) = stored {
-            self.keep(
+            self.shards.keep(
                 &mut shard,
                 key,
                 Entry {
                     tat: new_tat,
                     local: true,
                 },
-                now,
+                |e| e.tat > now,
             );
         }
         throttle
-    }
-
-    /// Keeps `entry` for `ip` in its `shard`, bounded: a full shard first
-    /// forgets the keys whose TAT has passed; if it is still full, a new key
-    /// is not kept (decided next time as an unknown client).
-    fn keep(&self, shard: &mut Shard<Entry>, key: Hashed, entry: Entry, now: i64) {
-        if shard.len() >= self.shards.per_shard() && !shard.contains_key(&key) {
-            shard.retain(|_, e| e.tat > now);
-        }
-        if shard.len() < self.shards.per_shard() || shard.contains_key(&key) {
-            shard.insert(key, entry);
-        }
     }
 
     /// Remembers `tat` (µs, [`now_us`]'s clock) as `ip`'s TAT, as Redis
@@ -130,7 +117,8 @@ impl LocalStore {
             shard.remove(&key);
             return;
         }
-        self.keep(&mut shard, key, Entry { tat, local: false }, now);
+        self.shards
+            .keep(&mut shard, key, Entry { tat, local: false }, |e| e.tat > now);
     }
 
     /// The clients whose TAT a local decision moved since Redis last

@@ -12,7 +12,6 @@
 //! let (hashed, shard) = shards.of(key);
 //! shard.lock().unwrap().insert(hashed, 7);
 //! assert_eq!(shards.len(), 1);
-//! assert_eq!(shards.per_shard(), 10);
 //! ```
 
 use std::collections::HashMap;
@@ -54,9 +53,18 @@ impl<V> Shards<V> {
         (key, &self.shards[key.shard(SHARDS)])
     }
 
-    /// The most keys a shard keeps.
-    pub fn per_shard(&self) -> usize {
-        self.per_shard
+    /// Keeps `value` for `key` in `shard` (one of these, locked), bounded:
+    /// a full shard first drops the entries that are no longer `live`; if
+    /// it is still full, a new key is not kept (decided next time as an
+    /// unknown client).
+    pub fn keep(&self, shard: &mut Shard<V>, key: Hashed, value: V, mut live: impl FnMut(&V) -> bool) {
+        if shard.len() >= self.per_shard && !shard.contains_key(&key) {
+            shard.retain(|_, v| live(v));
+            if shard.len() >= self.per_shard {
+                return;
+            }
+        }
+        shard.insert(key, value);
     }
 
     /// Every shard.

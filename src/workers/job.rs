@@ -40,7 +40,7 @@ pub enum Outcome {
     /// No handler saw the request; here it is back.
     Retry(Request),
     /// The handler did not finish (panic or kill); the request it had.
-    Crashed(Option<Request>),
+    Crashed(Request),
 }
 
 /// A request on its way through a worker.
@@ -85,10 +85,12 @@ impl Job {
 
 impl Drop for Job {
     fn drop(&mut self) {
-        if let Some(reply) = self.reply.take() {
-            let outcome = match self.request.take() {
-                Some(request) if !self.started => Outcome::Retry(request),
-                request => Outcome::Crashed(request),
+        // Not answered, and not taken back (`into_request`).
+        if let (Some(reply), Some(request)) = (self.reply.take(), self.request.take()) {
+            let outcome = if self.started {
+                Outcome::Crashed(request)
+            } else {
+                Outcome::Retry(request)
             };
             let _ = reply.send(outcome);
         }
@@ -118,7 +120,7 @@ mod tests {
         let mut job = Job::new(request(), tx);
         assert!(job.start().is_some());
         drop(job);
-        assert!(matches!(rx.try_recv(), Ok(Outcome::Crashed(Some(_)))));
+        assert!(matches!(rx.try_recv(), Ok(Outcome::Crashed(_))));
 
         let (tx, mut rx) = oneshot::channel();
         let job = Job::new(request(), tx);

@@ -310,7 +310,7 @@ impl WorkerPool {
                     Ok(Outcome::Done(response)) => return Ok(response),
                     Ok(Outcome::Retry(back)) => request = back,
                     Ok(Outcome::Crashed(request)) => {
-                        return Err(Unanswered::new(DispatchError::Crashed, request))
+                        return Err(Unanswered::new(DispatchError::Crashed, Some(request)))
                     }
                     Err(_) => return Err(Unanswered::new(DispatchError::Crashed, None)),
                 },

@@ -95,15 +95,17 @@ async fn primary_killed(set: &mut RedisSentinels, prefix: &str, what: &str) {
     let (history, failures) = load.await.unwrap();
     // Shown if the test fails: how each node followed the switch, and
     // what its limiter says now.
+    let mut limiters = Vec::new();
     for (i, s) in nodes.iter().enumerate() {
         for line in s.logs().lines().filter(|l| l.contains("rate limiter")) {
             eprintln!("node {i}: {line}");
         }
-        eprintln!("node {i}: {}", s.ctl(json!({"cmd": "stats"})).await["limiter"]);
+        let limiter = s.ctl(json!({"cmd": "stats"})).await["limiter"].clone();
+        eprintln!("node {i}: {limiter}");
+        limiters.push(limiter);
     }
     after_failover(what, &history, &failures, 3, killed_at, switched_at);
-    for s in nodes.iter() {
-        let limiter = s.ctl(json!({"cmd": "stats"})).await["limiter"].clone();
+    for limiter in limiters {
         assert_eq!(limiter["backend"], "redis", "{limiter}");
         assert_eq!(limiter["redis"]["hot_path"], true, "{limiter}");
         assert_eq!(limiter["redis"]["sentinel_switches"], 1, "{limiter}");

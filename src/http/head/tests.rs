@@ -21,7 +21,7 @@ fn limits() -> Limits {
 }
 
 /// What the connection adds: every origin granted, not draining.
-fn added(limits: Option<&Limits>, no_store: bool) -> Added<'_> {
+fn added(limits: Option<Limits>, no_store: bool) -> Added {
     Added {
         grant: Grant::Any,
         limits,
@@ -57,11 +57,10 @@ fn a_prebuilt_head_is_the_fields_inserted_one_by_one() {
     for (answer, no_store) in answers().into_iter().map(|a| (a, false)).chain(random) {
         assert!(shape(&answer).is_some(), "{:?}", fields(&answer));
         // A limited answer: the prebuilt head against the inserts.
-        let limits = limits();
         let mut fast = answer.clone();
-        complete(&mut fast, added(Some(&limits), no_store));
+        complete(&mut fast, added(Some(limits()), no_store));
         let mut slow = answer.clone();
-        insert_each(&mut slow, Grant::Any, Some(&limits), no_store, false);
+        insert_each(&mut slow, Grant::Any, Some(limits()), no_store, false);
         assert_eq!(fields(&fast), fields(&slow));
         if no_store {
             assert_eq!(fast["cache-control"], "no-store");
@@ -92,8 +91,7 @@ fn other_shapes_grants_and_a_drain_get_each_field_inserted() {
     tagged.insert(CACHE_CONTROL, NO_STORE);
     tagged.insert(ETAG, HeaderValue::from_static("\"x\""));
     assert_eq!(shape(&tagged), None);
-    let limits = limits();
-    complete(&mut tagged, added(Some(&limits), false));
+    complete(&mut tagged, added(Some(limits()), false));
     assert_eq!(tagged["etag"], "\"x\"");
     assert_eq!(tagged["ratelimit"], "\"default\";r=7;t=290");
 
@@ -129,7 +127,7 @@ fn other_shapes_grants_and_a_drain_get_each_field_inserted() {
 
     // A refusal of a random answer (`Retry-After`) is no-store too.
     let mut refused = answers().pop().expect("a refusal");
-    complete(&mut refused, added(Some(&limits), true));
+    complete(&mut refused, added(Some(limits()), true));
     assert_eq!(refused[CACHE_CONTROL], "no-store");
     assert_eq!(refused[RETRY_AFTER], "3");
     assert_eq!(refused["ratelimit"], "\"default\";r=7;t=290");
